@@ -1,0 +1,201 @@
+/**
+ * The only module of gpucc that imports `node:fs`. Everything else reaches the host through `Sysfs`
+ * (rooted, validated, recorded) or, for the simulator that builds host trees, through these functions.
+ * Paths here are absolute and already checked by the caller.
+ */
+import { constants, promises as fsp, type FSWatcher, watch as fsWatch } from 'node:fs';
+import * as fs from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+
+export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
+
+export function readText(abs: string): string {
+  return fs.readFileSync(abs, 'utf8');
+}
+
+export function readBytes(abs: string): Buffer {
+  return fs.readFileSync(abs);
+}
+
+export function readLink(abs: string): string {
+  return fs.readlinkSync(abs);
+}
+
+export function listDir(abs: string): string[] {
+  return fs.readdirSync(abs);
+}
+
+/** The kind of a path without following a final symlink, or undefined when it does not exist. */
+export function kindOf(abs: string): FileKind | undefined {
+  try {
+    const st = fs.lstatSync(abs);
+    if (st.isSymbolicLink()) return 'symlink';
+    if (st.isDirectory()) return 'dir';
+    if (st.isFile()) return 'file';
+    if (st.isCharacterDevice()) return 'char';
+    return 'other';
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+/** Whether a path exists, following symlinks (a dangling link does not exist). */
+export function exists(abs: string): boolean {
+  return fs.existsSync(abs);
+}
+
+export function modeOf(abs: string): number {
+  return fs.statSync(abs).mode & 0o7777;
+}
+
+export function realPath(abs: string): string {
+  return fs.realpathSync(abs);
+}
+
+export function isMissing(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * One kernel attribute write: open O_WRONLY|O_TRUNC (never O_CREAT, so a missing attribute fails
+ * instead of becoming a regular file), one write(2) of the whole buffer, close.
+ */
+export async function writeAttribute(abs: string, data: Uint8Array): Promise<void> {
+  const handle = await fsp.open(abs, constants.O_WRONLY | constants.O_TRUNC);
+  try {
+    await handle.write(data, 0, data.length, null);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Synchronous variant for the simulated kernel's own bookkeeping files. */
+export function writeAttributeSync(abs: string, data: Uint8Array): void {
+  const fd = fs.openSync(abs, constants.O_WRONLY | constants.O_TRUNC);
+  try {
+    fs.writeSync(fd, data, 0, data.length, null);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export type AtomicWriteResult = 'written' | 'unchanged';
+
+export class SymlinkTargetError extends Error {
+  readonly code = 'ESYMLINK';
+}
+
+/**
+ * Replaces a file atomically: temp file in the same directory (a dot name ending in `.tmp`, which CDI
+ * scanners ignore), exclusive create, explicit mode, fsync, rename, fsync of the directory. Skips the
+ * write when the bytes on disk are already identical. On failure the temp file is removed and the old
+ * file stays as it was.
+ */
+export async function writeFileAtomic(abs: string, data: Uint8Array, mode: number): Promise<AtomicWriteResult> {
+  const dir = path.dirname(abs);
+  const kind = kindOf(abs);
+  if (kind === 'symlink') throw new SymlinkTargetError(`${abs} is a symlink`);
+  if (kind === 'file') {
+    const current = fs.readFileSync(abs);
+    if (current.equals(data) && modeOf(abs) === mode) return 'unchanged';
+  }
+  const temp = path.join(dir, `.${path.basename(abs)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let handle: fsp.FileHandle | undefined;
+  try {
+    handle = await fsp.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+    await handle.chmod(mode); // the umask must not decide the mode
+    await handle.writeFile(data);
+    await handle.sync();
+    await handle.close();
+    handle = undefined;
+    await fsp.rename(temp, abs);
+  } catch (error) {
+    await handle?.close().catch(() => {});
+    await fsp.rm(temp, { force: true });
+    throw error;
+  }
+  await syncDir(dir);
+  return 'written';
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fsp.open(dir, constants.O_RDONLY);
+  try {
+    await handle.sync();
+  } catch {
+    // some filesystems refuse fsync on a directory; the rename is still atomic there
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function removeFile(abs: string): Promise<boolean> {
+  try {
+    await fsp.unlink(abs);
+    return true;
+  } catch (error) {
+    if (isMissing(error)) return false;
+    throw error;
+  }
+}
+
+export function makeDir(abs: string, mode?: number): void {
+  fs.mkdirSync(abs, { recursive: true, ...(mode === undefined ? {} : { mode }) });
+}
+
+// ---- tree building (simulated nodes, captured fixtures) -------------------------------------------
+
+export function writeFileSync(abs: string, data: string | Uint8Array, mode = 0o644): void {
+  fs.writeFileSync(abs, data, { mode });
+  fs.chmodSync(abs, mode);
+}
+
+export function symlinkSync(target: string, abs: string): void {
+  fs.symlinkSync(target, abs);
+}
+
+export function removeSync(abs: string): void {
+  fs.rmSync(abs, { recursive: true, force: true });
+}
+
+export function renameSync(from: string, to: string): void {
+  fs.renameSync(from, to);
+}
+
+/** Exclusive creation of a directory: the primitive behind the simulator's cross-process lock. */
+export function tryMakeDirExclusive(abs: string): boolean {
+  try {
+    fs.mkdirSync(abs);
+    return true;
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+export function ageMs(abs: string): number | undefined {
+  try {
+    return Date.now() - fs.statSync(abs).mtimeMs;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
+    throw error;
+  }
+}
+
+// ---- watching --------------------------------------------------------------------------------------
+
+/** Watches one directory (not recursive); returns a closer. A missing directory yields a no-op closer. */
+export function watchDir(abs: string, onChange: (name: string | null) => void): () => void {
+  let watcher: FSWatcher;
+  try {
+    watcher = fsWatch(abs, { persistent: false }, (_event, name) => onChange(name ? String(name) : null));
+  } catch (error) {
+    if (isMissing(error)) return () => {};
+    throw error;
+  }
+  watcher.on('error', () => watcher.close());
+  return () => watcher.close();
+}

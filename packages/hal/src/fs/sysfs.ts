@@ -1,0 +1,262 @@
+import path from 'node:path';
+import { errnoOf, GpuccError } from '../errors/index.js';
+import * as hostFs from './host-fs.js';
+import { AccessRecorder } from './recorder.js';
+
+/**
+ * The side of the kernel that handles attribute writes on a simulated node. On a real host there is
+ * none: writes go to the real sysfs. Errors it throws carry an errno `code`, as Node's do.
+ */
+export interface KernelHook {
+  readonly description: string;
+  write(relPath: string, data: Uint8Array): Promise<void>;
+  /** Throws EACCES for attributes the kernel cannot read (write-only ones). */
+  checkRead?(relPath: string): void;
+}
+
+export interface SysfsOptions {
+  kernel?: KernelHook;
+  recorder?: AccessRecorder;
+}
+
+export interface WriteOptions {
+  /** Deadline for the write(2) to return; unbind and reset can block in the kernel. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+// Paths whose writes are kernel attribute stores (handled by the kernel, simulated or not).
+const KERNEL_PREFIXES = ['sys/', 'proc/'];
+
+/**
+ * Every read, write, readlink and readdir of gpucc goes through a Sysfs: one host root (`/`, `/host`,
+ * or a simulated node), every path relative to it and checked to stay under it, every access counted.
+ * Reads are synchronous (sysfs text attributes answer at once); writes are asynchronous and bounded,
+ * because a store such as `unbind` can block in the kernel.
+ */
+export class Sysfs {
+  readonly root: string;
+  readonly kernel: KernelHook | undefined;
+  readonly recorder: AccessRecorder;
+
+  constructor(hostRoot: string, options: SysfsOptions = {}) {
+    const root = path.resolve(hostRoot);
+    if (hostFs.kindOf(root) === undefined || !hostFs.exists(root)) {
+      throw new GpuccError('ERR_GPUCC_HOST_ROOT_INVALID', `host root ${root} does not exist`, {
+        hint: 'pass --host-root (GPUCC_HOST_ROOT) pointing at / , the mounted host (/host) or a simulated node',
+        details: { hostRoot: root },
+      });
+    }
+    this.root = root;
+    this.kernel = options.kernel;
+    this.recorder = options.recorder ?? new AccessRecorder();
+  }
+
+  /** The same host root with a fresh recorder, for counting one operation's accesses. */
+  withRecorder(recorder = new AccessRecorder()): Sysfs {
+    return new Sysfs(this.root, { recorder, ...(this.kernel ? { kernel: this.kernel } : {}) });
+  }
+
+  get simulated(): boolean {
+    return this.kernel !== undefined;
+  }
+
+  /** Absolute path of a host path, refusing anything that would leave the root. */
+  resolve(relPath: string): string {
+    const clean = relPath.replace(/^\/+/, '');
+    const abs = path.resolve(this.root, clean);
+    if (abs !== this.root && !abs.startsWith(this.root === '/' ? '/' : `${this.root}${path.sep}`)) {
+      throw new GpuccError('ERR_GPUCC_PATH_ESCAPES_ROOT', `path ${JSON.stringify(relPath)} leaves the host root`, {
+        hint: 'this is a bug or a malicious name: paths are built only from validated names',
+        details: { path: relPath, root: this.root },
+      });
+    }
+    return abs;
+  }
+
+  /** Reads a text attribute; throws when it is missing. */
+  read(relPath: string): string {
+    const value = this.readOptional(relPath);
+    if (value === undefined) {
+      throw new GpuccError('ERR_GPUCC_SYSFS_READ', `cannot read ${this.display(relPath)}: it does not exist`, {
+        hint: 'the device or attribute is gone; re-run discovery',
+        details: { path: relPath, errno: 'ENOENT' },
+      });
+    }
+    return value;
+  }
+
+  /** Reads a text attribute; undefined when it does not exist (optional attributes). */
+  readOptional(relPath: string): string | undefined {
+    const abs = this.resolve(relPath);
+    this.recorder.recordRead(relPath);
+    try {
+      this.kernel?.checkRead?.(relPath);
+      return hostFs.readText(abs);
+    } catch (error) {
+      if (hostFs.isMissing(error)) return undefined;
+      throw this.accessError('read', relPath, error);
+    }
+  }
+
+  /** The target of a symlink as stored, or undefined when there is no link. */
+  readlink(relPath: string): string | undefined {
+    const abs = this.resolve(relPath);
+    this.recorder.recordRead(relPath);
+    try {
+      return hostFs.readLink(abs);
+    } catch (error) {
+      if (hostFs.isMissing(error) || errnoOf(error) === 'EINVAL') return undefined;
+      throw this.accessError('readlink', relPath, error);
+    }
+  }
+
+  /** A symlink's target as a host path relative to the root (checked to stay under it). */
+  resolveLink(relPath: string): string | undefined {
+    const target = this.readlink(relPath);
+    if (target === undefined) return undefined;
+    const clean = relPath.replace(/^\/+/, '');
+    const joined = path.isAbsolute(target) ? target.slice(1) : path.join(path.dirname(clean), target);
+    const normal = path.normalize(joined);
+    this.resolve(normal);
+    return normal;
+  }
+
+  /** Directory entries, sorted; empty when the directory does not exist. */
+  readdir(relPath: string): string[] {
+    const abs = this.resolve(relPath);
+    this.recorder.recordRead(relPath);
+    try {
+      return hostFs.listDir(abs).sort();
+    } catch (error) {
+      if (hostFs.isMissing(error)) return [];
+      throw this.accessError('readdir', relPath, error);
+    }
+  }
+
+  exists(relPath: string): boolean {
+    return hostFs.exists(this.resolve(relPath));
+  }
+
+  kindOf(relPath: string): hostFs.FileKind | undefined {
+    return hostFs.kindOf(this.resolve(relPath));
+  }
+
+  /**
+   * Stores a value in a kernel attribute with one write(2), O_WRONLY|O_TRUNC, never creating the file.
+   * On a simulated node the kernel simulator performs it. Failures become GpuccErrors carrying the errno.
+   */
+  async write(relPath: string, value: string, options: WriteOptions = {}): Promise<void> {
+    const abs = this.resolve(relPath);
+    const data = Buffer.from(value);
+    const timeoutMs = options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    const kernelPath = KERNEL_PREFIXES.some((prefix) => relPath.replace(/^\/+/, '').startsWith(prefix));
+    const store = this.kernel && kernelPath ? this.kernel.write(relPath, data) : hostFs.writeAttribute(abs, data);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([store.then(() => 'ok' as const), deadline]);
+      if (outcome === 'timeout') {
+        store.catch(() => {}); // the kernel may still finish it later; nothing is waiting any more
+        this.recorder.recordWrite(relPath, value, 'timeout');
+        throw new GpuccError(
+          'ERR_GPUCC_SYSFS_WRITE_TIMEOUT',
+          `writing ${JSON.stringify(value)} to ${this.display(relPath)} did not return within ${timeoutMs} ms`,
+          {
+            hint: 'the driver is busy (a process or VM holds the device); free it, then retry',
+            details: { path: relPath, value, timeoutMs },
+          },
+        );
+      }
+      this.recorder.recordWrite(relPath, value, 'ok');
+    } catch (error) {
+      if (error instanceof GpuccError) throw error;
+      this.recorder.recordWrite(relPath, value, errnoOf(error) ?? 'error');
+      throw this.accessError('write', relPath, error, value);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Writes a regular file (state, spec, marker) atomically; see host-fs `writeFileAtomic`. */
+  async writeFileAtomic(relPath: string, content: string | Uint8Array, mode = 0o644): Promise<hostFs.AtomicWriteResult> {
+    const abs = this.resolve(relPath);
+    const data = typeof content === 'string' ? Buffer.from(content) : content;
+    try {
+      hostFs.makeDir(path.dirname(abs), 0o755);
+      const result = await hostFs.writeFileAtomic(abs, data, mode);
+      if (result === 'written') this.recorder.recordWrite(relPath, `<${data.length} bytes>`, 'ok');
+      return result;
+    } catch (error) {
+      if (error instanceof hostFs.SymlinkTargetError) {
+        throw new GpuccError('ERR_GPUCC_TARGET_IS_SYMLINK', `refusing to replace ${this.display(relPath)}: it is a symlink`, {
+          hint: 'remove the symlink or point the tool at the real directory',
+          details: { path: relPath },
+        });
+      }
+      throw new GpuccError('ERR_GPUCC_ATOMIC_WRITE_FAILED', `cannot write ${this.display(relPath)}: ${messageOf(error)}`, {
+        hint: 'check that the directory is writable and the disk is not full; the previous file was kept',
+        cause: error,
+        details: { path: relPath, errno: errnoOf(error) },
+      });
+    }
+  }
+
+  /** Removes a regular file; false when it was not there. */
+  async removeFile(relPath: string): Promise<boolean> {
+    const abs = this.resolve(relPath);
+    try {
+      const removed = await hostFs.removeFile(abs);
+      if (removed) this.recorder.recordWrite(relPath, '<unlink>', 'ok');
+      return removed;
+    } catch (error) {
+      throw this.accessError('remove', relPath, error);
+    }
+  }
+
+  /** Watches a directory for entries appearing or vanishing; returns a closer. */
+  watchDir(relPath: string, onChange: (name: string | null) => void): () => void {
+    return hostFs.watchDir(this.resolve(relPath), onChange);
+  }
+
+  /** A path as the user knows it on the host (`/sys/...`), with the root shown when it is not `/`. */
+  display(relPath: string): string {
+    const clean = `/${relPath.replace(/^\/+/, '')}`;
+    return this.root === '/' ? clean : `${clean} (under ${this.root})`;
+  }
+
+  private accessError(op: string, relPath: string, error: unknown, value?: string): GpuccError {
+    const errno = errnoOf(error);
+    const what = value === undefined ? `${op} ${this.display(relPath)}` : `write ${JSON.stringify(value)} to ${this.display(relPath)}`;
+    const details = { path: relPath, errno, ...(value === undefined ? {} : { value }) };
+    if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') {
+      return new GpuccError('ERR_GPUCC_PERMISSION_DENIED', `cannot ${what}: ${errno}`, {
+        hint:
+          errno === 'EROFS'
+            ? 'the host /sys is mounted read-only; mount it read-write for this operand'
+            : 'run as root (or with CAP_SYS_ADMIN) and check the attribute is readable/writable at all',
+        cause: error,
+        details,
+      });
+    }
+    if (op === 'write' && hostFs.isMissing(error)) {
+      return new GpuccError('ERR_GPUCC_ATTRIBUTE_MISSING', `cannot ${what}: the attribute does not exist`, {
+        hint: 'the device, driver or kernel feature is absent; gpucc never creates sysfs files',
+        cause: error,
+        details: { ...details, errno: 'ENOENT' },
+      });
+    }
+    const code = op === 'write' ? 'ERR_GPUCC_SYSFS_WRITE' : 'ERR_GPUCC_SYSFS_READ';
+    return new GpuccError(code, `cannot ${what}: ${errno ?? messageOf(error)}`, {
+      hint: op === 'write' ? 'the kernel refused the write; see the errno and the kernel log (dmesg)' : 'check the host root and the file',
+      cause: error,
+      details,
+    });
+  }
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
