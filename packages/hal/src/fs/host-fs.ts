@@ -3,9 +3,10 @@
  * (rooted, validated, recorded) or, for the simulator that builds host trees, through these functions.
  * Paths here are absolute and already checked by the caller.
  */
-import { constants, promises as fsp, type FSWatcher, watch as fsWatch } from 'node:fs';
-import * as fs from 'node:fs';
+
 import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { constants, type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
 import path from 'node:path';
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
@@ -149,8 +150,13 @@ export function makeDir(abs: string, mode?: number): void {
 // ---- tree building (simulated nodes, captured fixtures) -------------------------------------------
 
 export function writeFileSync(abs: string, data: string | Uint8Array, mode = 0o644): void {
-  fs.writeFileSync(abs, data, { mode });
-  fs.chmodSync(abs, mode);
+  const fd = fs.openSync(abs, 'w', mode);
+  try {
+    fs.fchmodSync(fd, mode); // the umask must not decide the mode
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 export function symlinkSync(target: string, abs: string): void {
@@ -172,6 +178,24 @@ export function tryMakeDirExclusive(abs: string): boolean {
     return true;
   } catch (error) {
     if ((error as { code?: unknown }).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+export function appendText(abs: string, text: string): void {
+  fs.appendFileSync(abs, text);
+}
+
+/**
+ * A stamp that changes whenever the file is replaced or rewritten (inode, mtime, size), or undefined
+ * when it does not exist. mtime alone is not enough: the kernel's clock for it is coarse (a jiffy).
+ */
+export function fileStamp(abs: string): string | undefined {
+  try {
+    const st = fs.statSync(abs);
+    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+  } catch (error) {
+    if (isMissing(error)) return undefined;
     throw error;
   }
 }

@@ -1,4 +1,4 @@
+export type { AtomicWriteResult, FileKind } from './host-fs.js';
 export * as hostFs from './host-fs.js';
-export { type AtomicWriteResult, type FileKind } from './host-fs.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
 export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';

@@ -181,7 +181,11 @@ export class Sysfs {
   }
 
   /** Writes a regular file (state, spec, marker) atomically; see host-fs `writeFileAtomic`. */
-  async writeFileAtomic(relPath: string, content: string | Uint8Array, mode = 0o644): Promise<hostFs.AtomicWriteResult> {
+  async writeFileAtomic(
+    relPath: string,
+    content: string | Uint8Array,
+    mode = 0o644,
+  ): Promise<hostFs.AtomicWriteResult> {
     const abs = this.resolve(relPath);
     const data = typeof content === 'string' ? Buffer.from(content) : content;
     try {
@@ -191,16 +195,24 @@ export class Sysfs {
       return result;
     } catch (error) {
       if (error instanceof hostFs.SymlinkTargetError) {
-        throw new GpuccError('ERR_GPUCC_TARGET_IS_SYMLINK', `refusing to replace ${this.display(relPath)}: it is a symlink`, {
-          hint: 'remove the symlink or point the tool at the real directory',
-          details: { path: relPath },
-        });
+        throw new GpuccError(
+          'ERR_GPUCC_TARGET_IS_SYMLINK',
+          `refusing to replace ${this.display(relPath)}: it is a symlink`,
+          {
+            hint: 'remove the symlink or point the tool at the real directory',
+            details: { path: relPath },
+          },
+        );
       }
-      throw new GpuccError('ERR_GPUCC_ATOMIC_WRITE_FAILED', `cannot write ${this.display(relPath)}: ${messageOf(error)}`, {
-        hint: 'check that the directory is writable and the disk is not full; the previous file was kept',
-        cause: error,
-        details: { path: relPath, errno: errnoOf(error) },
-      });
+      throw new GpuccError(
+        'ERR_GPUCC_ATOMIC_WRITE_FAILED',
+        `cannot write ${this.display(relPath)}: ${messageOf(error)}`,
+        {
+          hint: 'check that the directory is writable and the disk is not full; the previous file was kept',
+          cause: error,
+          details: { path: relPath, errno: errnoOf(error) },
+        },
+      );
     }
   }
 
@@ -229,7 +241,10 @@ export class Sysfs {
 
   private accessError(op: string, relPath: string, error: unknown, value?: string): GpuccError {
     const errno = errnoOf(error);
-    const what = value === undefined ? `${op} ${this.display(relPath)}` : `write ${JSON.stringify(value)} to ${this.display(relPath)}`;
+    const what =
+      value === undefined
+        ? `${op} ${this.display(relPath)}`
+        : `write ${JSON.stringify(value)} to ${this.display(relPath)}`;
     const details = { path: relPath, errno, ...(value === undefined ? {} : { value }) };
     if (errno === 'EACCES' || errno === 'EPERM' || errno === 'EROFS') {
       return new GpuccError('ERR_GPUCC_PERMISSION_DENIED', `cannot ${what}: ${errno}`, {
@@ -250,7 +265,10 @@ export class Sysfs {
     }
     const code = op === 'write' ? 'ERR_GPUCC_SYSFS_WRITE' : 'ERR_GPUCC_SYSFS_READ';
     return new GpuccError(code, `cannot ${what}: ${errno ?? messageOf(error)}`, {
-      hint: op === 'write' ? 'the kernel refused the write; see the errno and the kernel log (dmesg)' : 'check the host root and the file',
+      hint:
+        op === 'write'
+          ? 'the kernel refused the write; see the errno and the kernel log (dmesg)'
+          : 'check the host root and the file',
       cause: error,
       details,
     });

@@ -12,9 +12,7 @@ export function parseCcMode(value: string): CcMode {
   if (isCcMode(value)) return value;
   const lower = String(value).toLowerCase();
   throw new GpuccError('ERR_GPUCC_INVALID_CC_MODE', `invalid CC mode ${JSON.stringify(value)}`, {
-    hint: isCcMode(lower)
-      ? `modes are lower-case: use ${JSON.stringify(lower)}`
-      : `use one of: ${CC_MODES.join(', ')}`,
+    hint: isCcMode(lower) ? `modes are lower-case: use ${JSON.stringify(lower)}` : `use one of: ${CC_MODES.join(', ')}`,
     details: { value, allowed: CC_MODES },
   });
 }

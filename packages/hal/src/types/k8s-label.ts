@@ -48,10 +48,14 @@ export function parseLabelValue(value: string, allowed?: readonly string[], key?
     });
   }
   if (allowed && !allowed.includes(value)) {
-    throw new GpuccError('ERR_GPUCC_INVALID_LABEL_VALUE', `label value ${JSON.stringify(value)}${where} is not allowed`, {
-      hint: `use one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
-      details: { value, key, allowed },
-    });
+    throw new GpuccError(
+      'ERR_GPUCC_INVALID_LABEL_VALUE',
+      `label value ${JSON.stringify(value)}${where} is not allowed`,
+      {
+        hint: `use one of: ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+        details: { value, key, allowed },
+      },
+    );
   }
   return value;
 }

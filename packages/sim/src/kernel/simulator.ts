@@ -1,0 +1,378 @@
+import path from 'node:path';
+import { hostFs, type KernelHook } from '@gpucc/hal';
+import { attachDriver, boundDriver, createVfioNodes, detachDriver, devicePresent, devPath, findDriver } from '../node/effects.js';
+import { Tree } from '../node/files.js';
+import { layoutDevice, unlayoutDevice } from '../node/layout.js';
+import { FAULTS_FILE, NODE_FILE, WRITE_LOG } from '../node/paths.js';
+import type { DeviceSpec, DriverSpec, NodeSpec } from '../node/spec.js';
+import {
+  type Fault,
+  type FaultKind,
+  readCcState,
+  readFaults,
+  readNodeSpec,
+  withNodeLock,
+  writeCcState,
+  writeFaults,
+  writeNodeSpec,
+} from '../node/state.js';
+import { fail } from './errno.js';
+import { driverMatches, idTablesMatch } from './match.js';
+
+const BDF = '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]';
+const DEVICE_ATTR = new RegExp(`^sys/(?:bus/pci/devices|devices/.*)/(${BDF})/([^:]+)$`);
+const DRIVER_ATTR = /^sys\/bus\/pci\/drivers\/([^/]+)\/(bind|unbind|new_id|remove_id)$/;
+const UNBIND_LOCK = new RegExp(`^proc/driver/nvidia/gpus/(${BDF})/unbindLock$`);
+const WRITE_ONLY = new Set(['bind', 'unbind', 'new_id', 'remove_id', 'reset', 'remove', 'rescan', 'drivers_probe', 'uevent']);
+const RESET_METHODS = new Set(['device_specific', 'acpi', 'flr', 'af_flr', 'pm', 'bus', 'cxl_bus']);
+const PAGE_SIZE = 4096;
+
+/** sysfs_streq: the value with at most one trailing newline removed. */
+function streq(data: Uint8Array): string {
+  const text = Buffer.from(data).toString('utf8');
+  return text.endsWith('\n') ? text.slice(0, -1) : text;
+}
+
+/**
+ * The kernel's side of sysfs writes on a simulated node: what `reference/kernel-sysfs-pci.md` §4 and
+ * §8.2 say each store does and how it fails, applied to the tree (links, device nodes), plus injected
+ * faults. It reads the tree as the truth for bindings, so several processes can share one node.
+ */
+export class KernelSimulator implements KernelHook {
+  readonly description = 'gpucc-sim kernel simulator';
+  readonly tree: Tree;
+  private node: NodeSpec;
+  private nodeMtime: string | undefined;
+  private faults: Fault[] = [];
+  private faultsMtime: string | undefined;
+  /** Timers for late device nodes: they keep the process alive until the node appears, as udev would. */
+  private readonly pendingNodes = new Set<NodeJS.Timeout>();
+
+  constructor(readonly root: string) {
+    this.tree = new Tree(root);
+    this.node = readNodeSpec(root);
+    this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+  }
+
+  checkRead(relPath: string): void {
+    const rel = relPath.replace(/^\/+/, '');
+    if (rel.startsWith('sys/') && WRITE_ONLY.has(path.basename(rel))) {
+      fail('EACCES', `${rel} is write-only`);
+    }
+  }
+
+  async write(relPath: string, data: Uint8Array): Promise<void> {
+    const rel = relPath.replace(/^\/+/, '');
+    const value = Buffer.from(data).toString('utf8');
+    try {
+      await this.dispatch(rel, data);
+      this.log(rel, value, 'ok');
+    } catch (error) {
+      this.log(rel, value, (error as { code?: string }).code ?? 'error');
+      throw error;
+    }
+  }
+
+  /** Cancels late device nodes still pending (tests and shutdown). */
+  dispose(): void {
+    for (const timer of this.pendingNodes) clearTimeout(timer);
+    this.pendingNodes.clear();
+  }
+
+  private async dispatch(rel: string, data: Uint8Array): Promise<void> {
+    if (!this.tree.exists(rel)) fail('ENOENT', `${rel} does not exist`); // O_CREAT is never used
+    this.refresh();
+    const driverAttr = DRIVER_ATTR.exec(rel);
+    if (driverAttr) return this.driverStore(driverAttr[1]!, driverAttr[2]!, data);
+    if (rel === 'sys/bus/pci/drivers_probe') return this.driversProbe(streq(data));
+    if (rel === 'sys/bus/pci/rescan') return this.rescan(data);
+    if (rel === 'sys/bus/pci/drivers_autoprobe') return this.storeBool(rel, data);
+    const lock = UNBIND_LOCK.exec(rel);
+    if (lock) return this.storeText(rel, streq(data) === '1' ? '1' : '0');
+    const deviceAttr = DEVICE_ATTR.exec(rel);
+    if (deviceAttr) return this.deviceStore(deviceAttr[1]!, deviceAttr[2]!, rel, data);
+    return this.genericStore(rel, data);
+  }
+
+  // ---- per-device attributes ------------------------------------------------------------------
+
+  private async deviceStore(address: string, attr: string, rel: string, data: Uint8Array): Promise<void> {
+    const device = this.device(address);
+    if (attr === 'driver/unbind' || attr === 'driver/bind') {
+      const driver = boundDriver(this.tree, device);
+      if (!driver) fail('ENOENT', `${address} has no driver`);
+      return this.driverStore(driver, attr.slice('driver/'.length), data);
+    }
+    if (data.length === 0) return; // sysfs never calls store() for a zero-length write
+    this.vanishIfFaulted(device);
+    switch (attr) {
+      case 'driver_override':
+        return this.storeOverride(device, data);
+      case 'reset':
+        return this.reset(device, data);
+      case 'remove':
+        if (!/^\s*[0-9]+\s*$/.test(streq(data))) fail('EINVAL', 'remove takes a number');
+        if (Number(streq(data)) !== 0) this.removeDevice(device);
+        return;
+      case 'rescan':
+        return this.rescan(data);
+      case 'enable':
+        if (boundDriver(this.tree, device)) fail('EBUSY', `${address} is bound`);
+        return this.storeBool(rel, data);
+      case 'power/control': {
+        const mode = streq(data);
+        if (mode !== 'auto' && mode !== 'on') fail('EINVAL', 'power/control takes auto or on');
+        return this.storeText(rel, mode);
+      }
+      case 'reset_method': {
+        const names = streq(data).trim().split(/\s+/).filter(Boolean);
+        if (names.length === 1 && names[0] === 'default') return this.storeText(rel, device.resetMethods.join(' '));
+        if (names.some((n) => !RESET_METHODS.has(n))) fail('EINVAL', 'unknown reset method');
+        return this.storeText(rel, names.join(' '));
+      }
+      default:
+        return this.genericStore(rel, data);
+    }
+  }
+
+  private storeOverride(device: DeviceSpec, data: Uint8Array): void {
+    if (data.length >= PAGE_SIZE - 1) fail('EINVAL', 'driver_override too long');
+    const text = Buffer.from(data).toString('utf8');
+    const name = text.split('\n')[0]!.replace(/\0.*$/s, '');
+    // "\n" or a NUL-only buffer clears the override; the kernel prints "(null)" for unset.
+    this.storeText(`${devPath(device)}/driver_override`, name === '' ? '(null)' : name);
+  }
+
+  private async reset(device: DeviceSpec, data: Uint8Array): Promise<void> {
+    if (streq(data) !== '1') fail('EINVAL', 'reset takes 1');
+    const methods = this.tree.read(`${devPath(device)}/reset_method`).trim();
+    if (methods === '') fail('ENOTTY', `${device.address} has no usable reset method`);
+    const hang = this.takeFault('reset-hang', device.address);
+    if (hang) await delay(hang.delayMs);
+    const error = this.takeFault('reset-error', device.address);
+    if (error) fail(error.errno ?? 'EIO', `reset of ${device.address} failed`);
+    // A reset makes the pending CC and PPCIe modes active; the binding stays.
+    const cc = readCcState(this.root, device.address);
+    if (cc && !this.takeFault('cc-stuck', device.address)) {
+      writeCcState(this.root, device.address, { ...cc, cc: cc.ccPending, ppcie: cc.ppciePending });
+    }
+  }
+
+  // ---- driver attributes ----------------------------------------------------------------------
+
+  private async driverStore(driverName: string, attr: string, data: Uint8Array): Promise<void> {
+    const driver = findDriver(this.node, driverName);
+    if (!driver?.loaded) fail('ENOENT', `driver ${driverName} is not registered`);
+    if (data.length === 0) return;
+    if (attr === 'bind') return this.bind(driver, streq(data));
+    if (attr === 'unbind') return this.unbind(driver, streq(data));
+    return this.changeDynamicIds(driver, attr === 'new_id', streq(data));
+  }
+
+  private async bind(driver: DriverSpec, address: string): Promise<void> {
+    const device = this.presentDevice(address);
+    this.vanishIfFaulted(device);
+    if (boundDriver(this.tree, device)) fail('EBUSY', `${address} is already bound`);
+    if (!driverMatches(driver, device, this.override(device))) fail('ENODEV', `${driver.name} does not match ${address}`);
+    const injected = this.takeFault('bind-error', address);
+    if (injected) fail(injected.errno ?? 'EINVAL', `probe of ${address} failed (injected)`);
+    this.probe(driver, device);
+  }
+
+  /** The driver's probe: VFIO refuses devices without an IOMMU group and PCI-to-PCI bridges. */
+  private probe(driver: DriverSpec, device: DeviceSpec): void {
+    if (driver.vfio) {
+      const hasGroup = this.tree.exists(`${devPath(device)}/iommu_group`);
+      if (!hasGroup && !this.node.noiommu) fail('EINVAL', `probe of ${device.address} failed with error -22 (no IOMMU group)`);
+      if (device.class >> 8 === 0x0604 || device.class >> 8 === 0x0600) fail('EINVAL', `probe of ${device.address} failed with error -22 (bridge)`);
+    }
+    const never = driver.vfio && this.takeFault('devnode-never', device.address);
+    const late = driver.vfio ? this.takeFault('devnode-delay', device.address) : undefined;
+    attachDriver(this.tree, this.node, device, driver.name, { deferNodes: Boolean(never || late) });
+    if (late && !never) {
+      const timer = setTimeout(() => {
+        this.pendingNodes.delete(timer);
+        if (boundDriver(this.tree, device) === driver.name) createVfioNodes(this.tree, this.node, device);
+      }, late.delayMs ?? 200);
+      this.pendingNodes.add(timer);
+    }
+  }
+
+  private async unbind(driver: DriverSpec, address: string): Promise<void> {
+    const device = this.presentDevice(address);
+    this.vanishIfFaulted(device);
+    if (boundDriver(this.tree, device) !== driver.name) fail('ENODEV', `${address} is not bound to ${driver.name}`);
+    const hang = this.takeFault('unbind-hang', address);
+    if (hang) await delay(hang.delayMs);
+    const error = this.takeFault('unbind-error', address);
+    if (error) fail(error.errno ?? 'EBUSY', `unbind of ${address} failed (injected)`);
+    detachDriver(this.tree, this.node, device);
+  }
+
+  private async changeDynamicIds(driver: DriverSpec, add: boolean, text: string): Promise<void> {
+    const fields = text.trim().split(/\s+/);
+    if (fields.length < 2 || fields.some((f) => !/^[0-9a-fA-F]{1,8}$/.test(f))) fail('EINVAL', 'new_id/remove_id: bad fields');
+    const id = `${fields[0]!.toLowerCase().padStart(4, '0')} ${fields[1]!.toLowerCase().padStart(4, '0')}`;
+    await withNodeLock(this.root, () => {
+      const node = readNodeSpec(this.root);
+      const target = findDriver(node, driver.name)!;
+      const ids = new Set(target.dynamicIds ?? []);
+      if (add) {
+        const [vendor, device] = id.split(' ').map((h) => Number.parseInt(h, 16));
+        const staticMatch = target.match.some((r) => r.vendor === vendor && r.device === device);
+        if (staticMatch || ids.has(id)) fail('EEXIST', `${id} already matches ${driver.name}`);
+        ids.add(id);
+      } else if (!ids.delete(id)) {
+        fail('ENODEV', `${id} is not a dynamic ID of ${driver.name}`);
+      }
+      target.dynamicIds = [...ids];
+      writeNodeSpec(this.root, node);
+      this.node = node;
+      this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    });
+    if (!add) return;
+    // new_id probes every unbound device the new ID matches: all cards of that model.
+    const fresh = findDriver(this.node, driver.name)!;
+    for (const device of this.node.devices) {
+      if (!devicePresent(this.tree, device.address) || boundDriver(this.tree, device)) continue;
+      const override = this.override(device);
+      if (override !== undefined && override !== fresh.name) continue;
+      if (idTablesMatch(fresh, device)) this.tryProbe(fresh, device);
+    }
+  }
+
+  // ---- bus attributes -------------------------------------------------------------------------
+
+  private driversProbe(address: string): void {
+    const device = this.presentDevice(address);
+    if (boundDriver(this.tree, device)) return;
+    this.autoprobe(device, true);
+  }
+
+  /** Normal matching for an unbound device: first loaded driver that matches wins; none is fine. */
+  private autoprobe(device: DeviceSpec, reportErrors: boolean): void {
+    const override = this.override(device);
+    for (const driver of this.node.drivers) {
+      if (!driver.loaded || !driverMatches(driver, device, override)) continue;
+      try {
+        this.probe(driver, device);
+        return;
+      } catch (error) {
+        if (reportErrors) throw error;
+        return;
+      }
+    }
+  }
+
+  private tryProbe(driver: DriverSpec, device: DeviceSpec): void {
+    try {
+      this.probe(driver, device);
+    } catch {
+      // a failed probe during new_id or rescan is logged by the kernel, not returned
+    }
+  }
+
+  private rescan(data: Uint8Array): void {
+    if (!/^\s*[0-9]+\s*$/.test(streq(data))) fail('EINVAL', 'rescan takes a number');
+    if (Number(streq(data)) === 0) return;
+    const autoprobe = this.tree.read('sys/bus/pci/drivers_autoprobe').trim() === '1';
+    for (const device of this.node.devices) {
+      if (devicePresent(this.tree, device.address)) continue;
+      layoutDevice(this.tree, this.node, device);
+      if (autoprobe) this.autoprobe(device, false);
+    }
+  }
+
+  /** The injected hot-removal: the device disappears and the write that noticed fails with ENODEV. */
+  private vanishIfFaulted(device: DeviceSpec): void {
+    if (!this.takeFault('device-gone', device.address)) return;
+    this.removeDevice(device);
+    fail('ENODEV', `${device.address} is gone`);
+  }
+
+  private removeDevice(device: DeviceSpec): void {
+    detachDriver(this.tree, this.node, device);
+    unlayoutDevice(this.tree, device);
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private genericStore(rel: string, data: Uint8Array): void {
+    if ((hostFs.modeOf(this.tree.abs(rel)) & 0o222) === 0) fail('EACCES', `${rel} is read-only`);
+    if (data.length === 0) return;
+    hostFs.writeAttributeSync(this.tree.abs(rel), data);
+  }
+
+  private storeBool(rel: string, data: Uint8Array): void {
+    const v = streq(data).trim();
+    if (!/^(0|1|y|n|Y|N)$/.test(v)) fail('EINVAL', `${rel} takes a boolean`);
+    this.storeText(rel, /^(1|y|Y)$/.test(v) ? '1' : '0');
+  }
+
+  private storeText(rel: string, text: string): void {
+    hostFs.writeAttributeSync(this.tree.abs(rel), Buffer.from(`${text}\n`));
+  }
+
+  private override(device: DeviceSpec): string | undefined {
+    const value = this.tree.read(`${devPath(device)}/driver_override`).replace(/\n$/, '');
+    return value === '(null)' ? undefined : value;
+  }
+
+  private device(address: string): DeviceSpec {
+    const device = this.node.devices.find((d) => d.address === address);
+    if (!device) fail('ENODEV', `no device ${address}`);
+    return device;
+  }
+
+  private presentDevice(address: string): DeviceSpec {
+    const device = this.node.devices.find((d) => d.address === address);
+    if (!device || !devicePresent(this.tree, address)) fail('ENODEV', `no device ${address}`);
+    return device;
+  }
+
+  /** Picks up changes other processes made to node.json and faults.json (cheap stat check). */
+  private refresh(): void {
+    const nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    if (nodeMtime !== this.nodeMtime) {
+      this.node = readNodeSpec(this.root);
+      this.nodeMtime = nodeMtime;
+    }
+    const faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+    if (faultsMtime !== this.faultsMtime) {
+      this.faults = readFaults(this.root);
+      this.faultsMtime = faultsMtime;
+    }
+  }
+
+  /** The first matching fault, used up by one when it has a count. */
+  private takeFault(kind: FaultKind, address: string): Fault | undefined {
+    const index = this.faults.findIndex((f) => f.kind === kind && (f.device === undefined || f.device === address));
+    if (index < 0) return undefined;
+    const fault = this.faults[index]!;
+    if (fault.times !== undefined) {
+      const faults = readFaults(this.root);
+      const stored = faults.findIndex((f) => f.kind === fault.kind && f.device === fault.device);
+      if (stored >= 0) {
+        const left = (faults[stored]!.times ?? 1) - 1;
+        if (left <= 0) faults.splice(stored, 1);
+        else faults[stored] = { ...faults[stored]!, times: left };
+        writeFaults(this.root, faults);
+      }
+      this.faults = faults;
+      this.faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+    }
+    return fault;
+  }
+
+  private log(rel: string, value: string, result: string): void {
+    hostFs.appendText(this.tree.abs(WRITE_LOG), `${JSON.stringify({ t: Date.now(), pid: process.pid, path: rel, value, result })}\n`);
+  }
+}
+
+function delay(ms: number | undefined): Promise<void> {
+  // No delay given: block "forever", as a driver whose remove() waits on a VM that never lets go.
+  return new Promise((resolve) => {
+    if (ms !== undefined) setTimeout(resolve, ms);
+  });
+}
+

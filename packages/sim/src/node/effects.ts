@@ -1,0 +1,127 @@
+import type { DeviceSpec, DriverSpec, NodeSpec } from './spec.js';
+import type { Tree } from './files.js';
+import { deviceDir, IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS } from './paths.js';
+
+/** The kernel's side effects of binding, unbinding and loading drivers, applied to a host tree. */
+
+export const VFIO_CDEV_MAJOR = 511;
+
+export function devPath(device: DeviceSpec): string {
+  return deviceDir(device.parent, device.address);
+}
+
+export function findDriver(node: NodeSpec, name: string): DriverSpec | undefined {
+  return node.drivers.find((d) => d.name === name);
+}
+
+/** The driver a device is bound to now, read from its `driver` link (the tree is the truth). */
+export function boundDriver(tree: Tree, device: DeviceSpec): string | undefined {
+  const target = tree.readLink(`${devPath(device)}/driver`);
+  return target === undefined ? undefined : target.split('/').pop();
+}
+
+export function loadDriver(tree: Tree, driver: DriverSpec): void {
+  const dir = `${PCI_DRIVERS}/${driver.name}`;
+  tree.dir(dir);
+  for (const attr of ['bind', 'unbind', 'new_id', 'remove_id']) tree.writeOnly(`${dir}/${attr}`);
+  tree.file(`${dir}/uevent`, '', 0o200);
+  loadModule(tree, driver.module);
+  tree.link(`${dir}/module`, `sys/module/${driver.module}`);
+  if (driver.vfio) loadModule(tree, 'vfio');
+  driver.loaded = true;
+}
+
+export function loadModule(tree: Tree, module: string, version?: string): void {
+  const dir = `sys/module/${module}`;
+  if (tree.exists(dir)) return;
+  tree.attr(`${dir}/refcnt`, '0');
+  tree.attr(`${dir}/initstate`, 'live');
+  if (version) tree.attr(`${dir}/version`, version);
+  if (module === 'vfio') {
+    tree.dir('dev/vfio');
+    tree.file('dev/vfio/vfio', '', 0o666);
+  }
+}
+
+/** Makes `device` bound to `driverName`: links both ways, device nodes for VFIO and NVIDIA drivers. */
+export function attachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec, driverName: string, options: { deferNodes?: boolean } = {}): void {
+  const dev = devPath(device);
+  tree.link(`${dev}/driver`, `${PCI_DRIVERS}/${driverName}`);
+  tree.link(`${PCI_DRIVERS}/${driverName}/${device.address}`, dev);
+  const driver = findDriver(node, driverName);
+  if (driver?.vfio && !options.deferNodes) createVfioNodes(tree, node, device);
+  if (driverName === 'nvidia') {
+    tree.attr(`proc/driver/nvidia/gpus/${device.address}/unbindLock`, '0', 0o644);
+    tree.file(`dev/nvidia${nvidiaMinor(node, device)}`, '', 0o666);
+    tree.file('dev/nvidiactl', '', 0o666);
+  }
+}
+
+export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): void {
+  const dev = devPath(device);
+  const driverName = boundDriver(tree, device);
+  if (driverName === undefined) return;
+  tree.remove(`${dev}/driver`);
+  tree.remove(`${PCI_DRIVERS}/${driverName}/${device.address}`);
+  if (findDriver(node, driverName)?.vfio) removeVfioNodes(tree, node, device);
+  if (driverName === 'nvidia') {
+    tree.remove(`proc/driver/nvidia/gpus/${device.address}`);
+    tree.remove(`dev/nvidia${nvidiaMinor(node, device)}`);
+  }
+}
+
+function nvidiaMinor(node: NodeSpec, device: DeviceSpec): number {
+  return node.devices.filter((d) => d.vendor === 0x10de && (d.class >> 8 === 0x0302 || d.class >> 8 === 0x0300)).indexOf(device);
+}
+
+/** Group node name: `N`, or `noiommu-N` in no-IOMMU mode. */
+function groupNode(node: NodeSpec, group: number): string {
+  return node.noiommu ? `dev/vfio/noiommu-${group}` : `dev/vfio/${group}`;
+}
+
+/**
+ * Device nodes that appear when a device binds to a VFIO driver: the group node with the first VFIO
+ * device of the group; on iommufd hosts also the per-device cdev with the lowest free number.
+ */
+export function createVfioNodes(tree: Tree, node: NodeSpec, device: DeviceSpec): void {
+  if (device.iommuGroup !== undefined) tree.file(groupNode(node, device.iommuGroup), '', 0o600);
+  if (node.iommufd) {
+    const used = new Set(tree.list('dev/vfio/devices').map((n) => Number(n.replace(/^(noiommu-)?vfio/, ''))));
+    let n = 0;
+    while (used.has(n)) n++;
+    const dev = devPath(device);
+    const cdev = `${dev}/vfio-dev/vfio${n}`;
+    tree.attr(`${cdev}/dev`, `${VFIO_CDEV_MAJOR}:${n}`);
+    tree.link(`sys/class/vfio-dev/vfio${n}`, cdev);
+    tree.link(`sys/dev/char/${VFIO_CDEV_MAJOR}:${n}`, cdev);
+    tree.file(`dev/vfio/devices/${node.noiommu ? 'noiommu-' : ''}vfio${n}`, '', 0o600);
+  }
+}
+
+export function removeVfioNodes(tree: Tree, node: NodeSpec, device: DeviceSpec): void {
+  const dev = devPath(device);
+  for (const name of tree.list(`${dev}/vfio-dev`)) {
+    const n = name.replace(/^vfio/, '');
+    tree.remove(`sys/class/vfio-dev/${name}`);
+    tree.remove(`sys/dev/char/${VFIO_CDEV_MAJOR}:${n}`);
+    tree.remove(`dev/vfio/devices/${node.noiommu ? 'noiommu-' : ''}${name}`);
+  }
+  tree.remove(`${dev}/vfio-dev`);
+  const group = device.iommuGroup;
+  if (group === undefined) return;
+  // The group node goes with the last VFIO device of the group.
+  const stillVfio = tree
+    .list(`${IOMMU_GROUPS}/${group}/devices`)
+    .filter((address) => address !== device.address)
+    .some((address) => {
+      const other = node.devices.find((d) => d.address === address);
+      const drv = other && boundDriver(tree, other);
+      return drv !== undefined && findDriver(node, drv)?.vfio === true;
+    });
+  if (!stillVfio) tree.remove(groupNode(node, group));
+}
+
+/** Whether the device's bus link exists (it was not removed). */
+export function devicePresent(tree: Tree, address: string): boolean {
+  return tree.exists(`${PCI_DEVICES}/${address}`);
+}

@@ -1,0 +1,50 @@
+import path from 'node:path';
+import { GpuccError, hostFs } from '@gpucc/hal';
+import { devPath } from './effects.js';
+import { FAULT_KINDS, type Fault, type FaultKind, readFaults, readNodeSpec, withNodeLock, writeFaults } from './state.js';
+
+/** Adds a fault for the kernel simulator and fake tools to fire (validated: a typo must not pass silently). */
+export async function injectFault(root: string, fault: Fault): Promise<void> {
+  if (!(FAULT_KINDS as readonly string[]).includes(fault.kind)) {
+    throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `unknown fault kind ${JSON.stringify(fault.kind)}`, {
+      hint: `use one of: ${FAULT_KINDS.join(', ')}`,
+    });
+  }
+  if (fault.device !== undefined) requireDevice(root, fault.device);
+  if (fault.errno !== undefined && !/^E[A-Z0-9]+$/.test(fault.errno)) {
+    throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `invalid errno ${JSON.stringify(fault.errno)}`, {
+      hint: 'use an errno name such as EBUSY, EINVAL, EIO',
+    });
+  }
+  await withNodeLock(root, () => writeFaults(root, [...readFaults(root), fault]));
+}
+
+export async function clearFaults(root: string, kind?: FaultKind): Promise<void> {
+  await withNodeLock(root, () => writeFaults(root, kind ? readFaults(root).filter((f) => f.kind !== kind) : []));
+}
+
+/**
+ * Breaks an attribute in the tree as a buggy kernel, a half-captured fixture or bit rot would:
+ * `missing` deletes it, otherwise its content is replaced verbatim (no newline is added).
+ */
+export function breakAttribute(root: string, address: string, attribute: string, content: string | 'missing'): void {
+  const device = requireDevice(root, address);
+  if (attribute.includes('..') || attribute.startsWith('/')) {
+    throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `invalid attribute ${JSON.stringify(attribute)}`, {
+      hint: 'name an attribute of the device directory, e.g. vendor or numa_node',
+    });
+  }
+  const abs = path.join(root, devPath(device), attribute);
+  if (content === 'missing') hostFs.removeSync(abs);
+  else hostFs.writeFileSync(abs, content, 0o444);
+}
+
+function requireDevice(root: string, address: string) {
+  const device = readNodeSpec(root).devices.find((d) => d.address === address);
+  if (!device) {
+    throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `the simulated node has no device ${address}`, {
+      hint: 'list the devices with: gpucc-sim inspect DIR',
+    });
+  }
+  return device;
+}

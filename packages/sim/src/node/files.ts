@@ -1,0 +1,90 @@
+import path from 'node:path';
+import { hostFs } from '@gpucc/hal';
+import { relativeLink } from './paths.js';
+
+/**
+ * Small helpers for laying out and mutating a host tree under a root, as the kernel would.
+ * The simulator is the kernel: it writes the tree directly (through hal's hostFs), never through Sysfs.
+ */
+export class Tree {
+  /** Directories known to exist, so laying out thousands of attributes does not re-create parents. */
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly root: string) {}
+
+  private ensureParent(abs: string): void {
+    const parent = path.dirname(abs);
+    if (this.madeDirs.has(parent)) return;
+    hostFs.makeDir(parent);
+    this.madeDirs.add(parent);
+  }
+
+  abs(rel: string): string {
+    return path.join(this.root, rel);
+  }
+
+  dir(rel: string, mode = 0o755): void {
+    hostFs.makeDir(this.abs(rel), mode);
+  }
+
+  /** A kernel text attribute: content gets its trailing newline here. */
+  attr(rel: string, value: string, mode = 0o444): void {
+    this.file(rel, `${value}\n`, mode);
+  }
+
+  file(rel: string, content: string | Uint8Array, mode = 0o644): void {
+    this.ensureParent(this.abs(rel));
+    hostFs.writeFileSync(this.abs(rel), content, mode);
+  }
+
+  /** A write-only attribute (bind, unbind, reset...): empty, mode 0200. */
+  writeOnly(rel: string): void {
+    this.file(rel, '', 0o200);
+  }
+
+  /** A relative symlink at `rel` pointing at the root-relative `target`, replacing any old one. */
+  link(rel: string, target: string): void {
+    const abs = this.abs(rel);
+    this.ensureParent(abs);
+    try {
+      hostFs.symlinkSync(relativeLink(rel, target), abs);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EEXIST') throw error;
+      hostFs.removeSync(abs);
+      hostFs.symlinkSync(relativeLink(rel, target), abs);
+    }
+  }
+
+  remove(rel: string): void {
+    const abs = this.abs(rel);
+    hostFs.removeSync(abs);
+    // forget cached directories at or below the removed path
+    for (const dir of this.madeDirs) if (dir === abs || dir.startsWith(`${abs}/`)) this.madeDirs.delete(dir);
+  }
+
+  exists(rel: string): boolean {
+    return hostFs.kindOf(this.abs(rel)) !== undefined;
+  }
+
+  read(rel: string): string {
+    return hostFs.readText(this.abs(rel));
+  }
+
+  list(rel: string): string[] {
+    try {
+      return hostFs.listDir(this.abs(rel));
+    } catch (error) {
+      if (hostFs.isMissing(error)) return [];
+      throw error;
+    }
+  }
+
+  readLink(rel: string): string | undefined {
+    try {
+      return path.normalize(path.join(path.dirname(rel), hostFs.readLink(this.abs(rel))));
+    } catch (error) {
+      if (hostFs.isMissing(error) || (error as { code?: string }).code === 'EINVAL') return undefined;
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import path from 'node:path';
+
+/** Host paths of a simulated node (relative to its root), in one place. */
+export const SIM_DIR = '.gpucc-sim';
+export const NODE_FILE = `${SIM_DIR}/node.json`;
+export const FAULTS_FILE = `${SIM_DIR}/faults.json`;
+export const WRITE_LOG = `${SIM_DIR}/writes.jsonl`;
+export const LOCK_DIR = `${SIM_DIR}/lock`;
+export const CC_DIR = `${SIM_DIR}/cc`;
+export const TOOLS_CONFIG = `${SIM_DIR}/tools.json`;
+
+export const PCI_DEVICES = 'sys/bus/pci/devices';
+export const PCI_DRIVERS = 'sys/bus/pci/drivers';
+export const IOMMU_GROUPS = 'sys/kernel/iommu_groups';
+
+export function deviceDir(parent: string, address: string): string {
+  return `sys/devices/${parent}/${address}`;
+}
+
+export function ccStateFile(address: string): string {
+  return `${CC_DIR}/${address}.json`;
+}
+
+/** A relative symlink target from the directory holding `linkPath` to `targetPath` (both root-relative). */
+export function relativeLink(linkPath: string, targetPath: string): string {
+  return path.relative(path.dirname(linkPath), targetPath);
+}

@@ -1,0 +1,85 @@
+/**
+ * The description of a simulated node: what `gpucc-sim create` lays out and what the kernel simulator
+ * needs to know beyond the tree itself (driver match tables, removed devices, CC state). Plain data,
+ * stored as `.gpucc-sim/node.json` inside the node.
+ */
+export type HostTee = 'sev-snp' | 'tdx' | 'none';
+export const HOST_TEES: readonly HostTee[] = ['sev-snp', 'tdx', 'none'];
+
+export interface DeviceSpec {
+  address: string;
+  vendor: number;
+  device: number;
+  class: number;
+  subsystemVendor?: number;
+  subsystemDevice?: number;
+  revision: number;
+  numaNode: number;
+  /** Path of the parent under sys/devices, e.g. `pci0000:40/0000:40:01.1`. */
+  parent: string;
+  /** IOMMU group; absent on a host without IOMMU. */
+  iommuGroup?: number;
+  /** Driver bound at creation; absent = unbound. */
+  driver?: string;
+  /** Enabled reset methods; empty = no `reset` attribute. */
+  resetMethods: string[];
+  /** Function-0 companions that get `consumer:pci:` links (kernel GPU quirks). */
+  consumers?: string[];
+  sriov?: { totalVfs: number; numVfs: number };
+  /** For a VF: its PF. */
+  physfn?: string;
+  /** Name the CC tool prints (`H100-SXM`, `NVSwitch_gen3`...), when the device is CC/PPCIe-capable. */
+  ccName?: string;
+  bar0?: number;
+}
+
+export interface MatchRule {
+  vendor?: number;
+  device?: number;
+  /** Match `class & classMask === classValue`. */
+  classValue?: number;
+  classMask?: number;
+}
+
+export interface DriverSpec {
+  name: string;
+  module: string;
+  /** Static ID table. VFIO drivers have none: they bind only through driver_override (or new_id). */
+  match: MatchRule[];
+  vfio: boolean;
+  loaded: boolean;
+  /** Dynamic IDs added with new_id, as `vvvv dddd` hex pairs. */
+  dynamicIds?: string[];
+}
+
+export interface CcState {
+  /** CC mode active now (`on`, `off`, `devtools`, or the invalid register state). */
+  cc: string;
+  /** CC mode that becomes active at the next reset. */
+  ccPending: string;
+  ppcie: 'on' | 'off';
+  ppciePending: 'on' | 'off';
+}
+
+export interface NodeSpec {
+  /** Format version of node.json. */
+  version: 1;
+  profile: string;
+  tee: HostTee;
+  iommu: boolean;
+  /** iommufd host: `/dev/iommu`, per-device cdevs on bind. */
+  iommufd: boolean;
+  /** vfio no-IOMMU mode (unsafe, never for CC). */
+  noiommu: boolean;
+  kernelRelease: string;
+  nvidiaDriverVersion?: string;
+  drivers: DriverSpec[];
+  devices: DeviceSpec[];
+}
+
+export const NVIDIA = 0x10de;
+export const MELLANOX = 0x15b3;
+
+export function hex(value: number, width: number): string {
+  return `0x${value.toString(16).padStart(width, '0')}`;
+}

@@ -1,0 +1,34 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach } from 'vitest';
+import { openSimulatedSysfs } from '../src/kernel/index.js';
+import { createNode } from '../src/node/create.js';
+import type { ProfileOptions } from '../src/profiles/profiles.js';
+
+const made: string[] = [];
+
+/** A fresh temp directory (tmpfs when the machine has one: simulated nodes are thousands of files). */
+export function tempDir(prefix = 'gpucc-test-'): string {
+  const base = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
+  let dir: string;
+  try {
+    dir = mkdtempSync(path.join(base, prefix));
+  } catch {
+    dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  }
+  made.push(dir);
+  return dir;
+}
+
+afterEach(() => {
+  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A simulated node of the given profile and a Sysfs on it whose writes go through the kernel simulator. */
+export function simNode(profile: string, options: ProfileOptions = {}) {
+  const root = path.join(tempDir(), 'node');
+  const { node } = createNode(root, profile, options);
+  const sysfs = openSimulatedSysfs(root);
+  return { root, node, sysfs };
+}

@@ -1,0 +1,16 @@
+#!/bin/sh
+# Sourced by the other scripts: makes pnpm 12.4.2 available (installing it into .tools/ when the
+# machine has only Node.js and npm), installs the workspace from the lockfile and builds it.
+set -eu
+cd "$(dirname "$0")/.."
+PNPM_VERSION=12.4.2
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  if [ ! -x .tools/node_modules/.bin/pnpm ]; then
+    echo "setup: installing pnpm $PNPM_VERSION into .tools/" >&2
+    npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error "pnpm@$PNPM_VERSION" >&2
+  fi
+  PATH="$PWD/.tools/node_modules/.bin:$PATH"
+  export PATH
+fi
+pnpm install --frozen-lockfile --reporter=silent
+pnpm run --silent build
