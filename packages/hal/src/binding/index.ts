@@ -1,0 +1,15 @@
+export {
+  bindDevice,
+  clearDriverOverride,
+  currentDriver,
+  currentOverride,
+  devicePath,
+  probeDevice,
+  registeredDriverName,
+  requireDriver,
+  resetDevice,
+  setDriverOverride,
+  takeNvidiaUnbindLock,
+  unbindDevice,
+  validateDriverName,
+} from './driver.js';

@@ -1,0 +1,1 @@
+export { detectHostTee, type HostTee } from './tee.js';
