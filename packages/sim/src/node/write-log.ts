@@ -1,0 +1,26 @@
+import path from 'node:path';
+import { hostFs } from '@gpucc/hal';
+import { WRITE_LOG } from './paths.js';
+
+export interface LoggedWrite {
+  t: number;
+  pid: number;
+  path: string;
+  value: string;
+  result: string;
+}
+
+/** Every sysfs write the simulated kernel received, from every process, oldest first. */
+export function readWriteLog(root: string): LoggedWrite[] {
+  let text: string;
+  try {
+    text = hostFs.readText(path.join(root, WRITE_LOG));
+  } catch (error) {
+    if (hostFs.isMissing(error)) return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LoggedWrite);
+}
