@@ -43,10 +43,13 @@ try {
   check(node.devices.length > 0, `${node.devices.length} PCI functions laid out under ${root}`);
 
   step('discover it as gpucc does on a real host');
-  process.stdout.write(formatInspect(inspectHost(sysfs)).replace(/^/gm, '  '));
+  process.stdout.write(`${formatInspect(inspectHost(sysfs)).trimEnd().replace(/^/gm, '  ')}\n`);
   const topology = discoverPci(sysfs);
   const gpus = topology.devices.filter((d) => d.kind === 'gpu');
-  check(gpus.length > 0, `${gpus.length} GPUs, TEE ${detectHostTee(sysfs)}, VFIO model ${detectVfioModel(sysfs).model}`);
+  check(
+    gpus.length > 0,
+    `${gpus.length} GPUs, TEE ${detectHostTee(sysfs)}, VFIO model ${detectVfioModel(sysfs).model}`,
+  );
   const naming = resourceNamingFor({ deviceType: 'gpu', pciDeviceId: gpus[0].device, pciIds: loadPciIds(sysfs) });
   check(naming.resourceName === 'nvidia.com/pgpu', `resource name = CDI kind = ${naming.resourceName}`);
 
@@ -66,10 +69,22 @@ try {
   step('query and switch its CC mode with the (fake) gpu-admin-tools, applied by a PCI reset');
   const tool = path.join(root, 'opt/gpu-admin-tools/nvidia_gpu_tools.py');
   const bdf = `--gpu-bdf=${gpu.address}`;
-  const query = async () => (await runTool({ command: tool, args: [bdf, '--query-cc-mode'], timeoutMs: 20_000 })).stdout;
+  // Like the real tool, the fake logs on stderr (Python logging) and prints the topology on stdout.
+  const query = async () =>
+    (await runTool({ command: tool, args: [bdf, '--query-cc-mode'], timeoutMs: 20_000 })).stderr;
   check(/CC mode is off/.test(await query()), 'CC mode is off');
-  const set = await runTool({ command: tool, args: [bdf, '--set-cc-mode=on', '--reset-after-cc-mode-switch'], timeoutMs: 20_000 });
-  process.stdout.write(set.stdout.split('\n').filter((l) => /INFO|WARNING/.test(l)).map((l) => `  | ${l}\n`).join(''));
+  const set = await runTool({
+    command: tool,
+    args: [bdf, '--set-cc-mode=on', '--reset-after-cc-mode-switch'],
+    timeoutMs: 20_000,
+  });
+  process.stdout.write(
+    set.stderr
+      .split('\n')
+      .filter((l) => / INFO /.test(l))
+      .map((l) => `  | ${l}\n`)
+      .join(''),
+  );
   check(/CC mode is on/.test(await query()), 'CC mode is on after the reset');
 
   step('inject a fault: the next GPU’s unbind fails with EBUSY (a process holds it)');
@@ -79,18 +94,28 @@ try {
     await unbindDevice(sysfs, second.address);
     check(false, 'the unbind should have failed');
   } catch (error) {
-    check(error instanceof GpuccError && error.code === 'ERR_GPUCC_UNBIND_FAILED', error.describe().replace(/\n/g, '\n       '));
+    check(
+      error instanceof GpuccError && error.code === 'ERR_GPUCC_UNBIND_FAILED',
+      error.describe().replace(/\n/g, '\n       '),
+    );
   }
-  check(currentDriver(sysfs, second.address) !== undefined, `${second.address} kept its driver (${currentDriver(sysfs, second.address)})`);
+  check(
+    currentDriver(sysfs, second.address) !== undefined,
+    `${second.address} kept its driver (${currentDriver(sysfs, second.address)})`,
+  );
 } catch (error) {
   failures++;
   process.stderr.write(`demo failed: ${error instanceof GpuccError ? error.describe() : error.stack}\n`);
 } finally {
   if (keep) {
-    process.stdout.write(`\nkept the node at ${root}\n  try: pnpm exec gpucc-sim inspect ${root}\n       pnpm exec gpucc-sim writes ${root}\n`);
+    process.stdout.write(
+      `\nkept the node at ${root}\n  try: pnpm exec gpucc-sim inspect ${root}\n       pnpm exec gpucc-sim writes ${root}\n`,
+    );
   } else {
     rmSync(base, { recursive: true, force: true });
   }
 }
-process.stdout.write(`\n${failures === 0 ? 'demo passed' : `demo FAILED (${failures} check(s))`} in ${((performance.now() - started) / 1000).toFixed(2)}s\n`);
+process.stdout.write(
+  `\n${failures === 0 ? 'demo passed' : `demo FAILED (${failures} check(s))`} in ${((performance.now() - started) / 1000).toFixed(2)}s\n`,
+);
 process.exitCode = failures === 0 ? 0 : 1;

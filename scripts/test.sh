@@ -3,4 +3,5 @@
 set -eu
 . "$(dirname "$0")/setup.sh"
 pnpm exec biome check .
+pnpm exec tsc -p tsconfig.tests.json
 pnpm exec vitest run --coverage

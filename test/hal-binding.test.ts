@@ -99,7 +99,9 @@ describe('hal binding primitives on a simulated node', () => {
   it('module and driver spellings resolve (vfio_pci → vfio-pci); invalid names never reach a path', async () => {
     const { sysfs: s } = simNode('hgx-h100-8');
     expect(registeredDriverName(s, 'vfio_pci')).toBe('vfio-pci');
-    await expect(setDriverOverride(s, GPU, '../../evil')).rejects.toMatchObject({ code: 'ERR_GPUCC_INVALID_DRIVER_NAME' });
+    await expect(setDriverOverride(s, GPU, '../../evil')).rejects.toMatchObject({
+      code: 'ERR_GPUCC_INVALID_DRIVER_NAME',
+    });
   });
 
   it('an unbind that blocks fails at the deadline with UNBIND_FAILED and the busy hint', async () => {

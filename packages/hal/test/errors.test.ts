@@ -19,8 +19,18 @@ describe('error catalogue', () => {
 
   it('carries code, hint, cause and details into JSON and the one-line description', () => {
     const cause = Object.assign(new Error('busy'), { code: 'EBUSY' });
-    const error = new GpuccError('ERR_GPUCC_SYSFS_WRITE', 'write failed', { hint: 'free it', cause, details: { errno: 'EBUSY' } });
-    expect(error.toJSON()).toEqual({ code: 'ERR_GPUCC_SYSFS_WRITE', message: 'write failed', hint: 'free it', cause: 'busy', details: { errno: 'EBUSY' } });
+    const error = new GpuccError('ERR_GPUCC_SYSFS_WRITE', 'write failed', {
+      hint: 'free it',
+      cause,
+      details: { errno: 'EBUSY' },
+    });
+    expect(error.toJSON()).toEqual({
+      code: 'ERR_GPUCC_SYSFS_WRITE',
+      message: 'write failed',
+      hint: 'free it',
+      cause: 'busy',
+      details: { errno: 'EBUSY' },
+    });
     expect(error.describe()).toBe('ERR_GPUCC_SYSFS_WRITE: write failed\n  hint: free it');
     expect(errnoOf(error)).toBe('EBUSY');
     expect(errnoOf(cause)).toBe('EBUSY');

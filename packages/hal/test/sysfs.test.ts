@@ -1,4 +1,15 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,7 +27,9 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 
 describe('Sysfs on a plain directory (a captured or real host)', () => {
   it('refuses a missing host root with a hint about --host-root', () => {
-    expect(() => new Sysfs(path.join(root, 'nope'))).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_HOST_ROOT_INVALID' }));
+    expect(() => new Sysfs(path.join(root, 'nope'))).toThrow(
+      expect.objectContaining({ code: 'ERR_GPUCC_HOST_ROOT_INVALID' }),
+    );
   });
 
   it('reads under the root; optional reads of missing files are undefined; required ones name the file', () => {
@@ -24,7 +37,9 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     expect(s.read('sys/bus/pci/devices/0000:01:00.0/vendor')).toBe('0x10de\n');
     expect(s.read('/sys/bus/pci/devices/0000:01:00.0/vendor')).toBe('0x10de\n');
     expect(s.readOptional('sys/bus/pci/devices/0000:01:00.0/subsystem_vendor')).toBeUndefined();
-    expect(() => s.read('sys/bus/pci/devices/0000:01:00.0/class')).toThrow(/\/sys\/bus\/pci\/devices\/0000:01:00.0\/class/);
+    expect(() => s.read('sys/bus/pci/devices/0000:01:00.0/class')).toThrow(
+      /\/sys\/bus\/pci\/devices\/0000:01:00.0\/class/,
+    );
     expect(s.readdir('sys/bus/pci/devices')).toEqual(['0000:01:00.0']);
     expect(s.readdir('sys/kernel/iommu_groups')).toEqual([]);
   });
@@ -44,14 +59,18 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     const s = new Sysfs(root);
     expect(s.resolveLink('sys/bus/pci/devices/0000:02:00.0')).toBe('sys/devices/pci0000:00/0000:01:00.0');
     expect(s.readlink('sys/bus/pci/devices/0000:01:00.0/vendor')).toBeUndefined(); // not a link
-    expect(() => s.resolveLink('sys/bus/pci/devices/0000:01:00.0/evil')).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }));
+    expect(() => s.resolveLink('sys/bus/pci/devices/0000:01:00.0/evil')).toThrow(
+      expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }),
+    );
   });
 
   it('writes with O_TRUNC into an existing attribute and never creates a missing one', async () => {
     const s = new Sysfs(root);
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', 'vfio-pci');
     expect(readFileSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/driver_override'), 'utf8')).toBe('vfio-pci');
-    await expect(s.write('sys/bus/pci/devices/0000:01:00.0/reset', '1')).rejects.toMatchObject({ code: 'ERR_GPUCC_ATTRIBUTE_MISSING' });
+    await expect(s.write('sys/bus/pci/devices/0000:01:00.0/reset', '1')).rejects.toMatchObject({
+      code: 'ERR_GPUCC_ATTRIBUTE_MISSING',
+    });
     expect(existsSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/reset'))).toBe(false);
   });
 
@@ -96,7 +115,9 @@ describe('atomic file writes', () => {
     mkdirSync(path.join(root, 'etc/cdi'), { recursive: true });
     writeFileSync(path.join(root, 'elsewhere'), 'keep');
     symlinkSync('../../elsewhere', path.join(root, 'etc/cdi/x.yaml'));
-    await expect(new Sysfs(root).writeFileAtomic('etc/cdi/x.yaml', 'new')).rejects.toMatchObject({ code: 'ERR_GPUCC_TARGET_IS_SYMLINK' });
+    await expect(new Sysfs(root).writeFileAtomic('etc/cdi/x.yaml', 'new')).rejects.toMatchObject({
+      code: 'ERR_GPUCC_TARGET_IS_SYMLINK',
+    });
     expect(readFileSync(path.join(root, 'elsewhere'), 'utf8')).toBe('keep');
   });
 

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bindDevice, discoverPci, setDriverOverride, Sysfs, unbindDevice } from '@gpucc/hal';
+import { bindDevice, discoverPci, Sysfs, setDriverOverride, unbindDevice } from '@gpucc/hal';
 import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 
@@ -30,7 +30,12 @@ try {
     if (topology.devices.length !== 1024) throw new Error(`expected 1024 functions, got ${topology.devices.length}`);
   }
   const d = stats(times);
-  results.push({ name: 'discovery, 1024 PCI functions (median of 20)', value: d.median, unit: 'ms', target: '≤ 100 ms' });
+  results.push({
+    name: 'discovery, 1024 PCI functions (median of 20)',
+    value: d.median,
+    unit: 'ms',
+    target: '≤ 100 ms',
+  });
   results.push({ name: 'discovery, 1024 PCI functions (best)', value: d.min, unit: 'ms' });
   results.push({ name: 'discovery, host reads per function', value: sysfs.recorder.reads / 1024, unit: 'reads' });
 
@@ -38,7 +43,9 @@ try {
   const hgx = path.join(base, 'hgx');
   createNode(hgx, 'scale', { gpus: 64, functionsPerCard: 1 });
   const sim = openSimulatedSysfs(hgx);
-  const addresses = discoverPci(sim).devices.filter((x) => x.kind === 'gpu').map((x) => x.address);
+  const addresses = discoverPci(sim)
+    .devices.filter((x) => x.kind === 'gpu')
+    .map((x) => x.address);
   const bindTimes: number[] = [];
   for (const address of addresses) {
     const t = performance.now();
@@ -51,9 +58,18 @@ try {
     }
   }
   const b = stats(bindTimes.slice(8)); // the first binds include JIT warm-up
-  results.push({ name: 'simulated bind of one device (override, unbind, bind, node), median', value: b.median, unit: 'ms', target: '≤ 2 ms' });
+  results.push({
+    name: 'simulated bind of one device (override, unbind, bind, node), median',
+    value: b.median,
+    unit: 'ms',
+    target: '≤ 2 ms',
+  });
   results.push({ name: 'simulated bind of one device, p99', value: b.p99, unit: 'ms' });
-  results.push({ name: 'sysfs writes per bound device', value: sim.recorder.writes / addresses.length, unit: 'writes' });
+  results.push({
+    name: 'sysfs writes per bound device',
+    value: sim.recorder.writes / addresses.length,
+    unit: 'writes',
+  });
 } finally {
   rmSync(base, { recursive: true, force: true });
 }
@@ -61,8 +77,13 @@ try {
 const width = Math.max(...results.map((r) => r.name.length));
 process.stdout.write(`gpucc foundation benchmarks (${os.cpus().length} CPUs, Node ${process.version})\n`);
 for (const r of results) {
-  process.stdout.write(`${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(8)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`);
+  process.stdout.write(
+    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(8)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
+  );
 }
 const out = path.resolve(import.meta.dirname, '../../../bench/out');
 mkdirSync(out, { recursive: true });
-writeFileSync(path.join(out, 'foundation.json'), `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`);
+writeFileSync(
+  path.join(out, 'foundation.json'),
+  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
+);

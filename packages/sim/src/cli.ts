@@ -6,7 +6,7 @@ import { createNode } from './node/create.js';
 import { breakAttribute, clearFaults, injectFault } from './node/faults.js';
 import { FAULT_KINDS, type FaultKind, readNodeSpec, writeToolSettings } from './node/state.js';
 import { readWriteLog } from './node/write-log.js';
-import { parseTee, PROFILES } from './profiles/profiles.js';
+import { PROFILES, parseTee } from './profiles/profiles.js';
 import { installFakeTools } from './tools/index.js';
 
 function int(value: string): number {
@@ -30,20 +30,33 @@ function program(out: (text: string) => void): Command {
     .option('--gpus <n>', 'scale profile: number of GPU cards', int)
     .option('--functions <n>', 'scale profile: functions per card (1-4)', int)
     .option('--no-vfio-module', 'start without vfio_pci loaded (exercises modprobe)')
-    .action((dir: string, o: { profile: string; tee?: ReturnType<typeof parseTee>; gpus?: number; functions?: number; vfioModule: boolean }) => {
-      const { root, node } = createNode(
-        dir,
-        o.profile,
-        {
-          ...(o.tee ? { tee: o.tee } : {}),
-          ...(o.gpus === undefined ? {} : { gpus: o.gpus }),
-          ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
-          vfioLoaded: o.vfioModule,
+    .action(
+      (
+        dir: string,
+        o: {
+          profile: string;
+          tee?: ReturnType<typeof parseTee>;
+          gpus?: number;
+          functions?: number;
+          vfioModule: boolean;
         },
-        installFakeTools,
-      );
-      out(`created simulated node ${root}: profile ${node.profile}, ${node.devices.length} PCI functions, TEE ${node.tee}\n`);
-    });
+      ) => {
+        const { root, node } = createNode(
+          dir,
+          o.profile,
+          {
+            ...(o.tee ? { tee: o.tee } : {}),
+            ...(o.gpus === undefined ? {} : { gpus: o.gpus }),
+            ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
+            vfioLoaded: o.vfioModule,
+          },
+          installFakeTools,
+        );
+        out(
+          `created simulated node ${root}: profile ${node.profile}, ${node.devices.length} PCI functions, TEE ${node.tee}\n`,
+        );
+      },
+    );
 
   cli
     .command('inspect')
@@ -72,24 +85,29 @@ function program(out: (text: string) => void): Command {
     .option('--delay-ms <ms>', 'delay for *-hang and devnode-delay (hang: default forever)', int)
     .option('--times <n>', 'fire only this many times', int)
     .option('--clear', 'remove every fault (or every fault of --kind)')
-    .action(async (dir: string, o: { kind?: string; device?: string; errno?: string; delayMs?: number; times?: number; clear?: boolean }) => {
-      const root = path.resolve(dir);
-      readNodeSpec(root);
-      if (o.clear) {
-        await clearFaults(root, o.kind as FaultKind | undefined);
-        out('faults cleared\n');
-        return;
-      }
-      if (!o.kind) throw usage('fault needs --kind (or --clear)');
-      await injectFault(root, {
-        kind: o.kind as FaultKind,
-        ...(o.device ? { device: o.device } : {}),
-        ...(o.errno ? { errno: o.errno } : {}),
-        ...(o.delayMs === undefined ? {} : { delayMs: o.delayMs }),
-        ...(o.times === undefined ? {} : { times: o.times }),
-      });
-      out(`fault ${o.kind} injected${o.device ? ` on ${o.device}` : ''}\n`);
-    });
+    .action(
+      async (
+        dir: string,
+        o: { kind?: string; device?: string; errno?: string; delayMs?: number; times?: number; clear?: boolean },
+      ) => {
+        const root = path.resolve(dir);
+        readNodeSpec(root);
+        if (o.clear) {
+          await clearFaults(root, o.kind as FaultKind | undefined);
+          out('faults cleared\n');
+          return;
+        }
+        if (!o.kind) throw usage('fault needs --kind (or --clear)');
+        await injectFault(root, {
+          kind: o.kind as FaultKind,
+          ...(o.device ? { device: o.device } : {}),
+          ...(o.errno ? { errno: o.errno } : {}),
+          ...(o.delayMs === undefined ? {} : { delayMs: o.delayMs }),
+          ...(o.times === undefined ? {} : { times: o.times }),
+        });
+        out(`fault ${o.kind} injected${o.device ? ` on ${o.device}` : ''}\n`);
+      },
+    );
 
   cli
     .command('break')
@@ -112,7 +130,11 @@ function program(out: (text: string) => void): Command {
     .option('--json', 'one JSON object per line')
     .action((dir: string, o: { json?: boolean }) => {
       for (const w of readWriteLog(path.resolve(dir))) {
-        out(o.json ? `${JSON.stringify(w)}\n` : `${new Date(w.t).toISOString()} pid ${w.pid} ${w.path} <- ${JSON.stringify(w.value)}: ${w.result}\n`);
+        out(
+          o.json
+            ? `${JSON.stringify(w)}\n`
+            : `${new Date(w.t).toISOString()} pid ${w.pid} ${w.path} <- ${JSON.stringify(w.value)}: ${w.result}\n`,
+        );
       }
     });
 
@@ -142,7 +164,10 @@ function usage(message: string): GpuccError {
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 failure, 2 bad usage). */
-export async function main(argv: string[], out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
   try {
     await program(out).parseAsync(argv);
     return 0;

@@ -39,7 +39,11 @@ export function formatInspect(report: InspectReport): string {
     d.vfioCdev ? d.vfioCdev.name : '-',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [
     `host root ${report.hostRoot}: TEE ${report.tee}, IOMMU ${report.vfio.iommuEnabled ? 'on' : 'off'}, VFIO model ${report.vfio.model}`,
     line(head),

@@ -293,8 +293,12 @@ describe('kernel simulator: injected faults', () => {
 
   it('refuses unknown fault kinds, errno names and devices', async () => {
     const { root } = simNode('h100-pcie-1');
-    await expect(injectFault(root, { kind: 'melt' as never })).rejects.toMatchObject({ code: 'ERR_GPUCC_SIM_INVALID_FAULT' });
-    await expect(injectFault(root, { kind: 'bind-error', errno: 'busy' })).rejects.toMatchObject({ code: 'ERR_GPUCC_SIM_INVALID_FAULT' });
+    await expect(injectFault(root, { kind: 'melt' as never })).rejects.toMatchObject({
+      code: 'ERR_GPUCC_SIM_INVALID_FAULT',
+    });
+    await expect(injectFault(root, { kind: 'bind-error', errno: 'busy' })).rejects.toMatchObject({
+      code: 'ERR_GPUCC_SIM_INVALID_FAULT',
+    });
     await expect(injectFault(root, { kind: 'bind-error', device: '0000:99:00.0' })).rejects.toMatchObject({
       code: 'ERR_GPUCC_SIM_INVALID_FAULT',
     });

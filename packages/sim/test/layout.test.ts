@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { cardFunctions, discoverPci, Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
 import { createNode } from '../src/node/create.js';
 import { PROFILES } from '../src/profiles/profiles.js';
@@ -53,14 +53,21 @@ describe('simulated node layout', () => {
     expect(vga.class).toBe(0x030000);
     expect(vga.consumers).toEqual(['0000:01:00.1', '0000:01:00.2', '0000:01:00.3']);
     expect(t.groups.get(12)).toEqual(['0000:01:00.0', '0000:01:00.1', '0000:01:00.2', '0000:01:00.3']);
-    expect(t.devices.filter((d) => d.iommuGroup === 12).map((d) => d.driver)).toEqual(['nvidia', 'snd_hda_intel', 'xhci_hcd', 'nvidia-gpu']);
-    const shared = t.groups.get(30)!.map((a) => t.byAddress.get(a)!);
-    expect(shared.map((d) => [d.kind, d.driver])).toEqual([
-      ['bridge', 'pcieport'],
-      ['gpu', 'nvidia'],
-      ['other', 'mlx5_core'],
+    expect(t.devices.filter((d) => d.iommuGroup === 12).map((d) => d.driver)).toEqual([
+      'nvidia',
+      'snd_hda_intel',
+      'xhci_hcd',
+      'nvidia-gpu',
     ]);
-    expect(shared[2]!.vendor).toBe(0x15b3);
+    const shared = t.groups.get(30)!.map((a) => t.byAddress.get(a)!);
+    expect(shared.map((d) => [d.address, d.kind, d.driver])).toEqual([
+      ['0000:41:00.0', 'bridge', 'pcieport'],
+      ['0000:41:01.0', 'bridge', 'pcieport'],
+      ['0000:42:00.0', 'gpu', 'nvidia'],
+      ['0000:43:00.0', 'other', 'mlx5_core'],
+    ]);
+    expect(shared[3]!.vendor).toBe(0x15b3);
+    expect(cardFunctions(t, '0000:42:00.0' as never)).toEqual(['0000:42:00.0']); // the NIC is not part of the card
   });
 
   it('iommufd-h200-2 has /dev/iommu; no-iommu has an empty iommu_groups and no group links', () => {
@@ -76,7 +83,9 @@ describe('simulated node layout', () => {
 
   it('hgx-b200-8 has 8 B200 (subsystem 0x1999) and no NVSwitch functions', () => {
     const t = discoverPci(simNode('hgx-b200-8').sysfs);
-    expect(t.devices.filter((d) => d.kind === 'gpu').map((d) => [d.device, d.subsystemDevice])).toEqual(Array(8).fill([0x2901, 0x1999]));
+    expect(t.devices.filter((d) => d.kind === 'gpu').map((d) => [d.device, d.subsystemDevice])).toEqual(
+      Array(8).fill([0x2901, 0x1999]),
+    );
     expect(t.devices.filter((d) => d.kind === 'nvswitch')).toEqual([]);
   });
 
@@ -92,13 +101,20 @@ describe('simulated node layout', () => {
       createNode(root, profile.name);
       const t = discoverPci(new Sysfs(root));
       expect(t.problems, profile.name).toEqual([]);
-      expect(t.devices.some((d) => d.kind === 'gpu'), profile.name).toBe(true);
+      expect(
+        t.devices.some((d) => d.kind === 'gpu'),
+        profile.name,
+      ).toBe(true);
     }
   });
 
   it('refuses to create into a non-empty directory and names unknown profiles', () => {
     const { root } = simNode('h100-pcie-1');
-    expect(() => createNode(root, 'h100-pcie-1')).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_SIM_TARGET_NOT_EMPTY' }));
-    expect(() => createNode(path.join(tempDir(), 'x'), 'h100')).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_SIM_UNKNOWN_PROFILE' }));
+    expect(() => createNode(root, 'h100-pcie-1')).toThrow(
+      expect.objectContaining({ code: 'ERR_GPUCC_SIM_TARGET_NOT_EMPTY' }),
+    );
+    expect(() => createNode(path.join(tempDir(), 'x'), 'h100')).toThrow(
+      expect.objectContaining({ code: 'ERR_GPUCC_SIM_UNKNOWN_PROFILE' }),
+    );
   });
 });

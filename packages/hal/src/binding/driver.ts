@@ -54,7 +54,12 @@ export function requireDriver(sysfs: Sysfs, name: string): string {
   });
 }
 
-export async function setDriverOverride(sysfs: Sysfs, address: PciAddress, driver: string, options?: WriteOptions): Promise<void> {
+export async function setDriverOverride(
+  sysfs: Sysfs,
+  address: PciAddress,
+  driver: string,
+  options?: WriteOptions,
+): Promise<void> {
   validateDriverName(driver);
   await sysfs.write(devicePath(address, 'driver_override'), driver, options);
 }
@@ -68,7 +73,11 @@ export async function clearDriverOverride(sysfs: Sysfs, address: PciAddress, opt
  * Unbinds a device from its current driver. Returns the driver it left, or undefined when it was not
  * bound. ENODEV (unbound meanwhile) is success; a blocked unbind fails at the deadline.
  */
-export async function unbindDevice(sysfs: Sysfs, address: PciAddress, options?: WriteOptions): Promise<string | undefined> {
+export async function unbindDevice(
+  sysfs: Sysfs,
+  address: PciAddress,
+  options?: WriteOptions,
+): Promise<string | undefined> {
   const driver = currentDriver(sysfs, address);
   if (driver === undefined) return undefined;
   try {
@@ -84,7 +93,12 @@ export async function unbindDevice(sysfs: Sysfs, address: PciAddress, options?: 
  * Binds an unbound device to a registered driver. EBUSY and ENODEV are re-checked against the driver
  * link: already on the target is success (someone else finished the job); anything else fails.
  */
-export async function bindDevice(sysfs: Sysfs, address: PciAddress, driver: string, options?: WriteOptions): Promise<void> {
+export async function bindDevice(
+  sysfs: Sysfs,
+  address: PciAddress,
+  driver: string,
+  options?: WriteOptions,
+): Promise<void> {
   const name = requireDriver(sysfs, driver);
   try {
     await sysfs.write(`sys/bus/pci/drivers/${name}/bind`, address, options);
@@ -104,15 +118,23 @@ export async function bindDevice(sysfs: Sysfs, address: PciAddress, driver: stri
   }
   const now = currentDriver(sysfs, address);
   if (now !== name) {
-    throw new GpuccError('ERR_GPUCC_BIND_FAILED', `bind of ${address} to ${name} returned but the device is on ${now ?? 'no driver'}`, {
-      hint: 'another agent (udev rule, driver module) raced for the device; set driver_override before binding',
-      details: { device: address, driver: name, actual: now },
-    });
+    throw new GpuccError(
+      'ERR_GPUCC_BIND_FAILED',
+      `bind of ${address} to ${name} returned but the device is on ${now ?? 'no driver'}`,
+      {
+        hint: 'another agent (udev rule, driver module) raced for the device; set driver_override before binding',
+        details: { device: address, driver: name, actual: now },
+      },
+    );
   }
 }
 
 /** Asks the kernel to probe an unbound device with normal matching (honours driver_override). */
-export async function probeDevice(sysfs: Sysfs, address: PciAddress, options?: WriteOptions): Promise<string | undefined> {
+export async function probeDevice(
+  sysfs: Sysfs,
+  address: PciAddress,
+  options?: WriteOptions,
+): Promise<string | undefined> {
   try {
     await sysfs.write('sys/bus/pci/drivers_probe', address, options);
   } catch (error) {
@@ -168,8 +190,15 @@ function bindingError(
   address: PciAddress,
   driver: string | undefined,
 ): GpuccError {
-  if (isGpuccError(error) && (error.code === 'ERR_GPUCC_SYSFS_WRITE_TIMEOUT' || error.code === 'ERR_GPUCC_PERMISSION_DENIED')) {
-    return new GpuccError(code, `${message}: ${error.message}`, { hint: error.hint, cause: error, details: { device: address, driver, ...error.details } });
+  if (
+    isGpuccError(error) &&
+    (error.code === 'ERR_GPUCC_SYSFS_WRITE_TIMEOUT' || error.code === 'ERR_GPUCC_PERMISSION_DENIED')
+  ) {
+    return new GpuccError(code, `${message}: ${error.message}`, {
+      hint: error.hint,
+      cause: error,
+      details: { device: address, driver, ...error.details },
+    });
   }
   const errno = errnoOf(error);
   return new GpuccError(code, `${message}: ${errno ?? (error as Error).message}`, {

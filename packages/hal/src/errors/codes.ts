@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_MALFORMED_ATTRIBUTE: 'A sysfs attribute holds content the kernel never prints.',
   ERR_GPUCC_PERMISSION_DENIED: 'The process lacks the privilege to read or write a host file.',
   ERR_GPUCC_DEVICE_NOT_FOUND: 'No PCI device with that address exists under the host root.',
+  ERR_GPUCC_INVALID_DRIVER_NAME: 'A PCI driver name has characters other than letters, digits, _ . and -.',
   ERR_GPUCC_DRIVER_NOT_LOADED: 'The PCI driver asked for is not registered with the kernel.',
   ERR_GPUCC_BIND_FAILED: 'Binding a device to a driver failed.',
   ERR_GPUCC_UNBIND_FAILED: 'Unbinding a device from its driver failed.',
@@ -36,6 +37,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_SIM_INVALID_FAULT: 'A fault to inject names an unknown kind or device.',
   ERR_GPUCC_SIM_STATE_LOCKED: 'The simulated node state stayed locked by another process too long.',
   ERR_GPUCC_USAGE: 'A command line was wrong: unknown option, missing argument or bad value.',
+  ERR_GPUCC_INVALID_MODULE_NAME: 'A kernel module name has characters other than letters, digits, _ and -.',
+  ERR_GPUCC_INVALID_DEVICE_NUMBER: 'An IOMMU group or VFIO cdev number is missing or not a non-negative integer.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;

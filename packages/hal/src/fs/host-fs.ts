@@ -11,8 +11,18 @@ import path from 'node:path';
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
 
+// sysfs attributes are at most a page; one shared buffer saves the fstat and allocation of readFileSync.
+const SMALL_READ = Buffer.allocUnsafe(64 * 1024);
+
 export function readText(abs: string): string {
-  return fs.readFileSync(abs, 'utf8');
+  const fd = fs.openSync(abs, 'r');
+  try {
+    const n = fs.readSync(fd, SMALL_READ, 0, SMALL_READ.length, 0);
+    if (n < SMALL_READ.length) return SMALL_READ.toString('utf8', 0, n);
+  } finally {
+    fs.closeSync(fd);
+  }
+  return fs.readFileSync(abs, 'utf8'); // larger files (pci.ids, state) are read whole
 }
 
 export function readBytes(abs: string): Buffer {

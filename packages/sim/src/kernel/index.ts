@@ -1,4 +1,4 @@
-import { Sysfs, type AccessRecorder } from '@gpucc/hal';
+import { type AccessRecorder, Sysfs } from '@gpucc/hal';
 import { KernelSimulator } from './simulator.js';
 
 export { KernelErrno } from './errno.js';

@@ -1,6 +1,14 @@
 import path from 'node:path';
 import { hostFs, type KernelHook } from '@gpucc/hal';
-import { attachDriver, boundDriver, createVfioNodes, detachDriver, devicePresent, devPath, findDriver } from '../node/effects.js';
+import {
+  attachDriver,
+  boundDriver,
+  createVfioNodes,
+  detachDriver,
+  devicePresent,
+  devPath,
+  findDriver,
+} from '../node/effects.js';
 import { Tree } from '../node/files.js';
 import { layoutDevice, unlayoutDevice } from '../node/layout.js';
 import { FAULTS_FILE, NODE_FILE, WRITE_LOG } from '../node/paths.js';
@@ -12,6 +20,7 @@ import {
   readFaults,
   readNodeSpec,
   withNodeLock,
+  withNodeLockSync,
   writeCcState,
   writeFaults,
   writeNodeSpec,
@@ -23,7 +32,8 @@ const BDF = '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]';
 const DEVICE_ATTR = new RegExp(`^sys/(?:bus/pci/devices|devices/.*)/(${BDF})/([^:]+)$`);
 const DRIVER_ATTR = /^sys\/bus\/pci\/drivers\/([^/]+)\/(bind|unbind|new_id|remove_id)$/;
 const UNBIND_LOCK = new RegExp(`^proc/driver/nvidia/gpus/(${BDF})/unbindLock$`);
-const WRITE_ONLY = new Set(['bind', 'unbind', 'new_id', 'remove_id', 'reset', 'remove', 'rescan', 'drivers_probe', 'uevent']);
+const WRITE_ONLY = new Set(['bind', 'unbind', 'new_id', 'remove_id', 'reset', 'remove', 'rescan', 'drivers_probe']);
+const DRIVER_UEVENT = /^sys\/bus\/pci\/drivers\/[^/]+\/uevent$/;
 const RESET_METHODS = new Set(['device_specific', 'acpi', 'flr', 'af_flr', 'pm', 'bus', 'cxl_bus']);
 const PAGE_SIZE = 4096;
 
@@ -56,7 +66,7 @@ export class KernelSimulator implements KernelHook {
 
   checkRead(relPath: string): void {
     const rel = relPath.replace(/^\/+/, '');
-    if (rel.startsWith('sys/') && WRITE_ONLY.has(path.basename(rel))) {
+    if (rel.startsWith('sys/') && (WRITE_ONLY.has(path.basename(rel)) || DRIVER_UEVENT.test(rel))) {
       fail('EACCES', `${rel} is write-only`);
     }
   }
@@ -173,7 +183,8 @@ export class KernelSimulator implements KernelHook {
     const device = this.presentDevice(address);
     this.vanishIfFaulted(device);
     if (boundDriver(this.tree, device)) fail('EBUSY', `${address} is already bound`);
-    if (!driverMatches(driver, device, this.override(device))) fail('ENODEV', `${driver.name} does not match ${address}`);
+    if (!driverMatches(driver, device, this.override(device)))
+      fail('ENODEV', `${driver.name} does not match ${address}`);
     const injected = this.takeFault('bind-error', address);
     if (injected) fail(injected.errno ?? 'EINVAL', `probe of ${address} failed (injected)`);
     this.probe(driver, device);
@@ -183,8 +194,10 @@ export class KernelSimulator implements KernelHook {
   private probe(driver: DriverSpec, device: DeviceSpec): void {
     if (driver.vfio) {
       const hasGroup = this.tree.exists(`${devPath(device)}/iommu_group`);
-      if (!hasGroup && !this.node.noiommu) fail('EINVAL', `probe of ${device.address} failed with error -22 (no IOMMU group)`);
-      if (device.class >> 8 === 0x0604 || device.class >> 8 === 0x0600) fail('EINVAL', `probe of ${device.address} failed with error -22 (bridge)`);
+      if (!hasGroup && !this.node.noiommu)
+        fail('EINVAL', `probe of ${device.address} failed with error -22 (no IOMMU group)`);
+      if (device.class >> 8 === 0x0604 || device.class >> 8 === 0x0600)
+        fail('EINVAL', `probe of ${device.address} failed with error -22 (bridge)`);
     }
     const never = driver.vfio && this.takeFault('devnode-never', device.address);
     const late = driver.vfio ? this.takeFault('devnode-delay', device.address) : undefined;
@@ -211,7 +224,8 @@ export class KernelSimulator implements KernelHook {
 
   private async changeDynamicIds(driver: DriverSpec, add: boolean, text: string): Promise<void> {
     const fields = text.trim().split(/\s+/);
-    if (fields.length < 2 || fields.some((f) => !/^[0-9a-fA-F]{1,8}$/.test(f))) fail('EINVAL', 'new_id/remove_id: bad fields');
+    if (fields.length < 2 || fields.some((f) => !/^[0-9a-fA-F]{1,8}$/.test(f)))
+      fail('EINVAL', 'new_id/remove_id: bad fields');
     const id = `${fields[0]!.toLowerCase().padStart(4, '0')} ${fields[1]!.toLowerCase().padStart(4, '0')}`;
     await withNodeLock(this.root, () => {
       const node = readNodeSpec(this.root);
@@ -350,22 +364,28 @@ export class KernelSimulator implements KernelHook {
     if (index < 0) return undefined;
     const fault = this.faults[index]!;
     if (fault.times !== undefined) {
-      const faults = readFaults(this.root);
-      const stored = faults.findIndex((f) => f.kind === fault.kind && f.device === fault.device);
-      if (stored >= 0) {
-        const left = (faults[stored]!.times ?? 1) - 1;
-        if (left <= 0) faults.splice(stored, 1);
-        else faults[stored] = { ...faults[stored]!, times: left };
-        writeFaults(this.root, faults);
-      }
-      this.faults = faults;
-      this.faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+      // Use it up under the node lock: fake tools in other processes count down the same file.
+      withNodeLockSync(this.root, () => {
+        const faults = readFaults(this.root);
+        const stored = faults.findIndex((f) => f.kind === fault.kind && f.device === fault.device);
+        if (stored >= 0) {
+          const left = (faults[stored]!.times ?? 1) - 1;
+          if (left <= 0) faults.splice(stored, 1);
+          else faults[stored] = { ...faults[stored]!, times: left };
+          writeFaults(this.root, faults);
+        }
+        this.faults = faults;
+        this.faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+      });
     }
     return fault;
   }
 
   private log(rel: string, value: string, result: string): void {
-    hostFs.appendText(this.tree.abs(WRITE_LOG), `${JSON.stringify({ t: Date.now(), pid: process.pid, path: rel, value, result })}\n`);
+    hostFs.appendText(
+      this.tree.abs(WRITE_LOG),
+      `${JSON.stringify({ t: Date.now(), pid: process.pid, path: rel, value, result })}\n`,
+    );
   }
 }
 
@@ -375,4 +395,3 @@ function delay(ms: number | undefined): Promise<void> {
     if (ms !== undefined) setTimeout(resolve, ms);
   });
 }
-

@@ -14,7 +14,12 @@ export type ToolInstaller = (root: string) => void;
  * `gpucc-sim create`: builds the profile's node description and lays it out under `dir`. The fake
  * tools are installed by the given installer (kept separate so the layout has no process concerns).
  */
-export function createNode(dir: string, profileName: string, options: ProfileOptions = {}, installTools?: ToolInstaller): CreateNodeResult {
+export function createNode(
+  dir: string,
+  profileName: string,
+  options: ProfileOptions = {},
+  installTools?: ToolInstaller,
+): CreateNodeResult {
   const root = path.resolve(dir);
   const node = findProfile(profileName).build(options);
   layoutNode(root, node);

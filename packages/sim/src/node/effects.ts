@@ -1,6 +1,6 @@
-import type { DeviceSpec, DriverSpec, NodeSpec } from './spec.js';
 import type { Tree } from './files.js';
 import { deviceDir, IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS } from './paths.js';
+import type { DeviceSpec, DriverSpec, NodeSpec } from './spec.js';
 
 /** The kernel's side effects of binding, unbinding and loading drivers, applied to a host tree. */
 
@@ -18,6 +18,28 @@ export function findDriver(node: NodeSpec, name: string): DriverSpec | undefined
 export function boundDriver(tree: Tree, device: DeviceSpec): string | undefined {
   const target = tree.readLink(`${devPath(device)}/driver`);
   return target === undefined ? undefined : target.split('/').pop();
+}
+
+/** The device's uevent as the kernel prints it (pci_uevent + the driver core's DRIVER=). */
+export function writeUevent(tree: Tree, device: DeviceSpec, driver: string | undefined): void {
+  const h4 = (v: number) => v.toString(16).toUpperCase().padStart(4, '0');
+  const lines = [
+    ...(driver ? [`DRIVER=${driver}`] : []),
+    `PCI_CLASS=${device.class.toString(16).toUpperCase()}`,
+    `PCI_ID=${h4(device.vendor)}:${h4(device.device)}`,
+    ...(device.subsystemVendor === undefined
+      ? []
+      : [`PCI_SUBSYS_ID=${h4(device.subsystemVendor)}:${h4(device.subsystemDevice ?? 0)}`]),
+    `PCI_SLOT_NAME=${device.address}`,
+    `MODALIAS=${modalias(device)}`,
+  ];
+  tree.file(`${devPath(device)}/uevent`, `${lines.join('\n')}\n`, 0o644);
+}
+
+export function modalias(d: DeviceSpec): string {
+  const h8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
+  const h2 = (v: number) => v.toString(16).toUpperCase().padStart(2, '0');
+  return `pci:v${h8(d.vendor)}d${h8(d.device)}sv${h8(d.subsystemVendor ?? 0)}sd${h8(d.subsystemDevice ?? 0)}bc${h2(d.class >> 16)}sc${h2((d.class >> 8) & 0xff)}i${h2(d.class & 0xff)}`;
 }
 
 export function loadDriver(tree: Tree, driver: DriverSpec): void {
@@ -44,10 +66,17 @@ export function loadModule(tree: Tree, module: string, version?: string): void {
 }
 
 /** Makes `device` bound to `driverName`: links both ways, device nodes for VFIO and NVIDIA drivers. */
-export function attachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec, driverName: string, options: { deferNodes?: boolean } = {}): void {
+export function attachDriver(
+  tree: Tree,
+  node: NodeSpec,
+  device: DeviceSpec,
+  driverName: string,
+  options: { deferNodes?: boolean } = {},
+): void {
   const dev = devPath(device);
   tree.link(`${dev}/driver`, `${PCI_DRIVERS}/${driverName}`);
   tree.link(`${PCI_DRIVERS}/${driverName}/${device.address}`, dev);
+  writeUevent(tree, device, driverName);
   const driver = findDriver(node, driverName);
   if (driver?.vfio && !options.deferNodes) createVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
@@ -63,6 +92,7 @@ export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): vo
   if (driverName === undefined) return;
   tree.remove(`${dev}/driver`);
   tree.remove(`${PCI_DRIVERS}/${driverName}/${device.address}`);
+  writeUevent(tree, device, undefined);
   if (findDriver(node, driverName)?.vfio) removeVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
     tree.remove(`proc/driver/nvidia/gpus/${device.address}`);
@@ -71,7 +101,9 @@ export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): vo
 }
 
 function nvidiaMinor(node: NodeSpec, device: DeviceSpec): number {
-  return node.devices.filter((d) => d.vendor === 0x10de && (d.class >> 8 === 0x0302 || d.class >> 8 === 0x0300)).indexOf(device);
+  return node.devices
+    .filter((d) => d.vendor === 0x10de && (d.class >> 8 === 0x0302 || d.class >> 8 === 0x0300))
+    .indexOf(device);
 }
 
 /** Group node name: `N`, or `noiommu-N` in no-IOMMU mode. */

@@ -1,9 +1,19 @@
 import path from 'node:path';
 import { GpuccError, hostFs } from '@gpucc/hal';
 import { devPath } from './effects.js';
-import { FAULT_KINDS, type Fault, type FaultKind, readFaults, readNodeSpec, withNodeLock, writeFaults } from './state.js';
+import {
+  FAULT_KINDS,
+  type Fault,
+  type FaultKind,
+  readFaults,
+  readNodeSpec,
+  withNodeLock,
+  writeFaults,
+} from './state.js';
 
 /** Adds a fault for the kernel simulator and fake tools to fire (validated: a typo must not pass silently). */
+const UEVENT_FIELDS = new Set(['vendor', 'device', 'class', 'subsystem_vendor', 'subsystem_device']);
+
 export async function injectFault(root: string, fault: Fault): Promise<void> {
   if (!(FAULT_KINDS as readonly string[]).includes(fault.kind)) {
     throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `unknown fault kind ${JSON.stringify(fault.kind)}`, {
@@ -37,6 +47,9 @@ export function breakAttribute(root: string, address: string, attribute: string,
   const abs = path.join(root, devPath(device), attribute);
   if (content === 'missing') hostFs.removeSync(abs);
   else hostFs.writeFileSync(abs, content, 0o444);
+  // Discovery takes IDs and class from the uevent when there is one; drop it so the broken
+  // attribute is what gets read, as in a captured tree (captures carry no uevent).
+  if (UEVENT_FIELDS.has(attribute)) hostFs.removeSync(path.join(root, devPath(device), 'uevent'));
 }
 
 function requireDevice(root: string, address: string) {

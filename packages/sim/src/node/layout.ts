@@ -1,7 +1,16 @@
 import { GpuccError, hostFs } from '@gpucc/hal';
-import { attachDriver, devPath, loadDriver, loadModule } from './effects.js';
+import { attachDriver, devPath, loadDriver, loadModule, modalias, writeUevent } from './effects.js';
 import { Tree } from './files.js';
-import { CC_DIR, ccStateFile, FAULTS_FILE, IOMMU_GROUPS, NODE_FILE, PCI_DEVICES, PCI_DRIVERS, SIM_DIR } from './paths.js';
+import {
+  CC_DIR,
+  ccStateFile,
+  FAULTS_FILE,
+  IOMMU_GROUPS,
+  NODE_FILE,
+  PCI_DEVICES,
+  PCI_DRIVERS,
+  SIM_DIR,
+} from './paths.js';
 import { PCI_IDS_EXCERPT } from './pci-ids-excerpt.js';
 import type { CcState, DeviceSpec, NodeSpec } from './spec.js';
 import { hex } from './spec.js';
@@ -98,12 +107,6 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
   hostFs.symlinkSync('../run', tree.abs('var/run'));
 }
 
-function modalias(d: DeviceSpec): string {
-  const h8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
-  const h2 = (v: number) => v.toString(16).toUpperCase().padStart(2, '0');
-  return `pci:v${h8(d.vendor)}d${h8(d.device)}sv${h8(d.subsystemVendor ?? 0)}sd${h8(d.subsystemDevice ?? 0)}bc${h2(d.class >> 16)}sc${h2((d.class >> 8) & 0xff)}i${h2(d.class & 0xff)}`;
-}
-
 function resourceLines(d: DeviceSpec): string {
   const zero = '0x0000000000000000 0x0000000000000000 0x0000000000000000';
   const lines = Array.from({ length: 13 }, () => zero);
@@ -127,6 +130,7 @@ export function layoutDevice(tree: Tree, node: NodeSpec, d: DeviceSpec): void {
   tree.attr(`${dev}/numa_node`, String(d.numaNode), 0o644);
   tree.attr(`${dev}/local_cpulist`, d.numaNode === 1 ? '32-63,96-127' : '0-31,64-95');
   tree.attr(`${dev}/modalias`, modalias(d));
+  writeUevent(tree, d, undefined);
   tree.file(`${dev}/resource`, resourceLines(d), 0o444);
   tree.attr(`${dev}/driver_override`, '(null)', 0o644);
   tree.attr(`${dev}/enable`, '1', 0o644);

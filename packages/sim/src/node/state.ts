@@ -1,5 +1,5 @@
-import { GpuccError, hostFs } from '@gpucc/hal';
 import path from 'node:path';
+import { GpuccError, hostFs } from '@gpucc/hal';
 import { ccStateFile, FAULTS_FILE, LOCK_DIR, NODE_FILE, TOOLS_CONFIG } from './paths.js';
 import type { CcState, NodeSpec } from './spec.js';
 
@@ -113,6 +113,32 @@ export function writeToolSettings(root: string, settings: Partial<ToolSettings>)
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 15_000;
+
+const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
+
+/** The synchronous form, for the kernel simulator's bookkeeping inside a single store. */
+export function withNodeLockSync<T>(root: string, fn: () => T): T {
+  const lock = path.join(root, LOCK_DIR);
+  const start = Date.now();
+  while (!hostFs.tryMakeDirExclusive(lock)) {
+    const age = hostFs.ageMs(lock);
+    if (age !== undefined && age > LOCK_STALE_MS) {
+      hostFs.removeSync(lock);
+      continue;
+    }
+    if (Date.now() - start > LOCK_WAIT_MS) {
+      throw new GpuccError('ERR_GPUCC_SIM_STATE_LOCKED', `the simulated node ${root} stayed locked`, {
+        hint: `another gpucc-sim process holds ${LOCK_DIR}; remove it if no such process runs`,
+      });
+    }
+    Atomics.wait(SLEEP_CELL, 0, 0, 2); // sleep 2 ms without spinning
+  }
+  try {
+    return fn();
+  } finally {
+    hostFs.removeSync(lock);
+  }
+}
 
 /** Runs `fn` while holding the node's lock (a directory created exclusively; stale locks are broken). */
 export async function withNodeLock<T>(root: string, fn: () => T | Promise<T>): Promise<T> {

@@ -39,7 +39,13 @@ function bdf(domain: number, bus: number, device: number, fn: number): string {
   return `${h(domain, 4)}:${h(bus, 2)}:${h(device, 2)}.${fn}`;
 }
 
-function bridge(address: string, parent: string, group: number | undefined, numaNode: number, device = 0xc030): DeviceSpec {
+function bridge(
+  address: string,
+  parent: string,
+  group: number | undefined,
+  numaNode: number,
+  device = 0xc030,
+): DeviceSpec {
   return {
     address,
     vendor: device === 0xc030 ? 0x1000 : 0x1022,
@@ -88,7 +94,14 @@ const H100_PCIE: GpuModel = { device: 0x2331, subsystemDevice: 0x1626, ccName: '
 const H200_SXM: GpuModel = { device: 0x2335, subsystemDevice: 0x18be, ccName: 'H200' };
 const B200_SXM: GpuModel = { device: 0x2901, subsystemDevice: 0x1999, ccName: 'B200' };
 
-function gpu(address: string, model: GpuModel, parent: string, group: number | undefined, numaNode: number, index: number): DeviceSpec {
+function gpu(
+  address: string,
+  model: GpuModel,
+  parent: string,
+  group: number | undefined,
+  numaNode: number,
+  index: number,
+): DeviceSpec {
   return {
     address,
     vendor: NVIDIA,
@@ -107,7 +120,13 @@ function gpu(address: string, model: GpuModel, parent: string, group: number | u
   };
 }
 
-function baseNode(profile: string, tee: HostTee, devices: DeviceSpec[], options: ProfileOptions, extra: Partial<NodeSpec> = {}): NodeSpec {
+function baseNode(
+  profile: string,
+  tee: HostTee,
+  devices: DeviceSpec[],
+  options: ProfileOptions,
+  extra: Partial<NodeSpec> = {},
+): NodeSpec {
   return {
     version: 1,
     profile,
@@ -161,14 +180,53 @@ function hgx(model: GpuModel, nvswitches: number, groups: GroupCounter | undefin
 }
 
 /** One workstation card: VGA GPU + HD audio + USB xHCI + UCSI, all in one IOMMU group. */
-function workstationCard(domain: number, bus: number, parent: string, group: number | undefined, numaNode: number, functions = 4): DeviceSpec[] {
+function workstationCard(
+  domain: number,
+  bus: number,
+  parent: string,
+  group: number | undefined,
+  numaNode: number,
+  functions = 4,
+): DeviceSpec[] {
   const base = { vendor: NVIDIA, subsystemVendor: 0x10de, subsystemDevice: 0x12a0, revision: 0xa1, numaNode, parent };
   const withGroup = group === undefined ? {} : { iommuGroup: group };
   const fns: DeviceSpec[] = [
-    { ...base, ...withGroup, address: bdf(domain, bus, 0, 0), device: 0x1eb1, class: 0x030000, driver: 'nvidia', resetMethods: ['bus'] },
-    { ...base, ...withGroup, address: bdf(domain, bus, 0, 1), device: 0x10f8, class: 0x040300, driver: 'snd_hda_intel', resetMethods: ['flr', 'bus'] },
-    { ...base, ...withGroup, address: bdf(domain, bus, 0, 2), device: 0x1ad8, class: 0x0c0330, driver: 'xhci_hcd', resetMethods: ['bus'] },
-    { ...base, ...withGroup, address: bdf(domain, bus, 0, 3), device: 0x1ad9, class: 0x0c8000, driver: 'nvidia-gpu', resetMethods: ['bus'] },
+    {
+      ...base,
+      ...withGroup,
+      address: bdf(domain, bus, 0, 0),
+      device: 0x1eb1,
+      class: 0x030000,
+      driver: 'nvidia',
+      resetMethods: ['bus'],
+    },
+    {
+      ...base,
+      ...withGroup,
+      address: bdf(domain, bus, 0, 1),
+      device: 0x10f8,
+      class: 0x040300,
+      driver: 'snd_hda_intel',
+      resetMethods: ['flr', 'bus'],
+    },
+    {
+      ...base,
+      ...withGroup,
+      address: bdf(domain, bus, 0, 2),
+      device: 0x1ad8,
+      class: 0x0c0330,
+      driver: 'xhci_hcd',
+      resetMethods: ['bus'],
+    },
+    {
+      ...base,
+      ...withGroup,
+      address: bdf(domain, bus, 0, 3),
+      device: 0x1ad9,
+      class: 0x0c8000,
+      driver: 'nvidia-gpu',
+      resetMethods: ['bus'],
+    },
   ].slice(0, functions);
   const first = fns[0]!;
   if (fns.length > 1) first.consumers = fns.slice(1).map((f) => f.address);
@@ -183,10 +241,15 @@ export const PROFILES: readonly Profile[] = [
     build: (o) => {
       const groups = new GroupCounter(10);
       const port = bdf(0, 0x40, 1, 1);
-      return baseNode('h100-pcie-1', o.tee ?? 'sev-snp', [
-        bridge(port, 'pci0000:40', groups.take(), 0, 0x14ab),
-        gpu(bdf(0, 0x41, 0, 0), H100_PCIE, `pci0000:40/${port}`, groups.take(), 0, 0),
-      ], o);
+      return baseNode(
+        'h100-pcie-1',
+        o.tee ?? 'sev-snp',
+        [
+          bridge(port, 'pci0000:40', groups.take(), 0, 0x14ab),
+          gpu(bdf(0, 0x41, 0, 0), H100_PCIE, `pci0000:40/${port}`, groups.take(), 0, 0),
+        ],
+        o,
+      );
     },
   },
   {
@@ -209,13 +272,14 @@ export const PROFILES: readonly Profile[] = [
     build: (o) => {
       const card = workstationCard(0, 0x01, 'pci0000:00/0000:00:01.0', 12, 0);
       const rootPort = bridge('0000:00:01.0', 'pci0000:00', 1, 0, 0x14ab);
-      // Behind a switch without ACS: the downstream port, the GPU and the NIC share group 30.
+      // Behind a switch without ACS: both downstream ports, the GPU and the NIC share group 30.
       const up = bridge('0000:40:01.0', 'pci0000:40', 29, 0, 0x14ab);
-      const down = bridge('0000:41:00.0', 'pci0000:40/0000:40:01.0', 30, 0);
-      const parent = 'pci0000:40/0000:40:01.0/0000:41:00.0';
-      const h100 = gpu('0000:42:00.0', H100_PCIE, parent, 30, 0, 1);
+      const switchUp = 'pci0000:40/0000:40:01.0';
+      const downGpu = bridge('0000:41:00.0', switchUp, 30, 0);
+      const downNic = bridge('0000:41:01.0', switchUp, 30, 0);
+      const h100 = gpu('0000:42:00.0', H100_PCIE, `${switchUp}/0000:41:00.0`, 30, 0, 1);
       const nic: DeviceSpec = {
-        address: '0000:42:00.1',
+        address: '0000:43:00.0',
         vendor: MELLANOX,
         device: 0x1021,
         class: 0x020000,
@@ -223,24 +287,28 @@ export const PROFILES: readonly Profile[] = [
         subsystemDevice: 0x0023,
         revision: 0x00,
         numaNode: 0,
-        parent,
+        parent: `${switchUp}/0000:41:01.0`,
         iommuGroup: 30,
         driver: 'mlx5_core',
         resetMethods: ['flr', 'bus'],
       };
-      return baseNode('workstation-mixed', o.tee ?? 'none', [rootPort, ...card, up, down, h100, nic], o);
+      return baseNode('workstation-mixed', o.tee ?? 'none', [rootPort, ...card, up, downGpu, downNic, h100, nic], o);
     },
   },
   {
     name: 'iommufd-h200-2',
-    description: 'two H200 (10de:2335, subsystem 10de:18be) on an iommufd host: /dev/iommu, per-device vfio cdevs on bind',
+    description:
+      'two H200 (10de:2335, subsystem 10de:18be) on an iommufd host: /dev/iommu, per-device vfio cdevs on bind',
     defaultTee: 'tdx',
     build: (o) => {
       const groups = new GroupCounter(40);
       const devices: DeviceSpec[] = [];
       for (let i = 0; i < 2; i++) {
         const chain = switchChain(0, 0x20 + i * 0x20, groups, i);
-        devices.push(...chain.bridges, gpu(bdf(0, chain.endpointBus, 0, 0), H200_SXM, chain.parent, groups.take(), i, i));
+        devices.push(
+          ...chain.bridges,
+          gpu(bdf(0, chain.endpointBus, 0, 0), H200_SXM, chain.parent, groups.take(), i, i),
+        );
       }
       return baseNode('iommufd-h200-2', o.tee ?? 'tdx', devices, o, { iommufd: true });
     },
@@ -251,10 +319,16 @@ export const PROFILES: readonly Profile[] = [
     defaultTee: 'none',
     build: (o) => {
       const port = bdf(0, 0x40, 1, 1);
-      return baseNode('no-iommu', o.tee ?? 'none', [
-        bridge(port, 'pci0000:40', undefined, 0, 0x14ab),
-        gpu(bdf(0, 0x41, 0, 0), H100_PCIE, `pci0000:40/${port}`, undefined, 0, 0),
-      ], o, { iommu: false });
+      return baseNode(
+        'no-iommu',
+        o.tee ?? 'none',
+        [
+          bridge(port, 'pci0000:40', undefined, 0, 0x14ab),
+          gpu(bdf(0, 0x41, 0, 0), H100_PCIE, `pci0000:40/${port}`, undefined, 0, 0),
+        ],
+        o,
+        { iommu: false },
+      );
     },
   },
   {
@@ -264,19 +338,31 @@ export const PROFILES: readonly Profile[] = [
     build: (o) => {
       const cards = o.gpus ?? 256;
       const functions = o.functionsPerCard ?? 4;
-      if (!Number.isInteger(cards) || cards < 1 || cards > 4096 || !Number.isInteger(functions) || functions < 1 || functions > 4) {
-        throw new GpuccError('ERR_GPUCC_USAGE', `scale profile: --gpus ${cards} --functions ${functions} is out of range`, {
-          hint: 'use 1 to 4096 GPUs and 1 to 4 functions per card',
-        });
+      if (
+        !Number.isInteger(cards) ||
+        cards < 1 ||
+        cards > 4096 ||
+        !Number.isInteger(functions) ||
+        functions < 1 ||
+        functions > 4
+      ) {
+        throw new GpuccError(
+          'ERR_GPUCC_USAGE',
+          `scale profile: --gpus ${cards} --functions ${functions} is out of range`,
+          {
+            hint: 'use 1 to 4096 GPUs and 1 to 4 functions per card',
+          },
+        );
       }
       const devices: DeviceSpec[] = [];
       for (let i = 0; i < cards; i++) {
         const domain = Math.floor(i / 128);
         const bus = (i % 128) + 1;
         const root = `pci${domain.toString(16).padStart(4, '0')}:00`;
-        const card = functions === 1
-          ? [gpu(bdf(domain, bus, 0, 0), H100_SXM, root, 100 + i, i % 2, i)]
-          : workstationCard(domain, bus, root, 100 + i, i % 2, functions);
+        const card =
+          functions === 1
+            ? [gpu(bdf(domain, bus, 0, 0), H100_SXM, root, 100 + i, i % 2, i)]
+            : workstationCard(domain, bus, root, 100 + i, i % 2, functions);
         devices.push(...card);
       }
       return baseNode('scale', o.tee ?? 'sev-snp', devices, o);

@@ -1,0 +1,17 @@
+export { detectVfioModel, type VfioHostModel } from './model.js';
+export {
+  checkDeviceNumber,
+  type DeviceNodeKey,
+  deviceNodesFor,
+  hostDeviceNodesFor,
+  IOMMUFD_PATH,
+  noiommuCdevPath,
+  noiommuGroupPath,
+  VFIO_CONTAINER_PATH,
+  VFIO_DEVICES_DIR,
+  VFIO_DIR,
+  type VfioModel,
+  vfioCdevPath,
+  vfioGroupPath,
+} from './paths.js';
+export { type WaitForPathOptions, waitForPath } from './wait.js';

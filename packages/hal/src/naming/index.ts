@@ -1,0 +1,25 @@
+export {
+  CDI_VENDOR,
+  compareDeviceIds,
+  DEFAULT_ALIASES,
+  type DeviceIdInput,
+  deviceIdFor,
+  fallbackClass,
+  formatPciIdsName,
+  type NameAliases,
+  type NamedDeviceType,
+  RESOURCE_NAMESPACE,
+  type ResourceNameInput,
+  type ResourceNaming,
+  resourceNamingFor,
+  validateResourceClass,
+} from './contract.js';
+export {
+  findPciIds,
+  loadPciIds,
+  lookupNvidiaDeviceName,
+  NVIDIA_VENDOR_ID,
+  PCI_IDS_PATHS,
+  type PciIdsDb,
+  parseNvidiaPciIds,
+} from './pci-ids.js';

@@ -1,0 +1,208 @@
+import path from 'node:path';
+import { GpuccError } from '../errors/index.js';
+import type { Sysfs } from '../fs/index.js';
+import { isPciAddress, type PciAddress, parsePciAddress } from '../types/index.js';
+import { classifyPci } from './classify.js';
+import {
+  parseBootVga,
+  parseDevNumbers,
+  parseDriverName,
+  parseDriverOverride,
+  parseGroupNumber,
+  parseHex,
+  parseNumaNode,
+  parsePciUevent,
+  parseResetMethods,
+  parseUnsigned,
+  parseVfioDevName,
+} from './parse.js';
+import type { PciDevice, SriovInfo, VfioCdev } from './types.js';
+
+export const PCI_DEVICES_DIR = 'sys/bus/pci/devices';
+const CONSUMER_PREFIX = 'consumer:pci:';
+const VIRTFN = /^virtfn(\d+)$/;
+
+/**
+ * Reads one PCI function. Attributes are read from the real device directory, and only those its
+ * listing shows, so a missing optional attribute costs no failed syscall.
+ */
+export function readPciDevice(sysfs: Sysfs, address: PciAddress): PciDevice {
+  const bdf = parsePciAddress(address);
+  const dir = deviceDir(sysfs, bdf);
+  const names = sysfs.readdir(dir);
+  if (names.length === 0) throw notFound(sysfs, bdf); // a dangling bus link: the device went away
+  const entries = new Set(names);
+  const attrs = new Attributes(sysfs, dir, bdf, entries);
+
+  // The uevent carries the IDs, class and driver in one read (syscalls dominate discovery time);
+  // trees without one (hand-made, captured) are read attribute by attribute.
+  const uevent = attrs.optional('uevent', parsePciUevent, 'KEY=VALUE lines with PCI_ID and PCI_CLASS');
+  const vendor =
+    uevent?.vendor ?? attrs.required('vendor', (raw) => parseHex(raw, 4), 'a 16-bit hex ID such as 0x10de');
+  const device =
+    uevent?.device ?? attrs.required('device', (raw) => parseHex(raw, 4), 'a 16-bit hex ID such as 0x2331');
+  const classCode =
+    uevent?.classCode ?? attrs.required('class', (raw) => parseHex(raw, 6), 'a 24-bit hex class such as 0x030200');
+  const subsystemVendor = uevent
+    ? uevent.subsystemVendor
+    : attrs.optional('subsystem_vendor', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
+  const subsystemDevice = uevent
+    ? uevent.subsystemDevice
+    : attrs.optional('subsystem_device', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
+  const revision = attrs.optional('revision', (raw) => parseHex(raw, 2), 'an 8-bit hex revision such as 0xa1');
+  const numaNode = attrs.optional('numa_node', parseNumaNode, 'a NUMA node number or -1') ?? -1;
+  const override = attrs.optional('driver_override', parseDriverOverride, 'a driver name or (null)');
+  const resetMethods = attrs.optional('reset_method', parseResetMethods, 'space-separated reset method names') ?? [];
+  const bootVga = attrs.optional('boot_vga', parseBootVga, '0 or 1');
+  const sriov = readSriov(attrs);
+  const driverName = uevent ? uevent.driver : attrs.linkName('driver');
+  const driver =
+    driverName === undefined
+      ? undefined
+      : attrs.check('driver', driverName, parseDriverName(driverName), 'a link to bus/pci/drivers/<driver>');
+  const groupName = attrs.linkName('iommu_group');
+  const iommuGroup =
+    groupName === undefined
+      ? undefined
+      : attrs.check('iommu_group', groupName, parseGroupNumber(groupName), 'a link to iommu_groups/<N>');
+  const physfn = attrs.linkAddress('physfn');
+  const virtfns = readVirtfns(attrs, names);
+  const consumers = readConsumers(attrs, names);
+  const vfioCdev = entries.has('vfio-dev') ? readVfioCdev(sysfs, attrs, dir) : undefined;
+
+  return {
+    address: bdf,
+    vendor,
+    device,
+    class: classCode,
+    ...(subsystemVendor === undefined ? {} : { subsystemVendor }),
+    ...(subsystemDevice === undefined ? {} : { subsystemDevice }),
+    ...(revision === undefined ? {} : { revision }),
+    numaNode,
+    ...(driver === undefined ? {} : { driver }),
+    ...(override == null ? {} : { driverOverride: override }),
+    ...(iommuGroup === undefined ? {} : { iommuGroup }),
+    ...(vfioCdev === undefined ? {} : { vfioCdev }),
+    ...(physfn === undefined ? {} : { physfn }),
+    virtfns,
+    ...(sriov === undefined ? {} : { sriov }),
+    consumers,
+    resetMethods,
+    hasResetAttribute: entries.has('reset'),
+    ...(bootVga === undefined ? {} : { bootVga }),
+    sysfsPath: dir,
+    kind: classifyPci(vendor, classCode),
+  };
+}
+
+/** The real device directory, from the bus link (its depth depends on the bridges above it). */
+function deviceDir(sysfs: Sysfs, address: PciAddress): string {
+  const busEntry = `${PCI_DEVICES_DIR}/${address}`;
+  const target = sysfs.resolveLink(busEntry);
+  if (target !== undefined) return target;
+  // Not a link: a captured tree may hold the device directory itself.
+  if (sysfs.kindOf(busEntry) === 'dir') return busEntry;
+  throw notFound(sysfs, address);
+}
+
+function notFound(sysfs: Sysfs, address: PciAddress): GpuccError {
+  return new GpuccError(
+    'ERR_GPUCC_DEVICE_NOT_FOUND',
+    `no PCI device ${address} under ${sysfs.display(PCI_DEVICES_DIR)}`,
+    {
+      hint: 'check the address with `lspci -D`; the device may have been removed or the host root is wrong',
+      details: { address },
+    },
+  );
+}
+
+function readSriov(attrs: Attributes): SriovInfo | undefined {
+  const totalVfs = attrs.optional('sriov_totalvfs', parseUnsigned, 'an unsigned number');
+  if (totalVfs === undefined) return undefined;
+  const numVfs = attrs.optional('sriov_numvfs', parseUnsigned, 'an unsigned number') ?? 0;
+  return { totalVfs, numVfs };
+}
+
+function readVirtfns(attrs: Attributes, names: string[]): PciAddress[] {
+  const links: { index: number; address: PciAddress }[] = [];
+  for (const name of names) {
+    const match = VIRTFN.exec(name);
+    if (!match) continue;
+    const address = attrs.linkAddress(name);
+    if (address !== undefined) links.push({ index: Number(match[1]), address });
+  }
+  // readdir order puts virtfn10 before virtfn2; VF order is numeric.
+  return links.sort((a, b) => a.index - b.index).map((l) => l.address);
+}
+
+function readConsumers(attrs: Attributes, names: string[]): PciAddress[] {
+  const consumers: PciAddress[] = [];
+  for (const name of names) {
+    if (!name.startsWith(CONSUMER_PREFIX)) continue;
+    const target = name.slice(CONSUMER_PREFIX.length);
+    consumers.push(attrs.check(name, target, isPciAddress(target) ? target : undefined, 'consumer:pci:<dddd:bb:dd.f>'));
+  }
+  return consumers;
+}
+
+function readVfioCdev(sysfs: Sysfs, attrs: Attributes, dir: string): VfioCdev | undefined {
+  for (const name of sysfs.readdir(`${dir}/vfio-dev`)) {
+    const index = parseVfioDevName(name);
+    if (index === undefined) continue;
+    // The cdev may be going away (unbind in progress): tolerate a missing dev file.
+    const numbers = attrs.optionalPath(`vfio-dev/${name}/dev`, parseDevNumbers, 'major:minor such as 511:0');
+    return numbers === undefined ? undefined : { name, index, ...numbers };
+  }
+  return undefined;
+}
+
+/** Reads the attributes of one device directory and names the file in every error. */
+class Attributes {
+  constructor(
+    private readonly sysfs: Sysfs,
+    private readonly dir: string,
+    private readonly address: PciAddress,
+    private readonly entries: ReadonlySet<string>,
+  ) {}
+
+  required<T>(name: string, parse: (raw: string) => T | undefined, expected: string): T {
+    const raw = this.sysfs.read(`${this.dir}/${name}`);
+    return this.check(name, raw, parse(raw), expected);
+  }
+
+  optional<T>(name: string, parse: (raw: string) => T | undefined, expected: string): T | undefined {
+    if (!this.entries.has(name)) return undefined;
+    return this.optionalPath(name, parse, expected);
+  }
+
+  optionalPath<T>(relName: string, parse: (raw: string) => T | undefined, expected: string): T | undefined {
+    const raw = this.sysfs.readOptional(`${this.dir}/${relName}`);
+    return raw === undefined ? undefined : this.check(relName, raw, parse(raw), expected);
+  }
+
+  /** The last component of a link's target (driver name, group number, BDF). */
+  linkName(name: string): string | undefined {
+    if (!this.entries.has(name)) return undefined;
+    const target = this.sysfs.readlink(`${this.dir}/${name}`);
+    return target === undefined ? undefined : path.posix.basename(target);
+  }
+
+  linkAddress(name: string): PciAddress | undefined {
+    const target = this.linkName(name);
+    if (target === undefined) return undefined;
+    return this.check(name, target, isPciAddress(target) ? target : undefined, 'a link to a PCI device directory');
+  }
+
+  check<T>(name: string, raw: string, value: T | undefined, expected: string): T {
+    if (value !== undefined) return value;
+    const file = `${this.dir}/${name}`;
+    throw new GpuccError(
+      'ERR_GPUCC_MALFORMED_ATTRIBUTE',
+      `${this.sysfs.display(file)} holds ${JSON.stringify(raw)}, expected ${expected}`,
+      {
+        hint: 'the kernel never prints this: the host tree is damaged or was written by hand; fix or remove the file',
+        details: { address: this.address, path: file, content: raw, expected },
+      },
+    );
+  }
+}

@@ -1,0 +1,14 @@
+export {
+  classifyPci,
+  isBridge,
+  isGpu,
+  isNvidia,
+  isNvSwitch,
+  isVirtualFunction,
+  NVSWITCH_CLASS,
+} from './classify.js';
+export { PCI_DEVICES_DIR, readPciDevice } from './device.js';
+export { discoverPci } from './discover.js';
+export { IOMMU_GROUPS_DIR } from './iommu-groups.js';
+export { cardFunctions, groupMembers, nvidiaDevices } from './topology.js';
+export type { PciDevice, PciKind, PciTopology, SriovInfo, VfioCdev } from './types.js';

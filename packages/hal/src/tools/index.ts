@@ -1,0 +1,9 @@
+export {
+  ensureModuleLoaded,
+  isModuleLoaded,
+  type ModprobeOptions,
+  type ModprobePolicy,
+  modprobe,
+  parseModuleName,
+} from './modules.js';
+export { formatCommandLine, type RunToolOptions, runTool, type ToolResult, tailOf } from './runner.js';

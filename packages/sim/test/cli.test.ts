@@ -1,0 +1,87 @@
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli.js';
+import { readFaults, readToolSettings } from '../src/node/state.js';
+import { tempDir } from './helpers.js';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/gpucc-sim.mjs');
+
+async function run(...args: string[]) {
+  let out = '';
+  let err = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    err += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'gpucc-sim', ...args], (t) => {
+      out += t;
+    });
+    return { code, out, err };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe('gpucc-sim CLI', () => {
+  it('creates a node and inspects it as a table and as JSON', async () => {
+    const dir = path.join(tempDir(), 'node');
+    const created = await run('create', dir, '--profile', 'hgx-h100-8', '--tee', 'tdx');
+    expect(created.code).toBe(0);
+    expect(created.out).toMatch(/profile hgx-h100-8, \d+ PCI functions, TEE tdx/);
+    const table = await run('inspect', dir);
+    expect(table.out).toMatch(/TEE tdx, IOMMU on, VFIO model legacy/);
+    expect(table.out).toMatch(/0000:13:00\.0\s+gpu\s+10de:2330\s+030200\s+nvidia/);
+    const json = JSON.parse((await run('inspect', dir, '--json')).out);
+    expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(8);
+    expect(json.devices.filter((d: { kind: string }) => d.kind === 'nvswitch')).toHaveLength(4);
+    expect(json.problems).toEqual([]);
+  });
+
+  it('break makes discovery report the damaged attribute by file and keep the other devices', async () => {
+    const dir = path.join(tempDir(), 'node');
+    await run('create', dir, '--profile', 'hgx-h100-8');
+    expect(
+      (await run('break', dir, '--device', '0000:13:00.0', '--attribute', 'vendor', '--value', 'notanid\n')).code,
+    ).toBe(0);
+    const json = JSON.parse((await run('inspect', dir, '--json')).out);
+    expect(json.problems).toHaveLength(1);
+    expect(json.problems[0].code).toBe('ERR_GPUCC_MALFORMED_ATTRIBUTE');
+    expect(json.problems[0].message).toMatch(/0000:13:00\.0\/vendor/);
+    expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(7);
+  });
+
+  it('records faults and tool latencies, and refuses unknown kinds with exit 1', async () => {
+    const dir = path.join(tempDir(), 'node');
+    await run('create', dir, '--profile', 'h100-pcie-1');
+    expect(
+      (await run('fault', dir, '--kind', 'unbind-hang', '--device', '0000:41:00.0', '--delay-ms', '500')).code,
+    ).toBe(0);
+    expect(readFaults(dir)).toEqual([{ kind: 'unbind-hang', device: '0000:41:00.0', delayMs: 500 }]);
+    const bad = await run('fault', dir, '--kind', 'explode');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/ERR_GPUCC_SIM_INVALID_FAULT/);
+    await run('fault', dir, '--clear');
+    expect(readFaults(dir)).toEqual([]);
+    await run('tool-latency', dir, '--reset-ms', '1700');
+    expect(readToolSettings(dir).resetMs).toBe(1700);
+  });
+
+  it('exits 2 on bad usage and 1 on a directory that is not a simulated node', async () => {
+    expect((await run('create', path.join(tempDir(), 'x'))).code).toBe(2); // --profile missing
+    expect((await run('create', path.join(tempDir(), 'x'), '--profile', 'hgx-h100-8', '--tee', 'sgx')).code).toBe(2);
+    const notSim = await run('fault', tempDir(), '--kind', 'bind-error');
+    expect(notSim.code).toBe(1);
+    expect(notSim.err).toMatch(/ERR_GPUCC_SIM_NOT_SIMULATED[\s\S]*hint: create one/);
+    expect((await run('profiles')).out).toMatch(/^workstation-mixed/m);
+  });
+
+  it('runs as an executable (what `pnpm exec gpucc-sim` starts) and lists the writes of the simulated kernel', () => {
+    const dir = path.join(tempDir(), 'node');
+    execFileSync(BIN, ['create', dir, '--profile', 'iommufd-h200-2']);
+    const out = execFileSync(BIN, ['inspect', dir], { encoding: 'utf8' });
+    expect(out).toMatch(/VFIO model iommufd/);
+    expect(execFileSync(BIN, ['writes', dir], { encoding: 'utf8' })).toBe('');
+  });
+});
