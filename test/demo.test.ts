@@ -10,7 +10,7 @@ describe('the README demo', () => {
   it('walks every step on a simulated node and passes', async () => {
     const { stdout } = await run(process.execPath, [DEMO], { timeout: 60_000 });
     expect(stdout).toMatch(/demo passed/);
-    expect(stdout).not.toMatch(/^  FAIL /m);
+    expect(stdout).not.toMatch(/^ {2}FAIL /m);
     expect(stdout).toMatch(/CC mode is on after the reset/);
   });
 
