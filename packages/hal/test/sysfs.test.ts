@@ -64,6 +64,19 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     );
   });
 
+  it('follows absolute symlinks inside the host root, as a host sees them (/var/run -> /run)', async () => {
+    mkdirSync(path.join(root, 'run/cdi'), { recursive: true });
+    mkdirSync(path.join(root, 'var'), { recursive: true });
+    symlinkSync('/run', path.join(root, 'var/run'));
+    symlinkSync('/../../../etc', path.join(root, 'up'));
+    const s = new Sysfs(root);
+    await s.writeFileAtomic('var/run/cdi/spec.yaml', 'x');
+    expect(readFileSync(path.join(root, 'run/cdi/spec.yaml'), 'utf8')).toBe('x');
+    expect(s.read('var/run/cdi/spec.yaml')).toBe('x');
+    // an absolute link climbing with .. stays at the root, as chroot would: /../../../etc is <root>/etc
+    expect(s.resolve('up/passwd')).toBe(path.join(root, 'etc/passwd'));
+  });
+
   it('writes with O_TRUNC into an existing attribute and never creates a missing one', async () => {
     const s = new Sysfs(root);
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', 'vfio-pci');

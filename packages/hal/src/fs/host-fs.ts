@@ -65,6 +65,45 @@ export function realPath(abs: string): string {
   return fs.realpathSync(abs);
 }
 
+const MAX_SYMLINK_HOPS = 40; // the kernel's own limit (ELOOP)
+
+/**
+ * Resolves `rel` under `root` as if `root` were `/` (what openat2's RESOLVE_IN_ROOT does): an
+ * absolute symlink such as a host's `/var/run -> /run` is followed inside the root, never into the
+ * filesystem of the process, and `..` stops at the root. The final component is followed only with
+ * `followFinal` (reads), never for operations on the link itself (readlink, replace). Missing
+ * components are fine. Undefined on a symlink loop.
+ */
+export function resolveInRoot(root: string, rel: string, followFinal: boolean): string | undefined {
+  const pending = rel.split('/').filter((c) => c !== '' && c !== '.');
+  const resolved: string[] = [];
+  let hops = 0;
+  while (pending.length > 0) {
+    const component = pending.shift()!;
+    if (component === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = path.join(root, ...resolved, component);
+    let target: string | undefined;
+    if (followFinal || pending.length > 0) {
+      try {
+        target = fs.lstatSync(candidate).isSymbolicLink() ? fs.readlinkSync(candidate) : undefined;
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+    }
+    if (target === undefined) {
+      resolved.push(component);
+      continue;
+    }
+    if (++hops > MAX_SYMLINK_HOPS) return undefined;
+    if (target.startsWith('/')) resolved.length = 0;
+    pending.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
+  }
+  return path.join(root, ...resolved);
+}
+
 export function isMissing(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';

@@ -61,17 +61,28 @@ export class Sysfs {
     return this.kernel !== undefined;
   }
 
-  /** Absolute path of a host path, refusing anything that would leave the root. */
-  resolve(relPath: string): string {
+  /**
+   * Absolute path of a host path, refusing anything that would leave the root. Under a root other
+   * than `/`, symlinks outside sys/ are followed inside the root (a host's `/var/run -> /run` must
+   * not lead into the container's own /run); sysfs links are relative by construction.
+   */
+  resolve(relPath: string, followFinal = false): string {
     const clean = relPath.replace(/^\/+/, '');
     const abs = path.resolve(this.root, clean);
     if (abs !== this.root && !abs.startsWith(this.root === '/' ? '/' : `${this.root}${path.sep}`)) {
-      throw new GpuccError('ERR_GPUCC_PATH_ESCAPES_ROOT', `path ${JSON.stringify(relPath)} leaves the host root`, {
-        hint: 'this is a bug or a malicious name: paths are built only from validated names',
-        details: { path: relPath, root: this.root },
-      });
+      throw this.escapes(relPath);
     }
-    return abs;
+    if (this.root === '/' || clean.startsWith('sys/')) return abs;
+    const inRoot = hostFs.resolveInRoot(this.root, path.relative(this.root, abs), followFinal);
+    if (inRoot === undefined) throw this.escapes(relPath);
+    return inRoot;
+  }
+
+  private escapes(relPath: string): GpuccError {
+    return new GpuccError('ERR_GPUCC_PATH_ESCAPES_ROOT', `path ${JSON.stringify(relPath)} leaves the host root`, {
+      hint: 'this is a bug, a hostile name or a symlink loop: paths are built only from validated names',
+      details: { path: relPath, root: this.root },
+    });
   }
 
   /** Reads a text attribute; throws when it is missing. */
@@ -88,7 +99,7 @@ export class Sysfs {
 
   /** Reads a text attribute; undefined when it does not exist (optional attributes). */
   readOptional(relPath: string): string | undefined {
-    const abs = this.resolve(relPath);
+    const abs = this.resolve(relPath, true);
     this.recorder.recordRead(relPath);
     try {
       this.kernel?.checkRead?.(relPath);
@@ -124,7 +135,7 @@ export class Sysfs {
 
   /** Directory entries, sorted; empty when the directory does not exist. */
   readdir(relPath: string): string[] {
-    const abs = this.resolve(relPath);
+    const abs = this.resolve(relPath, true);
     this.recorder.recordRead(relPath);
     try {
       return hostFs.listDir(abs).sort();
@@ -135,7 +146,7 @@ export class Sysfs {
   }
 
   exists(relPath: string): boolean {
-    return hostFs.exists(this.resolve(relPath));
+    return hostFs.exists(this.resolve(relPath, true));
   }
 
   kindOf(relPath: string): hostFs.FileKind | undefined {
@@ -147,7 +158,7 @@ export class Sysfs {
    * On a simulated node the kernel simulator performs it. Failures become GpuccErrors carrying the errno.
    */
   async write(relPath: string, value: string, options: WriteOptions = {}): Promise<void> {
-    const abs = this.resolve(relPath);
+    const abs = this.resolve(relPath, true);
     const data = Buffer.from(value);
     const timeoutMs = options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     const kernelPath = KERNEL_PREFIXES.some((prefix) => relPath.replace(/^\/+/, '').startsWith(prefix));
@@ -230,7 +241,7 @@ export class Sysfs {
 
   /** Watches a directory for entries appearing or vanishing; returns a closer. */
   watchDir(relPath: string, onChange: (name: string | null) => void): () => void {
-    return hostFs.watchDir(this.resolve(relPath), onChange);
+    return hostFs.watchDir(this.resolve(relPath, true), onChange);
   }
 
   /** A path as the user knows it on the host (`/sys/...`), with the root shown when it is not `/`. */
