@@ -12,6 +12,7 @@ import {
   setDriverOverride,
   takeNvidiaUnbindLock,
   unbindDevice,
+  waitForPath,
 } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
 import { injectFault } from '../packages/sim/src/node/faults.js';
@@ -111,6 +112,23 @@ describe('hal binding primitives on a simulated node', () => {
     expect(error.code).toBe('ERR_GPUCC_UNBIND_FAILED');
     expect(error.hint).toMatch(/busy/);
     expect(currentDriver(s, GPU)).toBe('nvidia');
+  });
+
+  it('waits for a late /dev/vfio node and gives up on one that never appears, with a clear code', async () => {
+    const { sysfs: s, root } = simNode('hgx-h100-8');
+    const other = parsePciAddress('0000:23:00.0');
+    await injectFault(root, { kind: 'devnode-delay', device: GPU, delayMs: 60 });
+    await injectFault(root, { kind: 'devnode-never', device: other });
+    for (const address of [GPU, other]) {
+      await setDriverOverride(s, address, 'vfio-pci');
+      await unbindDevice(s, address);
+      await bindDevice(s, address, 'vfio-pci');
+    }
+    expect(s.exists('dev/vfio/23')).toBe(false);
+    await waitForPath(s, 'dev/vfio/23', { present: true, timeoutMs: 2_000, pollMs: 10 });
+    expect(s.exists('dev/vfio/23')).toBe(true);
+    const error = await rejection(waitForPath(s, 'dev/vfio/27', { present: true, timeoutMs: 100, pollMs: 10 }));
+    expect(error.code).toBe('ERR_GPUCC_DEVICE_NODE_TIMEOUT');
   });
 
   it('drivers_probe returns the device to its host driver', async () => {

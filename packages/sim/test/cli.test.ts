@@ -52,6 +52,18 @@ describe('gpucc-sim CLI', () => {
     expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(7);
   });
 
+  it('a missing optional attribute is tolerated; a missing required one is reported', async () => {
+    const dir = path.join(tempDir(), 'node');
+    await run('create', dir, '--profile', 'h100-pcie-1');
+    await run('break', dir, '--device', '0000:41:00.0', '--attribute', 'numa_node', '--missing');
+    let json = JSON.parse((await run('inspect', dir, '--json')).out);
+    expect(json.problems).toEqual([]);
+    expect(json.devices.find((d: { address: string }) => d.address === '0000:41:00.0').numaNode).toBe(-1);
+    await run('break', dir, '--device', '0000:41:00.0', '--attribute', 'class', '--missing');
+    json = JSON.parse((await run('inspect', dir, '--json')).out);
+    expect(json.problems.map((p: { message: string }) => p.message).join()).toMatch(/0000:41:00\.0\/class/);
+  });
+
   it('records faults and tool latencies, and refuses unknown kinds with exit 1', async () => {
     const dir = path.join(tempDir(), 'node');
     await run('create', dir, '--profile', 'h100-pcie-1');

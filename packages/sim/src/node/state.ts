@@ -116,23 +116,30 @@ const LOCK_WAIT_MS = 15_000;
 
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 
+/**
+ * One attempt at the lock directory: true when taken; a stale lock (a crashed holder) is broken;
+ * past the deadline the wait ends with a clear error.
+ */
+function tryTakeLock(root: string, lock: string, since: number): boolean {
+  if (hostFs.tryMakeDirExclusive(lock)) return true;
+  const age = hostFs.ageMs(lock);
+  if (age !== undefined && age > LOCK_STALE_MS) {
+    hostFs.removeSync(lock);
+    return false;
+  }
+  if (Date.now() - since > LOCK_WAIT_MS) {
+    throw new GpuccError('ERR_GPUCC_SIM_STATE_LOCKED', `the simulated node ${root} stayed locked`, {
+      hint: `another gpucc-sim process holds ${LOCK_DIR}; remove it if no such process runs`,
+    });
+  }
+  return false;
+}
+
 /** The synchronous form, for the kernel simulator's bookkeeping inside a single store. */
 export function withNodeLockSync<T>(root: string, fn: () => T): T {
   const lock = path.join(root, LOCK_DIR);
-  const start = Date.now();
-  while (!hostFs.tryMakeDirExclusive(lock)) {
-    const age = hostFs.ageMs(lock);
-    if (age !== undefined && age > LOCK_STALE_MS) {
-      hostFs.removeSync(lock);
-      continue;
-    }
-    if (Date.now() - start > LOCK_WAIT_MS) {
-      throw new GpuccError('ERR_GPUCC_SIM_STATE_LOCKED', `the simulated node ${root} stayed locked`, {
-        hint: `another gpucc-sim process holds ${LOCK_DIR}; remove it if no such process runs`,
-      });
-    }
-    Atomics.wait(SLEEP_CELL, 0, 0, 2); // sleep 2 ms without spinning
-  }
+  const since = Date.now();
+  while (!tryTakeLock(root, lock, since)) Atomics.wait(SLEEP_CELL, 0, 0, 2); // sleep 2 ms without spinning
   try {
     return fn();
   } finally {
@@ -143,20 +150,8 @@ export function withNodeLockSync<T>(root: string, fn: () => T): T {
 /** Runs `fn` while holding the node's lock (a directory created exclusively; stale locks are broken). */
 export async function withNodeLock<T>(root: string, fn: () => T | Promise<T>): Promise<T> {
   const lock = path.join(root, LOCK_DIR);
-  const start = Date.now();
-  while (!hostFs.tryMakeDirExclusive(lock)) {
-    const age = hostFs.ageMs(lock);
-    if (age !== undefined && age > LOCK_STALE_MS) {
-      hostFs.removeSync(lock);
-      continue;
-    }
-    if (Date.now() - start > LOCK_WAIT_MS) {
-      throw new GpuccError('ERR_GPUCC_SIM_STATE_LOCKED', `the simulated node ${root} stayed locked`, {
-        hint: `another gpucc-sim process holds ${LOCK_DIR}; remove it if no such process runs`,
-      });
-    }
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
+  const since = Date.now();
+  while (!tryTakeLock(root, lock, since)) await new Promise((resolve) => setTimeout(resolve, 2));
   try {
     return await fn();
   } finally {
