@@ -5,6 +5,7 @@ import { afterEach } from 'vitest';
 import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 import type { ProfileOptions } from '../src/profiles/profiles.js';
+import { installFakeTools } from '../src/tools/index.js';
 
 const made: string[] = [];
 
@@ -28,7 +29,7 @@ afterEach(() => {
 /** A simulated node of the given profile and a Sysfs on it whose writes go through the kernel simulator. */
 export function simNode(profile: string, options: ProfileOptions = {}) {
   const root = path.join(tempDir(), 'node');
-  const { node } = createNode(root, profile, options);
+  const { node } = createNode(root, profile, options, installFakeTools);
   const sysfs = openSimulatedSysfs(root);
   return { root, node, sysfs };
 }

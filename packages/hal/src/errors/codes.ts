@@ -36,9 +36,19 @@ export const ERROR_CODES = {
   ERR_GPUCC_SIM_TARGET_NOT_EMPTY: 'gpucc-sim create refuses to write into a non-empty directory.',
   ERR_GPUCC_SIM_INVALID_FAULT: 'A fault to inject names an unknown kind or device.',
   ERR_GPUCC_SIM_STATE_LOCKED: 'The simulated node state stayed locked by another process too long.',
+  ERR_GPUCC_IOMMU_OFF: 'The IOMMU is off or a device has no IOMMU group, so VFIO cannot take it.',
+  ERR_GPUCC_NOT_A_TARGET:
+    'A selected device is not one gpucc may bind (not NVIDIA, a VF, a companion, an opt-in NVSwitch).',
+  ERR_GPUCC_FOREIGN_GROUP_MEMBER: 'An IOMMU group holds a device of another vendor still on a host driver.',
+  ERR_GPUCC_SRIOV_ENABLED: 'A physical function has SR-IOV virtual functions enabled and cannot be passed through.',
+  ERR_GPUCC_DEVICE_IN_USE: 'The NVIDIA driver refused its unbind lock: a process holds the GPU.',
+  ERR_GPUCC_STATE_FILE_INVALID: 'A state file exists but cannot be parsed; it is kept and nothing is written.',
+  ERR_GPUCC_INTERRUPTED: 'Work was stopped by a shutdown request before it started; nothing of it was written.',
   ERR_GPUCC_USAGE: 'A command line was wrong: unknown option, missing argument or bad value.',
   ERR_GPUCC_INVALID_MODULE_NAME: 'A kernel module name has characters other than letters, digits, _ and -.',
   ERR_GPUCC_INVALID_DEVICE_NUMBER: 'An IOMMU group or VFIO cdev number is missing or not a non-negative integer.',
+  ERR_GPUCC_INVALID_CONFIG: 'A flag or its environment variable holds a value it does not allow.',
+  ERR_GPUCC_LISTEN_FAILED: 'The health and metrics server could not listen on its address.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;

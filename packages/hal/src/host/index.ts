@@ -1,1 +1,3 @@
+export { kernelRelease } from './kernel.js';
+export { readVfioAliases, type VfioAlias, vfioModuleFor } from './modules-alias.js';
 export { detectHostTee, type HostTee } from './tee.js';

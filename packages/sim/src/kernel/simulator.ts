@@ -98,7 +98,10 @@ export class KernelSimulator implements KernelHook {
     if (rel === 'sys/bus/pci/rescan') return this.rescan(data);
     if (rel === 'sys/bus/pci/drivers_autoprobe') return this.storeBool(rel, data);
     const lock = UNBIND_LOCK.exec(rel);
-    if (lock) return this.storeText(rel, streq(data) === '1' ? '1' : '0');
+    if (lock) {
+      const granted = streq(data) === '1' && !this.takeFault('unbind-lock-held', lock[1]!);
+      return this.storeText(rel, granted ? '1' : '0');
+    }
     const deviceAttr = DEVICE_ATTR.exec(rel);
     if (deviceAttr) return this.deviceStore(deviceAttr[1]!, deviceAttr[2]!, rel, data);
     return this.genericStore(rel, data);

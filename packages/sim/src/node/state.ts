@@ -67,6 +67,7 @@ export const FAULT_KINDS = [
   'tool-error', // the fake CC tool prints an error and exits 1
   'tool-garbage', // the fake CC tool prints output no parser knows
   'cc-stuck', // a reset does not apply the pending CC mode (verification fails)
+  'unbind-lock-held', // the NVIDIA driver never grants /proc/driver/nvidia/gpus/<bdf>/unbindLock (a client holds the GPU)
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

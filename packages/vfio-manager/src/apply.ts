@@ -1,0 +1,330 @@
+import {
+  bindDevice,
+  clearDriverOverride,
+  currentDriver,
+  currentOverride,
+  GpuccError,
+  isGpuccError,
+  type ModprobeOptions,
+  modprobe,
+  type PciAddress,
+  probeDevice,
+  registeredDriverName,
+  type Sysfs,
+  setDriverOverride,
+  takeNvidiaUnbindLock,
+  unbindDevice,
+  type VfioModel,
+  waitForPath,
+} from '@gpucc/hal';
+import type { Logger } from 'pino';
+import type { Observation } from './observe.js';
+import type { DeviceStep, GroupPlan, Plan } from './plan.js';
+import { isVfioDriver } from './plan.js';
+import { type DeviceRecord, type VfioState, writeState } from './state.js';
+
+export type Outcome = 'unchanged' | 'bound' | 'released' | 'restored' | 'failed' | 'rolled-back' | 'refused';
+
+export interface DeviceResult {
+  address: PciAddress;
+  group?: number;
+  outcome: Outcome;
+  driver?: string;
+  error?: Record<string, unknown>;
+}
+
+export interface ApplyReport {
+  ok: boolean;
+  results: DeviceResult[];
+}
+
+export interface ApplyOptions {
+  logger: Logger;
+  loadModules: boolean;
+  modprobe: ModprobeOptions;
+  unbindTimeoutMs: number;
+  deviceNodeTimeoutMs: number;
+  /** Abort between groups (SIGTERM): a group in flight always finishes or rolls back. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Carries out a bind plan group by group: intent recorded before the first write, override → unbind
+ * → bind per function, the whole group rolled back when one function fails, device nodes awaited.
+ */
+export async function applyBind(
+  sysfs: Sysfs,
+  plan: Plan,
+  observation: Observation,
+  options: ApplyOptions,
+): Promise<ApplyReport> {
+  const state: VfioState = structuredClone(observation.state);
+  const results: DeviceResult[] = [];
+  for (const group of plan.groups) {
+    if (options.signal?.aborted) {
+      for (const s of group.steps) results.push(failed(s, group, abortedError()));
+      continue;
+    }
+    results.push(...(await bindGroup(sysfs, group, state, observation, options)));
+  }
+  return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
+}
+
+async function bindGroup(
+  sysfs: Sysfs,
+  group: GroupPlan,
+  state: VfioState,
+  observation: Observation,
+  options: ApplyOptions,
+): Promise<DeviceResult[]> {
+  const log = options.logger.child({ group: group.group });
+  if (group.refused) {
+    log.error({ event: 'bind.refused', err: group.refused.toJSON() }, group.refused.message);
+    return group.steps.map((s) => ({ ...base(s, group), outcome: 'refused', error: group.refused!.toJSON() }));
+  }
+  const moving = group.steps.filter((s) => s.writes.length > 0);
+  try {
+    await ensureDrivers(sysfs, moving, options);
+    await preflight(sysfs, moving, observation);
+  } catch (error) {
+    const err = asGpuccError(error);
+    log.error({ event: 'bind.preflight_failed', err: err.toJSON() }, err.message);
+    return group.steps.map((s) => failed(s, group, err));
+  }
+
+  if (moving.length > 0) {
+    // Intent first: a crash between any two writes below still knows each previous driver.
+    for (const s of moving) {
+      state.devices[s.address] ??= record(s, group);
+      state.devices[s.address]!.phase = 'binding';
+    }
+    await writeState(sysfs, state);
+  }
+
+  const changed: DeviceStep[] = [];
+  for (const s of moving) {
+    const driver = registeredDriverName(sysfs, s.targetDriver!) ?? s.targetDriver!;
+    try {
+      changed.push(s);
+      log.info(
+        { event: 'bind.device', device: s.address, from: s.currentDriver ?? null, to: driver },
+        `binding ${s.address} to ${driver}`,
+      );
+      if (currentOverride(sysfs, s.address) !== driver) await setDriverOverride(sysfs, s.address, driver);
+      await unbindDevice(sysfs, s.address, { timeoutMs: options.unbindTimeoutMs });
+      await bindDevice(sysfs, s.address, driver);
+    } catch (error) {
+      const err = asGpuccError(error);
+      log.error(
+        { event: 'bind.failed', device: s.address, err: err.toJSON() },
+        `${err.message}; rolling back group ${group.group}`,
+      );
+      const rollback = await rollbackGroup(sysfs, changed, state, log);
+      await writeState(sysfs, state);
+      return group.steps.map((other) =>
+        other === s
+          ? { ...failed(other, group, err), error: { ...err.toJSON(), rollback } }
+          : changed.includes(other)
+            ? { ...base(other, group), outcome: 'rolled-back', error: err.toJSON() }
+            : failed(other, group, err),
+      );
+    }
+  }
+  if (moving.length > 0) {
+    for (const s of moving) state.devices[s.address]!.phase = 'bound';
+    await writeState(sysfs, state);
+  }
+
+  try {
+    await waitForNodes(sysfs, group, observation.model.model, options.deviceNodeTimeoutMs);
+  } catch (error) {
+    const err = asGpuccError(error);
+    log.error({ event: 'bind.device_node_missing', err: err.toJSON() }, err.message);
+    return group.steps.map((s) => failed(s, group, err));
+  }
+  return group.steps.map((s) => ({
+    ...base(s, group),
+    outcome: s.writes.length > 0 ? 'bound' : 'unchanged',
+    ...(s.targetDriver ? { driver: s.targetDriver } : {}),
+  }));
+}
+
+/** Loads missing VFIO driver modules when allowed; refuses before any write otherwise. */
+async function ensureDrivers(sysfs: Sysfs, steps: DeviceStep[], options: ApplyOptions): Promise<void> {
+  for (const s of steps) {
+    if (registeredDriverName(sysfs, s.targetDriver!)) continue;
+    const module = s.targetModule ?? s.targetDriver!;
+    await modprobe(options.modprobe, module, { allow: options.loadModules });
+    if (!registeredDriverName(sysfs, s.targetDriver!)) {
+      throw new GpuccError(
+        'ERR_GPUCC_DRIVER_NOT_LOADED',
+        `loading ${module} did not register the ${s.targetDriver} driver`,
+        {
+          hint: 'check the module for the running kernel (modinfo, dmesg)',
+          details: { module, driver: s.targetDriver },
+        },
+      );
+    }
+  }
+}
+
+/** Checks that need no sysfs write: SR-IOV off, and the NVIDIA driver willing to let go. */
+async function preflight(sysfs: Sysfs, steps: DeviceStep[], observation: Observation): Promise<void> {
+  for (const s of steps) {
+    const device = observation.topology.byAddress.get(s.address);
+    if (device?.sriov && device.sriov.numVfs > 0) {
+      throw new GpuccError('ERR_GPUCC_SRIOV_ENABLED', `${s.address} has ${device.sriov.numVfs} SR-IOV VFs enabled`, {
+        hint: `disable them first: echo 0 > /sys/bus/pci/devices/${s.address}/sriov_numvfs`,
+        details: { device: s.address },
+      });
+    }
+    if (observation.unbindLocks.has(s.address) && !(await takeNvidiaUnbindLock(sysfs, s.address))) {
+      throw new GpuccError('ERR_GPUCC_DEVICE_IN_USE', `the NVIDIA driver refused the unbind lock of ${s.address}`, {
+        hint: 'a process holds the GPU (nvidia-persistenced, a CUDA job): stop it, then retry',
+        details: { device: s.address },
+      });
+    }
+  }
+}
+
+/**
+ * Undo, in reverse, the functions of one group changed in this run: the recorded override back,
+ * off the VFIO driver, back on the recorded driver (or normal matching). A half-converted group is
+ * never left behind; entries of devices back where they started are dropped.
+ */
+async function rollbackGroup(
+  sysfs: Sysfs,
+  changed: DeviceStep[],
+  state: VfioState,
+  log: Logger,
+): Promise<Array<Record<string, unknown>>> {
+  const outcomes: Array<Record<string, unknown>> = [];
+  for (const s of [...changed].reverse()) {
+    const rec = state.devices[s.address];
+    const previous = rec?.previousDriver;
+    try {
+      const override = currentOverride(sysfs, s.address);
+      if (override !== rec?.previousOverride) {
+        if (rec?.previousOverride) await setDriverOverride(sysfs, s.address, rec.previousOverride);
+        else await clearDriverOverride(sysfs, s.address);
+      }
+      const now = currentDriver(sysfs, s.address);
+      if (now !== previous) {
+        if (now) await unbindDevice(sysfs, s.address);
+        if (previous) await bindDevice(sysfs, s.address, previous);
+        else await probeDevice(sysfs, s.address);
+      }
+      const back = currentDriver(sysfs, s.address);
+      if (back === previous) delete state.devices[s.address];
+      outcomes.push({ device: s.address, restored: back === previous, driver: back ?? null });
+    } catch (error) {
+      const err = asGpuccError(error);
+      log.error({ event: 'bind.rollback_failed', device: s.address, err: err.toJSON() }, err.message);
+      outcomes.push({ device: s.address, restored: false, error: err.toJSON() });
+    }
+  }
+  return outcomes;
+}
+
+/** The device nodes a VM needs: the group node (legacy), or each device's cdev (iommufd). */
+async function waitForNodes(sysfs: Sysfs, group: GroupPlan, model: VfioModel, timeoutMs: number): Promise<void> {
+  const vfio = group.steps.filter((s) => s.targetDriver && isVfioDriver(s.targetDriver));
+  if (vfio.length === 0 || group.group === undefined) return;
+  if (model === 'iommufd') {
+    for (const s of vfio) {
+      const dir = `sys/bus/pci/devices/${s.address}/vfio-dev`;
+      await waitForPath(sysfs, dir, { present: true, timeoutMs });
+      const name = sysfs.readdir(dir).find((n) => /^(noiommu-)?vfio\d+$/.test(n));
+      if (name) await waitForPath(sysfs, `dev/vfio/devices/${name}`, { present: true, timeoutMs });
+    }
+    return;
+  }
+  const node = model === 'noiommu' ? `dev/vfio/noiommu-${group.group}` : `dev/vfio/${group.group}`;
+  await waitForPath(sysfs, node, { present: true, timeoutMs });
+}
+
+/** Carries out a release plan: override back, unbind, and with restore the recorded driver. */
+export async function applyRelease(
+  sysfs: Sysfs,
+  plan: Plan,
+  observation: Observation,
+  options: ApplyOptions,
+): Promise<ApplyReport> {
+  const state: VfioState = structuredClone(observation.state);
+  const results: DeviceResult[] = [];
+  for (const group of plan.groups) {
+    for (const s of group.steps) {
+      const log = options.logger.child({ device: s.address });
+      if (s.writes.length === 0) {
+        if (s.targetDriver && s.currentDriver === s.targetDriver) delete state.devices[s.address];
+        results.push({ ...base(s, group), outcome: 'unchanged' });
+        continue;
+      }
+      try {
+        for (const w of s.writes) {
+          if (w.path.endsWith('/driver_override')) {
+            if (w.value === '\n') await clearDriverOverride(sysfs, s.address);
+            else await setDriverOverride(sysfs, s.address, w.value);
+          } else if (w.path.endsWith('/unbind')) {
+            await unbindDevice(sysfs, s.address, { timeoutMs: options.unbindTimeoutMs });
+          } else if (w.path.endsWith('/drivers_probe')) {
+            await probeDevice(sysfs, s.address);
+          } else {
+            await bindDevice(sysfs, s.address, s.targetDriver!);
+          }
+        }
+        const now = currentDriver(sysfs, s.address);
+        const restored =
+          plan.desired === 'none' && s.writes.some((w) => w.path.endsWith('/bind') || w.path.endsWith('drivers_probe'));
+        if (restored) delete state.devices[s.address];
+        log.info(
+          { event: restored ? 'restore.device' : 'release.device', driver: now ?? null },
+          `${s.address} is on ${now ?? 'no driver'}`,
+        );
+        results.push({
+          ...base(s, group),
+          outcome: restored ? 'restored' : 'released',
+          ...(now ? { driver: now } : {}),
+        });
+      } catch (error) {
+        const err = asGpuccError(error);
+        log.error({ event: 'release.failed', err: err.toJSON() }, err.message);
+        results.push(failed(s, group, err));
+      }
+    }
+  }
+  if (JSON.stringify(state) !== JSON.stringify(observation.state)) await writeState(sysfs, state);
+  return { ok: results.every((r) => r.outcome !== 'failed'), results };
+}
+
+function record(s: DeviceStep, group: GroupPlan): DeviceRecord {
+  return {
+    ...(s.currentDriver ? { previousDriver: s.currentDriver } : {}),
+    ...(s.currentOverride ? { previousOverride: s.currentOverride } : {}),
+    targetDriver: s.targetDriver!,
+    ...(group.group === undefined ? {} : { group: group.group }),
+    phase: 'binding',
+  };
+}
+
+function base(s: DeviceStep, group: GroupPlan): DeviceResult {
+  return { address: s.address, ...(group.group === undefined ? {} : { group: group.group }), outcome: 'unchanged' };
+}
+
+function failed(s: DeviceStep, group: GroupPlan, error: GpuccError): DeviceResult {
+  return { ...base(s, group), outcome: 'failed', error: error.toJSON() };
+}
+
+function abortedError(): GpuccError {
+  return new GpuccError('ERR_GPUCC_INTERRUPTED', 'stopped before this group (shutdown requested)', {
+    hint: 'the next run picks it up; nothing of this group was written',
+  });
+}
+
+function asGpuccError(error: unknown): GpuccError {
+  if (isGpuccError(error)) return error;
+  return new GpuccError('ERR_GPUCC_SYSFS_WRITE', (error as Error)?.message ?? String(error), {
+    hint: 'unexpected failure; see the cause',
+    cause: error,
+  });
+}

@@ -1,0 +1,69 @@
+import {
+  detectVfioModel,
+  discoverPci,
+  type PciAddress,
+  type PciTopology,
+  readVfioAliases,
+  registeredDriverName,
+  type Sysfs,
+  type VfioAlias,
+  type VfioHostModel,
+  vfioModuleFor,
+} from '@gpucc/hal';
+import { readState, type VfioState } from './state.js';
+
+/** Everything the plan needs, read from the host in one pass. Plain data. */
+export interface Observation {
+  topology: PciTopology;
+  model: VfioHostModel;
+  aliases: VfioAlias[];
+  /** modalias per address, for the VFIO variant-driver choice. */
+  modaliases: ReadonlyMap<PciAddress, string>;
+  /** Registered PCI driver names (directory names under bus/pci/drivers). */
+  drivers: ReadonlySet<string>;
+  /** Whether the NVIDIA driver offers an unbind lock for a GPU (procfs). */
+  unbindLocks: ReadonlySet<PciAddress>;
+  state: VfioState;
+}
+
+export function observe(sysfs: Sysfs): Observation {
+  const topology = discoverPci(sysfs);
+  const modaliases = new Map<PciAddress, string>();
+  for (const device of topology.devices) {
+    if (device.vendor !== 0x10de) continue;
+    const text = sysfs.readOptional(`${device.sysfsPath}/modalias`);
+    if (text) modaliases.set(device.address, text.trim());
+  }
+  const unbindLocks = new Set<PciAddress>();
+  for (const device of topology.devices) {
+    if (device.driver === 'nvidia' && sysfs.exists(`proc/driver/nvidia/gpus/${device.address}/unbindLock`)) {
+      unbindLocks.add(device.address);
+    }
+  }
+  return {
+    topology,
+    model: detectVfioModel(sysfs),
+    aliases: readVfioAliases(sysfs),
+    modaliases,
+    drivers: new Set(sysfs.readdir('sys/bus/pci/drivers')),
+    unbindLocks,
+    state: readState(sysfs),
+  };
+}
+
+/** The VFIO driver a function should use: the variant from modules.alias for GPUs, vfio-pci otherwise. */
+export function targetModuleFor(observation: Observation, address: PciAddress, isPrimary: boolean): string {
+  const modalias = observation.modaliases.get(address);
+  return isPrimary && modalias ? vfioModuleFor(modalias, observation.aliases) : 'vfio_pci';
+}
+
+/** The driver directory name a module registers (vfio_pci → vfio-pci), from what is registered now. */
+export function driverNameFor(observation: Observation, module: string): string {
+  for (const candidate of [module, module.replaceAll('_', '-'), module.replaceAll('-', '_')]) {
+    if (observation.drivers.has(candidate)) return candidate;
+  }
+  // Not loaded yet: the kernel's vfio-pci registers with a dash; variant drivers keep their module name.
+  return module === 'vfio_pci' ? 'vfio-pci' : module;
+}
+
+export { registeredDriverName };

@@ -1,0 +1,248 @@
+import { GpuccError, isBridge, type PciAddress, type PciDevice } from '@gpucc/hal';
+import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
+import { ownFunctions, type Selection, selectTargets } from './select.js';
+
+export type Role = 'gpu' | 'nvswitch' | 'card-function' | 'group-member' | 'foreign-member';
+
+/** One sysfs store, as the user will see it in `plan`. */
+export interface PlannedWrite {
+  path: string;
+  value: string;
+}
+
+export interface DeviceStep {
+  address: PciAddress;
+  role: Role;
+  id: string;
+  currentDriver?: string;
+  currentOverride?: string;
+  targetDriver?: string;
+  targetModule?: string;
+  /** Empty when the device is already where it should be. */
+  writes: PlannedWrite[];
+  reason: string;
+}
+
+export interface GroupPlan {
+  /** undefined: a device without an IOMMU group (IOMMU off). */
+  group?: number;
+  steps: DeviceStep[];
+  /** The whole group is refused; no write happens for it. */
+  refused?: GpuccError;
+}
+
+export interface Plan {
+  desired: 'vfio' | 'none';
+  groups: GroupPlan[];
+}
+
+export interface PlanOptions {
+  nvswitches: boolean;
+  allowForeignGroupMembers: boolean;
+}
+
+const id = (d: PciDevice) => `${d.vendor.toString(16).padStart(4, '0')}:${d.device.toString(16).padStart(4, '0')}`;
+const devPath = (address: PciAddress, attr: string) => `/sys/bus/pci/devices/${address}/${attr}`;
+
+/** The three stores that move one function to a driver: override, unbind (when bound), bind. */
+export function bindWrites(device: PciDevice, driver: string): PlannedWrite[] {
+  if (device.driver === driver) return [];
+  const writes: PlannedWrite[] = [];
+  if (device.driverOverride !== driver)
+    writes.push({ path: devPath(device.address, 'driver_override'), value: driver });
+  if (device.driver) writes.push({ path: `/sys/bus/pci/drivers/${device.driver}/unbind`, value: device.address });
+  writes.push({ path: `/sys/bus/pci/drivers/${driver}/bind`, value: device.address });
+  return writes;
+}
+
+/**
+ * bind: every selected GPU (and NVSwitch with --nvswitches), every function of its card and every
+ * non-bridge endpoint of its IOMMU group, to its VFIO driver. Pure: no host access.
+ */
+export function planBind(observation: Observation, selection: Selection, options: PlanOptions): Plan {
+  const targets = selectTargets(observation, selection, { nvswitches: options.nvswitches });
+  const { topology } = observation;
+  const own = ownFunctions(observation, targets);
+  const primaries = new Set(targets.map((t) => t.address));
+
+  // Group the work by IOMMU group: the kernel's unit of isolation, converted all-or-nothing.
+  const byGroup = new Map<number | undefined, Set<PciAddress>>();
+  for (const address of own) {
+    const group = topology.byAddress.get(address)?.iommuGroup;
+    const members = byGroup.get(group) ?? new Set<PciAddress>();
+    members.add(address);
+    if (group !== undefined) for (const member of topology.groups.get(group) ?? []) members.add(member);
+    byGroup.set(group, members);
+  }
+
+  const groups: GroupPlan[] = [];
+  for (const [group, members] of [...byGroup].sort(([a], [b]) => (a ?? -1) - (b ?? -1))) {
+    const steps: DeviceStep[] = [];
+    let refused: GpuccError | undefined;
+    for (const address of [...members].sort()) {
+      const device = topology.byAddress.get(address);
+      if (!device) {
+        refused ??= unreadableMember(address, group);
+        continue;
+      }
+      if (isBridge(device)) continue; // bridges need no binding and vfio-pci refuses them
+      const role: Role = primaries.has(address)
+        ? device.kind === 'nvswitch'
+          ? 'nvswitch'
+          : 'gpu'
+        : own.has(address)
+          ? 'card-function'
+          : device.vendor === 0x10de
+            ? 'group-member'
+            : 'foreign-member';
+      const module = targetModuleFor(observation, address, primaries.has(address));
+      const driver = driverNameFor(observation, module);
+      const onVfio = device.driver !== undefined && isVfioDriver(device.driver);
+      if (role === 'foreign-member' && !options.allowForeignGroupMembers && device.driver !== undefined && !onVfio) {
+        refused ??= new GpuccError(
+          'ERR_GPUCC_FOREIGN_GROUP_MEMBER',
+          `IOMMU group ${group} also holds ${address} (${id(device)}) on ${device.driver}`,
+          {
+            hint: 'passing the group through would take that device from the host: move it, or pass --allow-foreign-group-members',
+            details: { group, device: address, id: id(device), driver: device.driver },
+          },
+        );
+      }
+      if (role === 'foreign-member' && (device.driver === undefined || onVfio) && !options.allowForeignGroupMembers) {
+        steps.push(step(device, role, undefined, undefined, [], 'foreign group member already safe for passthrough'));
+        continue;
+      }
+      const writes = bindWrites(device, driver);
+      steps.push(step(device, role, driver, module, writes, reasonFor(role, writes.length === 0, driver)));
+    }
+    if (group === undefined) {
+      refused = new GpuccError('ERR_GPUCC_IOMMU_OFF', `${[...members].join(', ')} has no IOMMU group`, {
+        hint: observation.model.iommuEnabled
+          ? 'the device is outside every IOMMU group; check the firmware (ACS, DMAR/IVRS tables)'
+          : 'the IOMMU is off: add amd_iommu=on or intel_iommu=on (and iommu=pt) to the kernel command line and reboot',
+        details: { devices: [...members] },
+      });
+    }
+    groups.push({ ...(group === undefined ? {} : { group }), steps, ...(refused ? { refused } : {}) });
+  }
+  return { desired: 'vfio', groups };
+}
+
+function unreadableMember(address: PciAddress, group: number | undefined): GpuccError {
+  return new GpuccError(
+    'ERR_GPUCC_MALFORMED_ATTRIBUTE',
+    `IOMMU group ${group} holds ${address}, which could not be read`,
+    {
+      hint: 'gpucc does not bind a group it cannot see whole; see the discovery problem reported for that device',
+      details: { group, device: address },
+    },
+  );
+}
+
+function step(
+  device: PciDevice,
+  role: Role,
+  targetDriver: string | undefined,
+  targetModule: string | undefined,
+  writes: PlannedWrite[],
+  reason: string,
+): DeviceStep {
+  return {
+    address: device.address,
+    role,
+    id: id(device),
+    ...(device.driver ? { currentDriver: device.driver } : {}),
+    ...(device.driverOverride ? { currentOverride: device.driverOverride } : {}),
+    ...(targetDriver ? { targetDriver } : {}),
+    ...(targetModule ? { targetModule } : {}),
+    writes,
+    reason,
+  };
+}
+
+function reasonFor(role: Role, converged: boolean, driver: string): string {
+  const why = {
+    gpu: 'selected GPU',
+    nvswitch: 'selected NVSwitch',
+    'card-function': 'another function of the same card',
+    'group-member': 'member of the same IOMMU group',
+    'foreign-member': 'foreign member of the IOMMU group (allowed by --allow-foreign-group-members)',
+  }[role];
+  return converged ? `${why}; already on ${driver}` : why;
+}
+
+/** VFIO drivers: vfio-pci and its variants (nvgrace_gpu_vfio_pci, ...). */
+export function isVfioDriver(driver: string): boolean {
+  return driver === 'vfio-pci' || /(^|[_-])vfio[_-]pci$/.test(driver) || driver.endsWith('_vfio_pci');
+}
+
+/** Whether anything in the plan would write. */
+export function planWrites(plan: Plan): number {
+  return plan.groups.reduce((n, g) => n + (g.refused ? 0 : g.steps.reduce((m, s) => m + s.writes.length, 0)), 0);
+}
+
+export interface ReleaseOptions {
+  nvswitches: boolean;
+  /** Bind each device back to the driver recorded at bind time (else leave it unbound). */
+  restore: boolean;
+}
+
+/**
+ * unbind: releases the selected GPUs, their cards and the group members gpucc moved, from VFIO.
+ * With restore, each goes back to its recorded driver (or to normal matching via drivers_probe when
+ * none was recorded). Pure.
+ */
+export function planRelease(observation: Observation, selection: Selection, options: ReleaseOptions): Plan {
+  const targets = selectTargets(observation, selection, { nvswitches: options.nvswitches });
+  const { topology, state } = observation;
+  const own = ownFunctions(observation, targets);
+  const primaries = new Set(targets.map((t) => t.address));
+  for (const target of targets) {
+    // group members gpucc moved for this target come back with it
+    for (const member of topology.groups.get(target.iommuGroup ?? -1) ?? []) if (state.devices[member]) own.add(member);
+  }
+  const byGroup = new Map<number | undefined, DeviceStep[]>();
+  for (const address of [...own].sort()) {
+    const device = topology.byAddress.get(address);
+    if (!device || isBridge(device)) continue;
+    const record = state.devices[address];
+    const onVfio = device.driver !== undefined && isVfioDriver(device.driver);
+    if (!onVfio && !(options.restore && record)) continue; // never touch what is not ours to release
+    const role: Role = primaries.has(address)
+      ? device.kind === 'nvswitch'
+        ? 'nvswitch'
+        : 'gpu'
+      : device.vendor === 0x10de
+        ? 'card-function'
+        : 'foreign-member';
+    const writes: PlannedWrite[] = [];
+    const wantOverride = options.restore ? record?.previousOverride : undefined;
+    if (device.driverOverride !== wantOverride) {
+      writes.push({ path: devPath(address, 'driver_override'), value: wantOverride ?? '\n' });
+    }
+    const previous = options.restore ? record?.previousDriver : undefined;
+    if (device.driver && device.driver !== previous)
+      writes.push({ path: `/sys/bus/pci/drivers/${device.driver}/unbind`, value: address });
+    if (options.restore && device.driver !== previous) {
+      writes.push(
+        previous
+          ? { path: `/sys/bus/pci/drivers/${previous}/bind`, value: address }
+          : { path: '/sys/bus/pci/drivers_probe', value: address },
+      );
+    }
+    const steps = byGroup.get(device.iommuGroup) ?? [];
+    const reason = options.restore
+      ? previous
+        ? `restore to ${previous}, recorded at bind time`
+        : 'no previous driver recorded: normal matching (drivers_probe)'
+      : 'release from VFIO, leave unbound';
+    steps.push(step(device, role, previous, undefined, writes, reason));
+    byGroup.set(device.iommuGroup, steps);
+  }
+  return {
+    desired: 'none',
+    groups: [...byGroup]
+      .sort(([a], [b]) => (a ?? -1) - (b ?? -1))
+      .map(([group, steps]) => ({ ...(group === undefined ? {} : { group }), steps })),
+  };
+}

@@ -1,0 +1,91 @@
+import {
+  isBridge,
+  noiommuGroupPath,
+  type PciAddress,
+  type PciDevice,
+  type Sysfs,
+  vfioCdevPath,
+  vfioGroupPath,
+} from '@gpucc/hal';
+import type { Observation } from './observe.js';
+import { isVfioDriver, type Plan, planWrites } from './plan.js';
+
+export interface DeviceStatus {
+  address: PciAddress;
+  kind: string;
+  id: string;
+  driver: string | null;
+  driverOverride: string | null;
+  iommuGroup: number | null;
+  /** The node a VM opens for it, and whether it exists now. */
+  deviceNode: string | null;
+  deviceNodePresent: boolean;
+  /** Every non-bridge member of its group is on a VFIO driver or unbound. */
+  groupViable: boolean | null;
+  /** It is where the desired state wants it (no write planned for it). */
+  matchesDesired: boolean;
+  previousDriver: string | null;
+}
+
+export interface StatusReport {
+  vfioModel: string;
+  iommuEnabled: boolean;
+  desired: 'vfio' | 'none';
+  converged: boolean;
+  devices: DeviceStatus[];
+}
+
+/** Every NVIDIA function with its binding, group, node and whether it matches the plan's desired state. */
+export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan): StatusReport {
+  const { topology, model, state } = observation;
+  const pending = new Set<PciAddress>();
+  const refused = new Set<PciAddress>();
+  for (const group of plan.groups) {
+    for (const step of group.steps) {
+      if (step.writes.length > 0) pending.add(step.address);
+      if (group.refused) refused.add(step.address);
+    }
+  }
+  const viable = (group: number | undefined) => {
+    if (group === undefined) return null;
+    return (topology.groups.get(group) ?? []).every((a) => {
+      const d = topology.byAddress.get(a);
+      return d === undefined ? false : isBridge(d) || d.driver === undefined || isVfioDriver(d.driver);
+    });
+  };
+  const devices = topology.devices
+    .filter((d) => d.vendor === 0x10de && !isBridge(d))
+    .map((d): DeviceStatus => {
+      const node = nodeFor(d, model.model);
+      return {
+        address: d.address,
+        kind: d.kind,
+        id: `${d.vendor.toString(16).padStart(4, '0')}:${d.device.toString(16).padStart(4, '0')}`,
+        driver: d.driver ?? null,
+        driverOverride: d.driverOverride ?? null,
+        iommuGroup: d.iommuGroup ?? null,
+        deviceNode: node ? `/${node}` : null,
+        deviceNodePresent: node ? sysfs.exists(node) : false,
+        groupViable: viable(d.iommuGroup),
+        matchesDesired: !pending.has(d.address) && !refused.has(d.address),
+        previousDriver: state.devices[d.address]?.previousDriver ?? null,
+      };
+    });
+  const converged = planWrites(plan) === 0 && plan.groups.every((g) => !g.refused) && nodesPresent(devices, plan);
+  return { vfioModel: model.model, iommuEnabled: model.iommuEnabled, desired: plan.desired, converged, devices };
+}
+
+function nodesPresent(devices: DeviceStatus[], plan: Plan): boolean {
+  if (plan.desired !== 'vfio') return true;
+  const targets = new Set(plan.groups.flatMap((g) => g.steps.map((s) => s.address)));
+  return devices
+    .filter((d) => targets.has(d.address) && d.driver && isVfioDriver(d.driver))
+    .every((d) => d.deviceNodePresent);
+}
+
+function nodeFor(d: PciDevice, model: string): string | undefined {
+  if (!d.driver || !isVfioDriver(d.driver)) return undefined;
+  if (model === 'iommufd') return d.vfioCdev ? vfioCdevPath(d.vfioCdev.index) : undefined;
+  if (d.iommuGroup === undefined) return undefined;
+  return model === 'noiommu' ? noiommuGroupPath(d.iommuGroup) : vfioGroupPath(d.iommuGroup);
+}

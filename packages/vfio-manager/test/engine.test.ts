@@ -1,0 +1,281 @@
+import { currentDriver, currentOverride, discoverPci, parsePciAddress, type Sysfs } from '@gpucc/hal';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { injectFault } from '../../sim/src/node/faults.js';
+import { simNode } from '../../sim/test/helpers.js';
+import type { ApplyOptions } from '../src/apply.js';
+import { bind, exitCodeOf, release, status } from '../src/engine.js';
+import { readState } from '../src/state.js';
+
+const options = (extra: Partial<ApplyOptions> = {}): ApplyOptions => ({
+  logger: pino({ level: 'silent' }),
+  loadModules: false,
+  modprobe: {},
+  unbindTimeoutMs: 2_000,
+  deviceNodeTimeoutMs: 2_000,
+  ...extra,
+});
+const ALL = { selection: { all: true as const }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false };
+
+function drivers(sysfs: Sysfs) {
+  return Object.fromEntries(
+    discoverPci(sysfs)
+      .devices.filter((d) => d.vendor === 0x10de)
+      .map((d) => [d.address, d.driver ?? null]),
+  );
+}
+
+/** No device may keep a driver_override naming a driver it is not bound to. */
+function strayOverrides(sysfs: Sysfs) {
+  return discoverPci(sysfs)
+    .devices.filter((d) => d.driverOverride && d.driverOverride !== d.driver)
+    .map((d) => d.address);
+}
+
+describe('vfio-manager bind', () => {
+  it('hgx-h100-8: binds the 8 GPUs with 3 writes each, leaves the NVSwitches, and a second run writes nothing', async () => {
+    const { sysfs } = simNode('hgx-h100-8');
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options());
+    expect(exitCodeOf(result)).toBe(0);
+    const after = discoverPci(s);
+    expect(after.devices.filter((d) => d.kind === 'gpu').map((d) => d.driver)).toEqual(Array(8).fill('vfio-pci'));
+    expect(after.devices.filter((d) => d.kind === 'nvswitch').map((d) => d.driver)).toEqual(
+      Array(4).fill('nvidia-nvswitch'),
+    );
+    expect(s.recorder.snapshot().writesByAttribute).toMatchObject({ driver_override: 8, unbind: 8, bind: 8 });
+    for (const gpu of after.devices.filter((d) => d.kind === 'gpu'))
+      expect(s.exists(`dev/vfio/${gpu.iommuGroup}`)).toBe(true);
+
+    const again = sysfs.withRecorder();
+    const second = await bind(again, ALL, options());
+    expect(exitCodeOf(second)).toBe(0);
+    expect(again.recorder.writes).toBe(0);
+    expect(second.report!.results.every((r) => r.outcome === 'unchanged')).toBe(true);
+  });
+
+  it('hgx-h100-8 with NVSwitches: 12 devices on vfio-pci, previous drivers recorded, restore returns each', async () => {
+    const { sysfs } = simNode('hgx-h100-8');
+    const before = drivers(sysfs);
+    expect(exitCodeOf(await bind(sysfs, { ...ALL, nvswitches: true }, options()))).toBe(0);
+    const t = discoverPci(sysfs);
+    expect(t.devices.filter((d) => d.kind === 'nvswitch' && d.driver === 'vfio-pci')).toHaveLength(4);
+    const state = readState(sysfs);
+    expect(Object.values(state.devices).filter((r) => r.previousDriver === 'nvidia-nvswitch')).toHaveLength(4);
+    expect(Object.values(state.devices).every((r) => r.phase === 'bound')).toBe(true);
+
+    const restored = await release(
+      sysfs,
+      { selection: { all: true }, nvswitches: true, restore: true, dryRun: false },
+      options(),
+    );
+    expect(exitCodeOf(restored)).toBe(0);
+    expect(drivers(sysfs)).toEqual(before);
+    expect(readState(sysfs).devices).toEqual({});
+    expect(strayOverrides(sysfs)).toEqual([]);
+  });
+
+  it('workstation-mixed: binds all four functions of the VGA card; refuses the group with the foreign NIC, naming it', async () => {
+    const { sysfs } = simNode('workstation-mixed');
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options());
+    expect(exitCodeOf(result)).toBe(1);
+    for (const fn of ['0000:01:00.0', '0000:01:00.1', '0000:01:00.2', '0000:01:00.3']) {
+      expect(currentDriver(s, parsePciAddress(fn))).toBe('vfio-pci');
+    }
+    const refused = result.report!.results.filter((r) => r.outcome === 'refused');
+    expect(refused.map((r) => r.address)).toContain('0000:42:00.0');
+    expect(refused[0]!.error).toMatchObject({ code: 'ERR_GPUCC_FOREIGN_GROUP_MEMBER' });
+    expect(String(refused[0]!.error!.message)).toMatch(/0000:43:00\.0 \(15b3:1021\) on mlx5_core/);
+    expect(currentDriver(s, parsePciAddress('0000:42:00.0'))).toBe('nvidia'); // nothing written for that group
+    expect(currentDriver(s, parsePciAddress('0000:43:00.0'))).toBe('mlx5_core');
+    expect(s.recorder.writeLog.some((w) => w.path.includes('0000:42:00.0') || w.value.includes('0000:42:00.0'))).toBe(
+      false,
+    );
+  });
+
+  it('workstation-mixed with --allow-foreign-group-members binds the NIC too, never the bridges', async () => {
+    const { sysfs } = simNode('workstation-mixed');
+    const result = await bind(sysfs, { ...ALL, allowForeignGroupMembers: true }, options());
+    expect(exitCodeOf(result)).toBe(0);
+    expect(currentDriver(sysfs, parsePciAddress('0000:43:00.0'))).toBe('vfio-pci');
+    expect(currentDriver(sysfs, parsePciAddress('0000:41:00.0'))).toBe('pcieport');
+  });
+
+  it('iommufd-h200-2: binds both and waits for their /dev/vfio/devices/vfioN', async () => {
+    const { sysfs } = simNode('iommufd-h200-2');
+    expect(exitCodeOf(await bind(sysfs, ALL, options()))).toBe(0);
+    const report = status(sysfs, 'vfio', { ...ALL });
+    expect(report.vfioModel).toBe('iommufd');
+    expect(report.converged).toBe(true);
+    expect(report.devices.filter((d) => d.kind === 'gpu').map((d) => d.deviceNode)).toEqual([
+      '/dev/vfio/devices/vfio0',
+      '/dev/vfio/devices/vfio1',
+    ]);
+  });
+
+  it('no-iommu: refuses with the IOMMU hint and writes nothing', async () => {
+    const { sysfs } = simNode('no-iommu');
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options());
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results[0]).toMatchObject({ outcome: 'refused', error: { code: 'ERR_GPUCC_IOMMU_OFF' } });
+    expect(String(result.report!.results[0]!.error!.hint)).toMatch(/amd_iommu=on or intel_iommu=on/);
+    expect(s.recorder.writes).toBe(0);
+  });
+
+  it('a dry run plans the writes and performs none', async () => {
+    const { sysfs } = simNode('h100-pcie-1');
+    const s = sysfs.withRecorder();
+    const result = await bind(s, { ...ALL, dryRun: true }, options());
+    expect(result.report).toBeUndefined();
+    expect(result.plan.groups[0]!.steps[0]!.writes.map((w) => w.path)).toEqual([
+      '/sys/bus/pci/devices/0000:41:00.0/driver_override',
+      '/sys/bus/pci/drivers/nvidia/unbind',
+      '/sys/bus/pci/drivers/vfio-pci/bind',
+    ]);
+    expect(s.recorder.writes).toBe(0);
+  });
+});
+
+describe('vfio-manager selection and input', () => {
+  it.each([
+    ['0000:13:00', 'ERR_GPUCC_INVALID_PCI_ADDRESS'],
+    ['0000:99:00.0', 'ERR_GPUCC_DEVICE_NOT_FOUND'],
+    ['0000:10:01.1', 'ERR_GPUCC_NOT_A_TARGET'], // a bridge
+    ['0000:07:00.0', 'ERR_GPUCC_NOT_A_TARGET'], // an NVSwitch without --nvswitches
+  ])('refuses --device %s with %s before any write', async (device, code) => {
+    const { sysfs } = simNode('hgx-h100-8');
+    const s = sysfs.withRecorder();
+    await expect(bind(s, { ...ALL, selection: { devices: [device] } }, options())).rejects.toMatchObject({ code });
+    expect(s.recorder.writes).toBe(0);
+  });
+
+  it('refuses another vendor’s device and a companion function with a hint naming the GPU', async () => {
+    const { sysfs } = simNode('workstation-mixed');
+    await expect(bind(sysfs, { ...ALL, selection: { devices: ['0000:43:00.0'] } }, options())).rejects.toMatchObject({
+      code: 'ERR_GPUCC_NOT_A_TARGET',
+    });
+    await expect(bind(sysfs, { ...ALL, selection: { devices: ['0000:01:00.1'] } }, options())).rejects.toMatchObject({
+      hint: expect.stringMatching(/select the GPU 0000:01:00\.0/),
+    });
+  });
+
+  it('a missing VFIO module is refused with the --load-modules hint; with it, modprobe loads it and bind converges', async () => {
+    const { sysfs, root } = simNode('h100-pcie-1', { vfioLoaded: false });
+    const refused = await bind(sysfs, ALL, options());
+    expect(exitCodeOf(refused)).toBe(1);
+    expect(refused.report!.results[0]!.error).toMatchObject({ code: 'ERR_GPUCC_MODPROBE_DISABLED' });
+    const loaded = await bind(
+      sysfs,
+      ALL,
+      options({ loadModules: true, modprobe: { path: `${root}/usr/sbin/modprobe` } }),
+    );
+    expect(exitCodeOf(loaded)).toBe(0);
+    expect(currentDriver(sysfs, parsePciAddress('0000:41:00.0'))).toBe('vfio-pci');
+  });
+});
+
+describe('vfio-manager faults', () => {
+  const GPU = parsePciAddress('0000:13:00.0');
+
+  it('unbind EBUSY: exit 1, the device stays on nvidia, no override left behind, other GPUs still bound', async () => {
+    const { sysfs, root } = simNode('hgx-h100-8');
+    await injectFault(root, { kind: 'unbind-error', device: GPU, errno: 'EBUSY' });
+    const result = await bind(sysfs, ALL, options());
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results.find((r) => r.address === GPU)).toMatchObject({
+      outcome: 'failed',
+      error: { code: 'ERR_GPUCC_UNBIND_FAILED' },
+    });
+    expect(currentDriver(sysfs, GPU)).toBe('nvidia');
+    expect(currentOverride(sysfs, GPU)).toBeUndefined();
+    expect(strayOverrides(sysfs)).toEqual([]);
+    expect(Object.values(drivers(sysfs)).filter((d) => d === 'vfio-pci')).toHaveLength(7);
+    expect(readState(sysfs).devices[GPU]).toBeUndefined(); // back where it started: nothing to remember
+  });
+
+  it('an unbind that hangs fails at the deadline and is rolled back', async () => {
+    const { sysfs, root } = simNode('h100-pcie-1');
+    const gpu = parsePciAddress('0000:41:00.0');
+    await injectFault(root, { kind: 'unbind-hang', device: gpu });
+    const result = await bind(sysfs, ALL, options({ unbindTimeoutMs: 50 }));
+    expect(exitCodeOf(result)).toBe(1);
+    expect(String(result.report!.results[0]!.error!.message)).toMatch(/did not return within 50 ms/);
+    expect(strayOverrides(sysfs)).toEqual([]);
+  });
+
+  it('a failing bind rolls the whole group back: every function of the card returns to its driver', async () => {
+    const { sysfs, root } = simNode('workstation-mixed');
+    const before = drivers(sysfs);
+    await injectFault(root, { kind: 'bind-error', device: '0000:01:00.2', errno: 'EINVAL', times: 1 });
+    const result = await bind(sysfs, { ...ALL, selection: { devices: ['0000:01:00.0'] } }, options());
+    expect(exitCodeOf(result)).toBe(1);
+    const outcomes = Object.fromEntries(result.report!.results.map((r) => [r.address, r.outcome]));
+    expect(outcomes).toEqual({
+      '0000:01:00.0': 'rolled-back',
+      '0000:01:00.1': 'rolled-back',
+      '0000:01:00.2': 'failed',
+      '0000:01:00.3': 'failed',
+    });
+    expect(drivers(sysfs)).toEqual(before);
+    expect(strayOverrides(sysfs)).toEqual([]);
+  });
+
+  it('a device node that never appears: exit 1 with the timeout code; the binding stays, with its override', async () => {
+    const { sysfs, root } = simNode('h100-pcie-1');
+    const gpu = parsePciAddress('0000:41:00.0');
+    await injectFault(root, { kind: 'devnode-never', device: gpu });
+    const result = await bind(sysfs, ALL, options({ deviceNodeTimeoutMs: 100 }));
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results[0]!.error).toMatchObject({ code: 'ERR_GPUCC_DEVICE_NODE_TIMEOUT' });
+    expect(currentDriver(sysfs, gpu)).toBe('vfio-pci');
+    expect(status(sysfs, 'vfio', ALL).converged).toBe(false);
+  });
+
+  it('a late device node is waited for and the run converges', async () => {
+    const { sysfs, root } = simNode('h100-pcie-1');
+    await injectFault(root, { kind: 'devnode-delay', device: '0000:41:00.0', delayMs: 150 });
+    const result = await bind(sysfs, ALL, options());
+    expect(exitCodeOf(result)).toBe(0);
+    expect(status(sysfs, 'vfio', ALL).converged).toBe(true);
+  });
+
+  it('a GPU whose NVIDIA unbind lock is refused is not touched', async () => {
+    const { sysfs, root } = simNode('h100-pcie-1');
+    await injectFault(root, { kind: 'unbind-lock-held', device: '0000:41:00.0' });
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options());
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results[0]!.error).toMatchObject({ code: 'ERR_GPUCC_DEVICE_IN_USE' });
+    expect(s.recorder.writeLog.filter((w) => w.path.startsWith('sys/'))).toEqual([]);
+  });
+});
+
+describe('vfio-manager unbind', () => {
+  it('without --restore leaves devices unbound with no override; restore later still knows the previous drivers', async () => {
+    const { sysfs } = simNode('hgx-h100-8');
+    await bind(sysfs, ALL, options());
+    const released = await release(
+      sysfs,
+      { selection: { all: true }, nvswitches: false, restore: false, dryRun: false },
+      options(),
+    );
+    expect(exitCodeOf(released)).toBe(0);
+    const t = discoverPci(sysfs);
+    expect(
+      t.devices.filter((d) => d.kind === 'gpu').every((d) => d.driver === undefined && d.driverOverride === undefined),
+    ).toBe(true);
+    const restored = await release(
+      sysfs,
+      { selection: { all: true }, nvswitches: false, restore: true, dryRun: false },
+      options(),
+    );
+    expect(exitCodeOf(restored)).toBe(0);
+    expect(
+      discoverPci(sysfs)
+        .devices.filter((d) => d.kind === 'gpu')
+        .every((d) => d.driver === 'nvidia'),
+    ).toBe(true);
+  });
+});
