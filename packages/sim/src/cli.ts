@@ -84,11 +84,21 @@ function program(out: (text: string) => void): Command {
     .option('--errno <errno>', 'errno for *-error faults, e.g. EBUSY')
     .option('--delay-ms <ms>', 'delay for *-hang and devnode-delay (hang: default forever)', int)
     .option('--times <n>', 'fire only this many times', int)
+    .option('--after-writes <n>', 'kill-after-writes: die right after the N-th successful write', int)
+    .option('--after-writes <n>', 'kill-after-writes: die right after the N-th successful write', int)
     .option('--clear', 'remove every fault (or every fault of --kind)')
     .action(
       async (
         dir: string,
-        o: { kind?: string; device?: string; errno?: string; delayMs?: number; times?: number; clear?: boolean },
+        o: {
+          kind?: string;
+          device?: string;
+          errno?: string;
+          delayMs?: number;
+          times?: number;
+          afterWrites?: number;
+          clear?: boolean;
+        },
       ) => {
         const root = path.resolve(dir);
         readNodeSpec(root);
@@ -104,6 +114,7 @@ function program(out: (text: string) => void): Command {
           ...(o.errno ? { errno: o.errno } : {}),
           ...(o.delayMs === undefined ? {} : { delayMs: o.delayMs }),
           ...(o.times === undefined ? {} : { times: o.times }),
+          ...(o.afterWrites === undefined ? {} : { afterWrites: o.afterWrites }),
         });
         out(`fault ${o.kind} injected${o.device ? ` on ${o.device}` : ''}\n`);
       },

@@ -1,3 +1,4 @@
+import type { Logger } from '@gpucc/daemon';
 import {
   bindDevice,
   clearDriverOverride,
@@ -17,7 +18,6 @@ import {
   type VfioModel,
   waitForPath,
 } from '@gpucc/hal';
-import type { Logger } from 'pino';
 import type { Observation } from './observe.js';
 import type { DeviceStep, GroupPlan, Plan } from './plan.js';
 import { isVfioDriver } from './plan.js';

@@ -1,5 +1,5 @@
+import { createLogger } from '@gpucc/daemon';
 import { currentDriver, currentOverride, discoverPci, parsePciAddress, type Sysfs } from '@gpucc/hal';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { injectFault } from '../../sim/src/node/faults.js';
 import { simNode } from '../../sim/test/helpers.js';
@@ -8,7 +8,7 @@ import { bind, exitCodeOf, release, status } from '../src/engine.js';
 import { readState } from '../src/state.js';
 
 const options = (extra: Partial<ApplyOptions> = {}): ApplyOptions => ({
-  logger: pino({ level: 'silent' }),
+  logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
   loadModules: false,
   modprobe: {},
   unbindTimeoutMs: 2_000,

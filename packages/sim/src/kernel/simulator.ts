@@ -57,6 +57,8 @@ export class KernelSimulator implements KernelHook {
   private faultsMtime: string | undefined;
   /** Timers for late device nodes: they keep the process alive until the node appears, as udev would. */
   private readonly pendingNodes = new Set<NodeJS.Timeout>();
+  /** Successful writes by this process (for the kill-after-writes fault). */
+  private writesDone = 0;
 
   constructor(readonly root: string) {
     this.tree = new Tree(root);
@@ -77,10 +79,28 @@ export class KernelSimulator implements KernelHook {
     try {
       await this.dispatch(rel, data);
       this.log(rel, value, 'ok');
+      this.killIfFaulted();
     } catch (error) {
       this.log(rel, value, (error as { code?: string }).code ?? 'error');
       throw error;
     }
+  }
+
+  /**
+   * The crash test: after its N-th successful write this process dies at once, as if OOM-killed or
+   * kill -9'd between two sysfs writes. The fault is used up first, so the rerun is not killed.
+   */
+  private killIfFaulted(): void {
+    this.writesDone++;
+    const fault = this.faults.find((f) => f.kind === 'kill-after-writes');
+    if (!fault || this.writesDone < (fault.afterWrites ?? 1)) return;
+    withNodeLockSync(this.root, () =>
+      writeFaults(
+        this.root,
+        readFaults(this.root).filter((f) => f.kind !== 'kill-after-writes'),
+      ),
+    );
+    process.kill(process.pid, 'SIGKILL');
   }
 
   /** Cancels late device nodes still pending (tests and shutdown). */

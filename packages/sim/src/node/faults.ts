@@ -26,6 +26,11 @@ export async function injectFault(root: string, fault: Fault): Promise<void> {
       hint: 'use an errno name such as EBUSY, EINVAL, EIO',
     });
   }
+  if (fault.kind === 'kill-after-writes' && !(Number.isInteger(fault.afterWrites) && fault.afterWrites! >= 1)) {
+    throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', 'kill-after-writes needs afterWrites ≥ 1', {
+      hint: 'pass --after-writes N: the process dies right after its N-th successful sysfs write',
+    });
+  }
   await withNodeLock(root, () => writeFaults(root, [...readFaults(root), fault]));
 }
 

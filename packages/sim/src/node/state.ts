@@ -67,6 +67,7 @@ export const FAULT_KINDS = [
   'tool-error', // the fake CC tool prints an error and exits 1
   'tool-garbage', // the fake CC tool prints output no parser knows
   'cc-stuck', // a reset does not apply the pending CC mode (verification fails)
+  'kill-after-writes', // the writing process is killed (SIGKILL) right after its afterWrites-th successful write
   'unbind-lock-held', // the NVIDIA driver never grants /proc/driver/nvidia/gpus/<bdf>/unbindLock (a client holds the GPU)
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -79,6 +80,8 @@ export interface Fault {
   delayMs?: number;
   /** How many times it fires before it is used up; absent = every time. */
   times?: number;
+  /** kill-after-writes: the number of successful writes after which the process dies. */
+  afterWrites?: number;
 }
 
 export function readFaults(root: string): Fault[] {

@@ -1,0 +1,16 @@
+export {
+  addCommonOptions,
+  type CommonConfig,
+  commonSchema,
+  DEFAULT_METRICS_ADDRESS,
+  defaultMetricsAddress,
+  LOG_FORMATS,
+  LOG_LEVELS,
+  type LogFormat,
+  type LogLevel,
+  METRICS_PORTS,
+  readCommonConfig,
+} from './common.js';
+export { formatListenAddress, type ListenAddress, parseListenAddress } from './listen-address.js';
+export { envVarFor, type MirroredOptionSettings, mirroredFlag, mirroredOption } from './options.js';
+export { describeOption, readOptions } from './read-options.js';

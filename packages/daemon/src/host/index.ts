@@ -1,0 +1,1 @@
+export { type Host, openHost, SIMULATED_NODE_MARKER } from './open-host.js';

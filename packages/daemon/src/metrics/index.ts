@@ -1,0 +1,1 @@
+export { createMetrics, type DaemonMetrics, READY_GAUGE } from './registry.js';

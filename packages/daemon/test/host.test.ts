@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { GpuccError } from '@gpucc/hal';
+import { createNode } from '@gpucc/sim';
+import { describe, expect, it } from 'vitest';
+import { createLogger, openHost } from '../src/index.js';
+import { captureLines, tempDir } from './helpers.js';
+
+function logger() {
+  const out = captureLines();
+  return { out, logger: createLogger({ name: 't', format: 'json', level: 'debug', destination: out.sink }) };
+}
+
+describe('openHost', () => {
+  it('opens a simulated node through the kernel simulator and warns about it on the first line', async () => {
+    const root = path.join(tempDir(), 'node');
+    createNode(root, 'h100-pcie-1');
+    const { out, logger: log } = logger();
+    const host = await openHost(root, log);
+    expect(host.simulated).toBe(true);
+    expect(host.sysfs.simulated).toBe(true);
+    expect(host.sysfs.root).toBe(root);
+    expect(host.sysfs.readdir('sys/bus/pci/devices').length).toBeGreaterThan(0);
+    expect(out.records[0]).toMatchObject({ event: 'host.simulated', level: 'warn', hostRoot: root });
+    expect(String(out.records[0]!.msg)).toContain('SIMULATED');
+  });
+
+  it('opens any other directory as a real host, read through plain sysfs', async () => {
+    const root = tempDir();
+    const { out, logger: log } = logger();
+    const host = await openHost(root, log);
+    expect(host.simulated).toBe(false);
+    expect(host.sysfs.simulated).toBe(false);
+    expect(out.events()).toEqual(['host.open']);
+    expect(out.records[0]).toMatchObject({ hostRoot: root, simulated: false });
+  });
+
+  it('refuses a host root that does not exist', async () => {
+    const { logger: log } = logger();
+    const missing = path.join(tempDir(), 'nope');
+    await expect(openHost(missing, log)).rejects.toSatisfy(
+      (error) => error instanceof GpuccError && error.code === 'ERR_GPUCC_HOST_ROOT_INVALID',
+    );
+  });
+});

@@ -1,0 +1,373 @@
+import {
+  addCommonOptions,
+  createLogger,
+  createMetrics,
+  defaultMetricsAddress,
+  type Logger,
+  loopReadiness,
+  mirroredFlag,
+  mirroredOption,
+  openHost,
+  readCommonConfig,
+  readOptions,
+  runReconcileLoop,
+  shutdownOnSignals,
+  startHealthServer,
+} from '@gpucc/daemon';
+import { GpuccError, isGpuccError, type Sysfs } from '@gpucc/hal';
+import { Command, CommanderError } from 'commander';
+import * as z from 'zod';
+import type { ApplyOptions } from './apply.js';
+import { bind, exitCodeOf, release, status } from './engine.js';
+import { formatPlan, formatReport, formatStatus } from './format.js';
+import { reconcileOnce, watchForChanges } from './run.js';
+import type { Selection } from './select.js';
+
+const VERSION = '0.1.0';
+const BINARY = 'vfio-manager';
+
+const selectionSchema = {
+  all: z.boolean().default(false),
+  device: z.union([z.string(), z.array(z.string())]).optional(),
+  nvswitches: z.boolean().default(false),
+};
+const applySchema = {
+  loadModules: z.boolean().default(false),
+  modprobe: z.string().min(1),
+  unbindTimeout: z.coerce.number().int().positive(),
+  deviceNodeTimeout: z.coerce.number().int().positive(),
+};
+const output = { output: z.enum(['table', 'json']) };
+
+function selectionOptions(command: Command): Command {
+  return command
+    .addOption(mirroredFlag('--all', 'every GPU of the node (and NVSwitch with --nvswitches)'))
+    .addOption(
+      mirroredOption('--device <bdf...>', 'these GPUs (dddd:bb:dd.f); comma or space separated in GPUCC_DEVICE'),
+    )
+    .addOption(mirroredFlag('--nvswitches', 'also NVSwitches (full passthrough, no host Fabric Manager)'));
+}
+
+function applyOptions(command: Command): Command {
+  return command
+    .addOption(mirroredFlag('--load-modules', 'load a missing VFIO driver module with modprobe'))
+    .addOption(mirroredOption('--modprobe <path>', 'modprobe to run for --load-modules', { default: 'modprobe' }))
+    .addOption(
+      mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
+        default: '10000',
+      }),
+    )
+    .addOption(
+      mirroredOption('--device-node-timeout <ms>', 'deadline for /dev/vfio nodes to appear after a bind', {
+        default: '10000',
+      }),
+    );
+}
+
+function outputOption(command: Command): Command {
+  return command.addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }));
+}
+
+function toSelection(o: { all: boolean; device?: string | string[] }): Selection {
+  const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
+    .flatMap((d) => d.split(/[\s,]+/))
+    .filter(Boolean);
+  if (o.all && devices.length) throw usage('give --all or --device, not both');
+  if (!o.all && devices.length === 0) throw usage('give --all or --device BDF');
+  return o.all ? { all: true } : { devices };
+}
+
+function usage(message: string): GpuccError {
+  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
+}
+
+interface Context {
+  sysfs: Sysfs;
+  logger: Logger;
+  simulated: boolean;
+  hostRoot: string;
+}
+
+/** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
+async function context(command: Command): Promise<Context> {
+  const config = readCommonConfig(command);
+  const logger = createLogger({
+    name: BINARY,
+    format: config.logFormat,
+    level: config.logLevel,
+    destination: process.stderr,
+    isTty: process.stderr.isTTY === true,
+  });
+  const host = await openHost(config.hostRoot, logger);
+  return { ...host, logger, hostRoot: config.hostRoot };
+}
+
+function applyOptionsOf(ctx: Context, o: z.infer<z.ZodObject<typeof applySchema>>, signal?: AbortSignal): ApplyOptions {
+  // On a simulated node the node's own fake modprobe stands in for the host's.
+  const modprobePath = ctx.simulated && o.modprobe === 'modprobe' ? `${ctx.hostRoot}/usr/sbin/modprobe` : o.modprobe;
+  return {
+    logger: ctx.logger,
+    loadModules: o.loadModules,
+    modprobe: { path: modprobePath },
+    unbindTimeoutMs: o.unbindTimeout,
+    deviceNodeTimeoutMs: o.deviceNodeTimeout,
+    ...(signal ? { signal } : {}),
+  };
+}
+
+function program(out: (text: string) => void, exit: { code: number }): Command {
+  const cli = new Command(BINARY)
+    .description('Bind NVIDIA GPUs, with their whole card and IOMMU group, to VFIO: safely, crash-safe, restorable')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+
+  const plan = new Command('plan').description('print what bind would do, per device, and why');
+  addCommonOptions(outputOption(selectionOptions(plan)), { metricsAddress: defaultMetricsAddress(BINARY) })
+    .addOption(
+      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
+    )
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({ ...selectionSchema, ...output, allowForeignGroupMembers: z.boolean().default(false) }),
+      );
+      const ctx = await context(command);
+      const result = await bind(
+        ctx.sysfs,
+        {
+          selection: toSelection(o),
+          nvswitches: o.nvswitches,
+          allowForeignGroupMembers: o.allowForeignGroupMembers,
+          dryRun: true,
+        },
+        applyOptionsOf(ctx, { loadModules: false, modprobe: 'modprobe', unbindTimeout: 1, deviceNodeTimeout: 1 }),
+      );
+      out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
+      exit.code = exitCodeOf(result);
+    });
+  cli.addCommand(plan);
+
+  const bindCmd = new Command('bind').description('bind the selected GPUs, their cards and IOMMU groups to VFIO');
+  addCommonOptions(applyOptions(outputOption(selectionOptions(bindCmd))), {
+    metricsAddress: defaultMetricsAddress(BINARY),
+  })
+    .addOption(
+      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
+    )
+    .addOption(mirroredFlag('--dry-run', 'print the plan, write nothing'))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...selectionSchema,
+          ...applySchema,
+          ...output,
+          allowForeignGroupMembers: z.boolean().default(false),
+          dryRun: z.boolean().default(false),
+        }),
+      );
+      const ctx = await context(command);
+      const result = await bind(
+        ctx.sysfs,
+        {
+          selection: toSelection(o),
+          nvswitches: o.nvswitches,
+          allowForeignGroupMembers: o.allowForeignGroupMembers,
+          dryRun: o.dryRun,
+        },
+        applyOptionsOf(ctx, o),
+      );
+      printResult(out, o.output, result.plan, result.report);
+      exit.code = exitCodeOf(result);
+    });
+  cli.addCommand(bindCmd);
+
+  const unbind = new Command('unbind').description(
+    'release devices from VFIO; with --restore, back to the driver they had before',
+  );
+  addCommonOptions(applyOptions(outputOption(selectionOptions(unbind))), {
+    metricsAddress: defaultMetricsAddress(BINARY),
+  })
+    .addOption(mirroredFlag('--restore', 'bind each device back to the driver recorded at bind time'))
+    .addOption(mirroredFlag('--dry-run', 'print the plan, write nothing'))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...selectionSchema,
+          ...applySchema,
+          ...output,
+          restore: z.boolean().default(false),
+          dryRun: z.boolean().default(false),
+        }),
+      );
+      const ctx = await context(command);
+      const result = await release(
+        ctx.sysfs,
+        { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
+        applyOptionsOf(ctx, o),
+      );
+      printResult(out, o.output, result.plan, result.report);
+      exit.code = exitCodeOf(result);
+    });
+  cli.addCommand(unbind);
+
+  const statusCmd = new Command('status').description(
+    'every NVIDIA device: driver, group, device node, viability, and whether it is as desired',
+  );
+  addCommonOptions(outputOption(statusCommandOptions(statusCmd)), {
+    metricsAddress: defaultMetricsAddress(BINARY),
+  }).action(async (_o, command: Command) => {
+    const o = readOptions(
+      command,
+      z.object({ ...output, desired: z.enum(['vfio', 'none']), nvswitches: z.boolean().default(false) }),
+    );
+    const ctx = await context(command);
+    const report = status(ctx.sysfs, o.desired, {
+      selection: { all: true },
+      nvswitches: o.nvswitches,
+      allowForeignGroupMembers: false,
+    });
+    out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    exit.code = report.converged ? 0 : 1;
+  });
+  cli.addCommand(statusCmd);
+
+  const run = new Command('run').description(
+    'the DaemonSet/systemd mode: keep every GPU in the desired state; never unbinds on exit',
+  );
+  addCommonOptions(applyOptions(statusCommandOptions(run)), { metricsAddress: defaultMetricsAddress(BINARY) })
+    .addOption(
+      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
+    )
+    .addOption(
+      mirroredOption('--resync-interval <ms>', 'periodic reconcile, so drift and hot-plug are corrected', {
+        default: '60000',
+      }),
+    )
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...applySchema,
+          desired: z.enum(['vfio', 'none']),
+          nvswitches: z.boolean().default(false),
+          allowForeignGroupMembers: z.boolean().default(false),
+          resyncInterval: z.coerce.number().int().positive(),
+        }),
+      );
+      exit.code = await runDaemon(command, o);
+    });
+  cli.addCommand(run);
+  for (const sub of cli.commands) {
+    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
+    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  }
+  return cli;
+}
+
+function statusCommandOptions(command: Command): Command {
+  return command
+    .addOption(mirroredOption('--desired <state>', 'vfio (bound) or none (released)', { default: 'vfio' }))
+    .addOption(mirroredFlag('--nvswitches', 'NVSwitches are targets too'));
+}
+
+async function runDaemon(
+  command: Command,
+  o: {
+    desired: 'vfio' | 'none';
+    nvswitches: boolean;
+    allowForeignGroupMembers: boolean;
+    resyncInterval: number;
+    loadModules: boolean;
+    modprobe: string;
+    unbindTimeout: number;
+    deviceNodeTimeout: number;
+  },
+): Promise<number> {
+  const config = readCommonConfig(command);
+  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
+  const stop = shutdownOnSignals(logger);
+  const host = await openHost(config.hostRoot, logger);
+  const ctx: Context = { ...host, logger, hostRoot: config.hostRoot };
+  logger.info(
+    { event: 'daemon.start', version: VERSION, desired: o.desired, hostRoot: config.hostRoot },
+    `${BINARY} ${VERSION} starting`,
+  );
+  const metrics = createMetrics({ binary: BINARY, version: VERSION });
+  const loop = runReconcileLoop({
+    reconcile: (signal) =>
+      reconcileOnce(
+        ctx.sysfs,
+        { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
+        applyOptionsOf(ctx, o, signal),
+      ),
+    resyncMs: o.resyncInterval,
+    backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2 },
+    signal: stop.signal,
+    logger,
+    metrics,
+  });
+  const unwatch = watchForChanges(ctx.sysfs, (reason) => loop.trigger(reason));
+  const server = await startHealthServer({
+    address: config.metricsAddress,
+    readiness: () => loopReadiness(loop.state),
+    registry: metrics.registry,
+    logger,
+  });
+  stop.signal.addEventListener('abort', () => server.markShuttingDown());
+  await loop.done; // the group in flight finishes or rolls back; bindings stay as they are
+  unwatch();
+  await server.close();
+  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
+  return 0;
+}
+
+function printResult(
+  out: (t: string) => void,
+  format: string,
+  plan: Parameters<typeof formatPlan>[0],
+  report: Parameters<typeof formatReport>[0] | undefined,
+) {
+  if (format === 'json') {
+    out(`${JSON.stringify(report ? { plan, report } : { plan }, planReplacer, 2)}\n`);
+    return;
+  }
+  out(report ? formatReport(report) : formatPlan(plan));
+}
+
+/** GpuccErrors inside a plan print as their JSON form. */
+function planReplacer(_key: string, value: unknown): unknown {
+  return isGpuccError(value) ? value.toJSON() : value;
+}
+
+/** Runs the CLI; returns the exit code: 0 converged, 1 something could not be done, 2 bad usage or input. */
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
+  const exit = { code: 0 };
+  try {
+    await program(out, exit).parseAsync(argv);
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (error instanceof GpuccError) {
+      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
+      return INPUT_ERRORS.has(error.code) ? 2 : 1;
+    }
+    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+/** Errors in what the user gave us: exit 2, nothing was written. */
+const INPUT_ERRORS = new Set([
+  'ERR_GPUCC_USAGE',
+  'ERR_GPUCC_INVALID_CONFIG',
+  'ERR_GPUCC_INVALID_PCI_ADDRESS',
+  'ERR_GPUCC_DEVICE_NOT_FOUND',
+  'ERR_GPUCC_NOT_A_TARGET',
+  'ERR_GPUCC_HOST_ROOT_INVALID',
+]);

@@ -1,0 +1,209 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { discoverPci, Sysfs } from '@gpucc/hal';
+import { describe, expect, it } from 'vitest';
+import { injectFault } from '../../sim/src/node/faults.js';
+import { readWriteLog } from '../../sim/src/node/write-log.js';
+import { simNode } from '../../sim/test/helpers.js';
+
+const BIN = path.resolve(import.meta.dirname, '../bin/vfio-manager.mjs');
+const exec = promisify(execFile);
+
+async function vfio(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], {
+      env: { ...process.env, ...env },
+      timeout: 30_000,
+    });
+    return { code: 0, stdout, stderr, signal: null as string | null };
+  } catch (error) {
+    const e = error as { code: number | null; signal: string | null; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr, signal: e.signal };
+  }
+}
+
+async function until(test: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const driversOf = (root: string) =>
+  Object.fromEntries(
+    discoverPci(new Sysfs(root))
+      .devices.filter((d) => d.vendor === 0x10de || d.vendor === 0x15b3)
+      .map((d) => [d.address, [d.driver ?? null, d.driverOverride ?? null]]),
+  );
+
+describe('vfio-manager binary', () => {
+  it('bind --all converges (exit 0), status says so, and a second bind writes nothing', async () => {
+    const { root } = simNode('hgx-h100-8');
+    const bound = await vfio(['bind', '--all', '--host-root', root]);
+    expect(bound.code).toBe(0);
+    expect(bound.stdout).toMatch(/0000:13:00\.0\s+bound\s+vfio-pci/);
+    const status = JSON.parse((await vfio(['status', '--output', 'json', '--host-root', root])).stdout);
+    expect(status.converged).toBe(true);
+    expect(
+      status.devices.filter((d: { kind: string; driver: string }) => d.kind === 'gpu' && d.driver === 'vfio-pci'),
+    ).toHaveLength(8);
+    const writes = readWriteLog(root).length;
+    expect((await vfio(['bind', '--all'], { GPUCC_HOST_ROOT: root })).code).toBe(0);
+    expect(readWriteLog(root).length).toBe(writes);
+  });
+
+  it('plan prints the writes and why, and writes nothing', async () => {
+    const { root } = simNode('workstation-mixed');
+    const plan = await vfio(['plan', '--device', '0000:01:00.0', '--host-root', root]);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(
+      /0000:01:00\.1\s+10de:10f8\s+snd_hda_intel\s+vfio-pci\s+3\s+another function of the same card/,
+    );
+    expect(plan.stdout).toMatch(/\/sys\/bus\/pci\/drivers\/xhci_hcd\/unbind <- "0000:01:00.2"/);
+    expect(readWriteLog(root)).toEqual([]);
+    const json = JSON.parse((await vfio(['plan', '--all', '--output', 'json', '--host-root', root])).stdout);
+    expect(json.groups.find((g: { group: number }) => g.group === 30).refused.code).toBe(
+      'ERR_GPUCC_FOREIGN_GROUP_MEMBER',
+    );
+  });
+
+  it.each([
+    [['bind', '--device', '0000:99:00.0'], 2, /ERR_GPUCC_DEVICE_NOT_FOUND/],
+    [['bind', '--device', '13:00.0'], 2, /ERR_GPUCC_INVALID_PCI_ADDRESS[\s\S]*hint: add the PCI domain/],
+    [['bind'], 2, /give --all or --device/],
+    [['bind', '--all', '--output', 'xml'], 2, /--output \(GPUCC_OUTPUT\)/],
+    [['bind', '--all', '--bogus'], 2, /unknown option/],
+  ])('%j exits %i with a clear error and writes nothing', async (args, code, message) => {
+    const { root } = simNode('hgx-h100-8');
+    const result = await vfio([...args, '--host-root', root]);
+    expect(result.code).toBe(code);
+    expect(result.stderr).toMatch(message);
+    expect(readWriteLog(root)).toEqual([]);
+  });
+
+  it('no-iommu: exit 1, the refusal explained, nothing written', async () => {
+    const { root } = simNode('no-iommu');
+    const result = await vfio(['bind', '--all', '--host-root', root]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/refused.*ERR_GPUCC_IOMMU_OFF/);
+    expect(readWriteLog(root)).toEqual([]);
+  });
+
+  it('env mirrors flags: GPUCC_ALL and GPUCC_HOST_ROOT; a flag wins over its variable', async () => {
+    const { root } = simNode('h100-pcie-1');
+    expect(
+      (await vfio(['bind', '--dry-run', '--output', 'json'], { GPUCC_ALL: 'true', GPUCC_HOST_ROOT: root })).code,
+    ).toBe(0);
+    const bad = await vfio(['bind', '--all', '--output', 'json', '--host-root', root], { GPUCC_DRY_RUN: 'maybe' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/GPUCC_DRY_RUN/);
+  });
+
+  it('a process killed after any sysfs write converges on the next run, and restore still knows every driver', async () => {
+    // The workstation card: 4 functions in one group, 12 writes in all; kill after each of them.
+    for (let n = 1; n <= 12; n++) {
+      const { root } = simNode('workstation-mixed');
+      const before = driversOf(root);
+      await injectFault(root, { kind: 'kill-after-writes', afterWrites: n });
+      const killed = await vfio(['bind', '--device', '0000:01:00.0', '--host-root', root]);
+      expect(killed.signal, `kill after write ${n}`).toBe('SIGKILL');
+      const rerun = await vfio(['bind', '--device', '0000:01:00.0', '--host-root', root]);
+      expect(rerun.code, `rerun after kill at write ${n}: ${rerun.stdout}${rerun.stderr}`).toBe(0);
+      for (const fn of ['0000:01:00.0', '0000:01:00.1', '0000:01:00.2', '0000:01:00.3']) {
+        expect(driversOf(root)[fn], `${fn} after kill at ${n}`).toEqual(['vfio-pci', 'vfio-pci']);
+      }
+      const restored = await vfio(['unbind', '--device', '0000:01:00.0', '--restore', '--host-root', root]);
+      expect(restored.code, restored.stdout).toBe(0);
+      expect(driversOf(root), `restore after kill at ${n}`).toEqual(before);
+    }
+  }, 120_000);
+});
+
+describe('vfio-manager run', () => {
+  async function start(root: string, extra: string[] = []) {
+    const child = spawn(process.execPath, [
+      BIN,
+      'run',
+      '--host-root',
+      root,
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--log-format',
+      'json',
+      ...extra,
+    ]);
+    const lines: Array<Record<string, unknown>> = [];
+    const waiters: Array<{
+      test: (l: Record<string, unknown>) => boolean;
+      resolve: (l: Record<string, unknown>) => void;
+    }> = [];
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      lines.push(parsed);
+      for (const w of [...waiters])
+        if (w.test(parsed)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve(parsed);
+        }
+    });
+    /** The first line matching, among lines logged from index `since` on. */
+    const waitFor = (test: (l: Record<string, unknown>) => boolean, since = 0) =>
+      new Promise<Record<string, unknown>>((resolve) => {
+        const found = lines.slice(since).find(test);
+        if (found) resolve(found);
+        else waiters.push({ test, resolve });
+      });
+    const port = (await waitFor((l) => l.event === 'http.listen')).port as number;
+    return { child, lines, waitFor, url: (p: string) => `http://127.0.0.1:${port}${p}` };
+  }
+
+  const exitOf = (child: ChildProcess) =>
+    new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+  it('converges, turns ready, writes the readiness marker, repairs drift, and on SIGTERM exits 0 leaving bindings alone', async () => {
+    const { root } = simNode('hgx-h100-8');
+    const daemon = await start(root, ['--resync-interval', '600000']);
+    try {
+      await daemon.waitFor((l) => l.event === 'reconcile.done');
+      expect((await fetch(daemon.url('/readyz'))).status).toBe(200);
+      expect(readFileSync(path.join(root, 'run/nvidia/validations/vfio-pci-ready'), 'utf8')).toBe('');
+      expect(await (await fetch(daemon.url('/metrics'))).text()).toMatch(/gpucc_ready 1/);
+      expect(daemon.lines[0]).toMatchObject({ event: 'host.simulated' });
+
+      // drift: someone puts a GPU back on nvidia; its /dev/vfio node vanishes and the daemon repairs it
+      const { openSimulatedSysfs } = await import('../../sim/src/kernel/index.js');
+      const sim = openSimulatedSysfs(root);
+      await sim.write('sys/bus/pci/devices/0000:23:00.0/driver_override', '\n');
+      await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');
+      await sim.write('sys/bus/pci/drivers/nvidia/bind', '0000:23:00.0').catch(() => {}); // the daemon may win the race
+      await until(() => driversOf(root)['0000:23:00.0']?.[0] === 'vfio-pci');
+      expect(driversOf(root)['0000:23:00.0']).toEqual(['vfio-pci', 'vfio-pci']);
+      await until(async () => (await fetch(daemon.url('/readyz'))).status === 200);
+      const before = driversOf(root);
+      daemon.child.kill('SIGTERM');
+      expect(await exitOf(daemon.child)).toBe(0);
+      expect(driversOf(root)).toEqual(before);
+    } finally {
+      daemon.child.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('stays unready with a reason while a device cannot be bound, and retries', async () => {
+    const { root } = simNode('h100-pcie-1');
+    await injectFault(root, { kind: 'bind-error', device: '0000:41:00.0', errno: 'EIO', times: 1 });
+    const daemon = await start(root, ['--resync-interval', '600000']);
+    try {
+      await daemon.waitFor((l) => l.event === 'reconcile.failed');
+      // the backoff retry (1 s) converges once the fault is used up
+      await daemon.waitFor((l) => l.event === 'reconcile.done');
+      expect((await fetch(daemon.url('/readyz'))).status).toBe(200);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await exitOf(daemon.child);
+    }
+  }, 30_000);
+});
