@@ -1,6 +1,5 @@
+// What every command of a binary needs at start-up. The long-running parts (loop, health server,
+// metrics) are in './runtime.js' (`@gpucc/daemon/runtime`), loaded lazily by `run` commands only.
 export * from './config/index.js';
 export * from './host/index.js';
-export * from './http/index.js';
 export * from './log/index.js';
-export * from './loop/index.js';
-export * from './metrics/index.js';

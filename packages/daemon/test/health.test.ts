@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger, createMetrics, type HealthServer, type Readiness, startHealthServer } from '../src/index.js';
+import { createLogger } from '../src/index.js';
+import { createMetrics, type HealthServer, type Readiness, startHealthServer } from '../src/runtime.js';
 import { captureLines } from './helpers.js';
 
 const servers: HealthServer[] = [];

@@ -1,16 +1,16 @@
 import { EventEmitter } from 'node:events';
 import { GpuccError } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../src/index.js';
 import {
   backoffDelay,
-  createLogger,
   createMetrics,
   FORCED_EXIT_CODE,
   loopReadiness,
   type ReconcileOutcome,
   runReconcileLoop,
   shutdownOnSignals,
-} from '../src/index.js';
+} from '../src/runtime.js';
 import { captureLines, deferred, manualDelay, settle } from './helpers.js';
 
 const RESYNC = 60_000;

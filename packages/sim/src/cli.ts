@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, Sysfs } from '@gpucc/hal';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { formatInspect, inspectHost } from './inspect.js';
 import { createNode } from './node/create.js';
@@ -84,7 +84,6 @@ function program(out: (text: string) => void): Command {
     .option('--errno <errno>', 'errno for *-error faults, e.g. EBUSY')
     .option('--delay-ms <ms>', 'delay for *-hang and devnode-delay (hang: default forever)', int)
     .option('--times <n>', 'fire only this many times', int)
-    .option('--after-writes <n>', 'kill-after-writes: die right after the N-th successful write', int)
     .option('--after-writes <n>', 'kill-after-writes: die right after the N-th successful write', int)
     .option('--clear', 'remove every fault (or every fault of --kind)')
     .action(
@@ -186,7 +185,7 @@ export async function main(
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? 0 : 2;
     }
-    if (error instanceof GpuccError) {
+    if (isGpuccError(error)) {
       process.stderr.write(`gpucc-sim: ${error.describe()}\n`);
       return error.code === 'ERR_GPUCC_USAGE' || error.code.startsWith('ERR_GPUCC_INVALID_') ? 2 : 1;
     }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli.js';
+// The bundle made by `pnpm build` (scripts/bundle.mjs): one file, so the binary starts fast.
+import { main } from '../dist/bundle/vfio-manager.mjs';
 
 process.exitCode = await main(process.argv);

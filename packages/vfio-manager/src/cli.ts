@@ -1,18 +1,13 @@
 import {
   addCommonOptions,
   createLogger,
-  createMetrics,
   defaultMetricsAddress,
   type Logger,
-  loopReadiness,
   mirroredFlag,
   mirroredOption,
   openHost,
   readCommonConfig,
   readOptions,
-  runReconcileLoop,
-  shutdownOnSignals,
-  startHealthServer,
 } from '@gpucc/daemon';
 import { GpuccError, isGpuccError, type Sysfs } from '@gpucc/hal';
 import { Command, CommanderError } from 'commander';
@@ -286,6 +281,9 @@ async function runDaemon(
     deviceNodeTimeout: number;
   },
 ): Promise<number> {
+  const { createMetrics, loopReadiness, runReconcileLoop, shutdownOnSignals, startHealthServer } = await import(
+    '@gpucc/daemon/runtime'
+  );
   const config = readCommonConfig(command);
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
@@ -353,7 +351,7 @@ export async function main(
     return exit.code;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (error instanceof GpuccError) {
+    if (isGpuccError(error)) {
       process.stderr.write(`${BINARY}: ${error.describe()}\n`);
       return INPUT_ERRORS.has(error.code) ? 2 : 1;
     }

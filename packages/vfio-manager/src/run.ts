@@ -1,4 +1,4 @@
-import type { ReconcileOutcome } from '@gpucc/daemon';
+import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
 import type { Sysfs } from '@gpucc/hal';
 import type { ApplyOptions } from './apply.js';
 import { bind, release } from './engine.js';

@@ -1,4 +1,4 @@
-import { GpuccError } from '@gpucc/hal';
+import { isGpuccError } from '@gpucc/hal';
 import { type Logger, pino } from 'pino';
 import type { LogFormat, LogLevel } from '../config/common.js';
 import { type LineSink, prettyStream } from './pretty.js';
@@ -24,7 +24,7 @@ export function resolveLogFormat(format: LogFormat, isTty = process.stdout.isTTY
 
 /** GpuccErrors keep their code, hint, cause and details; other errors get pino's serializer (with stack). */
 export function serializeError(error: unknown): unknown {
-  if (error instanceof GpuccError) return { type: error.name, ...error.toJSON() };
+  if (isGpuccError(error)) return { type: error.name, ...error.toJSON() };
   if (error instanceof Error) return pino.stdSerializers.err(error);
   return error;
 }

@@ -8,12 +8,16 @@ export interface GpuccErrorOptions {
   details?: Record<string, unknown>;
 }
 
+// A brand that survives module duplication (two bundled copies of the hal), where instanceof does not.
+const BRAND = Symbol.for('gpucc.GpuccError');
+
 /** The one error type of gpucc: a stable code, a message, a hint and the underlying cause. */
 export class GpuccError extends Error {
   override readonly name = 'GpuccError';
   readonly code: GpuccErrorCode;
   readonly hint: string;
   readonly details: Record<string, unknown>;
+  readonly [BRAND] = true;
 
   constructor(code: GpuccErrorCode, message: string, options: GpuccErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -41,7 +45,8 @@ export class GpuccError extends Error {
 }
 
 export function isGpuccError(value: unknown, code?: GpuccErrorCode): value is GpuccError {
-  return value instanceof GpuccError && (code === undefined || value.code === code);
+  const branded = typeof value === 'object' && value !== null && (value as { [BRAND]?: boolean })[BRAND] === true;
+  return branded && (code === undefined || (value as GpuccError).code === code);
 }
 
 export function errorSummary(code: GpuccErrorCode): string {
@@ -50,7 +55,7 @@ export function errorSummary(code: GpuccErrorCode): string {
 
 /** The errno of a Node system error (`EBUSY`, `ENOENT`...) or of a GpuccError wrapping one, if any. */
 export function errnoOf(error: unknown): string | undefined {
-  if (error instanceof GpuccError) {
+  if (isGpuccError(error)) {
     const errno = error.details.errno;
     return typeof errno === 'string' ? errno : undefined;
   }

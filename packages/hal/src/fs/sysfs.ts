@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { errnoOf, GpuccError } from '../errors/index.js';
+import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
 import * as hostFs from './host-fs.js';
 import { AccessRecorder } from './recorder.js';
 
@@ -183,7 +183,7 @@ export class Sysfs {
       }
       this.recorder.recordWrite(relPath, value, 'ok');
     } catch (error) {
-      if (error instanceof GpuccError) throw error;
+      if (isGpuccError(error)) throw error;
       this.recorder.recordWrite(relPath, value, errnoOf(error) ?? 'error');
       throw this.accessError('write', relPath, error, value);
     } finally {

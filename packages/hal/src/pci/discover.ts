@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError } from '../errors/index.js';
+import { GpuccError, isGpuccError } from '../errors/index.js';
 import { messageOf, type Sysfs } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 import { PCI_DEVICES_DIR, readPciDevice } from './device.js';
@@ -58,7 +58,7 @@ function groupOfUnreadable(sysfs: Sysfs, address: PciAddress): number | undefine
 
 /** Every problem names the device it belongs to, so callers can match it to a card or group. */
 function asProblem(sysfs: Sysfs, address: PciAddress, error: unknown): GpuccError {
-  if (error instanceof GpuccError) {
+  if (isGpuccError(error)) {
     if (error.details.address === undefined) error.details.address = address;
     return error;
   }
