@@ -60,14 +60,60 @@ export async function applyBind(
 ): Promise<ApplyReport> {
   const state: VfioState = structuredClone(observation.state);
   const results: DeviceResult[] = [];
+
+  // Pass 1, no sysfs write: refusals and preflight per group.
+  const ready: GroupPlan[] = [];
   for (const group of plan.groups) {
+    const early = await checkGroup(sysfs, group, observation, options);
+    if (early) results.push(...early);
+    else ready.push(group);
+  }
+
+  // Intent for every group at once, before the first write: a crash between any two writes below
+  // still knows each device's previous driver. (One state write, not one per group.)
+  const moving = ready.flatMap((group) => group.steps.filter((s) => s.writes.length > 0).map((s) => ({ s, group })));
+  if (moving.length > 0) {
+    for (const { s, group } of moving) {
+      state.devices[s.address] ??= record(s, group);
+      state.devices[s.address]!.phase = 'binding';
+    }
+    await writeState(sysfs, state);
+  }
+
+  // Pass 2: the writes, group by group; a shutdown stops between groups, never inside one.
+  for (const group of ready) {
     if (options.signal?.aborted) {
       for (const s of group.steps) results.push(failed(s, group, abortedError()));
       continue;
     }
     results.push(...(await bindGroup(sysfs, group, state, observation, options)));
   }
+  if (moving.length > 0 || JSON.stringify(state) !== JSON.stringify(observation.state)) await writeState(sysfs, state);
   return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
+}
+
+/** A refused group, or one whose drivers or preflight fail, ends here with its results; else undefined. */
+async function checkGroup(
+  sysfs: Sysfs,
+  group: GroupPlan,
+  observation: Observation,
+  options: ApplyOptions,
+): Promise<DeviceResult[] | undefined> {
+  const log = options.logger.child({ group: group.group });
+  if (group.refused) {
+    log.error({ event: 'bind.refused', err: group.refused.toJSON() }, group.refused.message);
+    return group.steps.map((s) => ({ ...base(s, group), outcome: 'refused', error: group.refused!.toJSON() }));
+  }
+  const moving = group.steps.filter((s) => s.writes.length > 0);
+  try {
+    await ensureDrivers(sysfs, moving, options);
+    await preflight(sysfs, moving, observation);
+    return undefined;
+  } catch (error) {
+    const err = asGpuccError(error);
+    log.error({ event: 'bind.preflight_failed', err: err.toJSON() }, err.message);
+    return group.steps.map((s) => failed(s, group, err));
+  }
 }
 
 async function bindGroup(
@@ -78,29 +124,7 @@ async function bindGroup(
   options: ApplyOptions,
 ): Promise<DeviceResult[]> {
   const log = options.logger.child({ group: group.group });
-  if (group.refused) {
-    log.error({ event: 'bind.refused', err: group.refused.toJSON() }, group.refused.message);
-    return group.steps.map((s) => ({ ...base(s, group), outcome: 'refused', error: group.refused!.toJSON() }));
-  }
   const moving = group.steps.filter((s) => s.writes.length > 0);
-  try {
-    await ensureDrivers(sysfs, moving, options);
-    await preflight(sysfs, moving, observation);
-  } catch (error) {
-    const err = asGpuccError(error);
-    log.error({ event: 'bind.preflight_failed', err: err.toJSON() }, err.message);
-    return group.steps.map((s) => failed(s, group, err));
-  }
-
-  if (moving.length > 0) {
-    // Intent first: a crash between any two writes below still knows each previous driver.
-    for (const s of moving) {
-      state.devices[s.address] ??= record(s, group);
-      state.devices[s.address]!.phase = 'binding';
-    }
-    await writeState(sysfs, state);
-  }
-
   const changed: DeviceStep[] = [];
   for (const s of moving) {
     const driver = registeredDriverName(sysfs, s.targetDriver!) ?? s.targetDriver!;
@@ -120,7 +144,6 @@ async function bindGroup(
         `${err.message}; rolling back group ${group.group}`,
       );
       const rollback = await rollbackGroup(sysfs, changed, state, log);
-      await writeState(sysfs, state);
       return group.steps.map((other) =>
         other === s
           ? { ...failed(other, group, err), error: { ...err.toJSON(), rollback } }
@@ -130,10 +153,7 @@ async function bindGroup(
       );
     }
   }
-  if (moving.length > 0) {
-    for (const s of moving) state.devices[s.address]!.phase = 'bound';
-    await writeState(sysfs, state);
-  }
+  for (const s of moving) state.devices[s.address]!.phase = 'bound';
 
   try {
     await waitForNodes(sysfs, group, observation.model.model, options.deviceNodeTimeoutMs);
