@@ -279,3 +279,32 @@ describe('vfio-manager unbind', () => {
     ).toBe(true);
   });
 });
+
+describe('vfio-manager variant drivers', () => {
+  it('grace-gh200-1: picks nvgrace_gpu_vfio_pci from modules.alias, loads it with --load-modules and binds to it', async () => {
+    const { sysfs, root } = simNode('grace-gh200-1');
+    const gpu = parsePciAddress('0009:01:00.0');
+    const dry = await bind(sysfs, { ...ALL, dryRun: true }, options());
+    expect(dry.plan.groups[0]!.steps[0]).toMatchObject({
+      targetDriver: 'nvgrace_gpu_vfio_pci',
+      targetModule: 'nvgrace_gpu_vfio_pci',
+    });
+    const refused = await bind(sysfs, ALL, options());
+    expect(refused.report!.results[0]!.error).toMatchObject({ code: 'ERR_GPUCC_MODPROBE_DISABLED' });
+    const result = await bind(
+      sysfs,
+      ALL,
+      options({ loadModules: true, modprobe: { path: `${root}/usr/sbin/modprobe` } }),
+    );
+    expect(exitCodeOf(result)).toBe(0);
+    expect(currentDriver(sysfs, gpu)).toBe('nvgrace_gpu_vfio_pci');
+    expect(status(sysfs, 'vfio', ALL).converged).toBe(true);
+    const restored = await release(
+      sysfs,
+      { selection: { all: true }, nvswitches: false, restore: true, dryRun: false },
+      options(),
+    );
+    expect(exitCodeOf(restored)).toBe(0);
+    expect(currentDriver(sysfs, gpu)).toBe('nvidia');
+  });
+});

@@ -93,6 +93,7 @@ const H100_SXM: GpuModel = { device: 0x2330, subsystemDevice: 0x16c1, ccName: 'H
 const H100_PCIE: GpuModel = { device: 0x2331, subsystemDevice: 0x1626, ccName: 'H100' };
 const H200_SXM: GpuModel = { device: 0x2335, subsystemDevice: 0x18be, ccName: 'H200' };
 const B200_SXM: GpuModel = { device: 0x2901, subsystemDevice: 0x1999, ccName: 'B200' };
+const GH200: GpuModel = { device: 0x2342, subsystemDevice: 0x16eb, ccName: 'GH200' };
 
 function gpu(
   address: string,
@@ -311,6 +312,21 @@ export const PROFILES: readonly Profile[] = [
         );
       }
       return baseNode('iommufd-h200-2', o.tee ?? 'tdx', devices, o, { iommufd: true });
+    },
+  },
+  {
+    name: 'grace-gh200-1',
+    description:
+      'one GH200 (10de:2342) whose modules.alias names the nvgrace_gpu_vfio_pci variant driver (not loaded until modprobe)',
+    defaultTee: 'none',
+    build: (o) => {
+      const port = bdf(0x0009, 0x00, 0, 0);
+      return baseNode(
+        'grace-gh200-1',
+        o.tee ?? 'none',
+        [bridge(port, 'pci0009:00', 8, 0, 0x14ab), gpu(bdf(0x0009, 0x01, 0, 0), GH200, `pci0009:00/${port}`, 9, 0, 0)],
+        o,
+      );
     },
   },
   {
