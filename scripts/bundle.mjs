@@ -10,6 +10,9 @@ const BINARIES = [
   { pkg: 'sim', bin: 'gpucc-sim' },
   // The simulator is bundled too (loaded lazily, only for a simulated node): one copy of the hal.
   { pkg: 'vfio-manager', bin: 'vfio-manager' },
+  { pkg: 'cc-manager', bin: 'cc-manager' },
+  { pkg: 'kata-manager', bin: 'kata-manager' },
+  { pkg: 'sandbox-device-plugin', bin: 'sandbox-device-plugin' },
 ];
 
 await Promise.all(

@@ -1,7 +1,9 @@
 import path from 'node:path';
 import { GpuccError, isGpuccError, Sysfs } from '@gpucc/hal';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { registerApiServerCommands } from './apiserver/commands.js';
 import { formatInspect, inspectHost } from './inspect.js';
+import { registerKubeletCommands } from './kubelet/commands.js';
 import { createNode } from './node/create.js';
 import { breakAttribute, clearFaults, injectFault } from './node/faults.js';
 import { FAULT_KINDS, type FaultKind, readNodeSpec, writeToolSettings } from './node/state.js';
@@ -166,6 +168,8 @@ function program(out: (text: string) => void): Command {
       out('tool latency updated\n');
     });
 
+  registerKubeletCommands(cli, out);
+  registerApiServerCommands(cli, out);
   return cli;
 }
 

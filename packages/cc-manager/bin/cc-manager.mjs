@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+// The bundle made by `pnpm build` (scripts/bundle.mjs): one file, so the binary starts fast.
+import { main } from '../dist/bundle/cc-manager.mjs';
+
+process.exitCode = await main(process.argv);
