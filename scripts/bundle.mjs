@@ -15,8 +15,12 @@ const BINARIES = [
   { pkg: 'sandbox-device-plugin', bin: 'sandbox-device-plugin' },
 ];
 
+// `node scripts/bundle.mjs [bin...]` bundles only the named binaries.
+const only = process.argv.slice(2);
+const selected = only.length ? BINARIES.filter((b) => only.includes(b.bin)) : BINARIES;
+
 await Promise.all(
-  BINARIES.map(({ pkg, bin }) =>
+  selected.map(({ pkg, bin }) =>
     build({
       entryPoints: [path.join(root, 'packages', pkg, 'dist', 'cli.js')],
       outfile: path.join(root, 'packages', pkg, 'dist', 'bundle', `${bin}.mjs`),
