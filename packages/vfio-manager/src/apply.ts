@@ -8,6 +8,8 @@ import {
   isGpuccError,
   type ModprobeOptions,
   modprobe,
+  noiommuCdevPath,
+  noiommuGroupPath,
   type PciAddress,
   probeDevice,
   registeredDriverName,
@@ -16,6 +18,8 @@ import {
   takeNvidiaUnbindLock,
   unbindDevice,
   type VfioModel,
+  vfioCdevPath,
+  vfioGroupPath,
   waitForPath,
 } from '@gpucc/hal';
 import type { Observation } from './observe.js';
@@ -255,11 +259,15 @@ async function waitForNodes(sysfs: Sysfs, group: GroupPlan, model: VfioModel, ti
       const dir = `sys/bus/pci/devices/${s.address}/vfio-dev`;
       await waitForPath(sysfs, dir, { present: true, timeoutMs });
       const name = sysfs.readdir(dir).find((n) => /^(noiommu-)?vfio\d+$/.test(n));
-      if (name) await waitForPath(sysfs, `dev/vfio/devices/${name}`, { present: true, timeoutMs });
+      const index = name ? Number(name.replace(/^(noiommu-)?vfio/, '')) : undefined;
+      if (index !== undefined) {
+        const node = name!.startsWith('noiommu-') ? noiommuCdevPath(index) : vfioCdevPath(index);
+        await waitForPath(sysfs, node, { present: true, timeoutMs });
+      }
     }
     return;
   }
-  const node = model === 'noiommu' ? `dev/vfio/noiommu-${group.group}` : `dev/vfio/${group.group}`;
+  const node = model === 'noiommu' ? noiommuGroupPath(group.group) : vfioGroupPath(group.group);
   await waitForPath(sysfs, node, { present: true, timeoutMs });
 }
 

@@ -59,6 +59,10 @@ function applyOptions(command: Command): Command {
     );
 }
 
+function foreignMembersFlag() {
+  return mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group');
+}
+
 function outputOption(command: Command): Command {
   return command.addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }));
 }
@@ -119,9 +123,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
 
   const plan = new Command('plan').description('print what bind would do, per device, and why');
   addCommonOptions(outputOption(selectionOptions(plan)), { metricsAddress: defaultMetricsAddress(BINARY) })
-    .addOption(
-      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
-    )
+    .addOption(foreignMembersFlag())
     .action(async (_o, command: Command) => {
       const o = readOptions(
         command,
@@ -147,9 +149,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
   addCommonOptions(applyOptions(outputOption(selectionOptions(bindCmd))), {
     metricsAddress: defaultMetricsAddress(BINARY),
   })
-    .addOption(
-      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
-    )
+    .addOption(foreignMembersFlag())
     .addOption(mirroredFlag('--dry-run', 'print the plan, write nothing'))
     .action(async (_o, command: Command) => {
       const o = readOptions(
@@ -233,9 +233,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     'the DaemonSet/systemd mode: keep every GPU in the desired state; never unbinds on exit',
   );
   addCommonOptions(applyOptions(statusCommandOptions(run)), { metricsAddress: defaultMetricsAddress(BINARY) })
-    .addOption(
-      mirroredFlag('--allow-foreign-group-members', 'bind other vendors’ devices that share a GPU’s IOMMU group'),
-    )
+    .addOption(foreignMembersFlag())
     .addOption(
       mirroredOption('--resync-interval <ms>', 'periodic reconcile, so drift and hot-plug are corrected', {
         default: '60000',
