@@ -3,7 +3,9 @@
  * needs to know beyond the tree itself (driver match tables, removed devices, CC state). Plain data,
  * stored as `.gpucc-sim/node.json` inside the node.
  */
-export type HostTee = 'sev-snp' | 'tdx' | 'none';
+import type { HostTee } from '@gpucc/hal';
+
+export type { HostTee };
 export const HOST_TEES: readonly HostTee[] = ['sev-snp', 'tdx', 'none'];
 
 export interface DeviceSpec {
