@@ -82,10 +82,21 @@ describe('detectVfioModel', () => {
     expect(detectVfioModel(new Sysfs(root)).model).toBe('noiommu');
   });
 
-  it('ignores the unsafe parameter when the IOMMU is on (vfio then uses real groups)', () => {
+  it('ignores the unsafe parameter when the host has an IOMMU unit (vfio then uses real groups)', () => {
     file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'Y\n');
     dir('sys/kernel/iommu_groups/1');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'legacy', noiommuParameter: true });
+    dir('sys/class/iommu/dmar0');
+    expect(detectVfioModel(new Sysfs(root))).toMatchObject({
+      model: 'legacy',
+      noiommuParameter: true,
+      iommuEnabled: true,
+    });
+  });
+
+  it('stays no-IOMMU once bound devices have their fake no-IOMMU groups (no IOMMU unit)', () => {
+    file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'Y\n');
+    dir('sys/kernel/iommu_groups/0');
+    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'noiommu', iommuEnabled: false });
   });
 
   it('is not no-IOMMU when the parameter reads N', () => {

@@ -3,7 +3,7 @@ import { IOMMUFD_PATH, type VfioModel } from './paths.js';
 
 export interface VfioHostModel {
   model: VfioModel;
-  /** Whether the host has a working IOMMU: `/sys/kernel/iommu_groups` is non-empty. */
+  /** Whether the host has a working IOMMU: IOMMU groups exist and they are not no-IOMMU fakes. */
   iommuEnabled: boolean;
   /** `/dev/iommu` exists (the kernel has iommufd). */
   iommufd: boolean;
@@ -16,18 +16,21 @@ const NOIOMMU_PARAMETER = 'sys/module/vfio/parameters/enable_unsafe_noiommu_mode
 /**
  * Which VFIO device-node model this host uses (kernel-sysfs-pci.md §5); one model per host, used for
  * plugin IDs, CDI names and Allocate paths alike.
- * - no-IOMMU when vfio's unsafe parameter is Y and there are no IOMMU groups. With an IOMMU, vfio
- *   uses real groups even when the parameter is set, so the parameter alone does not decide it;
- *   this test comes first because `/dev/iommu` can exist on a host without an IOMMU.
+ * - no-IOMMU when vfio's unsafe parameter is Y and the host has no IOMMU unit (`/sys/class/iommu`
+ *   empty). Groups are no sign: in no-IOMMU mode vfio makes a fake group per bound device, so
+ *   `/sys/kernel/iommu_groups` fills up. With a real IOMMU, vfio uses real groups even when the
+ *   parameter is set. This test comes first because `/dev/iommu` can exist without an IOMMU.
  * - iommufd when `/dev/iommu` exists (what the sandbox device plugin checks);
  * - legacy group nodes otherwise.
  */
 export function detectVfioModel(sysfs: Sysfs): VfioHostModel {
-  const iommuEnabled = sysfs.readdir('sys/kernel/iommu_groups').length > 0;
+  const groups = sysfs.readdir('sys/kernel/iommu_groups').length > 0;
+  const iommuUnits = sysfs.readdir('sys/class/iommu').length > 0;
   const iommufd = sysfs.exists(IOMMUFD_PATH);
   const noiommuParameter = isYes(sysfs.readOptional(NOIOMMU_PARAMETER));
-  const model: VfioModel = noiommuParameter && !iommuEnabled ? 'noiommu' : iommufd ? 'iommufd' : 'legacy';
-  return { model, iommuEnabled, iommufd, noiommuParameter };
+  const noiommu = noiommuParameter && !iommuUnits;
+  const model: VfioModel = noiommu ? 'noiommu' : iommufd ? 'iommufd' : 'legacy';
+  return { model, iommuEnabled: groups && !noiommu, iommufd, noiommuParameter };
 }
 
 // Boolean module parameters print `Y` or `N`; `1` is accepted as other tools do.

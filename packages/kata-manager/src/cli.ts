@@ -1,0 +1,357 @@
+import path from 'node:path';
+import {
+  addCommonOptions,
+  createLogger,
+  defaultMetricsAddress,
+  type Logger,
+  mirroredFlag,
+  mirroredOption,
+  openHost,
+  readCommonConfig,
+  readOptions,
+} from '@gpucc/daemon';
+import { GpuccError, isGpuccError, type NameAliases, parseCdiKind, Sysfs, validateResourceClass } from '@gpucc/hal';
+import { Command, CommanderError } from 'commander';
+import * as z from 'zod';
+import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './engine.js';
+import { formatWriteResult } from './format.js';
+import { logGenerated, logWriteResult } from './log.js';
+import { registerSpecMetrics } from './metrics.js';
+import { OwnWrites } from './own-writes.js';
+import { writeResultJson } from './report.js';
+import { reconcileOnce } from './run.js';
+import { watchForChanges } from './watch.js';
+
+const VERSION = '0.1.0';
+const BINARY = 'kata-manager';
+
+// ---- options -------------------------------------------------------------------------------------
+
+/** The naming contract's variables, spelled as NVIDIA's sandbox device plugin spells them. */
+function aliasOptions(command: Command): Command {
+  return command
+    .addOption(
+      mirroredOption(
+        '--gpu-alias <name>',
+        'class of the GPU kind: unset = pgpu (nvidia.com/pgpu); "" = per model from pci.ids (nvidia.com/GH100_H100_PCIE)',
+        { env: 'P_GPU_ALIAS' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--nvswitch-alias <name>',
+        'class of the NVSwitch kind: unset = nvswitch; "" = per model from pci.ids',
+        { env: 'NVSWITCH_ALIAS' },
+      ),
+    );
+}
+
+function cdiDirOption(command: Command): Command {
+  return command.addOption(
+    mirroredOption('--cdi-dir <dir>', 'CDI spec directory on the host (under --host-root): /var/run/cdi or /etc/cdi', {
+      default: DEFAULT_CDI_DIR,
+    }),
+  );
+}
+
+/** An alias is a CDI class and a Kubernetes resource name at once; "" (per model) is allowed. */
+const alias = z
+  .string()
+  .optional()
+  .superRefine((value, ctx) => {
+    if (value === undefined || value === '') return;
+    try {
+      validateResourceClass(value);
+    } catch (error) {
+      ctx.addIssue({
+        code: 'custom',
+        message: isGpuccError(error) ? `${error.message}; ${error.hint}` : String(error),
+      });
+    }
+  });
+
+const aliasSchema = { gpuAlias: alias, nvswitchAlias: alias };
+
+const cdiDirSchema = {
+  cdiDir: z
+    .string()
+    .refine((dir) => path.posix.isAbsolute(dir), 'must be an absolute host path, e.g. /var/run/cdi or /etc/cdi')
+    .refine((dir) => !dir.split('/').includes('..'), 'must not contain ..')
+    .refine((dir) => hostDir(dir) !== '', 'must not be the host root itself'),
+};
+
+function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: string | undefined }): NameAliases {
+  return { gpuAlias: o.gpuAlias, nvswitchAlias: o.nvswitchAlias };
+}
+
+function usage(message: string): GpuccError {
+  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
+}
+
+// ---- one-shot commands ---------------------------------------------------------------------------
+
+interface Context {
+  sysfs: Sysfs;
+  logger: Logger;
+}
+
+/** One-shot commands log to stderr, so stdout holds only the answer. */
+async function context(command: Command): Promise<Context> {
+  const config = readCommonConfig(command);
+  const logger = createLogger({
+    name: BINARY,
+    format: config.logFormat,
+    level: config.logLevel,
+    destination: process.stderr,
+    isTty: process.stderr.isTTY === true,
+  });
+  const host = await openHost(config.hostRoot, logger);
+  return { sysfs: host.sysfs, logger };
+}
+
+interface GenerateCli {
+  output: string;
+  format?: 'yaml' | 'json' | undefined;
+  kind?: string | undefined;
+}
+
+async function runGenerate(command: Command, o: GenerateCli, aliases: NameAliases, out: (t: string) => void) {
+  const toFile = o.output !== '-';
+  // An unset format follows the file name: `--output spec.json` writes JSON.
+  const format = o.format ?? (toFile && o.output.endsWith('.json') ? 'json' : 'yaml');
+  const ctx = await context(command);
+  const generated = generate(ctx.sysfs, { aliases }, format);
+  logGenerated(ctx.logger, generated);
+  const specs = generated.specs.filter((s) => o.kind === undefined || s.kind === o.kind);
+  const refused = specs.filter((s) => s.error);
+  for (const s of refused) ctx.logger.error({ event: 'spec.refused', kind: s.kind, err: s.error }, s.error!.message);
+  const texts = specs.flatMap((s) => (s.text === undefined ? [] : [s.text]));
+  const failed = refused.length > 0 || generated.selection.skipped.some((s) => s.error);
+
+  if (toFile || o.kind !== undefined) {
+    if (specs.length === 0) throw noDevices(generated, o.kind);
+    if (specs.length > 1) {
+      throw usage(
+        `${specs.length} specs (${specs.map((s) => s.kind).join(', ')}), and a CDI file holds one: add --kind, or use \`${BINARY} write\``,
+      );
+    }
+  }
+  if (toFile) {
+    if (texts.length === 0) return 1; // its refusal is logged; nothing is written
+    const file = path.resolve(o.output);
+    await new Sysfs('/').writeFileAtomic(file, texts[0]!, 0o644);
+    ctx.logger.info({ event: 'spec.written', file, kind: specs[0]!.kind }, `wrote ${file}`);
+  } else if (format === 'json') {
+    // One spec prints as a loadable CDI file; several as an array of them.
+    const array = specs.flatMap((s) => (s.text === undefined ? [] : [s.spec]));
+    out(texts.length === 1 ? texts[0]! : `${JSON.stringify(array, null, 2)}\n`);
+  } else {
+    out(texts.join('---\n'));
+  }
+  if (specs.length === 0) ctx.logger.warn({ event: 'spec.none' }, 'no VFIO-bound GPU or NVSwitch: no spec to print');
+  return failed ? 1 : 0;
+}
+
+function noDevices(generated: Generated, kind: string | undefined): GpuccError {
+  const kinds = [...new Set(generated.specs.map((s) => s.kind))];
+  const what = kind === undefined ? 'no VFIO-bound GPU or NVSwitch' : `no VFIO-bound device of kind ${kind}`;
+  return new GpuccError(
+    'ERR_GPUCC_CDI_NO_DEVICES',
+    `${what} with its device node: a CDI spec needs one device at least`,
+    {
+      hint: kinds.length
+        ? `kinds on this node: ${kinds.join(', ')}`
+        : 'bind the GPUs to VFIO first (vfio-manager bind --all) and check /dev/vfio',
+      details: { kind, kinds },
+    },
+  );
+}
+
+// ---- the program ---------------------------------------------------------------------------------
+
+function program(out: (text: string) => void, exit: { code: number }): Command {
+  const cli = new Command(BINARY)
+    .description(
+      'Host-side CDI specs for the GPUs and NVSwitches passed through with VFIO: always true, written atomically',
+    )
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  const common = (command: Command) =>
+    addCommonOptions(aliasOptions(command), { metricsAddress: defaultMetricsAddress(BINARY) });
+
+  const generateCmd = new Command('generate').description('print the CDI spec(s) the host needs now; writes nothing');
+  common(generateCmd)
+    .addOption(mirroredOption('--output <file>', '- (stdout) or a file, replaced atomically', { default: '-' }))
+    .addOption(mirroredOption('--format <format>', 'yaml or json (default: json for a *.json file, else yaml)'))
+    .addOption(mirroredOption('--kind <kind>', 'only the spec of this kind, e.g. nvidia.com/pgpu'))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...aliasSchema,
+          output: z.string().min(1, 'must not be empty'),
+          format: z.enum(['yaml', 'json']).optional(),
+          kind: z
+            .string()
+            .optional()
+            .refine((k) => k === undefined || isKind(k), 'must be a CDI kind vendor/class, e.g. nvidia.com/pgpu'),
+        }),
+      );
+      exit.code = await runGenerate(command, o, aliasesOf(o), out);
+    });
+  cli.addCommand(generateCmd);
+
+  const writeCmd = new Command('write').description(
+    'write the CDI spec(s) into the CDI directory, remove our stale ones, and exit',
+  );
+  cdiDirOption(common(writeCmd))
+    .addOption(mirroredFlag('--dry-run', 'print what would be written or removed, write nothing'))
+    // Not --format: GPUCC_FORMAT is generate's spec format (yaml|json); one variable, one meaning.
+    .addOption(mirroredOption('--report <format>', 'report as table or json', { default: 'table' }))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...aliasSchema,
+          ...cdiDirSchema,
+          dryRun: z.boolean().default(false),
+          report: z.enum(['table', 'json']),
+        }),
+      );
+      const ctx = await context(command);
+      const result = await write(ctx.sysfs, { aliases: aliasesOf(o), cdiDir: o.cdiDir, dryRun: o.dryRun });
+      if (o.dryRun) logGenerated(ctx.logger, result.generated);
+      else logWriteResult(ctx.logger, result);
+      out(o.report === 'json' ? `${JSON.stringify(writeResultJson(result), null, 2)}\n` : formatWriteResult(result));
+      exit.code = exitCodeOf(result);
+    });
+  cli.addCommand(writeCmd);
+
+  const run = new Command('run').description(
+    'the DaemonSet/systemd mode: write the specs, keep them true as devices are bound, unbound or vanish; specs stay on exit',
+  );
+  cdiDirOption(common(run))
+    .addOption(
+      mirroredOption('--resync-interval <ms>', 'periodic full reconcile, besides the change events', {
+        default: '30000',
+      }),
+    )
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({ ...aliasSchema, ...cdiDirSchema, resyncInterval: z.coerce.number().int().positive() }),
+      );
+      exit.code = await runDaemon(command, { aliases: aliasesOf(o), cdiDir: o.cdiDir, resyncMs: o.resyncInterval });
+    });
+  cli.addCommand(run);
+
+  for (const sub of cli.commands) {
+    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
+    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  }
+  return cli;
+}
+
+function isKind(kind: string): boolean {
+  try {
+    parseCdiKind(kind);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---- run -----------------------------------------------------------------------------------------
+
+async function runDaemon(
+  command: Command,
+  o: { aliases: NameAliases; cdiDir: string; resyncMs: number },
+): Promise<number> {
+  const { createMetrics, loopReadiness, runReconcileLoop, shutdownOnSignals, startHealthServer } = await import(
+    '@gpucc/daemon/runtime'
+  );
+  const config = readCommonConfig(command);
+  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
+  const stop = shutdownOnSignals(logger);
+  const { sysfs } = await openHost(config.hostRoot, logger);
+  logger.info(
+    {
+      event: 'daemon.start',
+      version: VERSION,
+      hostRoot: config.hostRoot,
+      cdiDir: o.cdiDir,
+      gpuAlias: o.aliases.gpuAlias ?? null,
+      nvswitchAlias: o.aliases.nvswitchAlias ?? null,
+    },
+    `${BINARY} ${VERSION} starting`,
+  );
+  const metrics = createMetrics({ binary: BINARY, version: VERSION });
+  const specMetrics = registerSpecMetrics(metrics);
+  // Watch before the first reconcile reads the host, so no change falls between the two.
+  let trigger: (reason: string) => void = () => {};
+  const cdiDir = hostDir(o.cdiDir);
+  const ownWrites = new OwnWrites();
+  const watches = watchForChanges(
+    sysfs,
+    cdiDir,
+    (reason) => trigger(reason),
+    (name) => ownWrites.isEcho(name, sysfs.readOptional(`${cdiDir}/${name}`)),
+  );
+  const loop = runReconcileLoop({
+    reconcile: async () => {
+      try {
+        return await reconcileOnce(sysfs, { aliases: o.aliases, cdiDir: o.cdiDir }, logger, specMetrics, ownWrites);
+      } finally {
+        watches.refresh();
+      }
+    },
+    resyncMs: o.resyncMs,
+    backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2 },
+    signal: stop.signal,
+    logger,
+    metrics,
+  });
+  trigger = (reason) => loop.trigger(reason);
+  const server = await startHealthServer({
+    address: config.metricsAddress,
+    readiness: () => loopReadiness(loop.state),
+    registry: metrics.registry,
+    logger,
+  });
+  stop.signal.addEventListener('abort', () => server.markShuttingDown());
+  await loop.done;
+  watches.close();
+  await server.close();
+  // Removing the specs here would make running pods' devices unresolvable on a mere restart.
+  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; the CDI specs stay as they are`);
+  return 0;
+}
+
+/** Runs the CLI; returns the exit code: 0 every spec true, 1 something failed, 2 bad usage or input. */
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
+  const exit = { code: 0 };
+  try {
+    await program(out, exit).parseAsync(argv);
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (isGpuccError(error)) {
+      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
+      return INPUT_ERRORS.has(error.code) ? 2 : 1;
+    }
+    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+/** Errors in what the user gave us: exit 2, nothing was written. */
+const INPUT_ERRORS = new Set([
+  'ERR_GPUCC_USAGE',
+  'ERR_GPUCC_INVALID_CONFIG',
+  'ERR_GPUCC_HOST_ROOT_INVALID',
+  'ERR_GPUCC_INVALID_RESOURCE_NAME',
+]);

@@ -1,0 +1,84 @@
+import {
+  detectVfioModel,
+  discoverPci,
+  type FileKind,
+  hostDeviceNodesFor,
+  isBridge,
+  loadPciIds,
+  type PciDevice,
+  type PciIdsDb,
+  type PciTopology,
+  type Sysfs,
+  type VfioHostModel,
+  vfioCdevPath,
+} from '@gpucc/hal';
+
+/** Everything the spec builder needs from the host, read in one pass. Plain data. */
+export interface DeviceObservation {
+  topology: PciTopology;
+  model: VfioHostModel;
+  /** Host paths (relative to the root) of the device nodes VFIO-bound functions need that exist now. */
+  presentNodes: ReadonlySet<string>;
+  /** The host's pci.ids, read only when a per-model name is asked for (an alias set to ""). */
+  pciIds: PciIdsDb | undefined;
+}
+
+/** One entry of the CDI directory: the spec files a loader would read (`*.yaml`, `*.json`). */
+export interface CdiDirEntry {
+  /** Base name, e.g. `nvidia.com-pgpu.yaml`. */
+  name: string;
+  type: FileKind | undefined;
+  /** The content of a regular file (symlinks followed inside the root); undefined when unreadable. */
+  text?: string;
+}
+
+/** VFIO drivers: `vfio-pci` and its variants, which the kernel names `<vendor>_..._vfio_pci`. */
+export function isVfioDriver(driver: string | undefined): boolean {
+  return driver !== undefined && /(^|[-_])vfio[-_]pci$/.test(driver);
+}
+
+/** A function that can sit in a VM's group: not a bridge, bound to a VFIO driver. */
+export function isVfioFunction(device: PciDevice): boolean {
+  return !isBridge(device) && isVfioDriver(device.driver);
+}
+
+export function observeDevices(sysfs: Sysfs, options: { perModelNames: boolean }): DeviceObservation {
+  const topology = discoverPci(sysfs);
+  const model = detectVfioModel(sysfs);
+  const presentNodes = new Set<string>();
+  for (const device of topology.devices) {
+    if (!isVfioFunction(device)) continue;
+    for (const node of nodesOf(device, model))
+      if (!presentNodes.has(node) && sysfs.exists(node)) presentNodes.add(node);
+  }
+  return { topology, model, presentNodes, pciIds: options.perModelNames ? loadPciIds(sysfs) : undefined };
+}
+
+/** Host paths of the nodes a VFIO-bound function brings in this host's model ([] when it has no key). */
+export function nodesOf(device: PciDevice, model: VfioHostModel): string[] {
+  if (model.model === 'iommufd') return device.vfioCdev ? [vfioCdevPath(device.vfioCdev.index)] : [];
+  return device.iommuGroup === undefined ? [] : hostDeviceNodesFor(model.model, { group: device.iommuGroup });
+}
+
+const SPEC_FILE = /\.(yaml|json)$/;
+
+/**
+ * The spec files in the CDI directory (`dir` is a host path). Temp files (`.name.pid.rand.tmp`) and
+ * other dot files are skipped, as CDI loaders skip them.
+ */
+export function observeCdiDir(sysfs: Sysfs, dir: string): CdiDirEntry[] {
+  const entries: CdiDirEntry[] = [];
+  for (const name of sysfs.readdir(dir)) {
+    if (name.startsWith('.') || !SPEC_FILE.test(name)) continue;
+    const path = `${dir}/${name}`;
+    const type = sysfs.kindOf(path);
+    let text: string | undefined;
+    try {
+      text = type === 'file' || type === 'symlink' ? sysfs.readOptional(path) : undefined;
+    } catch {
+      text = undefined; // unreadable: treated as a file we know nothing about
+    }
+    entries.push({ name, type, ...(text === undefined ? {} : { text }) });
+  }
+  return entries;
+}

@@ -1,0 +1,40 @@
+import type { Logger } from '@gpucc/daemon';
+import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
+import type { Sysfs } from '@gpucc/hal';
+import { applyWrite, planWrite, type WriteOptions } from './engine.js';
+import { logWriteResult } from './log.js';
+import type { SpecMetrics } from './metrics.js';
+import type { OwnWrites } from './own-writes.js';
+
+/**
+ * One level-triggered reconcile of `run`: the CDI directory toward the specs the node needs now.
+ * Not ok (readiness 503, retried with backoff) while a spec is refused, a write failed, another file
+ * conflicts with ours, or a device cannot be named; a device that only waits for its node is not a
+ * failure: the node's appearance is an event of its own.
+ */
+export async function reconcileOnce(
+  sysfs: Sysfs,
+  options: Omit<WriteOptions, 'dryRun'>,
+  logger: Logger,
+  metrics?: SpecMetrics,
+  ownWrites?: OwnWrites,
+): Promise<ReconcileOutcome> {
+  const planned = planWrite(sysfs, options);
+  ownWrites?.expect(planned);
+  const result = await applyWrite(sysfs, planned);
+  ownWrites?.record(result);
+  logWriteResult(logger, result);
+  const report = result.report!;
+  metrics?.observe(report);
+  const count = (outcome: string) => report.results.filter((r) => r.outcome === outcome).length;
+  const details = {
+    specs: report.results.filter((r) => r.outcome === 'written' || r.outcome === 'unchanged').length,
+    devices: result.generated.selection.devices.length,
+    written: count('written'),
+    removed: count('removed'),
+    skipped: report.skipped.length,
+  };
+  if (report.ok) return { ok: true, details };
+  const reasons = report.errors.map((e) => `${e.code}: ${e.message}`);
+  return { ok: false, reason: reasons.join('; '), details: { ...details, problems: reasons.length } };
+}

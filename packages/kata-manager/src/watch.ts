@@ -1,0 +1,70 @@
+import type { Sysfs } from '@gpucc/hal';
+import { isVfioDriver } from './observe.js';
+
+const PCI_DRIVERS = 'sys/bus/pci/drivers';
+
+/**
+ * The directories whose changes can change the specs: the VFIO device nodes (devtmpfs sends events
+ * on a real host too), the VFIO drivers' sysfs directories and the driver list (a variant driver
+ * loaded later; real sysfs sends no events, the resync covers it), and the CDI directory itself (our
+ * file removed or replaced by hand). Temp files, dot files and the echo of our own writes
+ * (`isOwnEcho`) are ignored.
+ */
+export function watchedDirs(sysfs: Sysfs, cdiDir: string): string[] {
+  const drivers = sysfs.readdir(PCI_DRIVERS).filter((d) => isVfioDriver(d));
+  return ['dev/vfio', 'dev/vfio/devices', PCI_DRIVERS, ...drivers.map((d) => `${PCI_DRIVERS}/${d}`), cdiDir];
+}
+
+export interface WatchSet {
+  /** Re-arms the watches on the directories that exist now (some appear later: dev/vfio/devices, a driver's). */
+  refresh(): void;
+  close(): void;
+}
+
+/**
+ * Watches each directory and calls `trigger` with a reason. `refresh` (after every reconcile) opens
+ * new watches before closing the old ones, so a directory that was removed and created again is
+ * watched again, and no event falls between the two.
+ */
+export function watchForChanges(
+  sysfs: Sysfs,
+  cdiDir: string,
+  trigger: (reason: string) => void,
+  isOwnEcho: (fileName: string) => boolean = () => false,
+): WatchSet {
+  let closers: Array<() => void> = [];
+  let watched = new Set<string>();
+  const arm = (announceNew: boolean) => {
+    const next: Array<() => void> = [];
+    const now = new Set<string>();
+    for (const dir of watchedDirs(sysfs, cdiDir)) {
+      if (!sysfs.exists(dir)) continue;
+      try {
+        next.push(
+          sysfs.watchDir(dir, (name) => {
+            if (dir === cdiDir && (name === null || name.startsWith('.') || isOwnEcho(name))) return;
+            trigger(`${dir}/${name ?? ''} changed`);
+          }),
+        );
+        now.add(dir);
+      } catch {
+        // a directory we may not watch: the periodic resync still covers it
+      }
+    }
+    const old = closers;
+    closers = next;
+    for (const close of old) close();
+    // A directory that just appeared may have changed before its watch existed: look once more.
+    const fresh = [...now].filter((d) => !watched.has(d));
+    watched = now;
+    if (announceNew && fresh.length > 0) trigger(`now watching ${fresh.join(', ')}`);
+  };
+  arm(false);
+  return {
+    refresh: () => arm(true),
+    close() {
+      for (const close of closers) close();
+      closers = [];
+    },
+  };
+}
