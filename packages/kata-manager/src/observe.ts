@@ -4,6 +4,7 @@ import {
   type FileKind,
   hostDeviceNodesFor,
   isBridge,
+  isVfioDriver,
   loadPciIds,
   type PciDevice,
   type PciIdsDb,
@@ -32,10 +33,7 @@ export interface CdiDirEntry {
   text?: string;
 }
 
-/** VFIO drivers: `vfio-pci` and its variants, which the kernel names `<vendor>_..._vfio_pci`. */
-export function isVfioDriver(driver: string | undefined): boolean {
-  return driver !== undefined && /(^|[-_])vfio[-_]pci$/.test(driver);
-}
+export { isVfioDriver };
 
 /** A function that can sit in a VM's group: not a bridge, bound to a VFIO driver. */
 export function isVfioFunction(device: PciDevice): boolean {

@@ -1,4 +1,4 @@
-import { GpuccError, isBridge, type PciAddress, type PciDevice } from '@gpucc/hal';
+import { GpuccError, isBridge, isVfioDriver, type PciAddress, type PciDevice } from '@gpucc/hal';
 import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
 import { ownFunctions, type Selection, selectTargets } from './select.js';
 
@@ -171,10 +171,7 @@ function reasonFor(role: Role, converged: boolean, driver: string): string {
   return converged ? `${why}; already on ${driver}` : why;
 }
 
-/** VFIO drivers: vfio-pci and its variants (nvgrace_gpu_vfio_pci, ...). */
-export function isVfioDriver(driver: string): boolean {
-  return driver === 'vfio-pci' || /(^|[_-])vfio[_-]pci$/.test(driver) || driver.endsWith('_vfio_pci');
-}
+export { isVfioDriver };
 
 /** Whether anything in the plan would write. */
 export function planWrites(plan: Plan): number {

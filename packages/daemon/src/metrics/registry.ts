@@ -19,7 +19,8 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 /** A registry of its own per binary (never the global one), with process metrics and the common gpucc series. */
 export function createMetrics(options: { binary: string; version: string }): DaemonMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // Event-loop lag sampled every 100 ms, not the default 10 ms: an idle agent should stay asleep.
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   const registers = [registry];
   const reconcileTotal = new Counter({
     name: 'gpucc_reconcile_total',

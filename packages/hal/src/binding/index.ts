@@ -13,3 +13,4 @@ export {
   unbindDevice,
   validateDriverName,
 } from './driver.js';
+export { isVfioDriver, isViableGroupMember } from './vfio.js';

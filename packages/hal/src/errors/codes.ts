@@ -44,6 +44,36 @@ export const ERROR_CODES = {
   ERR_GPUCC_DEVICE_IN_USE: 'The NVIDIA driver refused its unbind lock: a process holds the GPU.',
   ERR_GPUCC_STATE_FILE_INVALID: 'A state file exists but cannot be parsed; it is kept and nothing is written.',
   ERR_GPUCC_INTERRUPTED: 'Work was stopped by a shutdown request before it started; nothing of it was written.',
+  ERR_GPUCC_PROTO_INVALID: 'The gRPC API definition embedded in the binary could not be parsed (a build defect).',
+  ERR_GPUCC_PLUGIN_SOCKET_FAILED: 'The device plugin could not serve gRPC on its unix socket.',
+  ERR_GPUCC_KUBELET_REGISTRATION_FAILED:
+    'Registering a device plugin with the kubelet failed; it is retried with backoff.',
+  ERR_GPUCC_UNKNOWN_DEVICE_ID: 'An allocation request named a device ID that the device plugin does not serve.',
+  ERR_GPUCC_INVALID_ALLOCATION_REQUEST:
+    'An allocation request cannot be met: no IDs, an unhealthy device, or a size below its must-include IDs.',
+  ERR_GPUCC_SIM_KUBELET_UNREACHABLE: 'No fake kubelet answers on the simulated node’s control socket.',
+  ERR_GPUCC_SIM_KUBELET_REFUSED: 'The fake kubelet refused a request as the kubelet would.',
+  ERR_GPUCC_CDI_SPEC_INVALID:
+    'A CDI spec breaks the official schema or a CDI rule the schema does not check; it was not written.',
+  ERR_GPUCC_CDI_SPEC_NOT_OURS:
+    'A CDI spec file kata-manager would write was written by another tool; it is left alone.',
+  ERR_GPUCC_CDI_DEVICE_CONFLICT: 'Another CDI spec in the same directory declares the same device: it is unresolvable.',
+  ERR_GPUCC_CDI_NO_DEVICES: 'No VFIO-bound GPU or NVSwitch of the asked kind exists, so there is no CDI spec to give.',
+  ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED:
+    'A tool printed output the parser does not recognise; the offending line is named.',
+  ERR_GPUCC_CC_NOT_CAPABLE: 'A device cannot take the CC or PPCIe mode asked for (by its PCI device ID).',
+  ERR_GPUCC_CC_BACKEND_CANNOT_SWITCH:
+    'The CC backend in use can only read modes (nvidia-smi); switching needs gpu-admin-tools.',
+  ERR_GPUCC_CC_QUERY_UNSUPPORTED:
+    'The CC backend in use cannot read this device’s mode (nvidia-smi sees only GPUs on the NVIDIA driver).',
+  ERR_GPUCC_CC_VERIFY_FAILED: 'After its reset a device reports another CC or PPCIe mode than the one that was set.',
+  ERR_GPUCC_DEVICE_HELD_BY_HOST_DRIVER:
+    'A device is bound to a host driver that uses it, so its CC mode is not changed.',
+  ERR_GPUCC_KUBE_CONFIG: 'No usable Kubernetes client configuration: not in a cluster and no kubeconfig, or a bad one.',
+  ERR_GPUCC_KUBE_UNAUTHORIZED: 'The Kubernetes API server rejected the credentials (401).',
+  ERR_GPUCC_KUBE_FORBIDDEN: 'The Kubernetes API server refused a request for lack of RBAC permission (403).',
+  ERR_GPUCC_KUBE_NOT_FOUND: 'The Kubernetes object asked for (this node) does not exist (404).',
+  ERR_GPUCC_KUBE_REQUEST_FAILED: 'A Kubernetes API request failed: server error, bad answer or unreachable server.',
   ERR_GPUCC_USAGE: 'A command line was wrong: unknown option, missing argument or bad value.',
   ERR_GPUCC_INVALID_MODULE_NAME: 'A kernel module name has characters other than letters, digits, _ and -.',
   ERR_GPUCC_INVALID_DEVICE_NUMBER: 'An IOMMU group or VFIO cdev number is missing or not a non-negative integer.',

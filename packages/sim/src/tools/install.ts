@@ -5,7 +5,7 @@ import type { FakeToolName } from './entry.js';
 
 /**
  * Installs the fake executables into a simulated node: small Node scripts that import this package's
- * compiled `dist/tools/entry.js` by absolute path, so they run from any working directory and PATH.
+ * bundled tool entry by absolute path, so they run from any working directory and PATH.
  */
 
 export const GPU_TOOLS_PATH = 'opt/gpu-admin-tools/nvidia_gpu_tools.py';
@@ -18,10 +18,14 @@ const TOOLS: readonly { rel: string; name: FakeToolName }[] = [
   { rel: MODPROBE_PATH, name: 'modprobe' },
 ];
 
-/** `dist/tools/entry.js` of this package, whether this module runs from `src/` (tests) or `dist/`. */
+/**
+ * The bundled `dist/bundle/fake-tools.mjs` of this package (made by `pnpm build`), whether this module
+ * runs from `src/` (tests) or `dist/`: one file starts several times faster than the module graph,
+ * and a CC switch starts one tool process per device.
+ */
 export function defaultEntryModule(): string {
   const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-  return path.join(packageRoot, 'dist', 'tools', 'entry.js');
+  return path.join(packageRoot, 'dist', 'bundle', 'fake-tools.mjs');
 }
 
 /**

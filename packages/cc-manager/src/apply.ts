@@ -1,0 +1,222 @@
+import { performance } from 'node:perf_hooks';
+import type { Logger } from '@gpucc/daemon';
+import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
+import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
+import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
+import { mapBounded } from './pool.js';
+import { readCcState, writeCcState } from './state.js';
+
+export type Outcome = 'unchanged' | 'switched' | 'failed' | 'skipped' | 'refused' | 'unreadable';
+
+export interface DeviceResult {
+  address: PciAddress;
+  kind: 'gpu' | 'nvswitch';
+  name: string;
+  outcome: Outcome;
+  before?: DeviceModes;
+  after?: DeviceModes;
+  /** The reason for this outcome, one line. */
+  detail: string;
+  error?: GpuccError;
+}
+
+export interface PhaseTiming {
+  phase: 'query' | 'ppcie-off' | 'switch' | 'verify';
+  devices: number;
+  ms: number;
+}
+
+export interface ApplyReport {
+  mode: Plan['mode'];
+  /** Every device converged (skipped ones included): the node is in the mode. */
+  ok: boolean;
+  refusal?: GpuccError;
+  results: DeviceResult[];
+  /** Wall time of the tool phases (the tools' own time, as the caller sees it). */
+  phases: PhaseTiming[];
+}
+
+export interface ApplyOptions {
+  backend: CcBackend;
+  sysfs: Sysfs;
+  logger: Logger;
+  /** Tool calls (hence device resets) in flight at once. */
+  maxParallel: number;
+}
+
+function knobsOf(d: DevicePlan): SwitchStep {
+  const knobs: SwitchStep = {};
+  for (const { step } of d.steps) Object.assign(knobs, step);
+  return knobs;
+}
+
+/**
+ * Forgets pending records of devices that read their target now (a switch finished after its record
+ * was written, e.g. by a tool that outlived a killed cc-manager): nothing is pending on them any more.
+ */
+export async function forgetApplied(sysfs: Sysfs, plan: Plan): Promise<void> {
+  const applied = plan.devices.filter((d) => d.decision === 'converged' && d.pending);
+  if (applied.length === 0) return;
+  const state = readCcState(sysfs);
+  for (const d of applied) delete state.pending[d.address];
+  await writeCcState(sysfs, state);
+}
+
+/**
+ * Carries out a plan as batches (reference/cc-mode.md §4.4, done in parallel): intent recorded; then
+ * PPCIe off on every device leaving PPCIe; then every device's knobs and reset (one tool call per
+ * device, `maxParallel` at once, so the resets run together); then one query verifies them all.
+ * A device that fails is reported with the tool's words and skipped by the later phases; the others
+ * go on. Not abortable: a switch that started finishes (each call is bounded by the tool timeout).
+ */
+export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<ApplyReport> {
+  const { backend, sysfs, logger } = options;
+  const failed = new Map<PciAddress, GpuccError>();
+  const phases: PhaseTiming[] = [];
+  const results = (after: Map<PciAddress, DeviceModes>) => resultsOf(plan, failed, after);
+  if (plan.refusal) return { mode: plan.mode, ok: false, refusal: plan.refusal, results: results(new Map()), phases };
+  await forgetApplied(sysfs, plan);
+
+  const moving = toSwitch(plan);
+  if (moving.length === 0) {
+    const res = results(new Map());
+    return {
+      mode: plan.mode,
+      ok: res.every((r) => r.outcome === 'unchanged' || r.outcome === 'skipped'),
+      results: res,
+      phases,
+    };
+  }
+
+  // Intent before the first knob write: a pending mode applies at the next reset, whoever does it.
+  const state = readCcState(sysfs);
+  const since = new Date().toISOString();
+  for (const d of moving) state.pending[d.address] = { ...knobsOf(d), since };
+  await writeCcState(sysfs, state);
+
+  for (const phase of [1, 2] as const) {
+    const batch = moving.flatMap((d) =>
+      failed.has(d.address) ? [] : d.steps.filter((s) => s.phase === phase).map((s) => ({ d, step: s.step })),
+    );
+    if (batch.length === 0) continue;
+    const started = performance.now();
+    await mapBounded(batch, options.maxParallel, async ({ d, step }) => {
+      const log = logger.child({ device: d.address });
+      log.info(
+        {
+          event: 'cc.device.switch',
+          phase: phase === 1 ? 'ppcie-off' : 'switch',
+          step,
+          from: describeModes(d.current),
+        },
+        `${d.address}: setting ${describeModes(step)} and resetting`,
+      );
+      try {
+        await backend.apply(d.device, step);
+      } catch (error) {
+        const err = asError(error);
+        failed.set(d.address, err);
+        log.warn({ event: 'cc.device.failed', err }, `${d.address}: ${err.message}`);
+      }
+    });
+    phases.push({
+      phase: phase === 1 ? 'ppcie-off' : 'switch',
+      devices: batch.length,
+      ms: performance.now() - started,
+    });
+  }
+
+  const toVerify = moving.filter((d) => !failed.has(d.address));
+  const after = new Map<PciAddress, DeviceModes>();
+  if (toVerify.length > 0) {
+    const started = performance.now();
+    const answers = await backend.query(toVerify.map((d) => d.device));
+    phases.push({ phase: 'verify', devices: toVerify.length, ms: performance.now() - started });
+    for (const d of toVerify) {
+      const answer = answers.get(d.address);
+      if (!answer || 'error' in answer) {
+        failed.set(d.address, answer?.error ?? verifyError(d, undefined));
+        continue;
+      }
+      after.set(d.address, answer.modes);
+      const ok =
+        (d.expect.cc === undefined || answer.modes.cc === d.expect.cc) &&
+        (d.expect.ppcie === undefined || answer.modes.ppcie === d.expect.ppcie);
+      if (!ok) failed.set(d.address, verifyError(d, answer.modes));
+      else
+        logger
+          .child({ device: d.address })
+          .info({ event: 'cc.device.switched', now: answer.modes }, `${d.address}: ${describeModes(answer.modes)}`);
+    }
+  }
+
+  // Verified devices have nothing pending any more; failed ones keep their record (status shows it).
+  const latest = readCcState(sysfs);
+  for (const d of moving) if (!failed.has(d.address)) delete latest.pending[d.address];
+  await writeCcState(sysfs, latest);
+
+  const res = results(after);
+  return {
+    mode: plan.mode,
+    ok: res.every((r) => r.outcome === 'unchanged' || r.outcome === 'switched' || r.outcome === 'skipped'),
+    results: res,
+    phases,
+  };
+}
+
+function resultsOf(
+  plan: Plan,
+  failed: Map<PciAddress, GpuccError>,
+  after: Map<PciAddress, DeviceModes>,
+): DeviceResult[] {
+  return plan.devices.map((d): DeviceResult => {
+    const base = { address: d.address, kind: d.kind, name: d.name, ...(d.current ? { before: d.current } : {}) };
+    switch (d.decision) {
+      case 'converged':
+        return { ...base, outcome: 'unchanged', detail: d.reason, ...(d.current ? { after: d.current } : {}) };
+      case 'skipped':
+        return { ...base, outcome: 'skipped', detail: d.reason, ...(d.error ? { error: d.error } : {}) };
+      case 'unreadable':
+        return {
+          ...base,
+          outcome: 'unreadable',
+          detail: d.error?.message ?? d.reason,
+          ...(d.error ? { error: d.error } : {}),
+        };
+      case 'refused':
+        return {
+          ...base,
+          outcome: 'refused',
+          detail: d.error?.message ?? d.reason,
+          ...(d.error ? { error: d.error } : {}),
+        };
+      default: {
+        // 'switch'
+        if (plan.refusal) return { ...base, outcome: 'refused', detail: plan.refusal.message, error: plan.refusal };
+        const error = failed.get(d.address);
+        const now = after.get(d.address);
+        if (error) return { ...base, outcome: 'failed', detail: error.message, error, ...(now ? { after: now } : {}) };
+        return { ...base, outcome: 'switched', detail: `now ${describeModes(now)}`, ...(now ? { after: now } : {}) };
+      }
+    }
+  });
+}
+
+function verifyError(d: DevicePlan, now: DeviceModes | undefined): GpuccError {
+  return new GpuccError(
+    'ERR_GPUCC_CC_VERIFY_FAILED',
+    `${d.address} reads ${describeModes(now)} after its reset, expected ${describeModes(d.expect)}`,
+    {
+      hint: 'the mode stays pending on the device; cc-manager retries; check dmesg, and the VBIOS for CC support',
+      details: { device: d.address, expected: d.expect, actual: now },
+    },
+  );
+}
+
+function asError(error: unknown): GpuccError {
+  if (isGpuccError(error)) return error;
+  return new GpuccError('ERR_GPUCC_TOOL_FAILED', String((error as Error)?.message ?? error), {
+    hint: 'see the cause; run the tool by hand',
+    cause: error,
+  });
+}

@@ -1,0 +1,213 @@
+import type { Logger } from '@gpucc/daemon';
+import {
+  formatCommandLine,
+  GpuccError,
+  isGpuccError,
+  type PciAddress,
+  type RunToolOptions,
+  runTool,
+  type ToolResult,
+} from '@gpucc/hal';
+import type { CcDevice } from '../devices.js';
+import { mapBounded } from '../pool.js';
+import { type CcBackend, type DeviceModes, type QueryAnswer, queryKinds, type SwitchStep } from './backend.js';
+import { type DeviceReport, type GpuToolsOutput, parseGpuToolsOutput, toolWords } from './gpu-tools-output.js';
+
+export interface GpuAdminToolsOptions {
+  /** Path of nvidia_gpu_tools.py. */
+  script: string;
+  /** An interpreter to run it with (`python3`); unset = run the script itself (its shebang). */
+  python?: string;
+  /** Deadline of one call: start-up, knob writes, reset and the boot wait of the devices it works on. */
+  timeoutMs: number;
+  maxParallel: number;
+  logger: Logger;
+  /** Injected in tests; hal's runTool otherwise. */
+  run?: (options: RunToolOptions) => Promise<ToolResult>;
+}
+
+interface Call {
+  args: string[];
+  exitCode: number;
+  output: GpuToolsOutput;
+  commandLine: string;
+}
+
+/**
+ * gpu-admin-tools (`nvidia_gpu_tools.py`, reference/cc-mode.md §4): the only way to switch a mode on
+ * a host. Queries go in one call per kind of question (`--devices A,B,… --query-cc-mode`), falling
+ * back to one call per device (`--gpu-bdf`) for devices the batch did not answer (an older tool
+ * without `--devices`, or a device that failed and stopped the batch). A switch is one call per
+ * device: set the knobs and `--reset-after-…-switch` (the tool resets, waits for boot and checks),
+ * so the callers can reset many devices at once by running calls in parallel.
+ */
+export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): CcBackend {
+  const run = options.run ?? runTool;
+  const command = options.python ?? options.script;
+  const prefix = options.python ? [options.script] : [];
+
+  async function call(args: string[], signal?: AbortSignal): Promise<Call> {
+    const full = [...prefix, ...args];
+    const commandLine = formatCommandLine(command, full);
+    const result = await run({
+      command,
+      args: full,
+      timeoutMs: options.timeoutMs,
+      // 1: the tool's own failure (an ERROR line or a traceback); 2: argparse. Both are parsed for words.
+      allowedExitCodes: [0, 1, 2],
+      killGraceMs: 2_000,
+      ...(signal ? { signal } : {}),
+    });
+    options.logger.debug(
+      { event: 'cc.tool', command: commandLine, exitCode: result.exitCode, durationMs: result.durationMs },
+      'gpu-admin-tools call',
+    );
+    const out = parseGpuToolsOutput(result.stdout, `${commandLine}: stdout`);
+    const err = parseGpuToolsOutput(result.stderr, `${commandLine}: stderr`);
+    for (const note of [...out.notes, ...err.notes]) {
+      options.logger.debug({ event: 'cc.tool.note', command: commandLine, ...note }, 'unrecognised tool message kept');
+    }
+    return { args, exitCode: result.exitCode, output: merge(out, err), commandLine };
+  }
+
+  function failure(c: Call, device: string, what: string): GpuccError {
+    const words = toolWords(c.output, device);
+    if (c.exitCode !== 0 || words) {
+      return new GpuccError(
+        'ERR_GPUCC_TOOL_FAILED',
+        `${c.commandLine} ${c.exitCode === 0 ? 'reported an error' : `exited with code ${c.exitCode}`}: ${words || 'no error message'}`,
+        {
+          hint: 'see the tool’s words above; run the same command by hand, and check the device and dmesg',
+          details: { device, exitCode: c.exitCode, toolSaid: words },
+        },
+      );
+    }
+    return new GpuccError(
+      'ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED',
+      `${c.commandLine} exited 0 but printed no ${what} for ${device}`,
+      {
+        hint: 'run the command by hand; a gpu-admin-tools version with another output format needs a parser update',
+        details: { device },
+      },
+    );
+  }
+
+  /** The answer of one device from a call that asked it, or why there is none. */
+  function answerFrom(c: Call, device: CcDevice): QueryAnswer {
+    const kinds = queryKinds(device);
+    const report = c.output.devices.get(device.address);
+    const modes: DeviceModes = {};
+    if (kinds.cc && report?.cc) modes.cc = report.cc;
+    if (kinds.ppcie && report?.ppcie) modes.ppcie = report.ppcie;
+    const complete = (!kinds.cc || modes.cc) && (!kinds.ppcie || modes.ppcie);
+    if (complete) return { modes };
+    return {
+      error: failure(c, device.address, kinds.cc && !modes.cc ? '"CC mode is …" line' : '"PPCIe mode is …" line'),
+    };
+  }
+
+  const flagsOf = (device: CcDevice) => {
+    const kinds = queryKinds(device);
+    return [...(kinds.cc ? ['--query-cc-mode'] : []), ...(kinds.ppcie ? ['--query-ppcie-mode'] : [])];
+  };
+
+  async function queryOne(device: CcDevice, signal?: AbortSignal): Promise<QueryAnswer> {
+    try {
+      return answerFrom(await call([`--gpu-bdf=${device.address}`, ...flagsOf(device)], signal), device);
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return { error: asError(error) };
+    }
+  }
+
+  return {
+    name: 'gpu-admin-tools',
+    canSwitch: true,
+    command,
+
+    async query(devices, signal) {
+      const answers = new Map<PciAddress, QueryAnswer>();
+      const groups = new Map<string, CcDevice[]>();
+      for (const device of devices) {
+        const flags = flagsOf(device).join(' ');
+        if (flags === '') continue;
+        groups.set(flags, [...(groups.get(flags) ?? []), device]);
+      }
+      await Promise.all(
+        [...groups.entries()].map(async ([flags, group]) => {
+          try {
+            const c = await call(['--devices', group.map((d) => d.address).join(','), ...flags.split(' ')], signal);
+            for (const device of group) {
+              const answer = answerFrom(c, device);
+              if ('modes' in answer) answers.set(device.address, answer);
+            }
+          } catch (error) {
+            if (signal?.aborted) throw error;
+            options.logger.debug(
+              { event: 'cc.tool.batch-failed', err: asError(error) },
+              'batch query failed; asking each device',
+            );
+          }
+        }),
+      );
+      const missing = devices.filter((d) => flagsOf(d).length > 0 && !answers.has(d.address));
+      const single = await mapBounded(missing, options.maxParallel, (d) => queryOne(d, signal));
+      for (const [i, d] of missing.entries()) answers.set(d.address, single[i]!);
+      return answers;
+    },
+
+    async apply(device, step) {
+      const args = [`--gpu-bdf=${device.address}`];
+      if (step.cc) args.push(`--set-cc-mode=${step.cc}`);
+      // With a PPCIe change the one reset after it applies the CC knobs too (per-GPU phase runs first).
+      if (step.cc && !step.ppcie) args.push('--reset-after-cc-mode-switch');
+      if (step.ppcie) args.push(`--set-ppcie-mode=${step.ppcie}`, '--reset-after-ppcie-mode-switch');
+      const c = await call(args);
+      const report = c.output.devices.get(device.address);
+      if (c.exitCode !== 0 || !confirmed(report, step)) throw failure(c, device.address, 'confirmation of the switch');
+    },
+  };
+}
+
+/** The tool said it set each knob asked and reset the device to apply it. */
+function confirmed(report: DeviceReport | undefined, step: SwitchStep): boolean {
+  if (!report) return false;
+  if (step.cc && report.ccSet !== step.cc) return false;
+  if (step.cc && !step.ppcie && !report.ccReset) return false;
+  if (step.ppcie && (report.ppcieSet !== step.ppcie || !report.ppcieReset)) return false;
+  return true;
+}
+
+function merge(a: GpuToolsOutput, b: GpuToolsOutput): GpuToolsOutput {
+  const devices = new Map(a.devices);
+  for (const [address, report] of b.devices) {
+    const prev = devices.get(address);
+    devices.set(
+      address,
+      prev
+        ? {
+            ...prev,
+            ...Object.fromEntries(Object.entries(report).filter(([, v]) => v !== undefined && v !== false)),
+          }
+        : report,
+    );
+  }
+  return {
+    ...((a.version ?? b.version) ? { version: a.version ?? b.version } : {}),
+    devices,
+    errors: [...a.errors, ...b.errors],
+    notes: [...a.notes, ...b.notes],
+  };
+}
+
+function asError(error: unknown): GpuccError {
+  if (isGpuccError(error)) return error;
+  return new GpuccError(
+    'ERR_GPUCC_TOOL_FAILED',
+    `gpu-admin-tools failed: ${(error as Error)?.message ?? String(error)}`,
+    {
+      hint: 'run the tool by hand to see what it does',
+      cause: error,
+    },
+  );
+}

@@ -1,0 +1,342 @@
+import {
+  addCommonOptions,
+  createLogger,
+  defaultMetricsAddress,
+  type Logger,
+  mirroredFlag,
+  mirroredOption,
+  openHost,
+  readCommonConfig,
+  readOptions,
+} from '@gpucc/daemon';
+import { GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
+import { Command, CommanderError } from 'commander';
+import * as z from 'zod';
+import { BACKENDS } from './backend/backend.js';
+import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from './backend/select.js';
+import { capabilityTable } from './capability.js';
+import { DEFAULT_MODES } from './desired.js';
+import { type Engine, setMode, status } from './engine.js';
+import { formatPlan, formatReport, formatStatus } from './format.js';
+import { isConverged } from './plan.js';
+import { BINARY, runDaemon, VERSION } from './run.js';
+
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  true: true,
+  '1': true,
+  yes: true,
+  on: true,
+  false: false,
+  '0': false,
+  no: false,
+  off: false,
+};
+const booleanWord = z.string().transform((text, ctx) => {
+  const value = BOOLEAN_WORDS[text.trim().toLowerCase()];
+  if (value !== undefined) return value;
+  ctx.addIssue({ code: 'custom', message: 'expected true or false' });
+  return z.NEVER;
+});
+
+const backendSchema = {
+  backend: z.enum(BACKENDS),
+  gpuAdminTools: z.string().min(1),
+  python: z.string().min(1).optional(),
+  nvidiaSmi: z.string().min(1),
+  toolTimeout: z.coerce.number().int().positive(),
+  maxParallel: z.coerce.number().int().min(1).max(256),
+  ccCapableIds: z.string().optional(),
+  ppcieCapableIds: z.string().optional(),
+};
+const output = { output: z.enum(['table', 'json']) };
+
+function backendOptions(command: Command): Command {
+  return command
+    .addOption(
+      mirroredOption(
+        '--backend <name>',
+        `CC tool backend: ${BACKENDS.join(', ')} (auto: gpu-admin-tools when installed)`,
+        { default: 'auto' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--gpu-admin-tools <path>',
+        'nvidia_gpu_tools.py of gpu-admin-tools (on a simulated node: its fake)',
+        {
+          default: DEFAULT_GPU_ADMIN_TOOLS,
+        },
+      ),
+    )
+    .addOption(
+      mirroredOption('--python <path>', 'run nvidia_gpu_tools.py with this interpreter (default: run it directly)'),
+    )
+    .addOption(
+      mirroredOption('--nvidia-smi <path>', 'nvidia-smi, for the read-only backend (on a simulated node: its fake)', {
+        default: DEFAULT_NVIDIA_SMI,
+      }),
+    )
+    .addOption(
+      mirroredOption(
+        '--tool-timeout <ms>',
+        'deadline of one tool call (set, reset, boot wait); a hung tool is killed',
+        { default: '60000' },
+      ),
+    )
+    .addOption(mirroredOption('--max-parallel <n>', 'tool calls, hence device resets, at once', { default: '16' }))
+    .addOption(
+      mirroredOption(
+        '--cc-capable-ids <ids>',
+        'GPU device IDs with a CC mode, replacing the built-in Hopper and Blackwell ranges (e.g. 0x2330,0x2900-0x297f)',
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--ppcie-capable-ids <ids>',
+        'GPU and NVSwitch device IDs with PPCIe, replacing the built-in Hopper and NVSwitch gen3 ones',
+      ),
+    );
+}
+
+function usage(message: string): GpuccError {
+  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
+}
+
+/** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
+async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
+  const config = readCommonConfig(command);
+  const logger: Logger = createLogger({
+    name: BINARY,
+    format: config.logFormat,
+    level: config.logLevel,
+    destination: process.stderr,
+    isTty: process.stderr.isTTY === true,
+  });
+  const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
+  const host = await openHost(config.hostRoot, logger);
+  const backend = selectBackend({
+    backend: o.backend,
+    gpuAdminTools: o.gpuAdminTools,
+    ...(o.python ? { python: o.python } : {}),
+    nvidiaSmi: o.nvidiaSmi,
+    timeoutMs: o.toolTimeout,
+    maxParallel: o.maxParallel,
+    logger,
+    ...(host.simulated ? { simulatedRoot: host.sysfs.root } : {}),
+  });
+  return { sysfs: host.sysfs, backend, capability, logger, maxParallel: o.maxParallel };
+}
+
+function program(out: (text: string) => void, exit: { code: number }): Command {
+  const cli = new Command(BINARY)
+    .description(
+      'Put every CC-capable NVIDIA GPU (and NVSwitch, for ppcie) into the confidential-computing mode asked for',
+    )
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  const metricsAddress = defaultMetricsAddress(BINARY);
+
+  const statusCmd = new Command('status').description(
+    'host TEE, and every GPU and NVSwitch: CC capability, CC mode, PPCIe mode, mode pending after reset',
+  );
+  addCommonOptions(backendOptions(statusCmd), { metricsAddress })
+    .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(command, z.object({ ...backendSchema, ...output }));
+      const report = await status(await engineFor(command, o));
+      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+      exit.code = report.devices.some((d) => d.error) ? 1 : 0;
+    });
+  cli.addCommand(statusCmd);
+
+  const set = new Command('set')
+    .description('switch every GPU (or --device) to MODE now, without Kubernetes: set, reset together, verify')
+    .argument('<mode>', 'on, off, devtools or ppcie');
+  addCommonOptions(backendOptions(set), { metricsAddress })
+    .addOption(
+      mirroredOption(
+        '--device <bdf...>',
+        'only these GPUs or NVSwitches (dddd:bb:dd.f); comma or space separated in GPUCC_DEVICE',
+      ),
+    )
+    .addOption(mirroredFlag('--dry-run', 'print the plan, touch nothing'))
+    .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
+    .action(async (modeArg: string, _o, command: Command) => {
+      const mode = parseCcMode(modeArg);
+      const o = readOptions(
+        command,
+        z.object({
+          ...backendSchema,
+          ...output,
+          device: z.union([z.string(), z.array(z.string())]).optional(),
+          dryRun: z.boolean().default(false),
+        }),
+      );
+      const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
+        .flatMap((d) => d.split(/[\s,]+/))
+        .filter(Boolean);
+      if (o.device !== undefined && devices.length === 0) throw usage('--device needs at least one address');
+      const engine = await engineFor(command, o);
+      if (!o.dryRun && !engine.backend.canSwitch) {
+        throw new GpuccError(
+          'ERR_GPUCC_CC_BACKEND_CANNOT_SWITCH',
+          `${engine.backend.name} can read the CC mode but never switch it`,
+          {
+            hint: 'install gpu-admin-tools and use --backend gpu-admin-tools (or auto), with --gpu-admin-tools PATH',
+          },
+        );
+      }
+      const result = await setMode(engine, { mode, ...(devices.length ? { devices } : {}), dryRun: o.dryRun });
+      if (o.output === 'json') {
+        out(
+          `${JSON.stringify(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }, errorReplacer, 2)}\n`,
+        );
+      } else out(result.report ? formatReport(result.report) : formatPlan(result.plan));
+      if (result.report) exit.code = result.report.ok ? 0 : 1;
+      else
+        exit.code =
+          result.plan.refusal ||
+          result.plan.devices.some((d) => d.decision === 'refused' || d.decision === 'unreadable')
+            ? 1
+            : 0;
+      if (!result.report && isConverged(result.plan)) engine.logger.debug({ event: 'cc.plan.empty' }, 'nothing to do');
+    });
+  cli.addCommand(set);
+
+  const run = new Command('run').description(
+    'the DaemonSet/systemd mode: keep the node in the mode of its nvidia.com/cc.mode label; state labels, Events, /healthz /readyz /metrics',
+  );
+  addCommonOptions(backendOptions(run), { metricsAddress })
+    .addOption(
+      mirroredOption('--node-name <name>', 'this node’s Kubernetes name (downward API spec.nodeName)', {
+        env: 'NODE_NAME',
+      }),
+    )
+    .addOption(
+      mirroredOption('--kubeconfig <file>', 'kubeconfig to use outside a pod (in a pod: the service account)', {
+        env: 'KUBECONFIG',
+      }),
+    )
+    .addOption(
+      mirroredOption(
+        '--default-mode <mode>',
+        `mode when the node has no ${'nvidia.com/cc.mode'} label: ${DEFAULT_MODES.join(', ')} (a host without TEE gets off)`,
+        {
+          env: 'DEFAULT_CC_MODE',
+          default: 'on',
+        },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--evict-operands <bool>',
+        'pause the GPU Operator operands (nvidia.com/gpu.deploy.*) around a switch',
+        { default: 'true' },
+      ),
+    )
+    .addOption(
+      mirroredOption('--operand-wait <ms>', 'at most this long for the paused device plugins to stop', {
+        default: '120000',
+      }),
+    )
+    .addOption(
+      mirroredOption(
+        '--operand-socket-prefix <prefix>',
+        'device-plugin sockets (in /var/lib/kubelet/device-plugins) that must vanish',
+        { default: 'sandbox-' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--resync-interval <ms>',
+        'periodic reconcile, so a failed or drifted device is corrected without a label change',
+        { default: '60000' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--watch-timeout <s>',
+        'the server ends each watch after this long; it resumes from the last version',
+        { default: '300' },
+      ),
+    )
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...backendSchema,
+          nodeName: z
+            .string({ error: 'required: set NODE_NAME or --node-name' })
+            .min(1, 'required: set NODE_NAME or --node-name'),
+          kubeconfig: z.string().min(1).optional(),
+          // An empty DEFAULT_CC_MODE (a template that renders nothing) means the default, as absent does.
+          defaultMode: z.preprocess((v) => (v === '' ? 'on' : v), z.enum(DEFAULT_MODES)),
+          evictOperands: booleanWord,
+          operandWait: z.coerce.number().int().min(0),
+          operandSocketPrefix: z.string().min(1),
+          resyncInterval: z.coerce.number().int().positive(),
+          watchTimeout: z.coerce.number().int().positive(),
+        }),
+      );
+      exit.code = await runDaemon(command, {
+        backend: o.backend,
+        gpuAdminTools: o.gpuAdminTools,
+        ...(o.python ? { python: o.python } : {}),
+        nvidiaSmi: o.nvidiaSmi,
+        toolTimeout: o.toolTimeout,
+        maxParallel: o.maxParallel,
+        capability: capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds }),
+        nodeName: o.nodeName,
+        ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+        defaultMode: o.defaultMode,
+        evictOperands: o.evictOperands,
+        operandWait: o.operandWait,
+        operandSocketPrefix: o.operandSocketPrefix,
+        resyncInterval: o.resyncInterval,
+        watchTimeout: o.watchTimeout,
+      });
+    });
+  cli.addCommand(run);
+  for (const sub of cli.commands) {
+    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
+    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  }
+  return cli;
+}
+
+/** GpuccErrors inside plans and reports print as their JSON form. */
+function errorReplacer(_key: string, value: unknown): unknown {
+  return isGpuccError(value) ? value.toJSON() : value;
+}
+
+/** Runs the CLI; returns the exit code: 0 done, 1 something could not be done, 2 bad usage or input. */
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
+  const exit = { code: 0 };
+  try {
+    await program(out, exit).parseAsync(argv);
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (isGpuccError(error)) {
+      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
+      return INPUT_ERRORS.has(error.code) ? 2 : 1;
+    }
+    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+/** Errors in what the user gave us: exit 2, nothing was touched. */
+const INPUT_ERRORS = new Set([
+  'ERR_GPUCC_USAGE',
+  'ERR_GPUCC_INVALID_CONFIG',
+  'ERR_GPUCC_INVALID_CC_MODE',
+  'ERR_GPUCC_INVALID_PCI_ADDRESS',
+  'ERR_GPUCC_DEVICE_NOT_FOUND',
+  'ERR_GPUCC_HOST_ROOT_INVALID',
+  'ERR_GPUCC_KUBE_CONFIG',
+]);

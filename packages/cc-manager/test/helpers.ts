@@ -1,0 +1,78 @@
+import { createLogger, type Logger } from '@gpucc/daemon';
+import type { Sysfs } from '@gpucc/hal';
+import { readWriteLog } from '../../sim/src/node/write-log.js';
+import type { ApplyOptions as VfioApplyOptions } from '../../vfio-manager/src/apply.js';
+import { bind } from '../../vfio-manager/src/engine.js';
+import type { CcBackend } from '../src/backend/backend.js';
+import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from '../src/backend/select.js';
+import { DEFAULT_CAPABILITY } from '../src/capability.js';
+import type { Engine } from '../src/engine.js';
+
+export const silent = (): Logger => createLogger({ name: 'test', format: 'json', level: 'silent' });
+
+/** Binds every GPU (and NVSwitch) to vfio-pci with vfio-manager's engine, as the GPU Operator's vfio-manager would. */
+export async function bindToVfio(sysfs: Sysfs, nvswitches = false): Promise<void> {
+  const options: VfioApplyOptions = {
+    logger: silent(),
+    loadModules: false,
+    modprobe: {},
+    unbindTimeoutMs: 5_000,
+    deviceNodeTimeoutMs: 5_000,
+  };
+  const result = await bind(
+    sysfs,
+    { selection: { all: true }, nvswitches, allowForeignGroupMembers: false, dryRun: false },
+    options,
+  );
+  if (!result.report?.ok) throw new Error('vfio bind failed in test setup');
+}
+
+/** The node's own fake tools, through the real backends. */
+export function backendFor(
+  root: string,
+  o: { backend?: 'gpu-admin-tools' | 'nvidia-smi' | 'auto'; timeoutMs?: number; logger?: Logger } = {},
+): CcBackend {
+  return selectBackend({
+    backend: o.backend ?? 'gpu-admin-tools',
+    gpuAdminTools: DEFAULT_GPU_ADMIN_TOOLS,
+    nvidiaSmi: DEFAULT_NVIDIA_SMI,
+    timeoutMs: o.timeoutMs ?? 15_000,
+    maxParallel: 16,
+    logger: o.logger ?? silent(),
+    simulatedRoot: root,
+  });
+}
+
+/** Counts the calls made to a backend, to assert that nothing ran. */
+export function counted(backend: CcBackend): CcBackend & { queries: number; applies: number } {
+  const counter = {
+    name: backend.name,
+    canSwitch: backend.canSwitch,
+    command: backend.command,
+    queries: 0,
+    applies: 0,
+    query: (...args: Parameters<CcBackend['query']>) => {
+      counter.queries++;
+      return backend.query(...args);
+    },
+    apply: (...args: Parameters<CcBackend['apply']>) => {
+      counter.applies++;
+      return backend.apply(...args);
+    },
+  };
+  return counter;
+}
+
+export function engineFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Engine {
+  return { sysfs, backend: backendFor(root, o), capability: DEFAULT_CAPABILITY, logger: silent(), maxParallel: 16 };
+}
+
+/** The sysfs `reset` writes the simulated kernel received (a mode applies only through one). */
+export const resets = (root: string) =>
+  readWriteLog(root)
+    .filter((w) => w.path.endsWith('/reset'))
+    .map((w) => w.path.split('/')[4]);
+
+export const B200_GPUS = [0x13, 0x23, 0x33, 0x43, 0x53, 0x63, 0x73, 0x83].map((b) => `0000:${b.toString(16)}:00.0`);
+export const H100_GPUS = B200_GPUS; // the HGX boards share their layout
+export const NVSWITCHES = ['0000:07:00.0', '0000:08:00.0', '0000:09:00.0', '0000:0a:00.0'];

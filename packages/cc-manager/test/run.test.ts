@@ -1,0 +1,263 @@
+import path from 'node:path';
+import { createNodeClient, loadKubeConfig } from '@gpucc/daemon/kube';
+import { abortableDelay } from '@gpucc/daemon/runtime';
+import { hostFs } from '@gpucc/hal';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type ApiServer, startApiServer } from '../../sim/src/apiserver/server.js';
+import { listEvents, nodeLabels, setLabels } from '../../sim/src/apiserver/store.js';
+import { injectFault } from '../../sim/src/node/faults.js';
+import { readCcState as readSimCcState } from '../../sim/src/node/state.js';
+import { simNode } from '../../sim/test/helpers.js';
+import { DEFAULT_CAPABILITY } from '../src/capability.js';
+import { type Controller, startController } from '../src/controller.js';
+import { createReconciler, READY_MARKER } from '../src/reconcile.js';
+import { B200_GPUS, backendFor, bindToVfio, counted, H100_GPUS, NVSWITCHES, resets, silent } from './helpers.js';
+
+const MODE = 'nvidia.com/cc.mode';
+const STATE = 'nvidia.com/cc.mode.state';
+const READY = 'nvidia.com/cc.ready.state';
+const RESYNC_MS = 600_000;
+const OURS = /^nvidia\.com\/(cc\.mode\.state|cc\.ready\.state|gpu\.deploy\..+)$/;
+
+const running: Array<{ stop: AbortController; controller: Controller; server: ApiServer }> = [];
+afterEach(async () => {
+  for (const r of running.splice(0)) {
+    r.stop.abort();
+    await r.controller.done;
+    await r.server.close();
+  }
+});
+
+/** `cc-manager run`'s controller in this process: real client, fake API server, the node's fake tools. */
+async function startRun(
+  profile: string,
+  o: { labels?: Record<string, string | null>; nvswitches?: boolean; bind?: boolean; timeoutMs?: number } = {},
+) {
+  const { root, sysfs } = simNode(profile);
+  if (o.bind !== false) await bindToVfio(sysfs, o.nvswitches);
+  if (o.labels) setLabels(root, o.labels);
+  const server = await startApiServer({ root });
+  const backend = counted(backendFor(root, { timeoutMs: o.timeoutMs ?? 15_000 }));
+  const logger = silent();
+  const client = createNodeClient({
+    nodeName: server.nodeName,
+    config: loadKubeConfig(server.kubeconfigPath),
+    logger,
+    component: 'cc-manager',
+  });
+  const stop = new AbortController();
+  const reconcile = createReconciler({
+    sysfs,
+    backend,
+    capability: DEFAULT_CAPABILITY,
+    logger,
+    maxParallel: 16,
+    client,
+    defaultMode: 'on',
+    evictOperands: true,
+    operandWaitMs: 5_000,
+    operandSocketPrefix: 'sandbox-',
+    delay: async () => {},
+  });
+  // Retries come after 50 ms (the backoff's wait is injected), resyncs never: every reconcile here has a cause.
+  const controller = startController({
+    client,
+    reconcile,
+    resyncMs: RESYNC_MS,
+    signal: stop.signal,
+    logger,
+    delay: (ms, signal) => abortableDelay(ms >= RESYNC_MS ? ms : Math.min(ms, 50), signal),
+    watchTimeoutSeconds: 300,
+  });
+  running.push({ stop, controller, server });
+  const labels = () => nodeLabels(root);
+  const reasons = () => listEvents(root).map((e) => e.reason);
+  /** Waits for the loop to be idle with the node's labels as asked. */
+  const settled = async (state: string, runs = 1, timeoutMs = 20_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!(labels()[STATE] === state && !controller.loop.state.running && controller.loop.state.runs >= runs)) {
+      if (Date.now() > deadline) {
+        throw new Error(`state ${labels()[STATE]} not ${state}; events ${reasons().join(', ')}`);
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const patches = () =>
+    server.requests
+      .filter((r) => r.method === 'PATCH')
+      .map((r) => (r.body as { metadata: { labels: Record<string, string> } }).metadata.labels);
+  return { root, sysfs, server, backend, controller, labels, reasons, settled, patches };
+}
+
+describe('cc-manager run: labels, Events and operands a user sees', () => {
+  it('hgx-b200-8: off → on → devtools → off', async () => {
+    const run = await startRun('hgx-b200-8', { labels: { [MODE]: 'off' } });
+    await run.settled('off');
+    expect(run.labels()).toMatchObject({ [STATE]: 'off', [READY]: 'false' });
+    expect(run.reasons()).toEqual([]);
+    expect(hostFs.exists(path.join(run.root, READY_MARKER))).toBe(true);
+
+    const before = run.patches().length;
+    setLabels(run.root, { [MODE]: 'on' });
+    await run.settled('on', 2);
+    expect(run.labels()).toMatchObject({
+      [STATE]: 'on',
+      [READY]: 'true',
+      'nvidia.com/gpu.deploy.vfio-manager': 'true',
+      'nvidia.com/gpu.deploy.kata-sandbox-device-plugin': 'true',
+      'nvidia.com/gpu.deploy.sandbox-device-plugin': 'false',
+    });
+    // What the node went through: not ready for any runtime class, operands paused, restored, state.
+    expect(run.patches().slice(before)).toEqual([
+      { [READY]: '' },
+      {
+        'nvidia.com/gpu.deploy.vfio-manager': 'paused-for-cc-mode-change',
+        'nvidia.com/gpu.deploy.sandbox-validator': 'paused-for-cc-mode-change',
+        'nvidia.com/gpu.deploy.kata-sandbox-device-plugin': 'paused-for-cc-mode-change',
+      },
+      {
+        'nvidia.com/gpu.deploy.vfio-manager': 'true',
+        'nvidia.com/gpu.deploy.sandbox-validator': 'true',
+        'nvidia.com/gpu.deploy.kata-sandbox-device-plugin': 'true',
+      },
+      { [STATE]: 'on', [READY]: 'true' },
+    ]);
+    expect(run.reasons()).toEqual(['CcModeSwitchStarted', 'CcModeSwitched']);
+    expect(listEvents(run.root)[0]?.message).toMatch(
+      /^switching 8 GPU\(s\) to CC mode on \(nvidia\.com\/cc\.mode=on\); the node was off$/,
+    );
+    expect(resets(run.root).sort()).toEqual(B200_GPUS);
+
+    setLabels(run.root, { [MODE]: 'devtools' });
+    await run.settled('devtools', 3);
+    expect(run.labels()[READY]).toBe('devtools');
+    setLabels(run.root, { [MODE]: 'off' });
+    await run.settled('off', 4);
+    expect(run.labels()[READY]).toBe('false');
+    expect(run.reasons().filter((r) => r === 'CcModeSwitched')).toHaveLength(3);
+    expect(resets(run.root)).toHaveLength(24);
+    for (const request of run.server.requests.filter((r) => r.method === 'PATCH')) {
+      expect(request.contentType).toMatch(/^application\/merge-patch\+json/);
+      for (const key of Object.keys((request.body as { metadata: { labels: object } }).metadata.labels))
+        expect(key).toMatch(OURS);
+    }
+    expect(run.server.requests.filter((r) => r.method === 'GET' && r.query.watch === 'true')).toHaveLength(1);
+  });
+
+  it('hgx-h100-8: ppcie on the 8 GPUs and 4 NVSwitches, and back to off with PPCIe really off', async () => {
+    const run = await startRun('hgx-h100-8', { labels: { [MODE]: 'ppcie' }, nvswitches: true });
+    await run.settled('ppcie');
+    expect(run.labels()[READY]).toBe('true');
+    expect(listEvents(run.root).map((e) => e.message)[0]).toMatch(
+      /^switching 8 GPU\(s\) and 4 NVSwitch\(es\) to CC mode ppcie/,
+    );
+    // What the devices hold now, as the simulated hardware has it (pending knobs included).
+    const hardware = () => [...H100_GPUS, ...NVSWITCHES].map((d) => readSimCcState(run.root, d));
+    expect(hardware().every((s) => s?.ppcie === 'on' && s.ppciePending === 'on' && s.cc === 'off')).toBe(true);
+
+    setLabels(run.root, { [MODE]: 'off' });
+    await run.settled('off', 2);
+    expect(hardware().every((s) => s?.ppcie === 'off' && s.ppciePending === 'off' && s.cc === 'off')).toBe(true);
+    expect(run.labels()[READY]).toBe('false');
+  });
+
+  it('refuses ppcie on hgx-b200-8: failed, an Event naming why, no operand paused, no tool run', async () => {
+    const run = await startRun('hgx-b200-8', { labels: { [MODE]: 'ppcie' } });
+    await run.settled('failed');
+    expect(run.labels()).toMatchObject({
+      [STATE]: 'failed',
+      [READY]: '',
+      'nvidia.com/gpu.deploy.vfio-manager': 'true',
+    });
+    const [event] = listEvents(run.root);
+    expect(event).toMatchObject({ type: 'Warning', reason: 'CcModeRefused' });
+    expect(event?.message).toMatch(
+      /ppcie needs every GPU and NVSwitch to support Protected PCIe, and 8 do not: 0000:13:00\.0 \(gpu B200 0x2901\)/,
+    );
+    expect(event?.message).toMatch(/Blackwell uses NVLink encryption/);
+    expect([run.backend.queries, run.backend.applies]).toEqual([0, 0]);
+    expect(run.patches()).toEqual([{ [STATE]: 'failed', [READY]: '' }]);
+    expect(hostFs.exists(path.join(run.root, READY_MARKER))).toBe(false);
+  });
+
+  it('an unknown label value: failed, an Event naming it and the allowed ones, no operand paused, no tool run', async () => {
+    const run = await startRun('iommufd-h200-2', { labels: { [MODE]: 'On' } });
+    await run.settled('failed');
+    expect(listEvents(run.root)).toMatchObject([
+      {
+        type: 'Warning',
+        reason: 'InvalidCcMode',
+        message:
+          'label nvidia.com/cc.mode="On" is not a CC mode; allowed: on, off, devtools, ppcie (or no label for the default, on). Nothing was changed.',
+      },
+    ]);
+    expect([run.backend.queries, run.backend.applies]).toEqual([0, 0]);
+    expect(run.patches()).toEqual([{ [STATE]: 'failed', [READY]: '' }]);
+    // fixing the label converges (the default mode here: on)
+    setLabels(run.root, { [MODE]: null });
+    await run.settled('on', 2);
+  });
+
+  it('a failed reset: failed with the tool’s words in the Event, then retried and converged without a label change', async () => {
+    const run = await startRun('iommufd-h200-2', { labels: { [MODE]: 'on' } });
+    await injectFault(run.root, { kind: 'reset-error', device: '0000:43:00.0', times: 1 });
+    await run.settled('on', 2);
+    expect(run.reasons()).toEqual([
+      'CcModeSwitchStarted',
+      'CcModeSwitchFailed',
+      'CcModeSwitchStarted',
+      'CcModeSwitched',
+    ]);
+    const failed = listEvents(run.root)[1]!;
+    expect(failed.type).toBe('Warning');
+    expect(failed.message).toMatch(
+      /^switch to CC mode on failed: 0000:43:00\.0: ERR_GPUCC_TOOL_FAILED: .*--gpu-bdf=0000:43:00\.0 --set-cc-mode=on --reset-after-cc-mode-switch exited with code 1: OSError: \[Errno 5\] Input\/output error; retried with backoff$/,
+    );
+    expect(listEvents(run.root)[2]?.message).toMatch(/^switching 1 GPU\(s\) to CC mode on/);
+    // the state went failed in between, and the second try switched only the device that failed
+    expect(
+      run
+        .patches()
+        .filter((p) => p[STATE])
+        .map((p) => p[STATE]),
+    ).toEqual(['failed', 'on']);
+  });
+
+  it('a tool that hangs: that GPU fails with the timeout in the Event; the retry converges', async () => {
+    const run = await startRun('iommufd-h200-2', { labels: { [MODE]: 'devtools' }, timeoutMs: 800 });
+    await injectFault(run.root, { kind: 'tool-hang', device: '0000:23:00.0', times: 2 });
+    await run.settled('devtools', 2);
+    const failed = listEvents(run.root).find((e) => e.reason === 'CcModeSwitchFailed');
+    expect(failed?.message).toMatch(/0000:23:00\.0: ERR_GPUCC_TOOL_TIMEOUT: .*did not finish within 800 ms/);
+  });
+
+  it('relists on 410 Gone and acts on a label change it did not see as an event', async () => {
+    const run = await startRun('iommufd-h200-2', { labels: { [MODE]: 'off' } });
+    await run.settled('off');
+    run.server.dropWatches();
+    setLabels(run.root, { [MODE]: 'on' });
+    run.server.compact();
+    await run.settled('on', 2);
+    const rvs = run.server.requests.filter((r) => r.query.watch === 'true').map((r) => r.query.resourceVersion);
+    expect(rvs.length).toBeGreaterThanOrEqual(3); // the first watch, the resume that got 410, the one after the relist
+  });
+
+  it('a restart after a crash finds operands left paused and readiness cleared, and restores both', async () => {
+    const run = await startRun('iommufd-h200-2', {
+      labels: {
+        [MODE]: 'off',
+        [STATE]: 'off',
+        [READY]: '',
+        'nvidia.com/gpu.deploy.vfio-manager': 'paused-for-cc-mode-change',
+        'nvidia.com/gpu.deploy.sandbox-validator': 'custom_paused-for-cc-mode-change',
+      },
+    });
+    await run.settled('off');
+    expect(run.labels()).toMatchObject({
+      [READY]: 'false',
+      'nvidia.com/gpu.deploy.vfio-manager': 'true',
+      'nvidia.com/gpu.deploy.sandbox-validator': 'custom',
+    });
+    expect(run.backend.applies).toBe(0);
+  });
+});

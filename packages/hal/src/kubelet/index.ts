@@ -1,0 +1,28 @@
+// The kubelet device plugin API v1beta1: `@gpucc/hal/kubelet`. A subpath of its own, so that only the
+// binaries that speak gRPC (the device plugin, the fake kubelet) load grpc-js.
+export {
+  bindUnix,
+  type ClientSettings,
+  checkSocketPath,
+  type DevicePluginApi,
+  DevicePluginClient,
+  devicePluginApi,
+  RegistrationClient,
+  shutdownServer,
+  unixTarget,
+} from './api.js';
+export { DEVICE_PLUGIN_PROTO } from './api-proto.js';
+export {
+  DEVICE_PLUGIN_API_VERSION,
+  DEVICE_PLUGIN_DIR,
+  type DeviceHealth,
+  HEALTHY,
+  KUBELET_CHECKPOINT,
+  KUBELET_DIAL_TIMEOUT_MS,
+  KUBELET_SOCKET,
+  MAX_UNIX_SOCKET_PATH,
+  PROTO_LOADER_OPTIONS,
+  UNHEALTHY,
+} from './constants.js';
+export { type ProtoJson, protoToJson } from './proto-json.js';
+export type * from './types.js';

@@ -1,0 +1,147 @@
+import {
+  addCommonOptions,
+  createLogger,
+  defaultMetricsAddress,
+  mirroredFlag,
+  mirroredOption,
+  openHost,
+  readCommonConfig,
+  readOptions,
+} from '@gpucc/daemon';
+import { isGpuccError } from '@gpucc/hal';
+import { Command, CommanderError } from 'commander';
+import * as z from 'zod';
+import { formatList, listReport } from './list.js';
+import { checkSettings, type PluginSettings } from './settings.js';
+
+const BINARY = 'sandbox-device-plugin';
+const VERSION = '0.1.0';
+
+function deviceOptions(command: Command): Command {
+  return command
+    .addOption(mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'))
+    .addOption(
+      mirroredOption('--gpu-alias <name>', 'resource name for GPUs: unset = nvidia.com/pgpu, "" = one per model', {
+        env: 'P_GPU_ALIAS',
+      }),
+    )
+    .addOption(
+      mirroredOption(
+        '--nvswitch-alias <name>',
+        'resource name for NVSwitches: unset = nvidia.com/nvswitch, "" = per model',
+        { env: 'NVSWITCH_ALIAS' },
+      ),
+    );
+}
+
+const deviceSchema = {
+  nvswitches: z.boolean().default(false),
+  gpuAlias: z.string().optional(),
+  nvswitchAlias: z.string().optional(),
+};
+
+function settingsOf(o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string }, cdiDevices = false) {
+  const settings: PluginSettings = {
+    nvswitches: o.nvswitches,
+    aliases: {
+      ...(o.gpuAlias === undefined ? {} : { gpuAlias: o.gpuAlias }),
+      ...(o.nvswitchAlias === undefined ? {} : { nvswitchAlias: o.nvswitchAlias }),
+    },
+    cdiDevices,
+  };
+  return checkSettings(settings);
+}
+
+function program(out: (text: string) => void, exit: { code: number }): Command {
+  const cli = new Command(BINARY)
+    .description('The kubelet device plugin for VFIO-bound NVIDIA GPUs and NVSwitches (Kata, Confidential Containers)')
+    .version(VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+
+  const list = new Command('list').description('print the resources and devices the plugin would advertise now');
+  addCommonOptions(deviceOptions(list), { metricsAddress: defaultMetricsAddress(BINARY) })
+    .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(command, z.object({ ...deviceSchema, output: z.enum(['table', 'json']) }));
+      const settings = settingsOf(o);
+      const config = readCommonConfig(command);
+      // One-shot: logs go to stderr, stdout holds only the answer.
+      const logger = createLogger({
+        name: BINARY,
+        format: config.logFormat,
+        level: config.logLevel,
+        destination: process.stderr,
+        isTty: process.stderr.isTTY === true,
+      });
+      const { sysfs } = await openHost(config.hostRoot, logger);
+      const report = listReport(sysfs, settings);
+      for (const problem of report.problems)
+        logger.warn({ event: 'discovery.problem', problem }, String(problem.message));
+      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatList(report));
+    });
+  cli.addCommand(list);
+
+  const run = new Command('run').description(
+    'serve the kubelet: one gRPC server per resource, registered, kept in step with the devices',
+  );
+  addCommonOptions(deviceOptions(run), { metricsAddress: defaultMetricsAddress(BINARY) })
+    .addOption(
+      mirroredFlag(
+        '--cdi-devices',
+        'also name allocated devices in cdi_devices (nvidia.com/pgpu=<id>) for CDI runtimes',
+      ),
+    )
+    .addOption(
+      mirroredOption('--resync-interval <ms>', 'periodic rediscovery and registration check', { default: '10000' }),
+    )
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...deviceSchema,
+          cdiDevices: z.boolean().default(false),
+          resyncInterval: z.coerce.number().int().min(100),
+        }),
+      );
+      const settings = settingsOf(o, o.cdiDevices);
+      const config = readCommonConfig(command);
+      const { runDaemon } = await import('./run.js'); // grpc and the health server load only here
+      exit.code = await runDaemon(config, settings, o.resyncInterval);
+    });
+  cli.addCommand(run);
+
+  for (const sub of cli.commands) {
+    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
+    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
+  }
+  return cli;
+}
+
+/** Runs the CLI; returns the exit code: 0 ok (and after SIGTERM), 1 failure, 2 bad usage or input. */
+export async function main(
+  argv: string[],
+  out: (text: string) => void = (t) => process.stdout.write(t),
+): Promise<number> {
+  const exit = { code: 0 };
+  try {
+    await program(out, exit).parseAsync(argv);
+    return exit.code;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    if (isGpuccError(error)) {
+      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
+      return INPUT_ERRORS.has(error.code) ? 2 : 1;
+    }
+    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+/** Errors in what the user gave us: exit 2, nothing was served. */
+const INPUT_ERRORS = new Set([
+  'ERR_GPUCC_USAGE',
+  'ERR_GPUCC_INVALID_CONFIG',
+  'ERR_GPUCC_INVALID_RESOURCE_NAME',
+  'ERR_GPUCC_HOST_ROOT_INVALID',
+]);

@@ -1,0 +1,260 @@
+import {
+  compareDeviceIds,
+  detectVfioModel,
+  deviceIdFor,
+  discoverPci,
+  type GpuccError,
+  hostDeviceNodesFor,
+  isGpuccError,
+  type NameAliases,
+  type PciAddress,
+  type PciDevice,
+  type PciIdsDb,
+  type PciTopology,
+  type ResourceNaming,
+  resourceNamingFor,
+  type Sysfs,
+  type VfioModel,
+  vfioCdevPath,
+} from '@gpucc/hal';
+import type { DeviceHealth } from '@gpucc/hal/kubelet';
+import { isVfioDriver, isViableGroupMember } from './vfio-driver.js';
+
+export type DeviceType = 'gpu' | 'nvswitch';
+
+/** One PCI function of an advertised device. */
+export interface DeviceFunction {
+  address: PciAddress;
+  /** `vendor:device` in hex, e.g. `10de:2330`. */
+  pciId: string;
+  driver?: string;
+  /** N of /dev/vfio/devices/vfioN (iommufd hosts). */
+  cdev?: number;
+}
+
+/**
+ * One device as the kubelet sees it: an IOMMU group (or, on iommufd hosts, the group named by its
+ * first GPU's vfio cdev) with the GPUs or NVSwitches in it. Plain data.
+ */
+export interface PluginDevice {
+  /** Device-plugin ID == CDI device name: the group number, or N of vfioN (hal's naming contract). */
+  id: string;
+  resourceName: string;
+  /** CDI kind, always equal to the resource name. */
+  cdiKind: string;
+  type: DeviceType;
+  health: DeviceHealth;
+  /** Why the device is Unhealthy. */
+  reason?: string;
+  /** NUMA nodes of its GPUs/NVSwitches (numa_node ≥ 0); empty = no topology preference. */
+  numaNodes: number[];
+  iommuGroup?: number;
+  /** The GPUs or NVSwitches of the device, in address order; the first names it. */
+  functions: DeviceFunction[];
+  /** Every function of the group on a VFIO driver (companions included): what the VM receives. */
+  members: PciAddress[];
+  /** Absolute paths a container needs, host path == container path (/dev/vfio/vfio, /dev/vfio/12...). */
+  deviceNodes: string[];
+}
+
+/** A GPU or NVSwitch that is not advertised, and why. */
+export interface SkippedDevice {
+  address: PciAddress;
+  pciId: string;
+  type: DeviceType;
+  driver?: string;
+  reason: string;
+}
+
+export interface Inventory {
+  model: VfioModel;
+  devices: PluginDevice[];
+  skipped: SkippedDevice[];
+  /** Functions or names that could not be read or formed; each was skipped, the rest went on. */
+  problems: GpuccError[];
+}
+
+export interface InventorySettings {
+  nvswitches: boolean;
+  aliases: NameAliases;
+}
+
+export interface InventoryInput extends InventorySettings {
+  topology: PciTopology;
+  model: VfioModel;
+  pciIds: PciIdsDb | undefined;
+  /** Whether a host path (relative to the root) exists: device-node health. */
+  exists: (relPath: string) => boolean;
+}
+
+/** Reads the host and builds the inventory; every read goes through the Sysfs. */
+export function scanInventory(sysfs: Sysfs, settings: InventorySettings, pciIds: PciIdsDb | undefined): Inventory {
+  return buildInventory({
+    ...settings,
+    topology: discoverPci(sysfs),
+    model: detectVfioModel(sysfs).model,
+    pciIds,
+    exists: (relPath) => sysfs.exists(relPath),
+  });
+}
+
+const NVIDIA = 0x10de;
+
+/** The devices to advertise, from discovered data. Pure apart from the `exists` probe. */
+export function buildInventory(input: InventoryInput): Inventory {
+  const { topology, model } = input;
+  const skipped: SkippedDevice[] = [];
+  const problems: GpuccError[] = [...topology.problems];
+  // Functions sharing an IOMMU group collapse into one device (a group is passed through whole).
+  const byGroup = new Map<string, PciDevice[]>();
+  for (const device of topology.devices) {
+    const type = targetType(device, input.nvswitches);
+    if (type === undefined) {
+      if (isNvSwitchFunction(device))
+        skipped.push(skip(device, 'nvswitch', 'NVSwitches are advertised with --nvswitches'));
+      continue;
+    }
+    const why = notAdvertisable(device, model);
+    if (why !== undefined) {
+      skipped.push(skip(device, type, why));
+      continue;
+    }
+    const key = device.iommuGroup === undefined ? `function ${device.address}` : `group ${device.iommuGroup}`;
+    const list = byGroup.get(key);
+    if (list) list.push(device);
+    else byGroup.set(key, [device]);
+  }
+
+  const devices: PluginDevice[] = [];
+  for (const functions of byGroup.values()) {
+    try {
+      devices.push(deviceOf(functions, input));
+    } catch (error) {
+      if (!isGpuccError(error)) throw error;
+      if (error.details.address === undefined) error.details.address = functions[0]!.address;
+      problems.push(error);
+    }
+  }
+  // Plain code-unit order: localeCompare would load ICU collation data at start-up for nothing.
+  devices.sort((a, b) => byCodeUnit(a.resourceName, b.resourceName) || compareDeviceIds(a.id, b.id));
+  return { model, devices, skipped, problems };
+}
+
+function skip(device: PciDevice, type: DeviceType, reason: string): SkippedDevice {
+  return {
+    address: device.address,
+    pciId: pciIdOf(device),
+    type,
+    ...(device.driver === undefined ? {} : { driver: device.driver }),
+    reason,
+  };
+}
+
+function isNvSwitchFunction(device: PciDevice): boolean {
+  return device.vendor === NVIDIA && device.physfn === undefined && device.kind === 'nvswitch';
+}
+
+function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefined {
+  if (device.vendor !== NVIDIA || device.physfn !== undefined) return undefined; // SR-IOV VFs are not passed whole
+  if (device.kind === 'gpu') return 'gpu';
+  if (device.kind === 'nvswitch' && nvswitches) return 'nvswitch';
+  return undefined;
+}
+
+function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
+  if (!isVfioDriver(device.driver)) {
+    return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
+  }
+  if (model !== 'iommufd' && device.iommuGroup === undefined) return 'no IOMMU group';
+  if (model === 'iommufd' && device.vfioCdev === undefined) return 'no VFIO cdev (/dev/vfio/devices/vfioN) yet';
+  return undefined;
+}
+
+function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
+  const first = functions[0]!;
+  const type = targetType(first, input.nvswitches)!;
+  const naming: ResourceNaming = resourceNamingFor({
+    deviceType: type,
+    pciDeviceId: first.device,
+    pciIds: input.pciIds,
+    aliases: input.aliases,
+  });
+  const id = deviceIdFor({ mode: input.model, iommuGroup: first.iommuGroup, vfioCdevIndex: first.vfioCdev?.index });
+  const group = groupOf(first, input.topology);
+  const members = group.filter((address) => isVfioDriver(input.topology.byAddress.get(address)?.driver));
+  const nodes = nodeRelPaths(input, first, members);
+  const reason = unviableMember(group, input.topology) ?? missingNode(nodes.relPaths, input.exists) ?? nodes.problem;
+  const numaNodes = [...new Set(functions.map((f) => f.numaNode).filter((n) => n >= 0))].sort((a, b) => a - b);
+  return {
+    id,
+    resourceName: naming.resourceName,
+    cdiKind: naming.cdiKind,
+    type,
+    health: reason === undefined ? 'Healthy' : 'Unhealthy',
+    ...(reason === undefined ? {} : { reason }),
+    numaNodes,
+    ...(first.iommuGroup === undefined ? {} : { iommuGroup: first.iommuGroup }),
+    functions: functions.map(functionOf),
+    members,
+    deviceNodes: nodes.relPaths.map((relPath) => `/${relPath}`),
+  };
+}
+
+/** The group's members (the function alone where there is no group, in no-IOMMU mode without groups). */
+function groupOf(device: PciDevice, topology: PciTopology): PciAddress[] {
+  if (device.iommuGroup === undefined) return [device.address];
+  return topology.groups.get(device.iommuGroup) ?? [device.address];
+}
+
+/**
+ * The device nodes of a device: the group node (and the container) in legacy and no-IOMMU modes; on
+ * iommufd hosts the cdev of every group member on VFIO, since the whole group goes to one VM.
+ */
+function nodeRelPaths(
+  input: InventoryInput,
+  first: PciDevice,
+  members: PciAddress[],
+): { relPaths: string[]; problem?: string } {
+  if (input.model !== 'iommufd') return { relPaths: hostDeviceNodesFor(input.model, { group: first.iommuGroup }) };
+  const relPaths: string[] = [];
+  for (const address of members) {
+    const cdev = input.topology.byAddress.get(address)?.vfioCdev;
+    if (cdev === undefined) return { relPaths, problem: `group member ${address} has no VFIO cdev yet` };
+    relPaths.push(vfioCdevPath(cdev.index));
+  }
+  return { relPaths };
+}
+
+function unviableMember(group: PciAddress[], topology: PciTopology): string | undefined {
+  for (const address of group) {
+    const member = topology.byAddress.get(address);
+    if (member === undefined) return `group member ${address} could not be read`;
+    if (!isViableGroupMember(member.driver, member.kind === 'bridge')) {
+      return `group member ${address} (${pciIdOf(member)}) is on ${member.driver}, so VFIO cannot open the group`;
+    }
+  }
+  return undefined;
+}
+
+function missingNode(relPaths: string[], exists: (relPath: string) => boolean): string | undefined {
+  const missing = relPaths.find((relPath) => !exists(relPath));
+  return missing === undefined ? undefined : `device node /${missing} is missing`;
+}
+
+function functionOf(device: PciDevice): DeviceFunction {
+  return {
+    address: device.address,
+    pciId: pciIdOf(device),
+    ...(device.driver === undefined ? {} : { driver: device.driver }),
+    ...(device.vfioCdev === undefined ? {} : { cdev: device.vfioCdev.index }),
+  };
+}
+
+function pciIdOf(device: PciDevice): string {
+  const hex = (value: number) => value.toString(16).padStart(4, '0');
+  return `${hex(device.vendor)}:${hex(device.device)}`;
+}
+
+function byCodeUnit(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,368 @@
+import type { Logger } from '@gpucc/daemon';
+import type { Readiness } from '@gpucc/daemon/runtime';
+import { loadPciIds, type PciIdsDb, type Sysfs, type VfioModel } from '@gpucc/hal';
+import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
+import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
+import { type Inventory, scanInventory } from './inventory.js';
+import { PluginCounters } from './metrics.js';
+import { socketNameFor } from './names.js';
+import { KUBELET_SOCKET_PATH, type RegistrationSettings, registerOnce, Wakeup } from './registration.js';
+import { ResourcePlugin } from './resource-plugin.js';
+import { ResourceServer } from './resource-server.js';
+import { needsPciIds, type PluginSettings } from './settings.js';
+
+export interface PluginManagerOptions {
+  sysfs: Sysfs;
+  logger: Logger;
+  settings: PluginSettings;
+  /** Periodic rediscovery and serving check (what the watches miss: real sysfs sends no events). */
+  resyncMs: number;
+  registration: RegistrationSettings;
+  /** How long calls in flight may take when a server stops. */
+  stopGraceMs: number;
+  /** A registered resource without a ListAndWatch stream for this long registers again. */
+  streamlessMs: number;
+  counters?: PluginCounters;
+}
+
+/** Where device changes show up first; real sysfs sends no inotify events, so the resync covers it. */
+const DEVICE_DIRS = ['dev/vfio', 'dev/vfio/devices', 'sys/bus/pci/devices'];
+
+export interface ResourceStatus {
+  resourceName: string;
+  socket: string;
+  serving: boolean;
+  registered: boolean;
+  registrations: number;
+  streams: number;
+  healthy: number;
+  unhealthy: number;
+  lastError?: string;
+}
+
+/**
+ * The device plugin as a whole: one ResourcePlugin per resource name, device discovery on watch
+ * events and on a timer, kubelet restart detection, readiness and graceful stop. Every change to
+ * the plugins runs in one queue, so a scan never interleaves with a restart.
+ */
+export class PluginManager {
+  readonly counters: PluginCounters;
+  private state: DeviceState = new Map();
+  private readonly plugins = new Map<string, ResourcePlugin>();
+  private readonly wakeup = new Wakeup();
+  private readonly watchers = new Map<string, () => void>();
+  private readonly streamless = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private scanScheduled = false;
+  private kubeletCheckScheduled = false;
+  private kubeletSocketEvent = false;
+  private stopping = false;
+  private pciIds: PciIdsDb | undefined;
+  private lastProblems = '';
+  private lastSkipped = '';
+  private lastModel: VfioModel | undefined;
+
+  constructor(private readonly options: PluginManagerOptions) {
+    this.counters = options.counters ?? new PluginCounters();
+  }
+
+  /** Discovers, serves and registers every resource, then watches. Registration goes on in the background. */
+  async start(): Promise<void> {
+    if (needsPciIds(this.options.settings)) this.pciIds = loadPciIds(this.options.sysfs);
+    await this.enqueue(() => this.scan('start'));
+    this.timer = setInterval(() => this.resync(), this.options.resyncMs);
+    this.timer.unref();
+  }
+
+  /** Graceful stop: every stream gets an empty list, servers close, sockets go. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    clearInterval(this.timer);
+    for (const close of this.watchers.values()) close();
+    this.watchers.clear();
+    await this.queue; // the scan or restart in flight finishes first
+    await Promise.all([...this.plugins.values()].map((plugin) => plugin.stop()));
+    this.options.logger.info({ event: 'plugin.stop', resources: this.plugins.size }, 'every resource withdrawn');
+  }
+
+  /** Ready when every resource is served, registered and streamed from by the kubelet. */
+  readiness(): Readiness {
+    if (this.stopping) return { ready: false, reason: 'shutting down' };
+    if (this.plugins.size === 0) return { ready: false, reason: 'no GPU or NVSwitch on a VFIO driver found yet' };
+    for (const plugin of this.plugins.values()) {
+      const name = plugin.resourceName;
+      if (!plugin.server.serving) return { ready: false, reason: `${name}: not serving on its socket` };
+      if (!plugin.registered) {
+        const why = plugin.lastError ? `: ${plugin.lastError}` : '';
+        return { ready: false, reason: `${name}: not registered with the kubelet yet${why}` };
+      }
+      if (plugin.server.streamCount === 0) {
+        return { ready: false, reason: `${name}: registered, but the kubelet has no ListAndWatch stream open` };
+      }
+    }
+    return { ready: true };
+  }
+
+  resources(): ResourceStatus[] {
+    return [...this.plugins.values()].map((plugin) => {
+      const devices = [...plugin.server.currentDevices.values()];
+      const healthy = devices.filter((d) => d.health === 'Healthy').length;
+      return {
+        resourceName: plugin.resourceName,
+        socket: plugin.server.socketName,
+        serving: plugin.server.serving,
+        registered: plugin.registered,
+        registrations: plugin.registrations,
+        streams: plugin.server.streamCount,
+        healthy,
+        unhealthy: devices.length - healthy,
+        ...(plugin.lastError === undefined ? {} : { lastError: plugin.lastError }),
+      };
+    });
+  }
+
+  /** The advertised devices now, per resource. */
+  devices(): DeviceState {
+    return this.state;
+  }
+
+  // ---- discovery --------------------------------------------------------------------------------
+
+  private scheduleScan(): void {
+    if (this.scanScheduled || this.stopping) return;
+    this.scanScheduled = true;
+    // setImmediate: the events of one change (a group's nodes, a bind) arrive together; one scan serves them all.
+    setImmediate(() => {
+      this.scanScheduled = false;
+      void this.enqueue(() => this.scan('change'));
+    });
+  }
+
+  private async scan(reason: string): Promise<void> {
+    const { sysfs, settings, logger } = this.options;
+    this.armWatchers(); // dev/vfio/devices appears with the first cdev
+    const inventory = scanInventory(sysfs, settings, this.pciIds);
+    this.reportInventory(inventory);
+    const next = nextDeviceState(this.state, inventory);
+    if (reason === 'start') this.reportStart(next);
+    for (const change of diffDeviceState(this.state, next)) {
+      if (reason === 'start' && change.change === 'added') continue; // said per resource above
+      const level = change.change === 'unhealthy' ? 'warn' : 'info';
+      logger[level](
+        { event: `device.${change.change}`, resource: change.resourceName, id: change.id, reason: change.reason },
+        `${change.resourceName} device ${change.id} ${change.change}${change.reason ? `: ${change.reason}` : ''}`,
+      );
+    }
+    this.state = next;
+    const added: ResourcePlugin[] = [];
+    for (const [resourceName, devices] of next) {
+      let plugin = this.plugins.get(resourceName);
+      if (plugin === undefined) {
+        plugin = this.addPlugin(resourceName);
+        added.push(plugin);
+      }
+      plugin.server.update(devices);
+    }
+    // New resources are served (and start registering) side by side: start-up time does not grow with them.
+    await Promise.all(added.map((plugin) => this.serve(plugin, reason === 'start' ? 'start' : 'new resource')));
+  }
+
+  /** One line per resource at start-up (a node may have hundreds of devices); changes later get one line each. */
+  private reportStart(state: DeviceState): void {
+    for (const [resourceName, devices] of state) {
+      const ids = [...devices.keys()];
+      const healthy = [...devices.values()].filter((d) => d.health === 'Healthy').length;
+      this.options.logger.info(
+        { event: 'resource.discovered', resource: resourceName, ids, healthy },
+        `${resourceName}: ${ids.length} device(s), ${healthy} healthy: ${ids.join(', ')}`,
+      );
+    }
+  }
+
+  private reportInventory(inventory: Inventory): void {
+    const { logger } = this.options;
+    if (inventory.model !== this.lastModel) {
+      this.lastModel = inventory.model;
+      logger.info({ event: 'vfio.model', model: inventory.model }, `VFIO device-node model: ${inventory.model}`);
+    }
+    // Said once per change, not at every resync: why a GPU is not advertised is the first thing asked.
+    const skipped = JSON.stringify(inventory.skipped);
+    if (skipped !== this.lastSkipped) {
+      this.lastSkipped = skipped;
+      for (const s of inventory.skipped) {
+        logger.info(
+          { event: 'device.not-advertised', device: s.address, pciId: s.pciId, reason: s.reason },
+          `${s.address} (${s.type}) is not advertised: ${s.reason}`,
+        );
+      }
+    }
+    const problems = JSON.stringify(inventory.problems.map((p) => p.message));
+    if (problems === this.lastProblems) return;
+    this.lastProblems = problems;
+    for (const problem of inventory.problems) {
+      logger.warn({ event: 'discovery.problem', err: problem }, `skipped: ${problem.message}`);
+    }
+  }
+
+  private addPlugin(resourceName: string): ResourcePlugin {
+    const { sysfs, logger, settings, stopGraceMs, registration } = this.options;
+    const socketName = socketNameFor(resourceName);
+    const server = new ResourceServer({
+      resourceName,
+      socketName,
+      socketRelPath: `${DEVICE_PLUGIN_DIR}/${socketName}`,
+      sysfs,
+      logger,
+      cdiDevices: settings.cdiDevices,
+      counters: this.counters,
+      stopGraceMs,
+    });
+    const plugin = new ResourcePlugin({
+      server,
+      register: (input, signal) => registerOnce(sysfs, input, registration.timeoutMs, signal),
+      settings: registration,
+      wakeup: this.wakeup,
+      logger,
+      counters: this.counters,
+    });
+    this.plugins.set(resourceName, plugin);
+    return plugin;
+  }
+
+  /** Serve before Register (the kubelet dials back inside Register); a failure is retried at the next resync. */
+  private async serve(plugin: ResourcePlugin, reason: string): Promise<void> {
+    try {
+      await plugin.server.start();
+    } catch (error) {
+      this.options.logger.error(
+        { event: 'plugin.serve-failed', resource: plugin.resourceName, err: error },
+        `cannot serve ${plugin.resourceName}; retrying at the next resync`,
+      );
+      return;
+    }
+    plugin.register(reason);
+  }
+
+  // ---- periodic resync -------------------------------------------------------------------------
+
+  private resync(): void {
+    void this.enqueue(async () => {
+      await this.scan('resync');
+      await this.ensureServing();
+    });
+  }
+
+  /** What the watches may have missed: a lost socket, a registration that ended, a stream that never came. */
+  private async ensureServing(): Promise<void> {
+    const now = Date.now();
+    for (const plugin of this.plugins.values()) {
+      const name = plugin.resourceName;
+      if (!plugin.server.serving) {
+        await this.serve(plugin, 'resync');
+        continue;
+      }
+      if (!plugin.server.socketPresent()) {
+        await this.restartPlugin(plugin, 'socket removed');
+        continue;
+      }
+      if (!plugin.registered && !plugin.registering) plugin.register('resync');
+      if (plugin.registered && plugin.server.streamCount === 0) {
+        const since = this.streamless.get(name) ?? now;
+        this.streamless.set(name, since);
+        if (now - since >= this.options.streamlessMs) {
+          this.streamless.delete(name);
+          plugin.register('no ListAndWatch stream from the kubelet');
+        }
+      } else this.streamless.delete(name);
+    }
+  }
+
+  // ---- kubelet restarts ------------------------------------------------------------------------
+
+  private onKubeletDirEvent(name: string | null): void {
+    if (name === KUBELET_SOCKET || name === null) this.kubeletSocketEvent = true;
+    else if (![...this.plugins.values()].some((p) => p.server.socketName === name)) return;
+    if (this.kubeletCheckScheduled || this.stopping) return;
+    this.kubeletCheckScheduled = true;
+    setImmediate(() => {
+      this.kubeletCheckScheduled = false;
+      void this.enqueue(() => this.checkKubelet());
+    });
+  }
+
+  /**
+   * The two restart signals, taken together: `kubelet.sock` created anew (re-register every
+   * resource) and our own socket removed (serve again, then register). Our own restarts also remove
+   * and create our sockets; by the time this runs (queued after them) those sockets exist again.
+   */
+  private async checkKubelet(): Promise<void> {
+    const kubeletRestarted = this.kubeletSocketEvent && this.options.sysfs.kindOf(KUBELET_SOCKET_PATH) !== undefined;
+    this.kubeletSocketEvent = false;
+    if (kubeletRestarted) {
+      this.counters.kubeletRestarts++;
+      this.options.logger.info({ event: 'kubelet.restart-detected' }, 'kubelet.sock was created: registering again');
+    }
+    for (const plugin of this.plugins.values()) {
+      if (!plugin.server.serving) continue;
+      if (!plugin.server.socketPresent()) {
+        if (!kubeletRestarted) this.counters.socketRestarts++;
+        await this.restartPlugin(plugin, kubeletRestarted ? 'kubelet restarted' : 'socket removed');
+      } else if (kubeletRestarted) plugin.register('kubelet restarted');
+    }
+    if (kubeletRestarted) this.wakeup.wake();
+  }
+
+  private async restartPlugin(plugin: ResourcePlugin, reason: string): Promise<void> {
+    this.options.logger.info(
+      { event: 'plugin.restart', resource: plugin.resourceName, reason },
+      `serving ${plugin.resourceName} again: ${reason}`,
+    );
+    try {
+      await plugin.restart(reason);
+    } catch (error) {
+      this.options.logger.error(
+        { event: 'plugin.serve-failed', resource: plugin.resourceName, err: error },
+        `cannot serve ${plugin.resourceName} again; retrying at the next resync`,
+      );
+    }
+  }
+
+  // ---- plumbing --------------------------------------------------------------------------------
+
+  /** Watches what exists now; a directory that appears later is picked up at the next scan. */
+  private armWatchers(): void {
+    const { sysfs } = this.options;
+    const wanted: Array<[string, (name: string | null) => void]> = [
+      ...DEVICE_DIRS.map((dir) => [dir, () => this.scheduleScan()] as [string, () => void]),
+      [DEVICE_PLUGIN_DIR, (name) => this.onKubeletDirEvent(name)],
+    ];
+    for (const [dir, onChange] of wanted) {
+      const isDir = sysfs.kindOf(dir) === 'dir';
+      const close = this.watchers.get(dir);
+      if (close !== undefined && !isDir) {
+        close();
+        this.watchers.delete(dir);
+      } else if (close === undefined && isDir && !this.stopping) {
+        this.watchers.set(dir, sysfs.watchDir(dir, onChange));
+      }
+    }
+  }
+
+  private enqueue(work: () => Promise<void>): Promise<void> {
+    const run = async () => {
+      if (this.stopping) return;
+      try {
+        await work();
+      } catch (error) {
+        this.options.logger.error(
+          { event: 'plugin.error', err: error },
+          'device plugin step failed; retried at the next resync',
+        );
+      }
+    };
+    this.queue = this.queue.then(run);
+    return this.queue;
+  }
+}

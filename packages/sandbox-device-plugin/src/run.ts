@@ -1,0 +1,53 @@
+import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
+import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
+import { registerPluginMetrics } from './metrics.js';
+import { PluginManager } from './plugin-manager.js';
+import type { PluginSettings } from './settings.js';
+
+export const BINARY = 'sandbox-device-plugin';
+export const VERSION = '0.1.0';
+
+/** Timings of the run mode; fixed here, the resync interval is a flag. */
+export const RUN_TIMINGS = {
+  registration: {
+    // The kubelet dials back inside Register for up to 10 s; leave it that and a margin.
+    timeoutMs: 12_000,
+    backoff: { initialMs: 100, maxMs: 10_000, factor: 2 },
+  },
+  stopGraceMs: 2_000,
+  streamlessMs: 30_000,
+} as const;
+
+/**
+ * The DaemonSet/systemd mode. /healthz answers from the start and never asks the kubelet; /readyz
+ * is 200 only while every resource is registered and streamed from. The first SIGTERM makes /readyz
+ * 503, sends every stream an empty list, closes the servers (their sockets go) and exits 0.
+ */
+export async function runDaemon(config: CommonConfig, settings: PluginSettings, resyncMs: number): Promise<number> {
+  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
+  const stop = shutdownOnSignals(logger);
+  const { sysfs } = await openHost(config.hostRoot, logger);
+  logger.info(
+    { event: 'daemon.start', version: VERSION, hostRoot: config.hostRoot, ...settings, resyncMs },
+    `${BINARY} ${VERSION} starting`,
+  );
+  const metrics = createMetrics({ binary: BINARY, version: VERSION });
+  const manager = new PluginManager({ sysfs, logger, settings, resyncMs, ...RUN_TIMINGS });
+  registerPluginMetrics(metrics.registry, manager.counters, manager);
+  const server = await startHealthServer({
+    address: config.metricsAddress,
+    readiness: () => manager.readiness(),
+    registry: metrics.registry,
+    logger,
+  });
+  stop.signal.addEventListener('abort', () => server.markShuttingDown(), { once: true });
+  if (!stop.signal.aborted) await manager.start();
+  await new Promise<void>((resolve) => {
+    if (stop.signal.aborted) resolve();
+    else stop.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await manager.stop();
+  await server.close();
+  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; devices withdrawn from the kubelet`);
+  return 0;
+}

@@ -1,0 +1,93 @@
+import { createLogger } from '@gpucc/daemon';
+import type { Sysfs } from '@gpucc/hal';
+import { afterEach } from 'vitest';
+import { FakeKubelet, type FakeKubeletOptions } from '../../sim/src/kubelet/fake-kubelet.js';
+import type { ProfileOptions } from '../../sim/src/profiles/profiles.js';
+import { simNode } from '../../sim/test/helpers.js';
+import { bind } from '../../vfio-manager/src/engine.js';
+import { PluginManager, type PluginManagerOptions } from '../src/plugin-manager.js';
+import type { PluginSettings } from '../src/settings.js';
+
+export const quiet = () => createLogger({ name: 'test', format: 'json', level: 'silent' });
+
+const running: Array<() => Promise<void>> = [];
+
+// Registered after the sim helper's own afterEach (it is imported first), so it runs before the
+// node directories are removed: servers and watches close while their files still exist.
+afterEach(async () => {
+  for (const stop of running.splice(0).reverse()) await stop();
+});
+
+/** Binds devices of a simulated node to VFIO with vfio-manager's engine, as the node would be in production. */
+export async function bindAll(sysfs: Sysfs, root: string, options: { nvswitches?: boolean; devices?: string[] } = {}) {
+  const result = await bind(
+    sysfs,
+    {
+      selection: options.devices ? { devices: options.devices } : { all: true },
+      nvswitches: options.nvswitches ?? false,
+      allowForeignGroupMembers: false,
+      dryRun: false,
+    },
+    {
+      logger: quiet(),
+      loadModules: true,
+      modprobe: { path: `${root}/usr/sbin/modprobe` },
+      unbindTimeoutMs: 2_000,
+      deviceNodeTimeoutMs: 2_000,
+    },
+  );
+  if (!result.report?.ok) throw new Error(`bind failed: ${JSON.stringify(result.report?.results)}`);
+}
+
+/** A simulated node with its GPUs (and, optionally, NVSwitches) on VFIO. */
+export async function boundNode(profile: string, options: { nvswitches?: boolean; profile?: ProfileOptions } = {}) {
+  const node = simNode(profile, options.profile);
+  await bindAll(node.sysfs, node.root, { nvswitches: options.nvswitches ?? false });
+  return node;
+}
+
+/** A started fake kubelet on the node, stopped after the test. */
+export async function startKubelet(root: string, options: Omit<FakeKubeletOptions, 'root'> = {}) {
+  const kubelet = new FakeKubelet({ root, ...options });
+  await kubelet.start();
+  running.push(() => kubelet.stop());
+  return kubelet;
+}
+
+export const DEFAULT_SETTINGS: PluginSettings = { nvswitches: false, aliases: {}, cdiDevices: false };
+
+/** The plugin in-process, with fast retries; stopped (gracefully) after the test. */
+export async function startPlugin(
+  sysfs: Sysfs,
+  settings: Partial<PluginSettings> = {},
+  options: Partial<PluginManagerOptions> = {},
+) {
+  const manager = new PluginManager({
+    sysfs,
+    logger: quiet(),
+    settings: { ...DEFAULT_SETTINGS, ...settings },
+    resyncMs: 60_000, // the watches must do the work; the resync is only the safety net
+    registration: { timeoutMs: 5_000, backoff: { initialMs: 20, maxMs: 200, factor: 2 } },
+    stopGraceMs: 500,
+    streamlessMs: 30_000,
+    ...options,
+  });
+  await manager.start();
+  running.push(() => manager.stop());
+  return manager;
+}
+
+/** IDs and health of a resource as the kubelet sees them. */
+export function seen(kubelet: FakeKubelet, resource: string): Record<string, string> {
+  const r = kubelet.state().resources[resource];
+  return Object.fromEntries((r?.devices ?? []).map((d) => [d.ID, d.health]));
+}
+
+/** Waits until `test` holds, checking every few ms; only for conditions with no event to wait on. */
+export async function until(test: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
