@@ -1,15 +1,5 @@
+import { table } from '@gpucc/daemon';
 import { resultErrors, type WriteResult } from './engine.js';
-
-/** Fixed-width columns for a terminal. */
-export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return `${[line(head), ...rows.map(line)].join('\n')}\n`;
-}
 
 /** The plan (dry run) or what was done, per file, then devices left out and conflicts, with hints. */
 export function formatWriteResult(result: WriteResult): string {

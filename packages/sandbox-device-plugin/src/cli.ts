@@ -2,14 +2,15 @@ import {
   addCommonOptions,
   createLogger,
   defaultMetricsAddress,
+  keepExitCodes,
   mirroredFlag,
   mirroredOption,
   openHost,
   readCommonConfig,
   readOptions,
+  runCli,
 } from '@gpucc/daemon';
-import { isGpuccError } from '@gpucc/hal';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
 import { checkSettings, type PluginSettings } from './settings.js';
@@ -111,37 +112,14 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     });
   cli.addCommand(run);
 
-  for (const sub of cli.commands) {
-    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
-    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
-  }
   return cli;
 }
 
 /** Runs the CLI; returns the exit code: 0 ok (and after SIGTERM), 1 failure, 2 bad usage or input. */
-export async function main(
-  argv: string[],
-  out: (text: string) => void = (t) => process.stdout.write(t),
-): Promise<number> {
+export function main(argv: string[], out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const exit = { code: 0 };
-  try {
-    await program(out, exit).parseAsync(argv);
-    return exit.code;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (isGpuccError(error)) {
-      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
-      return INPUT_ERRORS.has(error.code) ? 2 : 1;
-    }
-    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
-    return 1;
-  }
+  return runCli(BINARY, keepExitCodes(program(out, exit), out), argv, exit, INPUT_ERRORS);
 }
 
 /** Errors in what the user gave us: exit 2, nothing was served. */
-const INPUT_ERRORS = new Set([
-  'ERR_GPUCC_USAGE',
-  'ERR_GPUCC_INVALID_CONFIG',
-  'ERR_GPUCC_INVALID_RESOURCE_NAME',
-  'ERR_GPUCC_HOST_ROOT_INVALID',
-]);
+const INPUT_ERRORS = new Set(['ERR_GPUCC_INVALID_RESOURCE_NAME']);

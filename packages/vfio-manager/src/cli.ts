@@ -2,15 +2,17 @@ import {
   addCommonOptions,
   createLogger,
   defaultMetricsAddress,
+  keepExitCodes,
   type Logger,
   mirroredFlag,
   mirroredOption,
   openHost,
   readCommonConfig,
   readOptions,
+  runCli,
 } from '@gpucc/daemon';
 import { GpuccError, isGpuccError, type Sysfs } from '@gpucc/hal';
-import { Command, CommanderError } from 'commander';
+import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
 import { bind, exitCodeOf, release, status } from './engine.js';
@@ -253,10 +255,6 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       exit.code = await runDaemon(command, o);
     });
   cli.addCommand(run);
-  for (const sub of cli.commands) {
-    // commands made with `new Command` do not inherit these; without them commander would exit(1) itself
-    sub.exitOverride().configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
-  }
   return cli;
 }
 
@@ -339,31 +337,10 @@ function planReplacer(_key: string, value: unknown): unknown {
 }
 
 /** Runs the CLI; returns the exit code: 0 converged, 1 something could not be done, 2 bad usage or input. */
-export async function main(
-  argv: string[],
-  out: (text: string) => void = (t) => process.stdout.write(t),
-): Promise<number> {
+export function main(argv: string[], out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
   const exit = { code: 0 };
-  try {
-    await program(out, exit).parseAsync(argv);
-    return exit.code;
-  } catch (error) {
-    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    if (isGpuccError(error)) {
-      process.stderr.write(`${BINARY}: ${error.describe()}\n`);
-      return INPUT_ERRORS.has(error.code) ? 2 : 1;
-    }
-    process.stderr.write(`${BINARY}: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
-    return 1;
-  }
+  return runCli(BINARY, keepExitCodes(program(out, exit), out), argv, exit, INPUT_ERRORS);
 }
 
 /** Errors in what the user gave us: exit 2, nothing was written. */
-const INPUT_ERRORS = new Set([
-  'ERR_GPUCC_USAGE',
-  'ERR_GPUCC_INVALID_CONFIG',
-  'ERR_GPUCC_INVALID_PCI_ADDRESS',
-  'ERR_GPUCC_DEVICE_NOT_FOUND',
-  'ERR_GPUCC_NOT_A_TARGET',
-  'ERR_GPUCC_HOST_ROOT_INVALID',
-]);
+const INPUT_ERRORS = new Set(['ERR_GPUCC_INVALID_PCI_ADDRESS', 'ERR_GPUCC_DEVICE_NOT_FOUND', 'ERR_GPUCC_NOT_A_TARGET']);

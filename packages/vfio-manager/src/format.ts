@@ -1,17 +1,7 @@
+import { table } from '@gpucc/daemon';
 import type { ApplyReport } from './apply.js';
 import type { Plan } from './plan.js';
 import type { StatusReport } from './status.js';
-
-/** Fixed-width columns for a terminal. */
-export function table(head: string[], rows: string[][]): string {
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => c.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd();
-  return `${[line(head), ...rows.map(line)].join('\n')}\n`;
-}
 
 export function formatPlan(plan: Plan): string {
   const rows: string[][] = [];

@@ -1,0 +1,2 @@
+export { type CliExit, keepExitCodes, type Output, runCli } from './run-cli.js';
+export { table } from './table.js';
