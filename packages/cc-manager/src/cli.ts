@@ -11,13 +11,14 @@ import {
   readOptions,
   runCli,
 } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
+import { CC_MODES, GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { BACKENDS } from './backend/backend.js';
 import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from './backend/select.js';
 import { capabilityTable } from './capability.js';
 import { DEFAULT_MODES } from './desired.js';
+import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
 import { type Engine, setMode, status } from './engine.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import { isConverged } from './plan.js';
@@ -105,15 +106,20 @@ function usage(message: string): GpuccError {
 }
 
 /** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
-async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
+function stderrLogger(command: Command): Logger {
   const config = readCommonConfig(command);
-  const logger: Logger = createLogger({
+  return createLogger({
     name: BINARY,
     format: config.logFormat,
     level: config.logLevel,
     destination: process.stderr,
     isTty: process.stderr.isTTY === true,
   });
+}
+
+async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
+  const config = readCommonConfig(command);
+  const logger = stderrLogger(command);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
   const host = await openHost(config.hostRoot, logger);
   const backend = selectBackend({
@@ -151,6 +157,51 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       exit.code = report.devices.some((d) => d.error) ? 1 : 0;
     });
   cli.addCommand(statusCmd);
+
+  const doctorCmd = new Command('doctor').description(
+    'check the host for CC with GPUs (TEE, IOMMU, VFIO, GPU capability, kubelet and CDI dirs); exit 1 when it cannot run CC workloads',
+  );
+  addCommonOptions(doctorCmd, { metricsAddress })
+    .addOption(mirroredOption('--mode <mode>', `the CC mode to check for: ${CC_MODES.join(', ')}`, { default: 'on' }))
+    .addOption(
+      mirroredOption(
+        '--nfd-features-file <path>',
+        'also write the CC features as an NFD local feature file, e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc',
+      ),
+    )
+    .addOption(mirroredOption('--cc-capable-ids <ids>', 'GPU device IDs with a CC mode, replacing the built-in ranges'))
+    .addOption(
+      mirroredOption(
+        '--ppcie-capable-ids <ids>',
+        'GPU and NVSwitch device IDs with PPCIe, replacing the built-in ones',
+      ),
+    )
+    .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
+    .action(async (_o, command: Command) => {
+      const o = readOptions(
+        command,
+        z.object({
+          ...output,
+          mode: z.enum(CC_MODES),
+          nfdFeaturesFile: z
+            .string()
+            .refine((f) => f.startsWith('/') && !f.endsWith('/'), 'must be an absolute host file path')
+            .optional(),
+          ccCapableIds: z.string().optional(),
+          ppcieCapableIds: z.string().optional(),
+        }),
+      );
+      const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
+      const host = await openHost(readCommonConfig(command).hostRoot, stderrLogger(command));
+      const report = await doctor(host.sysfs, {
+        mode: o.mode,
+        capability,
+        ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile } : {}),
+      });
+      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+      exit.code = exitCodeOf(report);
+    });
+  cli.addCommand(doctorCmd);
 
   const set = new Command('set')
     .description('switch every GPU (or --device) to MODE now, without Kubernetes: set, reset together, verify')

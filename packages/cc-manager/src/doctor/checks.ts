@@ -1,0 +1,270 @@
+import type { CcMode } from '@gpucc/hal';
+import { isFreeForCcTool } from '../devices.js';
+import type { DoctorDevice, DoctorObservation } from './observe.js';
+
+/**
+ * The doctor's checks: each a pure function of the observation (and the mode asked for), so a test
+ * can feed them any host without building one.
+ */
+
+export type CheckStatus = 'pass' | 'warn' | 'fail';
+
+export interface CheckResult {
+  id: string;
+  status: CheckStatus;
+  /** One line: what was found. */
+  finding: string;
+  /** One line: what to do about it; absent when the check passed. */
+  fix?: string;
+}
+
+const pass = (id: string, finding: string): CheckResult => ({ id, status: 'pass', finding });
+const warn = (id: string, finding: string, fix: string): CheckResult => ({ id, status: 'warn', finding, fix });
+const fail = (id: string, finding: string, fix: string): CheckResult => ({ id, status: 'fail', finding, fix });
+
+/** Long device lists stay on one line: the first few, then a count. */
+export function listed(items: readonly string[], max = 4): string {
+  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
+}
+
+const hex = (id: number) => `0x${id.toString(16).padStart(4, '0')}`;
+const named = (d: DoctorDevice) =>
+  `${d.address} ${d.name === '?' ? hex(d.deviceId) : `${d.name} (${hex(d.deviceId)})`}`;
+const gpusOf = (o: DoctorObservation) => o.devices.filter((d) => d.kind === 'gpu');
+
+type Vendor = 'amd' | 'intel' | undefined;
+
+/** AMD or Intel, from the IOMMU unit names first (ivhd / dmar), then the TEE and KVM modules. */
+export function cpuVendor(o: DoctorObservation): Vendor {
+  if (o.iommu.units.some((u) => u.startsWith('dmar'))) return 'intel';
+  if (o.iommu.units.some((u) => u.startsWith('ivhd') || u.startsWith('amd'))) return 'amd';
+  if (o.tee === 'tdx' || (o.kvm.intel && !o.kvm.amd)) return 'intel';
+  if (o.tee === 'sev-snp' || (o.kvm.amd && !o.kvm.intel)) return 'amd';
+  return undefined;
+}
+
+const TEE_NAMES = { 'sev-snp': 'AMD SEV-SNP (kvm_amd sev_snp=Y)', tdx: 'Intel TDX (kvm_intel tdx=Y)' } as const;
+const TEE_FIX = {
+  amd: 'enable SEV-SNP in the BIOS and boot with kvm_amd.sev_snp=1 (and mem_encrypt=on)',
+  intel: 'enable TDX in the BIOS and boot with kvm_intel.tdx=1',
+  any: 'enable SEV-SNP or TDX in the BIOS and boot with kvm_amd.sev_snp=1 or kvm_intel.tdx=1',
+} as const;
+
+export function checkHostTee(o: DoctorObservation, mode: CcMode): CheckResult {
+  if (o.tee !== 'none') return pass('host-tee', `${TEE_NAMES[o.tee]} is enabled`);
+  const finding = 'no host TEE: neither kvm_amd sev_snp nor kvm_intel tdx is Y, so no confidential VM can start';
+  const fix = TEE_FIX[cpuVendor(o) ?? 'any'];
+  // Mode off runs no confidential VM: a missing TEE is worth knowing but blocks nothing asked for.
+  return mode === 'off' ? warn('host-tee', finding, fix) : fail('host-tee', finding, fix);
+}
+
+const IOMMU_ON = { amd: 'amd_iommu=on', intel: 'intel_iommu=on' } as const;
+const iommuParam = (o: DoctorObservation) => {
+  const vendor = cpuVendor(o);
+  return vendor ? IOMMU_ON[vendor] : 'intel_iommu=on (Intel) or amd_iommu=on (AMD)';
+};
+
+export function checkIommu(o: DoctorObservation): CheckResult {
+  const enableFix = `enable VT-d / AMD-Vi in the BIOS and boot with ${iommuParam(o)} iommu=pt`;
+  if (o.iommu.model === 'noiommu') {
+    return fail(
+      'iommu',
+      'VFIO runs in no-IOMMU mode (enable_unsafe_noiommu_mode=Y, no IOMMU unit): no DMA isolation, no CC',
+      `${enableFix}, and drop vfio.enable_unsafe_noiommu_mode`,
+    );
+  }
+  if (o.iommu.units.length === 0 || o.iommu.groups === 0) {
+    const missing = o.iommu.units.length === 0 ? 'no IOMMU unit in /sys/class/iommu' : 'no IOMMU group';
+    return fail('iommu', `IOMMU is off: ${missing}, so VFIO cannot pass GPUs to a VM`, enableFix);
+  }
+  const finding = `IOMMU on: ${o.iommu.groups} groups, unit ${listed(o.iommu.units, 2)}`;
+  if (o.iommu.noiommuParameter) {
+    return warn(
+      'iommu',
+      `${finding}; vfio enable_unsafe_noiommu_mode=Y is set (unused while an IOMMU exists)`,
+      'drop vfio.enable_unsafe_noiommu_mode=1 from the kernel command line or modprobe.d',
+    );
+  }
+  return pass('iommu', finding);
+}
+
+/** Kernel command line hints (kernel-sysfs-pci.md §5): the IOMMU switched on explicitly, in pass-through. */
+export function checkCmdline(o: DoctorObservation): CheckResult {
+  if (o.cmdline === undefined) {
+    return warn(
+      'kernel-cmdline',
+      'proc/cmdline cannot be read under the host root',
+      'mount the host /proc (or run on the host) to check the kernel command line',
+    );
+  }
+  const args = new Set(o.cmdline);
+  const off = ['intel_iommu=off', 'amd_iommu=off', 'iommu=off'].filter((a) => args.has(a));
+  if (off.length > 0) {
+    return fail(
+      'kernel-cmdline',
+      `the kernel command line switches the IOMMU off: ${off.join(' ')}`,
+      `replace it with ${iommuParam(o)} iommu=pt`,
+    );
+  }
+  const vendor = cpuVendor(o);
+  const wanted = vendor ? [IOMMU_ON[vendor]] : Object.values(IOMMU_ON);
+  const missing = [
+    ...(wanted.some((a) => args.has(a)) ? [] : [iommuParam(o)]),
+    ...(args.has('iommu=pt') ? [] : ['iommu=pt']),
+  ];
+  if (missing.length === 0)
+    return pass('kernel-cmdline', `has ${[...wanted.filter((a) => args.has(a)), 'iommu=pt'].join(' ')}`);
+  return warn(
+    'kernel-cmdline',
+    `the kernel command line lacks ${missing.join(' and ')}`,
+    `add ${missing.join(' ')} to GRUB_CMDLINE_LINUX, update-grub and reboot`,
+  );
+}
+
+const NODE_MODEL = {
+  legacy: 'legacy group nodes /dev/vfio/N',
+  iommufd: 'iommufd cdevs /dev/vfio/devices/vfioN',
+  noiommu: 'no-IOMMU nodes /dev/vfio/noiommu-N',
+} as const;
+
+export function checkVfio(o: DoctorObservation): CheckResult {
+  const nodes = `device nodes: ${NODE_MODEL[o.iommu.model]}`;
+  if (!o.vfio.loaded) {
+    return warn(
+      'vfio',
+      `vfio_pci is not loaded (${nodes})`,
+      'run vfio-manager with --load-modules, or modprobe vfio_pci on the host',
+    );
+  }
+  if (o.vfio.driver === undefined) {
+    return warn(
+      'vfio',
+      `vfio_pci is loaded but registers no PCI driver (${nodes})`,
+      'modprobe -r vfio_pci && modprobe vfio_pci',
+    );
+  }
+  return pass('vfio', `vfio_pci loaded, driver ${o.vfio.driver}; ${nodes}`);
+}
+
+/** Grace GPUs bind to the variant driver modules.alias names (nvgrace_gpu_vfio_pci), not vfio-pci. */
+export function checkVfioVariants(o: DoctorObservation): CheckResult[] {
+  return o.variants.map((v) =>
+    v.loaded && v.registered
+      ? pass(`vfio-variant`, `${v.module} loaded for ${listed(v.devices)}`)
+      : warn(
+          'vfio-variant',
+          `${listed(v.devices)} need${v.devices.length === 1 ? 's' : ''} ${v.module} (modules.alias), which is not loaded`,
+          `run vfio-manager with --load-modules, or modprobe ${v.module} on the host`,
+        ),
+  );
+}
+
+export function checkGpus(o: DoctorObservation): CheckResult {
+  const gpus = gpusOf(o);
+  if (gpus.length === 0) {
+    return fail(
+      'gpus',
+      'no NVIDIA GPU on the PCI bus',
+      'check that the GPUs show in lspci -d 10de: and that --host-root points at the host',
+    );
+  }
+  const switches = o.devices.length - gpus.length;
+  const models = [...new Set(gpus.map((g) => (g.name === '?' ? hex(g.deviceId) : g.name)))].join(', ');
+  return pass(
+    'gpus',
+    `${gpus.length} NVIDIA GPU${gpus.length === 1 ? '' : 's'} (${models})${switches ? `, ${switches} NVSwitch${switches === 1 ? '' : 'es'}` : ''}`,
+  );
+}
+
+/** CC capability by device ID (cc-mode.md §5): every GPU for on/devtools; every GPU and NVSwitch for ppcie. */
+export function checkCapability(o: DoctorObservation, mode: CcMode): CheckResult {
+  const gpus = gpusOf(o);
+  if (mode === 'off') return pass('cc-capability', 'mode off asks no GPU for a CC mode');
+  if (mode === 'ppcie') {
+    const bad = o.devices.filter((d) => !d.ppcieCapable);
+    if (bad.length === 0) return pass('cc-capability', `all ${o.devices.length} GPUs and NVSwitches can take PPCIe`);
+    return fail(
+      'cc-capability',
+      `no PPCIe on ${listed(bad.map(named))}; ppcie needs every GPU and NVSwitch`,
+      bad.some((d) => d.arch === 'blackwell')
+        ? 'PPCIe is Hopper only: use mode on for Blackwell (NVLink encryption keeps the switches out of the TCB)'
+        : 'use mode on, or a node whose GPUs and NVSwitches are all Hopper / NVSwitch gen3',
+    );
+  }
+  const bad = gpus.filter((d) => !d.ccCapable);
+  if (bad.length === 0) return pass('cc-capability', `all ${gpus.length} GPUs have CC mode ${mode}`);
+  return fail(
+    'cc-capability',
+    `no CC mode on ${listed(bad.map(named))}`,
+    'CC needs Hopper or Blackwell GPUs: move the others to another node (or fix the table with --cc-capable-ids)',
+  );
+}
+
+/** The CC tool cannot switch a device that the host driver holds (cc-mode.md §4.3). */
+export function checkDrivers(o: DoctorObservation, mode: CcMode): CheckResult {
+  const relevant = o.devices.filter((d) => d.kind === 'gpu' || mode === 'ppcie');
+  const held = relevant.filter((d) => !isFreeForCcTool(d.driver));
+  if (held.length === 0) return pass('gpu-driver', 'no GPU is held by a host driver (VFIO-bound or unbound)');
+  const drivers = [...new Set(held.map((d) => d.driver))].join(', ');
+  return warn(
+    'gpu-driver',
+    `${held.length} device${held.length === 1 ? '' : 's'} on the ${drivers} host driver: ${listed(held.map((d) => d.address))}`,
+    'bind them to VFIO first (vfio-manager bind): the mode cannot be switched under the host driver',
+  );
+}
+
+export function checkGroups(o: DoctorObservation): CheckResult {
+  const gpus = gpusOf(o);
+  const missing = gpus.filter((g) => g.iommuGroup === undefined);
+  if (missing.length === 0) return pass('gpu-iommu-group', `every GPU is in an IOMMU group`);
+  return fail(
+    'gpu-iommu-group',
+    `no IOMMU group for ${listed(missing.map((g) => g.address))}: VFIO cannot pass ${missing.length === 1 ? 'it' : 'them'} to a VM`,
+    `enable the IOMMU (see the iommu check) and reboot`,
+  );
+}
+
+export function checkPciIds(o: DoctorObservation): CheckResult {
+  if (o.pciIds) return pass('pci-ids', `/${o.pciIds}`);
+  return warn(
+    'pci-ids',
+    'no pci.ids on the host: per-model resource names fall back to device IDs',
+    'install pci.ids (package hwdata or pciutils), or run update-pciids',
+  );
+}
+
+export function checkDevicePluginDir(o: DoctorObservation): CheckResult {
+  if (o.devicePluginDir) return pass('device-plugin-dir', '/var/lib/kubelet/device-plugins exists');
+  return warn(
+    'device-plugin-dir',
+    '/var/lib/kubelet/device-plugins is missing: no kubelet here, or it runs with another --root-dir',
+    'start the kubelet on this node (or point --host-root at the host root)',
+  );
+}
+
+export function checkCdiDir(o: DoctorObservation): CheckResult {
+  const [first] = o.cdi.existing;
+  if (first) return pass('cdi-dir', `/${first} exists`);
+  return warn(
+    'cdi-dir',
+    'neither /var/run/cdi nor /etc/cdi exists, so no CDI spec can be found by the runtime',
+    'mkdir -p /var/run/cdi (kata-manager writes its spec there) and enable CDI in containerd',
+  );
+}
+
+/** Every check, in the order the report shows them. Per-GPU checks only when there is a GPU to check. */
+export function runChecks(o: DoctorObservation, mode: CcMode): CheckResult[] {
+  const gpus = checkGpus(o);
+  return [
+    checkHostTee(o, mode),
+    checkIommu(o),
+    checkCmdline(o),
+    checkVfio(o),
+    ...checkVfioVariants(o),
+    gpus,
+    ...(gpus.status === 'fail' ? [] : [checkCapability(o, mode), checkDrivers(o, mode), checkGroups(o)]),
+    checkPciIds(o),
+    checkDevicePluginDir(o),
+    checkCdiDir(o),
+  ];
+}

@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { type CcMode, GpuccError, type Sysfs } from '@gpucc/hal';
+import type { CapabilityTable } from '../capability.js';
+import { runChecks } from './checks.js';
+import { nfdFeatures, renderNfdFile } from './nfd.js';
+import { observeDoctor } from './observe.js';
+import { type DoctorReport, makeReport } from './report.js';
+
+export { type CheckResult, type CheckStatus, runChecks } from './checks.js';
+export { type NfdFeatures, nfdFeatures, renderNfdFile } from './nfd.js';
+export { type DoctorObservation, observeDoctor } from './observe.js';
+export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
+
+export interface DoctorOptions {
+  mode: CcMode;
+  capability: CapabilityTable;
+  /** Absolute host path of an NFD local feature file to write (e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc). */
+  nfdFeaturesFile?: string;
+}
+
+/** observe → checks → report; writes the NFD feature file (atomically) when asked. Reads only, otherwise. */
+export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<DoctorReport> {
+  const observation = observeDoctor(sysfs, options.capability);
+  const features = nfdFeatures(observation);
+  const report = makeReport(options.mode, observation.tee, runChecks(observation, options.mode), features);
+  if (options.nfdFeaturesFile === undefined) return report;
+  const file = hostPath(options.nfdFeaturesFile);
+  await sysfs.writeFileAtomic(file, renderNfdFile(features));
+  return { ...report, nfdFile: file };
+}
+
+/** `/etc/…/gpucc` → `etc/…/gpucc` under the host root; a relative path has no clear meaning on the host. */
+export function hostPath(file: string): string {
+  if (!path.posix.isAbsolute(file) || file.endsWith('/')) {
+    throw new GpuccError(
+      'ERR_GPUCC_USAGE',
+      `--nfd-features-file ${JSON.stringify(file)} is not an absolute file path`,
+      {
+        hint: 'give the host path of the file, e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc',
+      },
+    );
+  }
+  return path.posix.normalize(file).replace(/^\/+/, '');
+}

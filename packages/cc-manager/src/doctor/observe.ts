@@ -1,0 +1,119 @@
+import {
+  detectHostTee,
+  detectVfioModel,
+  discoverPci,
+  findPciIds,
+  type HostTee,
+  isModuleLoaded,
+  kernelRelease,
+  type PciAddress,
+  readVfioAliases,
+  registeredDriverName,
+  type Sysfs,
+  type VfioModel,
+  vfioModuleFor,
+} from '@gpucc/hal';
+import type { CapabilityTable } from '../capability.js';
+import { type CcDevice, findCcDevices } from '../devices.js';
+import { DEVICE_PLUGIN_DIR } from '../operands.js';
+
+/** A GPU or NVSwitch as the doctor sees it: its CC capability, driver, IOMMU group and VFIO driver. */
+export interface DoctorDevice extends CcDevice {
+  iommuGroup?: number;
+  /** The VFIO module modules.alias names for it: vfio_pci, or a variant such as nvgrace_gpu_vfio_pci. */
+  vfioModule: string;
+}
+
+/** Where the CDI spec directories stand (cdi.md §4): the first existing one, else none. */
+export interface CdiDirs {
+  existing: string[];
+}
+
+/** Everything the checks judge, read once through the Sysfs. Plain data: the checks are pure over it. */
+export interface DoctorObservation {
+  kernel: string;
+  tee: HostTee;
+  /** Which KVM modules show a TEE parameter at all (present but N = supported by the kernel, off). */
+  kvm: { amd: boolean; intel: boolean };
+  iommu: {
+    groups: number;
+    /** IOMMU units in sys/class/iommu (dmar0, ivhd0, …). */
+    units: string[];
+    noiommuParameter: boolean;
+    model: VfioModel;
+  };
+  /** proc/cmdline split on spaces; undefined when /proc is not mounted under the host root. */
+  cmdline?: string[];
+  vfio: { loaded: boolean; driver?: string };
+  /** VFIO variant modules the devices need (never vfio_pci), with whether each is loaded. */
+  variants: Array<{ module: string; loaded: boolean; registered: boolean; devices: PciAddress[] }>;
+  devices: DoctorDevice[];
+  /** Host path of pci.ids, when one is installed. */
+  pciIds?: string;
+  devicePluginDir: boolean;
+  cdi: CdiDirs;
+}
+
+export const CDI_DIRS = ['var/run/cdi', 'etc/cdi'] as const;
+const VFIO_MODULE = 'vfio_pci';
+
+export function observeDoctor(sysfs: Sysfs, table: CapabilityTable): DoctorObservation {
+  const topology = discoverPci(sysfs);
+  const aliases = readVfioAliases(sysfs);
+  const devices: DoctorDevice[] = findCcDevices(topology, table).map((d) => {
+    const pci = topology.byAddress.get(d.address);
+    const modalias = pci ? sysfs.readOptional(`${pci.sysfsPath}/modalias`) : undefined;
+    return {
+      ...d,
+      ...(pci?.iommuGroup === undefined ? {} : { iommuGroup: pci.iommuGroup }),
+      vfioModule: modalias ? vfioModuleFor(modalias, aliases) : VFIO_MODULE,
+    };
+  });
+  const model = detectVfioModel(sysfs);
+  const cmdline = sysfs.readOptional('proc/cmdline');
+  const vfioDriver = registeredDriverName(sysfs, VFIO_MODULE);
+  return {
+    kernel: kernelRelease(sysfs),
+    tee: detectHostTee(sysfs),
+    kvm: {
+      amd: sysfs.exists('sys/module/kvm_amd/parameters/sev_snp'),
+      intel: sysfs.exists('sys/module/kvm_intel/parameters/tdx'),
+    },
+    iommu: {
+      groups: sysfs.readdir('sys/kernel/iommu_groups').length,
+      units: sysfs.readdir('sys/class/iommu'),
+      noiommuParameter: model.noiommuParameter,
+      model: model.model,
+    },
+    ...(cmdline === undefined ? {} : { cmdline: cmdline.trim().split(/\s+/).filter(Boolean) }),
+    vfio: { loaded: isModuleLoaded(sysfs, VFIO_MODULE), ...(vfioDriver ? { driver: vfioDriver } : {}) },
+    variants: variantsOf(sysfs, devices),
+    devices,
+    ...withPciIds(findPciIds(sysfs)),
+    devicePluginDir: sysfs.kindOf(DEVICE_PLUGIN_DIR) === 'dir',
+    cdi: { existing: CDI_DIRS.filter((dir) => sysfs.kindOf(dir) === 'dir' || isDirLink(sysfs, dir)) },
+  };
+}
+
+function withPciIds(source: string | undefined): { pciIds?: string } {
+  return source === undefined ? {} : { pciIds: source };
+}
+
+// var/run is a link to ../run on most hosts; Sysfs.kindOf does not follow the final link.
+function isDirLink(sysfs: Sysfs, dir: string): boolean {
+  return sysfs.kindOf(dir) === 'symlink' && sysfs.exists(dir);
+}
+
+function variantsOf(sysfs: Sysfs, devices: readonly DoctorDevice[]): DoctorObservation['variants'] {
+  const byModule = new Map<string, PciAddress[]>();
+  for (const d of devices) {
+    if (d.vfioModule === VFIO_MODULE) continue;
+    byModule.set(d.vfioModule, [...(byModule.get(d.vfioModule) ?? []), d.address]);
+  }
+  return [...byModule].map(([module, addresses]) => ({
+    module,
+    loaded: isModuleLoaded(sysfs, module),
+    registered: registeredDriverName(sysfs, module) !== undefined,
+    devices: addresses,
+  }));
+}
