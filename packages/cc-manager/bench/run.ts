@@ -3,11 +3,12 @@
 // the fake gpu-admin-tools as slow as hardware (start 150 ms, knob write 150 ms, reset + boot 1700 ms),
 // against the sequential one-by-one time (--max-parallel 1). Writes bench/out/cc-manager.json.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createLogger } from '@gpucc/daemon';
+import { type BenchResult, reportBench } from '../../../bench/report.js';
 import { startApiServer } from '../../sim/src/apiserver/server.js';
 import { nodeLabels, setLabels } from '../../sim/src/apiserver/store.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
@@ -121,7 +122,7 @@ async function toolStarts(count: number): Promise<number> {
   return median(walls);
 }
 
-const results: Array<{ name: string; value: number; unit: string; target?: string }> = [];
+const results: BenchResult[] = [];
 try {
   const one = await scenario('gpus-1', 1, 16, REPEAT);
   const eight = await scenario('gpus-8', 8, 16, REPEAT);
@@ -174,18 +175,7 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-const width = Math.max(...results.map((r) => r.name.length));
-process.stdout.write(
-  `cc-manager benchmarks (${os.cpus().length} CPUs, Node ${process.version}; fake tool: start ${LATENCY.startMs} ms, set ${LATENCY.setMs} ms, reset ${LATENCY.resetMs} ms)\n`,
-);
-for (const r of results) {
-  process.stdout.write(
-    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
-  );
-}
-const out = path.resolve(import.meta.dirname, '../../../bench/out');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, 'cc-manager.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, latency: LATENCY, results }, null, 2)}\n`,
-);
+reportBench('cc-manager', 'cc-manager benchmarks', results, {
+  detail: `fake tool: start ${LATENCY.startMs} ms, set ${LATENCY.setMs} ms, reset ${LATENCY.resetMs} ms`,
+  extra: { latency: LATENCY },
+});

@@ -4,11 +4,12 @@
 // - `generate` on a 256-GPU node (scale profile, one function per card, all bound), in process
 //   (cold: first call, with the schema compile; warm: median) and as a process.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, watch } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Sysfs } from '@gpucc/hal';
+import { type BenchResult, reportBench } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { createNode } from '../../sim/src/node/create.js';
 import { bind } from '../../vfio-manager/src/engine.js';
@@ -17,7 +18,7 @@ import { applyOptions, bindToVfio } from '../test/binding.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-kata-bench-'));
 const BIN = path.resolve(import.meta.dirname, '../bin/kata-manager.mjs');
-const results: Array<{ name: string; value: number; unit: string; target?: string }> = [];
+const results: BenchResult[] = [];
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;
 const p95 = (xs: number[]) => sorted(xs)[Math.min(xs.length - 1, Math.ceil(xs.length * 0.95) - 1)]!;
@@ -180,16 +181,4 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-const width = Math.max(...results.map((r) => r.name.length));
-process.stdout.write(`kata-manager benchmarks (${os.cpus().length} CPUs, Node ${process.version})\n`);
-for (const r of results) {
-  process.stdout.write(
-    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
-  );
-}
-const out = path.resolve(import.meta.dirname, '../../../bench/out');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, 'kata-manager.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
-);
+reportBench('kata-manager', 'kata-manager benchmarks', results);

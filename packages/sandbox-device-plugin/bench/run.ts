@@ -3,12 +3,13 @@
 //   exec → registered, idle RSS, Allocate latency under 16 concurrent callers, device node gone →
 //   Unhealthy on the stream, unbind → Unhealthy, kubelet restart → re-registered.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
+import { type BenchResult, reportBench } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { FakeKubelet, type KubeletState } from '../../sim/src/kubelet/fake-kubelet.js';
 import { createNode } from '../../sim/src/node/create.js';
@@ -18,7 +19,7 @@ const BIN = path.resolve(import.meta.dirname, '../bin/sandbox-device-plugin.mjs'
 const PGPU = 'nvidia.com/pgpu';
 const NVSWITCH = 'nvidia.com/nvswitch';
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-sdp-bench-'));
-const results: Array<{ name: string; value: number; unit: string; target?: string }> = [];
+const results: BenchResult[] = [];
 
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const quantile = (xs: number[], q: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
@@ -249,16 +250,4 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-const width = Math.max(...results.map((r) => r.name.length));
-process.stdout.write(`sandbox-device-plugin benchmarks (${os.cpus().length} CPUs, Node ${process.version})\n`);
-for (const r of results) {
-  process.stdout.write(
-    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
-  );
-}
-const out = path.resolve(import.meta.dirname, '../../../bench/out');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, 'sandbox-device-plugin.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
-);
+reportBench('sandbox-device-plugin', 'sandbox-device-plugin benchmarks', results);

@@ -1,14 +1,15 @@
 // Foundation benchmarks: discovery of a 1024-function node and the kernel simulator's bind.
 // Run with `pnpm bench`. Prints a table and writes bench/out/foundation.json at the repository root.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bindDevice, discoverPci, Sysfs, setDriverOverride, unbindDevice } from '@gpucc/hal';
+import { type BenchResult, reportBench } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-bench-'));
-const results: Array<{ name: string; value: number; unit: string; target?: string; note?: string }> = [];
+const results: BenchResult[] = [];
 
 function stats(samples: number[]) {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -74,16 +75,4 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-const width = Math.max(...results.map((r) => r.name.length));
-process.stdout.write(`gpucc foundation benchmarks (${os.cpus().length} CPUs, Node ${process.version})\n`);
-for (const r of results) {
-  process.stdout.write(
-    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(8)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
-  );
-}
-const out = path.resolve(import.meta.dirname, '../../../bench/out');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, 'foundation.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
-);
+reportBench('foundation', 'gpucc foundation benchmarks', results);

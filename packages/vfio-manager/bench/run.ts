@@ -1,10 +1,11 @@
 // vfio-manager benchmarks on simulated nodes: bind time and writes per device for 8, 64 and 256 GPUs,
 // reads and writes on a converged node, and the wall time of `vfio-manager bind --all` as a process.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
+import { type BenchResult, reportBench } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { createNode } from '../../sim/src/node/create.js';
 import type { ApplyOptions } from '../src/apply.js';
@@ -19,7 +20,7 @@ const options: ApplyOptions = {
   deviceNodeTimeoutMs: 10_000,
 };
 const ALL = { selection: { all: true as const }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false };
-const results: Array<{ name: string; value: number; unit: string; target?: string }> = [];
+const results: BenchResult[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 try {
@@ -89,16 +90,4 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-const width = Math.max(...results.map((r) => r.name.length));
-process.stdout.write(`vfio-manager benchmarks (${os.cpus().length} CPUs, Node ${process.version})\n`);
-for (const r of results) {
-  process.stdout.write(
-    `${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${r.target ? `  (target ${r.target})` : ''}\n`,
-  );
-}
-const out = path.resolve(import.meta.dirname, '../../../bench/out');
-mkdirSync(out, { recursive: true });
-writeFileSync(
-  path.join(out, 'vfio-manager.json'),
-  `${JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2)}\n`,
-);
+reportBench('vfio-manager', 'vfio-manager benchmarks', results);
