@@ -1,6 +1,8 @@
 import path from 'node:path';
 import {
+  addAliasOptions,
   addCommonOptions,
+  aliasesOf,
   createLogger,
   defaultMetricsAddress,
   keepExitCodes,
@@ -28,25 +30,6 @@ const VERSION = '0.1.0';
 const BINARY = 'kata-manager';
 
 // ---- options -------------------------------------------------------------------------------------
-
-/** The naming contract's variables, spelled as NVIDIA's sandbox device plugin spells them. */
-function aliasOptions(command: Command): Command {
-  return command
-    .addOption(
-      mirroredOption(
-        '--gpu-alias <name>',
-        'class of the GPU kind: unset = pgpu (nvidia.com/pgpu); "" = per model from pci.ids (nvidia.com/GH100_H100_PCIE)',
-        { env: 'P_GPU_ALIAS' },
-      ),
-    )
-    .addOption(
-      mirroredOption(
-        '--nvswitch-alias <name>',
-        'class of the NVSwitch kind: unset = nvswitch; "" = per model from pci.ids',
-        { env: 'NVSWITCH_ALIAS' },
-      ),
-    );
-}
 
 function cdiDirOption(command: Command): Command {
   return command.addOption(
@@ -81,10 +64,6 @@ const cdiDirSchema = {
     .refine((dir) => !dir.split('/').includes('..'), 'must not contain ..')
     .refine((dir) => hostDir(dir) !== '', 'must not be the host root itself'),
 };
-
-function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: string | undefined }): NameAliases {
-  return { gpuAlias: o.gpuAlias, nvswitchAlias: o.nvswitchAlias };
-}
 
 function usage(message: string): GpuccError {
   return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
@@ -180,7 +159,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
   const common = (command: Command) =>
-    addCommonOptions(aliasOptions(command), { metricsAddress: defaultMetricsAddress(BINARY) });
+    addCommonOptions(addAliasOptions(command), { metricsAddress: defaultMetricsAddress(BINARY) });
 
   const generateCmd = new Command('generate').description('print the CDI spec(s) the host needs now; writes nothing');
   common(generateCmd)

@@ -1,5 +1,7 @@
 import {
+  addAliasOptions,
   addCommonOptions,
+  aliasesOf,
   createLogger,
   defaultMetricsAddress,
   keepExitCodes,
@@ -19,20 +21,9 @@ const BINARY = 'sandbox-device-plugin';
 const VERSION = '0.1.0';
 
 function deviceOptions(command: Command): Command {
-  return command
-    .addOption(mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'))
-    .addOption(
-      mirroredOption('--gpu-alias <name>', 'resource name for GPUs: unset = nvidia.com/pgpu, "" = one per model', {
-        env: 'P_GPU_ALIAS',
-      }),
-    )
-    .addOption(
-      mirroredOption(
-        '--nvswitch-alias <name>',
-        'resource name for NVSwitches: unset = nvidia.com/nvswitch, "" = per model',
-        { env: 'NVSWITCH_ALIAS' },
-      ),
-    );
+  return addAliasOptions(command).addOption(
+    mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'),
+  );
 }
 
 const deviceSchema = {
@@ -44,10 +35,7 @@ const deviceSchema = {
 function settingsOf(o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string }, cdiDevices = false) {
   const settings: PluginSettings = {
     nvswitches: o.nvswitches,
-    aliases: {
-      ...(o.gpuAlias === undefined ? {} : { gpuAlias: o.gpuAlias }),
-      ...(o.nvswitchAlias === undefined ? {} : { nvswitchAlias: o.nvswitchAlias }),
-    },
+    aliases: aliasesOf(o),
     cdiDevices,
   };
   return checkSettings(settings);

@@ -1,3 +1,4 @@
+export { addAliasOptions, aliasesOf } from './aliases.js';
 export {
   addCommonOptions,
   type CommonConfig,

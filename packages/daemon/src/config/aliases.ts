@@ -1,0 +1,34 @@
+import type { NameAliases } from '@gpucc/hal';
+import type { Command } from 'commander';
+import { mirroredOption } from './options.js';
+
+/**
+ * The naming contract's two settings, shared by kata-manager and the device plugin so that both read
+ * the same flags and variables (spelled as NVIDIA's sandbox device plugin spells them). An empty value
+ * is meaningful ("" = per-model names) and distinct from unset (pgpu / nvswitch).
+ */
+export function addAliasOptions(command: Command): Command {
+  return command
+    .addOption(
+      mirroredOption(
+        '--gpu-alias <name>',
+        'GPU resource name and CDI class: unset = pgpu (nvidia.com/pgpu); "" = per model from pci.ids (nvidia.com/GH100_H100_PCIE)',
+        { env: 'P_GPU_ALIAS' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--nvswitch-alias <name>',
+        'NVSwitch resource name and CDI class: unset = nvswitch (nvidia.com/nvswitch); "" = per model from pci.ids',
+        { env: 'NVSWITCH_ALIAS' },
+      ),
+    );
+}
+
+/** The parsed options as the hal's naming contract takes them; unset stays unset. */
+export function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: string | undefined }): NameAliases {
+  return {
+    ...(o.gpuAlias === undefined ? {} : { gpuAlias: o.gpuAlias }),
+    ...(o.nvswitchAlias === undefined ? {} : { nvswitchAlias: o.nvswitchAlias }),
+  };
+}
