@@ -10,13 +10,14 @@ import {
   GpuccError,
   isBridge,
   isGpuccError,
+  isVfioDriver,
   type NameAliases,
   type PciAddress,
   type PciDevice,
   resourceNamingFor,
   vfioCdevPath,
 } from '@gpucc/hal';
-import { type DeviceObservation, isVfioDriver, isVfioFunction, nodesOf } from './observe.js';
+import { type DeviceObservation, isVfioFunction, nodesOf } from './observe.js';
 
 /** One CDI device: one device-plugin ID. */
 export interface PublishedDevice {

@@ -20,7 +20,6 @@ export {
 export {
   type CdiDirEntry,
   type DeviceObservation,
-  isVfioDriver,
   isVfioFunction,
   observeCdiDir,
   observeDevices,

@@ -33,8 +33,6 @@ export interface CdiDirEntry {
   text?: string;
 }
 
-export { isVfioDriver };
-
 /** A function that can sit in a VM's group: not a bridge, bound to a VFIO driver. */
 export function isVfioFunction(device: PciDevice): boolean {
   return !isBridge(device) && isVfioDriver(device.driver);

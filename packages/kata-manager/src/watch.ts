@@ -1,5 +1,4 @@
-import type { Sysfs } from '@gpucc/hal';
-import { isVfioDriver } from './observe.js';
+import { isVfioDriver, type Sysfs } from '@gpucc/hal';
 
 const PCI_DRIVERS = 'sys/bus/pci/drivers';
 

@@ -13,5 +13,4 @@ export {
 export { formatList, type ListReport, listReport } from './list.js';
 export { socketNameFor } from './names.js';
 export { checkSettings, type PluginSettings } from './settings.js';
-export { isVfioDriver, isViableGroupMember } from './vfio-driver.js';
 export { listAndWatchResponse } from './wire.js';

@@ -6,6 +6,8 @@ import {
   type GpuccError,
   hostDeviceNodesFor,
   isGpuccError,
+  isVfioDriver,
+  isViableGroupMember,
   type NameAliases,
   type PciAddress,
   type PciDevice,
@@ -18,7 +20,6 @@ import {
   vfioCdevPath,
 } from '@gpucc/hal';
 import type { DeviceHealth } from '@gpucc/hal/kubelet';
-import { isVfioDriver, isViableGroupMember } from './vfio-driver.js';
 
 export type DeviceType = 'gpu' | 'nvswitch';
 

@@ -6,6 +6,7 @@ import {
   currentOverride,
   GpuccError,
   isGpuccError,
+  isVfioDriver,
   type ModprobeOptions,
   modprobe,
   noiommuCdevPath,
@@ -24,7 +25,6 @@ import {
 } from '@gpucc/hal';
 import type { Observation } from './observe.js';
 import type { DeviceStep, GroupPlan, Plan } from './plan.js';
-import { isVfioDriver } from './plan.js';
 import { type DeviceRecord, type VfioState, writeState } from './state.js';
 
 export type Outcome = 'unchanged' | 'bound' | 'released' | 'restored' | 'failed' | 'rolled-back' | 'refused';

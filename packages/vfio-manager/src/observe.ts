@@ -4,7 +4,6 @@ import {
   type PciAddress,
   type PciTopology,
   readVfioAliases,
-  registeredDriverName,
   type Sysfs,
   type VfioAlias,
   type VfioHostModel,
@@ -65,5 +64,3 @@ export function driverNameFor(observation: Observation, module: string): string 
   // Not loaded yet: the kernel's vfio-pci registers with a dash; variant drivers keep their module name.
   return module === 'vfio_pci' ? 'vfio-pci' : module;
 }
-
-export { registeredDriverName };

@@ -171,8 +171,6 @@ function reasonFor(role: Role, converged: boolean, driver: string): string {
   return converged ? `${why}; already on ${driver}` : why;
 }
 
-export { isVfioDriver };
-
 /** Whether anything in the plan would write. */
 export function planWrites(plan: Plan): number {
   return plan.groups.reduce((n, g) => n + (g.refused ? 0 : g.steps.reduce((m, s) => m + s.writes.length, 0)), 0);

@@ -1,5 +1,6 @@
 import {
   isBridge,
+  isVfioDriver,
   noiommuGroupPath,
   type PciAddress,
   type PciDevice,
@@ -8,7 +9,7 @@ import {
   vfioGroupPath,
 } from '@gpucc/hal';
 import type { Observation } from './observe.js';
-import { isVfioDriver, type Plan, planWrites } from './plan.js';
+import { type Plan, planWrites } from './plan.js';
 
 export interface DeviceStatus {
   address: PciAddress;
