@@ -1,27 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { afterEach } from 'vitest';
 import type { Delay } from '../src/loop/delay.js';
 
-const made: string[] = [];
-
-/** A fresh temp directory, on tmpfs where there is one (simulated nodes are thousands of files). */
-export function tempDir(prefix = 'gpucc-daemon-'): string {
-  const base = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
-  let dir: string;
-  try {
-    dir = mkdtempSync(path.join(base, prefix));
-  } catch {
-    dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  }
-  made.push(dir);
-  return dir;
-}
-
-afterEach(() => {
-  for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+// Temp dirs on tmpfs, removed after each test: the simulator's test helper serves every package.
+export { tempDir } from '../../sim/test/helpers.js';
 
 /** A pino destination that keeps every line, parsed. */
 export function captureLines() {
