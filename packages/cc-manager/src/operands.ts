@@ -74,8 +74,10 @@ export interface OperandWait {
 }
 
 /**
- * Waits, at most `timeoutMs`, until no device-plugin socket starting with `prefix` is left in the
+ * Waits, at most `timeoutMs`, until no live device-plugin socket starting with `prefix` is left in the
  * kubelet's directory: a stopping plugin removes its socket (the sandbox plugin's are `sandbox-*.sock`).
+ * A plugin killed with SIGKILL (OOM, a forced pod deletion) leaves its socket file behind with nobody
+ * listening: such a leftover counts as gone, or every switch after a crash would wait the whole timeout.
  * It needs no Kubernetes permission beyond nodes (no pod listing). Ends early on abort.
  */
 export async function waitForOperands(
@@ -91,14 +93,17 @@ export async function waitForOperands(
 ): Promise<OperandWait> {
   const now = options.now ?? Date.now;
   const started = now();
-  const sockets = () =>
-    sysfs.readdir(DEVICE_PLUGIN_DIR).filter((n) => n.startsWith(options.prefix) && n.endsWith('.sock'));
-  let remaining = sockets();
+  const sockets = async () => {
+    const names = sysfs.readdir(DEVICE_PLUGIN_DIR).filter((n) => n.startsWith(options.prefix) && n.endsWith('.sock'));
+    const live = await Promise.all(names.map((n) => sysfs.socketHasListener(`${DEVICE_PLUGIN_DIR}/${n}`)));
+    return names.filter((_, i) => live[i]);
+  };
+  let remaining = await sockets();
   while (remaining.length > 0 && !options.signal.aborted) {
     const waited = now() - started;
     if (waited >= options.timeoutMs) return { timedOut: true, waitedMs: waited, remaining };
     await options.delay(Math.min(options.pollMs ?? 500, options.timeoutMs - waited), options.signal);
-    remaining = sockets();
+    remaining = await sockets();
   }
   return { timedOut: false, waitedMs: now() - started, remaining };
 }

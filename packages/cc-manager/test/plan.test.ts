@@ -1,4 +1,5 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import type { PciAddress } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
@@ -241,11 +242,20 @@ describe('plan', () => {
 });
 
 describe('waiting for the paused device plugins', () => {
+  /** A device plugin's socket with a server listening on it; close() removes it as a stopping plugin does. */
+  async function listen(file: string): Promise<Server> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(file, resolve));
+    return server;
+  }
+  const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
   it('ends once their sockets are gone, or at the deadline naming those left; other sockets do not count', async () => {
     const { root, sysfs } = simNode('h100-pcie-1');
     const dir = path.join(root, DEVICE_PLUGIN_DIR);
-    for (const name of ['kubelet.sock', 'sandbox-pgpu.sock', 'nvidia-gpu.sock'])
-      writeFileSync(path.join(dir, name), '');
+    const servers = await Promise.all(
+      ['kubelet.sock', 'sandbox-pgpu.sock', 'nvidia-gpu.sock'].map((name) => listen(path.join(dir, name))),
+    );
     let clock = 0;
     const waits: number[] = [];
     const gone = await waitForOperands(sysfs, {
@@ -256,11 +266,11 @@ describe('waiting for the paused device plugins', () => {
       delay: async (ms) => {
         waits.push(ms);
         clock += ms;
-        if (waits.length === 2) rmSync(path.join(dir, 'sandbox-pgpu.sock'));
+        if (waits.length === 2) await closeServer(servers[1]!);
       },
     });
     expect(gone).toEqual({ timedOut: false, waitedMs: 1_000, remaining: [] });
-    writeFileSync(path.join(dir, 'sandbox-pgpu.sock'), '');
+    const plugin = await listen(path.join(dir, 'sandbox-pgpu.sock'));
     clock = 0;
     const stuck = await waitForOperands(sysfs, {
       prefix: 'sandbox-',
@@ -272,5 +282,26 @@ describe('waiting for the paused device plugins', () => {
       },
     });
     expect(stuck).toEqual({ timedOut: true, waitedMs: 1_200, remaining: ['sandbox-pgpu.sock'] });
+    await Promise.all([plugin, servers[0]!, servers[2]!].map(closeServer));
+  });
+
+  it('a socket left by a plugin killed with SIGKILL (nobody listening) counts as gone at once', async () => {
+    const { root, sysfs } = simNode('h100-pcie-1');
+    const dir = path.join(root, DEVICE_PLUGIN_DIR);
+    // A second name for the socket outlives the server, as the file of a killed process does.
+    const server = await listen(path.join(dir, 'sandbox-live.sock'));
+    linkSync(path.join(dir, 'sandbox-live.sock'), path.join(dir, 'sandbox-pgpu.sock'));
+    await closeServer(server);
+    expect(existsSync(path.join(dir, 'sandbox-pgpu.sock'))).toBe(true);
+    const waited = await waitForOperands(sysfs, {
+      prefix: 'sandbox-',
+      timeoutMs: 10_000,
+      signal: new AbortController().signal,
+      delay: async () => {
+        throw new Error('waited for a dead socket');
+      },
+    });
+    expect(waited.remaining).toEqual([]);
+    expect(waited.timedOut).toBe(false);
   });
 });

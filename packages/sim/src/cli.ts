@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, isGpuccError, Sysfs } from '@gpucc/hal';
+import { endQuietlyWhenStdoutCloses, GpuccError, isGpuccError, Sysfs } from '@gpucc/hal';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerApiServerCommands } from './apiserver/commands.js';
 import { formatInspect, inspectHost } from './inspect.js';
@@ -182,6 +182,7 @@ export async function main(
   argv: string[],
   out: (text: string) => void = (t) => process.stdout.write(t),
 ): Promise<number> {
+  endQuietlyWhenStdoutCloses();
   try {
     await program(out).parseAsync(argv);
     return 0;

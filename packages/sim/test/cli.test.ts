@@ -96,4 +96,19 @@ describe('gpucc-sim CLI', () => {
     expect(out).toMatch(/VFIO model iommufd/);
     expect(execFileSync(BIN, ['writes', dir], { encoding: 'utf8' })).toBe('');
   });
+
+  it('ends quietly with exit 0 when its reader goes away (`gpucc-sim label DIR | head -1`)', () => {
+    const dir = path.join(tempDir(), 'node');
+    execFileSync(BIN, ['create', dir, '--profile', 'h100-pcie-1']);
+    // The shell's pipe: head reads one line and exits, so later writes of gpucc-sim get EPIPE.
+    const piped = execFileSync(
+      'bash',
+      ['-c', `node "${BIN}" label "${dir}" | head -1 >/dev/null; echo "\${PIPESTATUS[0]}"`],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    expect(piped.trim()).toBe('0');
+  });
 });

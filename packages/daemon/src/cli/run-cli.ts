@@ -1,4 +1,4 @@
-import { isGpuccError } from '@gpucc/hal';
+import { endQuietlyWhenStdoutCloses, isGpuccError } from '@gpucc/hal';
 import { type Command, CommanderError } from 'commander';
 
 export type Output = (text: string) => void;
@@ -34,6 +34,7 @@ export async function runCli(
   inputErrors: Iterable<string> = [],
 ): Promise<number> {
   const input = new Set([...COMMON_INPUT_ERRORS, ...inputErrors]);
+  endQuietlyWhenStdoutCloses();
   try {
     await program.parseAsync(argv);
     return exit.code;

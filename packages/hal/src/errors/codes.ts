@@ -79,6 +79,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_INVALID_DEVICE_NUMBER: 'An IOMMU group or VFIO cdev number is missing or not a non-negative integer.',
   ERR_GPUCC_INVALID_CONFIG: 'A flag or its environment variable holds a value it does not allow.',
   ERR_GPUCC_LISTEN_FAILED: 'The health and metrics server could not listen on its address.',
+  ERR_GPUCC_SIM_SUITE_TIMEOUT:
+    'A step of the simulated suite did not reach its state in time, or a process it needs exited.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants, type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
@@ -256,6 +257,25 @@ export function ageMs(abs: string): number | undefined {
     if (isMissing(error)) return undefined;
     throw error;
   }
+}
+
+/**
+ * Whether a process accepts connections on the unix socket at `abs`. A socket file outlives a
+ * process killed with SIGKILL; connecting tells a live server (true) from such a leftover (false:
+ * ECONNREFUSED, or the file is gone or not a socket). Undecided within `timeoutMs` counts as live.
+ */
+export function socketHasListener(abs: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: abs });
+    const done = (live: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(live);
+    };
+    const timer = setTimeout(() => done(true), timeoutMs);
+    socket.once('connect', () => done(true));
+    socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'EAGAIN'));
+  });
 }
 
 // ---- watching --------------------------------------------------------------------------------------

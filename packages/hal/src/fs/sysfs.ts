@@ -239,6 +239,11 @@ export class Sysfs {
     }
   }
 
+  /** Whether a server accepts connections on the unix socket (false for one left by a killed process). */
+  socketHasListener(relPath: string, timeoutMs?: number): Promise<boolean> {
+    return hostFs.socketHasListener(this.resolve(relPath), timeoutMs);
+  }
+
   /** Watches a directory for entries appearing or vanishing; returns a closer. */
   watchDir(relPath: string, onChange: (name: string | null) => void): () => void {
     return hostFs.watchDir(this.resolve(relPath, true), onChange);
