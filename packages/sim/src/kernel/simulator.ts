@@ -61,7 +61,7 @@ export class KernelSimulator implements KernelHook {
   private writesDone = 0;
 
   constructor(readonly root: string) {
-    this.tree = new Tree(root);
+    this.tree = new Tree(root, { replaceFiles: true });
     this.node = readNodeSpec(root);
     this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
   }

@@ -10,7 +10,15 @@ export class Tree {
   /** Directories known to exist, so laying out thousands of attributes does not re-create parents. */
   private readonly madeDirs = new Set<string>();
 
-  constructor(readonly root: string) {}
+  /**
+   * `replaceFiles`: write each file under a temporary name and rename it into place. The kernel
+   * changes an attribute under its readers atomically (a read sees the old or the new text), so a
+   * running node (the kernel simulator, the fake tools) must too; laying out a new node need not.
+   */
+  constructor(
+    readonly root: string,
+    private readonly options: { replaceFiles?: boolean } = {},
+  ) {}
 
   private ensureParent(abs: string): void {
     const parent = path.dirname(abs);
@@ -33,8 +41,15 @@ export class Tree {
   }
 
   file(rel: string, content: string | Uint8Array, mode = 0o644): void {
-    this.ensureParent(this.abs(rel));
-    hostFs.writeFileSync(this.abs(rel), content, mode);
+    const abs = this.abs(rel);
+    this.ensureParent(abs);
+    if (!this.options.replaceFiles) {
+      hostFs.writeFileSync(abs, content, mode);
+      return;
+    }
+    const temp = `${path.dirname(abs)}/.${path.basename(abs)}.${process.pid}.sim-tmp`;
+    hostFs.writeFileSync(temp, content, mode);
+    hostFs.renameSync(temp, abs);
   }
 
   /** A write-only attribute (bind, unbind, reset...): empty, mode 0200. */

@@ -39,7 +39,7 @@ export async function runModprobe(root: string, args: readonly string[], io: Too
     return 1;
   }
   const module = normalizeModule(parsed.module);
-  const tree = new Tree(root);
+  const tree = new Tree(root, { replaceFiles: true });
   if (tree.exists(`sys/module/${module}`)) return 0;
   return withNodeLock(root, () => {
     const node = readNodeSpec(root);

@@ -15,7 +15,7 @@ import type { BridgeInfo, ToolDevice } from './tool-device.js';
 const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 export function discoverNvidiaDevices(root: string, node: NodeSpec): ToolDevice[] {
-  const tree = new Tree(root);
+  const tree = new Tree(root, { replaceFiles: true });
   const devices: ToolDevice[] = [];
   for (const address of tree.list(PCI_DEVICES).sort()) {
     const dir = tree.readLink(`${PCI_DEVICES}/${address}`);
