@@ -1,121 +1,113 @@
 #!/usr/bin/env node
-// The demo on a simulated node: what gpucc's core sees and does on an HGX H100 host, step by step.
-// Usage: node scripts/demo.mjs [--keep] [--profile NAME]   (npm run demo does the set-up first)
+// The whole gpucc suite on a simulated node: a fake API server and kubelet, the four operands as
+// processes, and the scenario an operator lives through (bind, CDI, advertise, cc.mode=on, allocate,
+// ppcie, off), with a timeline. Exit 0 when every step passed.
+// Usage: node scripts/demo.mjs [--keep] [--profile NAME] [--dir DIR] [--slow]   (npm run demo sets up first)
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  bindDevice,
-  cardFunctions,
-  currentDriver,
-  detectHostTee,
-  detectVfioModel,
-  discoverPci,
-  GpuccError,
-  loadPciIds,
-  resourceNamingFor,
-  runTool,
-  setDriverOverride,
-  unbindDevice,
-} from '@gpucc/hal';
-import { createNode, formatInspect, injectFault, inspectHost, installFakeTools, openSimulatedSysfs } from '@gpucc/sim';
+import { parseArgs } from 'node:util';
+import { formatScenario, formatTimeline, runScenario, Suite } from '@gpucc/sim/suite';
 
-const args = process.argv.slice(2);
-const keep = args.includes('--keep');
-const profile = args.includes('--profile') ? args[args.indexOf('--profile') + 1] : 'hgx-h100-8';
-const started = performance.now();
-let failures = 0;
+const USAGE = `usage: npm run demo -- [--keep] [--profile NAME] [--dir DIR] [--slow]
+  --keep          leave the suite running after the scenario (Ctrl-C stops it and removes the node)
+  --profile NAME  simulated node profile (default hgx-h100-8; see gpucc-sim profiles)
+  --dir DIR       lay the node out in DIR (new or empty) and keep it afterwards
+  --slow          fake CC tools as slow as hardware (reset 1.7 s) instead of 10x faster`;
 
-function step(title) {
-  process.stdout.write(`\n[${((performance.now() - started) / 1000).toFixed(2)}s] ${title}\n`);
-}
-function check(ok, what) {
-  process.stdout.write(`  ${ok ? 'ok  ' : 'FAIL'} ${what}\n`);
-  if (!ok) failures++;
-}
-
-const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-demo-'));
-const root = path.join(base, 'node');
+let options;
 try {
-  step(`create a simulated ${profile} node`);
-  const { node } = createNode(root, profile, {}, installFakeTools);
-  const sysfs = openSimulatedSysfs(root);
-  check(node.devices.length > 0, `${node.devices.length} PCI functions laid out under ${root}`);
-
-  step('discover it as gpucc does on a real host');
-  process.stdout.write(`${formatInspect(inspectHost(sysfs)).trimEnd().replace(/^/gm, '  ')}\n`);
-  const topology = discoverPci(sysfs);
-  const gpus = topology.devices.filter((d) => d.kind === 'gpu');
-  check(
-    gpus.length > 0,
-    `${gpus.length} GPUs, TEE ${detectHostTee(sysfs)}, VFIO model ${detectVfioModel(sysfs).model}`,
-  );
-  const naming = resourceNamingFor({ deviceType: 'gpu', pciDeviceId: gpus[0].device, pciIds: loadPciIds(sysfs) });
-  check(naming.resourceName === 'nvidia.com/pgpu', `resource name = CDI kind = ${naming.resourceName}`);
-
-  const gpu = gpus[0];
-  const functions = cardFunctions(topology, gpu.address);
-  step(`bind ${gpu.address} and its card (${functions.length} function(s)) to vfio-pci: override, unbind, bind`);
-  const counted = sysfs.withRecorder();
-  for (const address of functions) {
-    await setDriverOverride(counted, address, 'vfio-pci');
-    await unbindDevice(counted, address);
-    await bindDevice(counted, address, 'vfio-pci');
-  }
-  check(currentDriver(sysfs, gpu.address) === 'vfio-pci', `${gpu.address} is on vfio-pci`);
-  check(counted.recorder.writes === 3 * functions.length, `${counted.recorder.writes} sysfs writes (3 per function)`);
-  check(sysfs.exists(`dev/vfio/${gpu.iommuGroup}`), `/dev/vfio/${gpu.iommuGroup} appeared`);
-
-  step('query and switch its CC mode with the (fake) gpu-admin-tools, applied by a PCI reset');
-  const tool = path.join(root, 'opt/gpu-admin-tools/nvidia_gpu_tools.py');
-  const bdf = `--gpu-bdf=${gpu.address}`;
-  // Like the real tool, the fake logs on stderr (Python logging) and prints the topology on stdout.
-  const query = async () =>
-    (await runTool({ command: tool, args: [bdf, '--query-cc-mode'], timeoutMs: 20_000 })).stderr;
-  check(/CC mode is off/.test(await query()), 'CC mode is off');
-  const set = await runTool({
-    command: tool,
-    args: [bdf, '--set-cc-mode=on', '--reset-after-cc-mode-switch'],
-    timeoutMs: 20_000,
-  });
-  process.stdout.write(
-    set.stderr
-      .split('\n')
-      .filter((l) => / INFO /.test(l))
-      .map((l) => `  | ${l}\n`)
-      .join(''),
-  );
-  check(/CC mode is on/.test(await query()), 'CC mode is on after the reset');
-
-  step('inject a fault: the next GPU’s unbind fails with EBUSY (a process holds it)');
-  const second = gpus[1] ?? gpus[0];
-  await injectFault(root, { kind: 'unbind-error', device: second.address, errno: 'EBUSY', times: 1 });
-  try {
-    await unbindDevice(sysfs, second.address);
-    check(false, 'the unbind should have failed');
-  } catch (error) {
-    check(
-      error instanceof GpuccError && error.code === 'ERR_GPUCC_UNBIND_FAILED',
-      error.describe().replace(/\n/g, '\n       '),
-    );
-  }
-  check(
-    currentDriver(sysfs, second.address) !== undefined,
-    `${second.address} kept its driver (${currentDriver(sysfs, second.address)})`,
-  );
+  options = parseArgs({
+    options: {
+      keep: { type: 'boolean', default: false },
+      profile: { type: 'string', default: 'hgx-h100-8' },
+      dir: { type: 'string' },
+      slow: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }).values;
 } catch (error) {
-  failures++;
-  process.stderr.write(`demo failed: ${error instanceof GpuccError ? error.describe() : error.stack}\n`);
-} finally {
-  if (keep) {
-    process.stdout.write(
-      `\nkept the node at ${root}\n  try: pnpm exec gpucc-sim inspect ${root}\n       pnpm exec gpucc-sim writes ${root}\n`,
-    );
-  } else {
-    rmSync(base, { recursive: true, force: true });
-  }
+  process.stderr.write(`${error.message}\n${USAGE}\n`);
+  process.exit(2);
 }
-process.stdout.write(
-  `\n${failures === 0 ? 'demo passed' : `demo FAILED (${failures} check(s))`} in ${((performance.now() - started) / 1000).toFixed(2)}s\n`,
-);
-process.exitCode = failures === 0 ? 0 : 1;
+if (options.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const repo = path.resolve(import.meta.dirname, '..');
+const bin = (pkg, name) => path.join(repo, 'packages', pkg, 'bin', `${name}.mjs`);
+const binaries = {
+  'gpucc-sim': bin('sim', 'gpucc-sim'),
+  'cc-manager': bin('cc-manager', 'cc-manager'),
+  'vfio-manager': bin('vfio-manager', 'vfio-manager'),
+  'kata-manager': bin('kata-manager', 'kata-manager'),
+  'sandbox-device-plugin': bin('sandbox-device-plugin', 'sandbox-device-plugin'),
+};
+
+const tmpBase = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
+const base = options.dir ? undefined : mkdtempSync(path.join(tmpBase, 'gpucc-demo-'));
+const root = options.dir ? path.resolve(options.dir) : path.join(base, 'node');
+const print = (entry) => {
+  process.stdout.write(`${formatTimeline([entry])}\n`);
+};
+
+process.stdout.write(`gpucc demo: the whole suite on a simulated ${options.profile} node\n\n`);
+let suite;
+let passed = false;
+let result;
+try {
+  suite = await Suite.start({
+    root,
+    profile: options.profile,
+    binaries,
+    initialLabels: { 'nvidia.com/cc.mode': 'off' },
+    // Real hardware: start 150, set 150, reset 1700 ms per tool call.
+    toolLatency: options.slow ? { startMs: 150, setMs: 150, resetMs: 1700 } : { startMs: 15, setMs: 15, resetMs: 170 },
+    onEntry: print,
+  });
+  result = await runScenario(suite);
+  passed = result.ok;
+  if (options.keep && passed) {
+    suite.settle();
+    await keepRunning(suite);
+  }
+} catch (error) {
+  process.stdout.write(`\n${error.code ?? 'error'}: ${error.message}\n`);
+  if (error.hint) process.stdout.write(`hint: ${error.hint}\n`);
+} finally {
+  const exits = suite ? await suite.stop() : {};
+  if (result) process.stdout.write(`\nsteps:\n${formatScenario(result)}\n`);
+  const unclean = Object.entries(exits).filter(([, e]) => e.code !== 0);
+  for (const [operand, e] of unclean)
+    process.stdout.write(`  FAIL ${operand} exited ${e.signal ?? e.code} on SIGTERM\n`);
+  if (unclean.length) passed = false;
+  if (base) rmSync(base, { recursive: true, force: true });
+  else process.stdout.write(`the node and its logs stay in ${root} (logs: .gpucc-sim/suite/)\n`);
+}
+process.stdout.write(`\ndemo ${passed ? 'passed' : 'FAILED'}\n`);
+process.exitCode = passed ? 0 : 1;
+
+async function keepRunning(s) {
+  const sim = `node ${path.relative(process.cwd(), binaries['gpucc-sim'])}`;
+  process.stdout.write(`
+The suite keeps running on ${s.root} until Ctrl-C. From another shell:
+  ${sim} label ${s.root} nvidia.com/cc.mode=on            # switch again (or ppcie, off, devtools)
+  ${sim} label ${s.root}                                  # the node's labels
+  ${sim} events ${s.root}                                 # the Events cc-manager posted
+  ${sim} kubelet-status ${s.root}                         # what the kubelet was told
+  ${sim} kubelet-allocate ${s.root} nvidia.com/pgpu 2     # a pod asking for 2 GPUs
+  ${sim} inspect ${s.root}                                # drivers, groups, device nodes
+  curl -s ${s.metricsUrl('cc-manager')}/metrics            # cc-manager (also /healthz, /readyz)
+  curl -s ${s.metricsUrl('vfio-manager')}/metrics          # vfio-manager
+  curl -s ${s.metricsUrl('kata-manager')}/metrics          # kata-manager
+  curl -s ${s.metricsUrl('sandbox-device-plugin')}/metrics # sandbox-device-plugin
+  logs: ${path.join(s.root, '.gpucc-sim/suite')}/*.log
+
+`);
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stdout.write('\nstopping the suite\n');
+}

@@ -1,26 +1,108 @@
-import { execFile } from 'node:child_process';
+// README's first command: the whole suite on a simulated node, run as a user runs it.
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '../packages/sim/test/helpers.js';
 
 const run = promisify(execFile);
 const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');
+const SIM = path.resolve(import.meta.dirname, '../packages/sim/bin/gpucc-sim.mjs');
 
-describe('the README demo', () => {
-  it('walks every step on a simulated node and passes', async () => {
-    const { stdout } = await run(process.execPath, [DEMO], { timeout: 60_000 });
+/** The pids the demo started (its timeline names each one). */
+function startedPids(stdout: string): number[] {
+  return [...stdout.matchAll(/started \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('the README demo (npm run demo)', () => {
+  it('walks the scenario with the four operands as processes, checks each step, and leaves nothing running', async () => {
+    const { stdout } = await run(process.execPath, [DEMO], { timeout: 120_000 });
     expect(stdout).toMatch(/demo passed/);
-    expect(stdout).not.toMatch(/^ {2}FAIL /m);
-    expect(stdout).toMatch(/CC mode is on after the reset/);
-  });
+    expect(stdout).not.toMatch(/FAIL/);
+    // Every step, and what each operand did on the way, with times.
+    for (const step of [
+      /ok .* vfio-manager binds/,
+      /ok .*cc\.mode=on:/,
+      /ok .* 2 GPUs/,
+      /ok .*cc\.mode=ppcie:/,
+      /ok .*cc\.mode=off:/,
+    ])
+      expect(stdout).toMatch(step);
+    expect(stdout).toMatch(/\d+\.\d\ds {2}vfio-manager +binding 0000:\S+ to vfio-pci/);
+    expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu\.yaml/);
+    expect(stdout).toMatch(/sandbox-device-plugin +registered nvidia\.com\/pgpu with the kubelet/);
+    expect(stdout).toMatch(/cc-manager +8 GPU\(s\) and 4 NVSwitch\(es\) switched to ppcie/);
+    expect(stdout).toMatch(/devices \d+, \d+ → .*\/dev\/vfio\/vfio; CDI nvidia\.com\/pgpu=\d+ nvidia\.com\/pgpu=\d+/);
+    // Paused around each of the three switches and started again by the DaemonSet controller.
+    expect(stdout.match(/stopping sandbox-device-plugin: its label/g)).toHaveLength(3);
+    const pids = startedPids(stdout);
+    expect(pids.length).toBeGreaterThanOrEqual(10);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 150_000);
 
-  it('exits non-zero when a step fails (unknown profile)', async () => {
+  it('--keep leaves the suite running to poke at until Ctrl-C, then stops it', async () => {
+    const dir = path.join(tempDir('gpucc-demo-keep-'), 'node');
+    const child = spawn(process.execPath, [DEMO, '--keep', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+    });
+    try {
+      await until(() => /keeps running/.test(stdout), child, 120_000);
+      // What the printed instructions say works: the node's labels and an operand's metrics.
+      const { stdout: labels } = await run(process.execPath, [SIM, 'label', dir]);
+      expect(labels).toMatch(/nvidia\.com\/cc\.mode\.state\s*=?\s*off/);
+      const url = /curl -s (http:\/\/127\.0\.0\.1:\d+)\/metrics +# cc-manager/.exec(stdout)?.[1];
+      const metrics = await fetch(`${url}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toMatch(/^# HELP /m);
+      const pids = startedPids(stdout);
+      expect(pids.filter(alive).length).toBeGreaterThanOrEqual(4);
+
+      child.kill('SIGINT');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(0);
+      expect(stdout).toMatch(/demo passed/);
+      expect(pids.filter(alive)).toEqual([]);
+      expect(existsSync(path.join(dir, '.gpucc-sim/suite/cc-manager.log'))).toBe(true); // --dir is kept
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 150_000);
+
+  it('exits 1 naming the error when the suite cannot start (unknown profile), 2 on a bad option', async () => {
     const failed = await run(process.execPath, [DEMO, '--profile', 'no-such-profile'], { timeout: 60_000 }).then(
       () => undefined,
-      (e: { code: number; stderr: string; stdout: string }) => e,
+      (e: { code: number; stdout: string }) => e,
     );
     expect(failed?.code).toBe(1);
-    expect(failed?.stderr).toMatch(/ERR_GPUCC_SIM_UNKNOWN_PROFILE/);
+    expect(failed?.stdout).toMatch(/ERR_GPUCC_SIM_UNKNOWN_PROFILE/);
     expect(failed?.stdout).toMatch(/demo FAILED/);
-  });
+
+    const usage = await run(process.execPath, [DEMO, '--no-such-option']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(usage?.code).toBe(2);
+    expect(usage?.stderr).toMatch(/usage: npm run demo/);
+  }, 90_000);
 });
+
+async function until(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (child.exitCode !== null) throw new Error(`the demo exited ${child.exitCode} before it was ready`);
+    if (Date.now() > deadline) throw new Error('the demo did not get ready in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

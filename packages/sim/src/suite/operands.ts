@@ -1,0 +1,52 @@
+import { KUBECONFIG_FILE } from '../apiserver/paths.js';
+
+/**
+ * The four gpucc operands as the suite runs them on a simulated node: each in its `run` mode, as a
+ * DaemonSet would, selected by its `nvidia.com/gpu.deploy.<operand>` label (deploy/kubernetes).
+ */
+export const OPERANDS = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'] as const;
+export type Operand = (typeof OPERANDS)[number];
+
+/** The node-selector label of an operand's DaemonSet: it runs while the value is exactly "true". */
+export function deployLabel(operand: Operand): string {
+  return `nvidia.com/gpu.deploy.${operand}`;
+}
+
+export interface OperandContext {
+  root: string;
+  nodeName: string;
+  metricsPort: number;
+}
+
+/** The command line of one operand's `run` mode against the simulated node (JSON logs, own port). */
+export function operandArgs(operand: Operand, ctx: OperandContext): string[] {
+  const common = [
+    'run',
+    '--host-root',
+    ctx.root,
+    '--log-format',
+    'json',
+    '--metrics-address',
+    `127.0.0.1:${ctx.metricsPort}`,
+  ];
+  switch (operand) {
+    case 'cc-manager':
+      return [
+        ...common,
+        '--node-name',
+        ctx.nodeName,
+        '--kubeconfig',
+        `${ctx.root}/${KUBECONFIG_FILE}`,
+        // The suite's DaemonSet controller stops a paused device plugin within a second.
+        '--operand-wait',
+        '30000',
+      ];
+    case 'vfio-manager':
+      // NVSwitches too: `ppcie` switches them, and they must be on VFIO for that.
+      return [...common, '--nvswitches', '--resync-interval', '5000'];
+    case 'kata-manager':
+      return common;
+    case 'sandbox-device-plugin':
+      return [...common, '--nvswitches', '--cdi-devices', '--resync-interval', '2000'];
+  }
+}
