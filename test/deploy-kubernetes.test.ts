@@ -92,6 +92,21 @@ describe.each(['base', 'overlays/sev-snp', 'overlays/tdx'])('kubernetes manifest
     expect(sa.automountServiceAccountToken).toBe(false);
   });
 
+  it('every host path an operand writes is mounted writable (sysfs, the NVIDIA unbind lock in /proc)', () => {
+    const writable = (operand: string, mountPath: string) => {
+      const mounts = daemonSet(objects, operand).spec.template.spec.containers[0].volumeMounts as Array<{
+        mountPath: string;
+        readOnly?: boolean;
+      }>;
+      const mount = mounts.find((m) => mountPath === m.mountPath || mountPath.startsWith(`${m.mountPath}/`));
+      return mount !== undefined && mount.readOnly !== true;
+    };
+    expect(writable('vfio-manager', '/host/sys/bus/pci/drivers/vfio-pci/bind')).toBe(true);
+    expect(writable('vfio-manager', '/host/proc/driver/nvidia/gpus/0000:13:00.0/unbindLock')).toBe(true);
+    expect(writable('vfio-manager', '/host/var/lib/gpucc/vfio-manager.json')).toBe(true);
+    expect(writable('cc-manager', '/host/var/lib/gpucc/cc-manager.json')).toBe(true);
+  });
+
   it('RBAC: get/list/watch/patch nodes and create events, for cc-manager only, nothing else', () => {
     const roles = objects.filter((o) => o.kind === 'ClusterRole') as unknown as Array<{
       rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
