@@ -4,6 +4,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import * as z from 'zod';
 import {
   addCommonOptions,
+  addPciIdsOption,
   DEFAULT_METRICS_ADDRESS,
   envVarFor,
   mirroredFlag,
@@ -11,6 +12,7 @@ import {
   parseListenAddress,
   readCommonConfig,
   readOptions,
+  readPciIdsSource,
 } from '../src/index.js';
 
 const VARS = ['GPUCC_HOST_ROOT', 'GPUCC_LOG_FORMAT', 'GPUCC_LOG_LEVEL', 'GPUCC_METRICS_ADDRESS', 'GPUCC_RESYNC_MS'];
@@ -172,5 +174,33 @@ describe('operand-specific mirrored options', () => {
     const error = configError(() => operand([], { GPUCC_DRY_RUN: 'maybe' }));
     expect(error.message).toContain('--dry-run (GPUCC_DRY_RUN)');
     expect(error.hint).toContain('true, false');
+  });
+});
+
+describe('--pci-ids (GPUCC_PCI_IDS): the names fallback outside the host root', () => {
+  const pciIds = (args: string[], env: Record<string, string | undefined> = {}) => {
+    vi.stubEnv('GPUCC_PCI_IDS', undefined);
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    const command = addPciIdsOption(new Command('gpucc-test').exitOverride());
+    command.parse(args, { from: 'user' });
+    return readPciIdsSource(command);
+  };
+  const here = new URL(import.meta.url).pathname; // a readable file of this machine
+
+  it('is mirrored by GPUCC_PCI_IDS; unset or "" means no fallback; the flag wins', () => {
+    expect(envVarFor('--pci-ids')).toBe('GPUCC_PCI_IDS');
+    expect(pciIds([])).toEqual({});
+    expect(pciIds([], { GPUCC_PCI_IDS: '' })).toEqual({});
+    expect(pciIds([], { GPUCC_PCI_IDS: here })).toEqual({ fallbackFile: here });
+    expect(pciIds(['--pci-ids', here], { GPUCC_PCI_IDS: '/nowhere/pci.ids' })).toEqual({ fallbackFile: here });
+  });
+
+  it('is checked at once: a missing file is ERR_GPUCC_PCI_IDS_UNREADABLE', () => {
+    expect(() => pciIds([], { GPUCC_PCI_IDS: '/nowhere/pci.ids' })).toThrow(
+      expect.objectContaining({
+        code: 'ERR_GPUCC_PCI_IDS_UNREADABLE',
+        details: expect.objectContaining({ path: '/nowhere/pci.ids' }),
+      }),
+    );
   });
 });

@@ -4,9 +4,11 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as hostFs from '../src/fs/host-fs.js';
 import {
+  checkPciIdsFile,
   findPciIds,
   type GpuccError,
   loadPciIds,
+  loadPciIdsFile,
   lookupNvidiaDeviceName,
   PCI_IDS_PATHS,
   parseNvidiaPciIds,
@@ -162,5 +164,99 @@ describe('loadPciIds', () => {
     hostFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
     place('usr/share/pci.ids', PCI_IDS);
     expect(loadPciIds(new Sysfs(root))?.source).toBe('usr/share/pci.ids');
+  });
+});
+
+describe('loadPciIds with a fallback file outside the host root (--pci-ids)', () => {
+  let outside: string;
+  beforeEach(() => {
+    outside = path.join(tmpdir(), `gpucc-pciids-image-${randomUUID()}`);
+    hostFs.makeDir(outside);
+  });
+  afterEach(() => hostFs.removeSync(outside));
+
+  const image = () => {
+    const file = path.join(outside, 'pci.ids');
+    hostFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t2331  from the image\n');
+    return file;
+  };
+
+  it('order: the host root first, then the fallback file, then nothing', () => {
+    const fallbackFile = image();
+    // host root without pci.ids: the fallback names the device, and says where it came from
+    const db = loadPciIds(new Sysfs(root), { fallbackFile });
+    expect(lookupNvidiaDeviceName(db, 0x2331)).toBe('from the image');
+    expect(db).toMatchObject({ source: fallbackFile, origin: 'fallback' });
+    // any pci.ids under the host root wins, even the last place searched
+    place('usr/share/pci.ids', '10de  NVIDIA Corporation\n\t2331  from the host\n');
+    const host = loadPciIds(new Sysfs(root), { fallbackFile });
+    expect(lookupNvidiaDeviceName(host, 0x2331)).toBe('from the host');
+    expect(host).toMatchObject({ source: 'usr/share/pci.ids', origin: 'host' });
+    // no fallback given: only the host's
+    hostFs.removeSync(path.join(root, 'usr'));
+    expect(loadPciIds(new Sysfs(root), {})).toBeUndefined();
+  });
+
+  it('never joins the fallback under the host root, and never reads this machine’s files without it', () => {
+    const fallbackFile = image();
+    // the same path inside the host root does not exist: it is read as given, outside
+    expect(loadPciIds(new Sysfs(root), { fallbackFile })?.source).toBe(fallbackFile);
+    // no fallback: nothing outside the root is read (this machine may well have /usr/share/misc/pci.ids)
+    expect(loadPciIds(new Sysfs(root))).toBeUndefined();
+  });
+
+  it('a dangling host link falls through to the fallback', () => {
+    hostFs.makeDir(path.join(root, 'usr/share/misc'));
+    hostFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
+    expect(loadPciIds(new Sysfs(root), { fallbackFile: image() })?.origin).toBe('fallback');
+  });
+
+  it('refuses a missing fallback file, or a directory, with a code, the path and a hint', () => {
+    const missing = path.join(outside, 'nope.ids');
+    for (const [file, problem] of [
+      [missing, 'does not exist'],
+      [outside, 'a directory'],
+    ] as const) {
+      let error: GpuccError | undefined;
+      try {
+        loadPciIds(new Sysfs(root), { fallbackFile: file });
+      } catch (caught) {
+        error = caught as GpuccError;
+      }
+      expect(error?.code).toBe('ERR_GPUCC_PCI_IDS_UNREADABLE');
+      expect(error?.message).toContain(file);
+      expect(error?.message).toContain(problem);
+      expect(error?.hint).toMatch(/--pci-ids \(GPUCC_PCI_IDS\)/);
+      expect(error?.details).toMatchObject({ path: file });
+    }
+  });
+
+  it.skipIf(process.getuid?.() === 0)('refuses a file this process may not read (EACCES)', () => {
+    const file = image();
+    hostFs.writeFileSync(file, 'x', 0o000);
+    expect(() => checkPciIdsFile(file)).toThrow(
+      expect.objectContaining({ code: 'ERR_GPUCC_PCI_IDS_UNREADABLE', details: { path: file, errno: 'EACCES' } }),
+    );
+  });
+
+  it('checkPciIdsFile: resolves a relative path, follows symlinks, reads nothing', () => {
+    const file = image();
+    const link = path.join(outside, 'link.ids');
+    hostFs.symlinkSync(file, link);
+    expect(checkPciIdsFile(link)).toBe(link);
+    expect(checkPciIdsFile(path.relative(process.cwd(), file))).toBe(file);
+    hostFs.removeSync(file);
+    expect(() => checkPciIdsFile(link)).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_PCI_IDS_UNREADABLE' }));
+  });
+
+  it('names the fallback file, not a host path, when it is malformed', () => {
+    const file = path.join(outside, 'bad.ids');
+    hostFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t23x1  broken\n');
+    expect(() => loadPciIdsFile(file)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_GPUCC_PCI_IDS_MALFORMED',
+        message: expect.stringContaining(`line 2 in ${file} (--pci-ids)`),
+      }),
+    );
   });
 });

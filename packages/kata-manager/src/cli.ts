@@ -2,6 +2,7 @@ import path from 'node:path';
 import {
   addAliasOptions,
   addCommonOptions,
+  addPciIdsOption,
   aliasesOf,
   createLogger,
   defaultMetricsAddress,
@@ -12,9 +13,18 @@ import {
   openHost,
   readCommonConfig,
   readOptions,
+  readPciIdsSource,
   runCli,
 } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, type NameAliases, parseCdiKind, Sysfs, validateResourceClass } from '@gpucc/hal';
+import {
+  GpuccError,
+  isGpuccError,
+  type NameAliases,
+  type PciIdsSource,
+  parseCdiKind,
+  Sysfs,
+  validateResourceClass,
+} from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './engine.js';
@@ -96,12 +106,17 @@ interface GenerateCli {
   kind?: string | undefined;
 }
 
-async function runGenerate(command: Command, o: GenerateCli, aliases: NameAliases, out: (t: string) => void) {
+async function runGenerate(
+  command: Command,
+  o: GenerateCli,
+  naming: { aliases: NameAliases; pciIds: PciIdsSource },
+  out: (t: string) => void,
+) {
   const toFile = o.output !== '-';
   // An unset format follows the file name: `--output spec.json` writes JSON.
   const format = o.format ?? (toFile && o.output.endsWith('.json') ? 'json' : 'yaml');
   const ctx = await context(command);
-  const generated = generate(ctx.sysfs, { aliases }, format);
+  const generated = generate(ctx.sysfs, naming, format);
   logGenerated(ctx.logger, generated);
   const specs = generated.specs.filter((s) => o.kind === undefined || s.kind === o.kind);
   const refused = specs.filter((s) => s.error);
@@ -159,7 +174,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
   const common = (command: Command) =>
-    addCommonOptions(addAliasOptions(command), { metricsAddress: defaultMetricsAddress(BINARY) });
+    addCommonOptions(addPciIdsOption(addAliasOptions(command)), { metricsAddress: defaultMetricsAddress(BINARY) });
 
   const generateCmd = new Command('generate').description('print the CDI spec(s) the host needs now; writes nothing');
   common(generateCmd)
@@ -179,7 +194,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
             .refine((k) => k === undefined || isKind(k), 'must be a CDI kind vendor/class, e.g. nvidia.com/pgpu'),
         }),
       );
-      exit.code = await runGenerate(command, o, aliasesOf(o), out);
+      exit.code = await runGenerate(command, o, { aliases: aliasesOf(o), pciIds: readPciIdsSource(command) }, out);
     });
   cli.addCommand(generateCmd);
 
@@ -200,8 +215,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           report: z.enum(['table', 'json']),
         }),
       );
+      const pciIds = readPciIdsSource(command);
       const ctx = await context(command);
-      const result = await write(ctx.sysfs, { aliases: aliasesOf(o), cdiDir: o.cdiDir, dryRun: o.dryRun });
+      const result = await write(ctx.sysfs, { aliases: aliasesOf(o), pciIds, cdiDir: o.cdiDir, dryRun: o.dryRun });
       if (o.dryRun) logGenerated(ctx.logger, result.generated);
       else logWriteResult(ctx.logger, result);
       out(o.report === 'json' ? `${JSON.stringify(writeResultJson(result), null, 2)}\n` : formatWriteResult(result));
@@ -223,7 +239,12 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({ ...aliasSchema, ...cdiDirSchema, resyncInterval: z.coerce.number().int().positive() }),
       );
-      exit.code = await runDaemon(command, { aliases: aliasesOf(o), cdiDir: o.cdiDir, resyncMs: o.resyncInterval });
+      exit.code = await runDaemon(command, {
+        aliases: aliasesOf(o),
+        pciIds: readPciIdsSource(command),
+        cdiDir: o.cdiDir,
+        resyncMs: o.resyncInterval,
+      });
     });
   cli.addCommand(run);
 
@@ -243,7 +264,7 @@ function isKind(kind: string): boolean {
 
 async function runDaemon(
   command: Command,
-  o: { aliases: NameAliases; cdiDir: string; resyncMs: number },
+  o: { aliases: NameAliases; pciIds: PciIdsSource; cdiDir: string; resyncMs: number },
 ): Promise<number> {
   const { createMetrics, loopReadiness, runReconcileLoop, shutdownOnSignals, startHealthServer } = await import(
     '@gpucc/daemon/runtime'
@@ -260,6 +281,7 @@ async function runDaemon(
       cdiDir: o.cdiDir,
       gpuAlias: o.aliases.gpuAlias ?? null,
       nvswitchAlias: o.aliases.nvswitchAlias ?? null,
+      pciIds: o.pciIds.fallbackFile ?? null,
     },
     `${BINARY} ${VERSION} starting`,
   );
@@ -278,7 +300,13 @@ async function runDaemon(
   const loop = runReconcileLoop({
     reconcile: async () => {
       try {
-        return await reconcileOnce(sysfs, { aliases: o.aliases, cdiDir: o.cdiDir }, logger, specMetrics, ownWrites);
+        return await reconcileOnce(
+          sysfs,
+          { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir },
+          logger,
+          specMetrics,
+          ownWrites,
+        );
       } finally {
         watches.refresh();
       }

@@ -1,4 +1,4 @@
-import { type GpuccError, isGpuccError, type NameAliases, type Sysfs } from '@gpucc/hal';
+import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, type Sysfs } from '@gpucc/hal';
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
 import { type DeviceObservation, observeCdiDir, observeDevices } from './observe.js';
@@ -11,6 +11,8 @@ export const DEFAULT_CDI_DIR = '/var/run/cdi';
 
 export interface GenerateOptions {
   aliases: NameAliases;
+  /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`). */
+  pciIds?: PciIdsSource;
 }
 
 export interface RenderedSpec extends SpecForKind {
@@ -28,7 +30,7 @@ export interface Generated {
 /** observe → select → build → render → validate: the specs the host needs now. Reads only. */
 export function generate(sysfs: Sysfs, options: GenerateOptions, format: SpecFormat = 'yaml'): Generated {
   const perModelNames = options.aliases.gpuAlias === '' || options.aliases.nvswitchAlias === '';
-  const observation = observeDevices(sysfs, { perModelNames });
+  const observation = observeDevices(sysfs, { perModelNames, ...(options.pciIds ? { pciIds: options.pciIds } : {}) });
   const selection = selectDevices(observation, options.aliases);
   const specs = buildSpecs(selection.devices).map((spec): RenderedSpec => {
     const text = renderSpec(spec.spec, format);

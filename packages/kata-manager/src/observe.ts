@@ -8,6 +8,7 @@ import {
   loadPciIds,
   type PciDevice,
   type PciIdsDb,
+  type PciIdsSource,
   type PciTopology,
   type Sysfs,
   type VfioHostModel,
@@ -20,7 +21,7 @@ export interface DeviceObservation {
   model: VfioHostModel;
   /** Host paths (relative to the root) of the device nodes VFIO-bound functions need that exist now. */
   presentNodes: ReadonlySet<string>;
-  /** The host's pci.ids, read only when a per-model name is asked for (an alias set to ""). */
+  /** pci.ids (the host's, else the `--pci-ids` file), read only when a per-model name is asked for (an alias set to ""). */
   pciIds: PciIdsDb | undefined;
 }
 
@@ -38,7 +39,10 @@ export function isVfioFunction(device: PciDevice): boolean {
   return !isBridge(device) && isVfioDriver(device.driver);
 }
 
-export function observeDevices(sysfs: Sysfs, options: { perModelNames: boolean }): DeviceObservation {
+export function observeDevices(
+  sysfs: Sysfs,
+  options: { perModelNames: boolean; pciIds?: PciIdsSource },
+): DeviceObservation {
   const topology = discoverPci(sysfs);
   const model = detectVfioModel(sysfs);
   const presentNodes = new Set<string>();
@@ -47,7 +51,12 @@ export function observeDevices(sysfs: Sysfs, options: { perModelNames: boolean }
     for (const node of nodesOf(device, model))
       if (!presentNodes.has(node) && sysfs.exists(node)) presentNodes.add(node);
   }
-  return { topology, model, presentNodes, pciIds: options.perModelNames ? loadPciIds(sysfs) : undefined };
+  return {
+    topology,
+    model,
+    presentNodes,
+    pciIds: options.perModelNames ? loadPciIds(sysfs, options.pciIds) : undefined,
+  };
 }
 
 /** Host paths of the nodes a VFIO-bound function brings in this host's model ([] when it has no key). */

@@ -1,6 +1,7 @@
 import {
   addAliasOptions,
   addCommonOptions,
+  addPciIdsOption,
   aliasesOf,
   createLogger,
   defaultMetricsAddress,
@@ -10,8 +11,10 @@ import {
   openHost,
   readCommonConfig,
   readOptions,
+  readPciIdsSource,
   runCli,
 } from '@gpucc/daemon';
+import type { PciIdsSource } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
@@ -21,7 +24,7 @@ const BINARY = 'sandbox-device-plugin';
 const VERSION = '0.1.0';
 
 function deviceOptions(command: Command): Command {
-  return addAliasOptions(command).addOption(
+  return addPciIdsOption(addAliasOptions(command)).addOption(
     mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'),
   );
 }
@@ -32,11 +35,16 @@ const deviceSchema = {
   nvswitchAlias: z.string().optional(),
 };
 
-function settingsOf(o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string }, cdiDevices = false) {
+function settingsOf(
+  o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string },
+  pciIds: PciIdsSource,
+  cdiDevices = false,
+) {
   const settings: PluginSettings = {
     nvswitches: o.nvswitches,
     aliases: aliasesOf(o),
     cdiDevices,
+    pciIds,
   };
   return checkSettings(settings);
 }
@@ -53,7 +61,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
     .action(async (_o, command: Command) => {
       const o = readOptions(command, z.object({ ...deviceSchema, output: z.enum(['table', 'json']) }));
-      const settings = settingsOf(o);
+      const settings = settingsOf(o, readPciIdsSource(command));
       const config = readCommonConfig(command);
       // One-shot: logs go to stderr, stdout holds only the answer.
       const logger = createLogger({
@@ -93,7 +101,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           resyncInterval: z.coerce.number().int().min(100),
         }),
       );
-      const settings = settingsOf(o, o.cdiDevices);
+      const settings = settingsOf(o, readPciIdsSource(command), o.cdiDevices);
       const config = readCommonConfig(command);
       const { runDaemon } = await import('./run.js'); // grpc and the health server load only here
       exit.code = await runDaemon(config, settings, o.resyncInterval);

@@ -16,7 +16,7 @@ export interface ListReport {
 export function listReport(
   sysfs: Sysfs,
   settings: PluginSettings,
-  pciIds: PciIdsDb | undefined = needsPciIds(settings) ? loadPciIds(sysfs) : undefined,
+  pciIds: PciIdsDb | undefined = needsPciIds(settings) ? loadPciIds(sysfs, settings.pciIds) : undefined,
 ): ListReport {
   const inventory = scanInventory(sysfs, settings, pciIds);
   const state = nextDeviceState(new Map(), inventory);

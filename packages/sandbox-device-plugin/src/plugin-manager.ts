@@ -69,7 +69,14 @@ export class PluginManager {
 
   /** Discovers, serves and registers every resource, then watches. Registration goes on in the background. */
   async start(): Promise<void> {
-    if (needsPciIds(this.options.settings)) this.pciIds = loadPciIds(this.options.sysfs);
+    if (needsPciIds(this.options.settings)) {
+      this.pciIds = loadPciIds(this.options.sysfs, this.options.settings.pciIds);
+      const from = this.pciIds ? `${this.pciIds.origin === 'host' ? '/' : ''}${this.pciIds.source}` : undefined;
+      this.options.logger.info(
+        { event: 'pci-ids.source', source: from ?? null, origin: this.pciIds?.origin ?? null },
+        from ? `per-model names from ${from}` : 'no pci.ids: per-model names fall back to NVIDIA_<device id>',
+      );
+    }
     await this.enqueue(() => this.scan('start'));
     this.timer = setInterval(() => this.resync(), this.options.resyncMs);
     this.timer.unref();

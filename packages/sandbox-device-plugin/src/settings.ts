@@ -1,4 +1,4 @@
-import { GpuccError, type NameAliases, resourceNamingFor } from '@gpucc/hal';
+import { GpuccError, type NameAliases, type PciIdsSource, resourceNamingFor } from '@gpucc/hal';
 
 /** What decides which devices are advertised and how they are named; shared by `run` and `list`. */
 export interface PluginSettings {
@@ -8,6 +8,8 @@ export interface PluginSettings {
   aliases: NameAliases;
   /** Name each allocated device in `cdi_devices` as well (`nvidia.com/pgpu=12`). */
   cdiDevices: boolean;
+  /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`, `GPUCC_PCI_IDS`). */
+  pciIds?: PciIdsSource;
 }
 
 /**

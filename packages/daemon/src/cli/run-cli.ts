@@ -9,7 +9,12 @@ export interface CliExit {
 }
 
 /** Errors in what the user gave every binary: exit 2, nothing was done. Binaries add their own. */
-const COMMON_INPUT_ERRORS = ['ERR_GPUCC_USAGE', 'ERR_GPUCC_INVALID_CONFIG', 'ERR_GPUCC_HOST_ROOT_INVALID'];
+const COMMON_INPUT_ERRORS = [
+  'ERR_GPUCC_USAGE',
+  'ERR_GPUCC_INVALID_CONFIG',
+  'ERR_GPUCC_HOST_ROOT_INVALID',
+  'ERR_GPUCC_PCI_IDS_UNREADABLE', // --pci-ids (addPciIdsOption)
+];
 
 /**
  * Commander exits the process by itself unless told not to, and commands made with `new Command`

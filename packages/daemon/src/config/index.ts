@@ -14,4 +14,5 @@ export {
 } from './common.js';
 export { formatListenAddress, type ListenAddress, parseListenAddress } from './listen-address.js';
 export { envVarFor, type MirroredOptionSettings, mirroredFlag, mirroredOption } from './options.js';
+export { addPciIdsOption, readPciIdsSource } from './pci-ids.js';
 export { describeOption, readOptions } from './read-options.js';

@@ -81,6 +81,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_LISTEN_FAILED: 'The health and metrics server could not listen on its address.',
   ERR_GPUCC_SIM_SUITE_TIMEOUT:
     'A step of the simulated suite did not reach its state in time, or a process it needs exited.',
+  ERR_GPUCC_PCI_IDS_UNREADABLE:
+    'The pci.ids file given with --pci-ids (GPUCC_PCI_IDS) is missing, not a regular file, or unreadable.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;

@@ -53,6 +53,23 @@ export function kindOf(abs: string): FileKind | undefined {
   }
 }
 
+/**
+ * The kind of a file this process can open for reading (symlinks followed), or the error of trying:
+ * ENOENT, EACCES, ELOOP... Opened non-blocking, so a FIFO cannot hang the caller; nothing is read.
+ */
+export function probeReadable(abs: string): FileKind {
+  const fd = fs.openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isDirectory()) return 'dir';
+    if (st.isFile()) return 'file';
+    if (st.isCharacterDevice()) return 'char';
+    return 'other';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /** Whether a path exists, following symlinks (a dangling link does not exist). */
 export function exists(abs: string): boolean {
   return fs.existsSync(abs);

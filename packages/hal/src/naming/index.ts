@@ -15,11 +15,14 @@ export {
   validateResourceClass,
 } from './contract.js';
 export {
+  checkPciIdsFile,
   findPciIds,
   loadPciIds,
+  loadPciIdsFile,
   lookupNvidiaDeviceName,
   NVIDIA_VENDOR_ID,
   PCI_IDS_PATHS,
   type PciIdsDb,
+  type PciIdsSource,
   parseNvidiaPciIds,
 } from './pci-ids.js';
