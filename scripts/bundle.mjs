@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Bundles each binary's compiled CLI into one file (dist/bundle/<bin>.mjs), which the bin scripts
 // load: one file starts in about 60% of the time of hundreds of modules (zod, pino, commander...).
-// Run by `pnpm build` after `tsc -b`.
+// Run by `pnpm build` after `tsc -b`. The esbuild options live here only: scripts/build-binaries.mjs
+// imports them for the self-contained files and executables.
 import path from 'node:path';
 import { build } from 'esbuild';
 
-const root = path.resolve(import.meta.dirname, '..');
-const BINARIES = [
+export const root = path.resolve(import.meta.dirname, '..');
+
+export const BINARIES = [
   { pkg: 'sim', bin: 'gpucc-sim' },
   // What the fake CC tools of a simulated node run: several start per CC switch, so start-up counts.
   { pkg: 'sim', bin: 'fake-tools', entry: 'tools/entry.js' },
@@ -17,29 +19,62 @@ const BINARIES = [
   { pkg: 'sandbox-device-plugin', bin: 'sandbox-device-plugin' },
 ];
 
-// `node scripts/bundle.mjs [bin...]` bundles only the named binaries.
-const only = process.argv.slice(2);
-const selected = only.length ? BINARIES.filter((b) => only.includes(b.bin)) : BINARIES;
+/** The compiled module that a binary bundles (it exports `main(argv): Promise<number>`). */
+export function entryOf({ pkg, entry = 'cli.js' }) {
+  return path.join(root, 'packages', pkg, 'dist', entry);
+}
 
-await Promise.all(
-  selected.map(({ pkg, bin, entry = 'cli.js' }) =>
-    build({
-      entryPoints: [path.join(root, 'packages', pkg, 'dist', entry)],
-      outfile: path.join(root, 'packages', pkg, 'dist', 'bundle', `${bin}.mjs`),
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      logLevel: 'warning',
-      // Whitespace and syntax only: names stay readable in stack traces. Comments go, and the ASCII
-      // charset escapes the rest, so V8 can keep the source as a one-byte string (half the memory).
-      minifyWhitespace: true,
-      minifySyntax: true,
-      charset: 'ascii',
-      // CommonJS dependencies (pino, prom-client) call require(); give the ES module bundle one.
-      banner: {
-        js: "import { createRequire as __gpuccRequire } from 'node:module'; const require = __gpuccRequire(import.meta.url);",
-      },
-    }),
-  ),
-);
+/**
+ * The esbuild options of every bundle, in ES module format (what the bin scripts load) or CommonJS
+ * (what a Node 20 single executable application runs). `banner` is prepended to the format's own.
+ */
+export function esbuildOptions({ format = 'esm', banner = '' } = {}) {
+  const formatOptions =
+    format === 'esm'
+      ? {
+          // CommonJS dependencies (pino, prom-client) call require(); give the ES module bundle one.
+          banner: {
+            js: `${banner}import { createRequire as __gpuccRequire } from 'node:module'; const require = __gpuccRequire(import.meta.url);`,
+          },
+        }
+      : {
+          // import.meta is empty in CommonJS: the only user (the simulator's fake-tools path, which
+          // `gpucc-sim create` needs and the operands never call) gets this file's URL, as in the ESM
+          // bundle. Top-level await is not available either, and none is used.
+          banner: {
+            js: `${banner}var __gpuccImportMetaUrl = require('node:url').pathToFileURL(__filename).href;`,
+          },
+          define: { 'import.meta.url': '__gpuccImportMetaUrl' },
+        };
+  return {
+    bundle: true,
+    platform: 'node',
+    format,
+    target: 'node20',
+    logLevel: 'warning',
+    // Whitespace and syntax only: names stay readable in stack traces. Comments go, and the ASCII
+    // charset escapes the rest, so V8 can keep the source as a one-byte string (half the memory).
+    minifyWhitespace: true,
+    minifySyntax: true,
+    charset: 'ascii',
+    ...formatOptions,
+  };
+}
+
+async function bundleAll(only) {
+  const selected = only.length ? BINARIES.filter((b) => only.includes(b.bin)) : BINARIES;
+  await Promise.all(
+    selected.map((binary) =>
+      build({
+        ...esbuildOptions(),
+        entryPoints: [entryOf(binary)],
+        outfile: path.join(root, 'packages', binary.pkg, 'dist', 'bundle', `${binary.bin}.mjs`),
+      }),
+    ),
+  );
+}
+
+// `node scripts/bundle.mjs [bin...]` bundles only the named binaries; importing this file runs nothing.
+if (process.argv[1] && path.resolve(process.argv[1]) === import.meta.filename) {
+  await bundleAll(process.argv.slice(2));
+}

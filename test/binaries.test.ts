@@ -1,0 +1,162 @@
+// `pnpm build:binaries` (scripts/build-binaries.mjs): each operand's single-file bundle, and one single
+// executable (SEA), run on their own from a directory outside the repository (so no node_modules can
+// help them) against a simulated HGX H100 node. Needs the compiled packages (`pnpm build`), as CI has.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { simNode } from '../packages/sim/test/helpers.js';
+
+const execFileAsync = promisify(execFile);
+const BUILD = path.resolve(import.meta.dirname, '../scripts/build-binaries.mjs');
+const OPERANDS = {
+  'vfio-manager': ['plan', 'bind', 'unbind', 'status', 'run'],
+  'cc-manager': ['status', 'doctor', 'set', 'run'],
+  'kata-manager': ['generate', 'write', 'run'],
+  'sandbox-device-plugin': ['list', 'run'],
+} as const;
+type Operand = keyof typeof OPERANDS;
+// The executable tested: cc-manager status also starts the node's fake CC tool, a second process.
+const SEA_BINARY: Operand = 'cc-manager';
+
+// As the build script decides: a Node built with the SEA fuse (not yet flipped), on Linux or macOS.
+const seaUnsupported =
+  process.platform !== 'linux' && process.platform !== 'darwin'
+    ? `no single executables on ${process.platform}`
+    : readFileSync(process.execPath).includes('NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2:0')
+      ? undefined
+      : `${process.execPath} (Node ${process.version}) has no SEA fuse`;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a file (an executable, or a .mjs with this Node) and returns its exit code and output. */
+async function run(file: string, args: string[]): Promise<Result> {
+  const [command, argv] = file.endsWith('.mjs') ? [process.execPath, [file, ...args]] : [file, args];
+  try {
+    const { stdout, stderr } = await execFileAsync(command, argv, { timeout: 15_000, cwd: os.tmpdir() });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const { code, stdout, stderr } = error as { code: unknown; stdout?: string; stderr?: string };
+    if (typeof code !== 'number') throw error;
+    return { code, stdout: stdout ?? '', stderr: stderr ?? '' };
+  }
+}
+
+/** Runs and expects exit 0 (the message shows stderr otherwise); returns stdout. */
+async function ok(file: string, args: string[]): Promise<string> {
+  const result = await run(file, args);
+  expect(result.code, `${path.basename(file)} ${args.join(' ')}: ${result.stderr}`).toBe(0);
+  return result.stdout;
+}
+
+let modules: string; // the four .mjs bundles
+let executables: string; // the one SEA
+let seaBuilt: Promise<unknown>; // its build's error, if any
+
+beforeAll(async () => {
+  // Not the helpers' tempDir: that one is removed after each test, these serve the whole file.
+  modules = mkdtempSync(path.join(os.tmpdir(), 'gpucc-binaries-'));
+  executables = mkdtempSync(path.join(os.tmpdir(), 'gpucc-sea-'));
+  // The SEA build (seconds of postject rewriting a copy of Node) runs while the bundles are tested.
+  seaBuilt = seaUnsupported
+    ? Promise.resolve()
+    : execFileAsync(process.execPath, [BUILD, '--out-dir', executables, '--only', SEA_BINARY]).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+  await execFileAsync(process.execPath, [BUILD, '--out-dir', modules, '--no-sea']);
+}, 60_000);
+
+afterAll(async () => {
+  await seaBuilt; // still running when its test was filtered out
+  for (const dir of [modules, executables]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const bundle = (bin: Operand) => path.join(modules, `${bin}.mjs`);
+
+describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
+  it.each(Object.entries(OPERANDS))('%s --help names its commands', async (bin, commands) => {
+    const stdout = await ok(bundle(bin as Operand), ['--help']);
+    expect(stdout).toMatch(new RegExp(`^Usage: ${bin} `));
+    for (const command of commands) expect(stdout).toMatch(new RegExp(`^ {2}${command} `, 'm'));
+  });
+
+  it('exit 2 on bad usage', async () => {
+    const unknown = await run(bundle('vfio-manager'), ['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'/);
+    const noSelection = await run(bundle('vfio-manager'), ['bind', '--host-root', os.tmpdir()]);
+    expect(noSelection.code).toBe(2);
+    expect(noSelection.stderr).toMatch(/ERR_GPUCC_USAGE: give --all or --device BDF/);
+  });
+
+  it('bind, then every read-only command, on a simulated hgx-h100-8 node', async () => {
+    const { root, node } = simNode('hgx-h100-8');
+    const gpus = node.devices.filter((d) => d.vendor === 0x10de && d.class >> 8 === 0x0302);
+    expect(gpus).toHaveLength(8);
+    const hostRoot = ['--host-root', root];
+
+    type VfioStatus = {
+      devices: { address: string; kind: string; driver: string | null; deviceNode: string | null }[];
+    };
+    // Exit 1 before the bind: the GPUs are not as desired (bound to vfio-pci) yet.
+    const unbound = await run(bundle('vfio-manager'), ['status', ...hostRoot, '--output', 'json']);
+    expect(unbound.code).toBe(1);
+    const before = JSON.parse(unbound.stdout) as VfioStatus;
+    expect(before.devices.filter((d) => d.kind === 'gpu').map((d) => [d.address, d.driver])).toEqual(
+      gpus.map((g) => [g.address, 'nvidia']),
+    );
+
+    await ok(bundle('vfio-manager'), ['bind', '--all', ...hostRoot]);
+    const after = JSON.parse(
+      await ok(bundle('vfio-manager'), ['status', ...hostRoot, '--output', 'json']),
+    ) as VfioStatus;
+    expect(after.devices.filter((d) => d.kind === 'gpu').map((d) => [d.address, d.driver, d.deviceNode])).toEqual(
+      gpus.map((g) => [g.address, 'vfio-pci', `/dev/vfio/${g.iommuGroup}`]),
+    );
+
+    // The CC mode comes from the node's fake gpu-admin-tools, a process of its own.
+    const cc = await ok(bundle('cc-manager'), ['status', ...hostRoot]);
+    expect(cc).toMatch(/^host TEE: AMD SEV-SNP$/m);
+    for (const gpu of gpus)
+      expect(cc).toMatch(new RegExp(`^${gpu.address} +gpu +H100 .* vfio-pci +yes +yes +off `, 'm'));
+
+    type CdiSpec = { kind: string; devices: { name: string; containerEdits: { deviceNodes: { path: string }[] } }[] };
+    const spec = JSON.parse(await ok(bundle('kata-manager'), ['generate', ...hostRoot, '--format', 'json'])) as CdiSpec;
+    expect(spec.kind).toBe('nvidia.com/pgpu');
+    expect(spec.devices.map((d) => [d.name, d.containerEdits.deviceNodes.map((n) => n.path)])).toEqual(
+      gpus.map((g) => [`${g.iommuGroup}`, ['/dev/vfio/vfio', `/dev/vfio/${g.iommuGroup}`]]),
+    );
+
+    const plugin = await ok(bundle('sandbox-device-plugin'), ['list', ...hostRoot]);
+    for (const gpu of gpus) {
+      expect(plugin).toMatch(
+        new RegExp(`^nvidia\\.com/pgpu +${gpu.iommuGroup} +Healthy +${gpu.numaNode} +${gpu.address} `, 'm'),
+      );
+    }
+  });
+});
+
+describe(`a single executable (dist/binaries/${SEA_BINARY})`, () => {
+  it('runs --help, and status on a simulated node (its fake CC tool included)', async (ctx) => {
+    if (seaUnsupported) ctx.skip(`skipped: ${seaUnsupported}`);
+    const buildError = await seaBuilt;
+    if (buildError) throw buildError;
+    const executable = path.join(executables, SEA_BINARY);
+    expect(await ok(executable, ['--help'])).toMatch(/^Usage: cc-manager [\s\S]*^ {2}status /m);
+
+    const { root, node } = simNode('hgx-h100-8');
+    type CcStatus = { tee: string; devices: { address: string; kind: string; ccMode: string | null }[] };
+    const status = JSON.parse(await ok(executable, ['status', '--host-root', root, '--output', 'json'])) as CcStatus;
+    expect(status.tee).toBe('sev-snp');
+    expect(status.devices.filter((d) => d.kind === 'gpu').map((d) => [d.address, d.ccMode])).toEqual(
+      node.devices.filter((d) => d.ccName?.startsWith('H100')).map((d) => [d.address, 'off']),
+    );
+  }, 90_000);
+});
