@@ -1,5 +1,5 @@
 // The one reporter of every package's benchmark (`pnpm bench`): a table on stdout and
-// bench/out/<name>.json for comparisons across runs.
+// bench/out/<name>.json for comparisons across runs and for bench/render.ts (bench/report.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,16 +8,34 @@ export interface BenchResult {
   name: string;
   value: number;
   unit: string;
+  /** What the value should be, e.g. `≤ 2000 ms` or `= 3`; report.md checks `≤ < = ≥ >` targets. */
   target?: string;
+  /** The node size (number of GPUs) when this result is one point of a figure measured at several sizes. */
+  gpus?: number;
+  /** With `gpus`: the figure's name without the size, the same at every size, e.g. `bind --all (cold)`. */
+  figure?: string;
+}
+
+/**
+ * A sized result: `name` is `<figure>, <n> GPUs`, so the table and the JSON agree. Leading spaces of
+ * `figure` (a sub-result's indent in the table) stay in `name` only.
+ */
+export function sized(figure: string, gpus: number, value: number, unit: string, target?: string): BenchResult {
+  const name = `${figure}, ${gpus} GPU${gpus === 1 ? '' : 's'}`;
+  return { name, value, unit, ...(target ? { target } : {}), gpus, figure: figure.trim() };
+}
+
+export interface BenchOptions {
+  /** Shown after the CPUs and Node version, e.g. the fake tool's latencies. */
+  detail?: string;
+  /** Notes for bench/report.md, e.g. which sizes were not measured and why. */
+  notes?: string[];
+  /** More fields for the JSON record. */
+  extra?: Record<string, unknown>;
 }
 
 /** Prints `<title> (<CPUs>, <Node>[; detail])`, then one aligned line per result, and saves the JSON. */
-export function reportBench(
-  name: string,
-  title: string,
-  results: BenchResult[],
-  options: { detail?: string; extra?: Record<string, unknown> } = {},
-): void {
+export function reportBench(name: string, title: string, results: BenchResult[], options: BenchOptions = {}): void {
   const width = Math.max(...results.map((r) => r.name.length));
   const detail = options.detail ? `; ${options.detail}` : '';
   process.stdout.write(`${title} (${os.cpus().length} CPUs, Node ${process.version}${detail})\n`);
@@ -25,12 +43,19 @@ export function reportBench(
     const target = r.target ? `  (target ${r.target})` : '';
     process.stdout.write(`${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${target}\n`);
   }
+  const seconds = Math.round(process.uptime() * 10) / 10;
+  process.stdout.write(`(${seconds} s in all)\n`);
   const out = path.resolve(import.meta.dirname, 'out');
   mkdirSync(out, { recursive: true });
   const record = {
     date: new Date().toISOString(),
     node: process.version,
     cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model.trim(),
+    title,
+    ...(options.detail ? { detail: options.detail } : {}),
+    ...(options.notes?.length ? { notes: options.notes } : {}),
+    seconds,
     ...options.extra,
     results,
   };

@@ -1,7 +1,8 @@
 // sandbox-device-plugin benchmarks on a simulated hgx-h100-8 node (8 GPUs + 4 NVSwitches on VFIO),
 // the plugin running as the real binary and the fake kubelet in this process:
 //   exec → registered, idle RSS, Allocate latency under 16 concurrent callers, device node gone →
-//   Unhealthy on the stream, unbind → Unhealthy, kubelet restart → re-registered.
+//   Unhealthy on the stream, unbind → Unhealthy, kubelet restart → re-registered;
+// then most of them again, fewer times, on `scale` nodes of 8, 64 and 256 GPUs.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -9,7 +10,7 @@ import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
-import { type BenchResult, reportBench } from '../../../bench/report.js';
+import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { FakeKubelet, type KubeletState } from '../../sim/src/kubelet/fake-kubelet.js';
 import { createNode } from '../../sim/src/node/create.js';
@@ -26,14 +27,33 @@ const quantile = (xs: number[], q: number) => sorted(xs)[Math.min(xs.length - 1,
 const median = (xs: number[]) => quantile(xs, 0.5);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const both = (s: KubeletState) => s.resources[PGPU]?.allocatable === 8 && s.resources[NVSWITCH]?.allocatable === 4;
+type Ready = (s: KubeletState) => boolean;
+
+const bindOptions = {
+  logger: createLogger({ name: 'bench', format: 'json', level: 'silent' }),
+  loadModules: false,
+  modprobe: {},
+  unbindTimeoutMs: 10_000,
+  deviceNodeTimeoutMs: 10_000,
+};
 
 /** Every plugin started, so that a failed run leaves none behind. */
 const children = new Set<ChildProcess>();
 
-function startPlugin(root: string): ChildProcess {
+function startPlugin(root: string, nvswitches: boolean): ChildProcess {
   const child = spawn(
     process.execPath,
-    [BIN, 'run', '--host-root', root, '--nvswitches', '--metrics-address', '127.0.0.1:0', '--log-level', 'warn'],
+    [
+      BIN,
+      'run',
+      '--host-root',
+      root,
+      ...(nvswitches ? ['--nvswitches'] : []),
+      '--metrics-address',
+      '127.0.0.1:0',
+      '--log-level',
+      'warn',
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   children.add(child);
@@ -47,8 +67,16 @@ async function stopPlugin(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Starts the binary `runs` times (each after stopping the last); the last one is left running. */
-async function measureStarts(root: string, kubelet: FakeKubelet, runs: number) {
+/**
+ * Starts the binary `runs` times (each after stopping the last); the last one is left running. The
+ * idle RSS is taken 2 s after each of the last `rssRuns` starts.
+ */
+async function measureStarts(
+  root: string,
+  kubelet: FakeKubelet,
+  runs: number,
+  options: { ready: Ready; nvswitches: boolean; rssRuns: number } = { ready: both, nvswitches: true, rssRuns: runs },
+) {
   const starts: number[] = [];
   const rss: number[] = [];
   let plugin: ChildProcess | undefined;
@@ -56,22 +84,23 @@ async function measureStarts(root: string, kubelet: FakeKubelet, runs: number) {
     if (plugin) await stopPlugin(plugin);
     const before = kubelet.state().resources[PGPU]?.registrations ?? 0;
     const t = performance.now();
-    plugin = startPlugin(root);
-    await kubelet.waitFor((s) => (s.resources[PGPU]?.registrations ?? 0) > before && both(s), 10_000);
+    plugin = startPlugin(root, options.nvswitches);
+    await kubelet.waitFor((s) => (s.resources[PGPU]?.registrations ?? 0) > before && options.ready(s), 20_000);
     starts.push(performance.now() - t);
+    if (i < runs - options.rssRuns) continue;
     await sleep(2_000); // idle: start-up garbage collected, nothing to do
     rss.push(rssMb(plugin.pid!));
   }
   return { starts, rss, plugin: plugin! };
 }
 
-async function allocateLatency(socket: string, ids: string[]) {
+async function allocateLatency(socket: string, ids: string[], calls = { single: 500, concurrent: 300 }) {
   const callers = Array.from({ length: 16 }, () => new DevicePluginClient(socket));
   const call = (client: DevicePluginClient, n: number) =>
     client.allocate({ container_requests: [{ devices_ids: [ids[n % ids.length]!, ids[(n + 3) % ids.length]!] }] });
   for (const client of callers) for (let n = 0; n < 20; n++) await call(client, n); // connect and warm up
   const single: number[] = [];
-  for (let n = 0; n < 500; n++) {
+  for (let n = 0; n < calls.single; n++) {
     const t = performance.now();
     await call(callers[0]!, n);
     single.push(performance.now() - t);
@@ -79,7 +108,7 @@ async function allocateLatency(socket: string, ids: string[]) {
   const concurrent: number[] = [];
   await Promise.all(
     callers.map(async (client, c) => {
-      for (let n = 0; n < 300; n++) {
+      for (let n = 0; n < calls.concurrent; n++) {
         const t = performance.now();
         await call(client, c + n);
         concurrent.push(performance.now() - t);
@@ -95,6 +124,65 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
+/**
+ * The same measurements, fewer times, on `scale` nodes of 8, 64 and 256 GPUs (one function per card,
+ * all on VFIO, no NVSwitches): how start-up, memory, Allocate and the stream grow with the node.
+ */
+async function scaleRun(gpus: number): Promise<void> {
+  const root = path.join(base, `scale-${gpus}`);
+  createNode(root, 'scale', { gpus, functionsPerCard: 1 });
+  const bound = await bind(
+    openSimulatedSysfs(root),
+    { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
+    bindOptions,
+  );
+  if (!bound.report?.ok) throw new Error(`binding the ${gpus} GPUs failed`);
+  const kubelet = new FakeKubelet({ root });
+  await kubelet.start();
+  const all = (s: KubeletState) => s.resources[PGPU]?.allocatable === gpus;
+  try {
+    const { starts, rss, plugin } = await measureStarts(root, kubelet, 3, {
+      ready: all,
+      nvswitches: false,
+      rssRuns: 1,
+    });
+    results.push(sized('exec → registered with the kubelet (median of 3)', gpus, median(starts), 'ms'));
+    results.push(sized('idle RSS, 2 s after registering', gpus, rss[0]!, 'MB'));
+    const ids = Object.values(kubelet.state().resources[PGPU]!.devices).map((d) => d.ID);
+    const { single, concurrent } = await allocateLatency(kubelet.endpointPath(PGPU)!, ids, {
+      single: 200,
+      concurrent: 50,
+    });
+    results.push(sized('Allocate, 1 caller: p50 (of 200)', gpus, median(single), 'ms'));
+    results.push(sized('Allocate, 16 concurrent callers: p50 (of 800)', gpus, median(concurrent), 'ms'));
+    const health = (id: string) => (s: KubeletState) => s.resources[PGPU]?.devices.find((d) => d.ID === id)?.health;
+    const down: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const id = ids[i % ids.length]!;
+      const node = path.join(root, 'dev/vfio', id);
+      const t = performance.now();
+      hostFs.removeSync(node);
+      await kubelet.waitFor((s) => health(id)(s) === 'Unhealthy');
+      down.push(performance.now() - t);
+      hostFs.writeFileSync(node, '', 0o600);
+      await kubelet.waitFor((s) => health(id)(s) === 'Healthy');
+    }
+    results.push(sized('device node gone → Unhealthy on the stream (median of 10)', gpus, median(down), 'ms'));
+    const restarts: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const before = kubelet.state().resources[PGPU]!.registrations;
+      const t = performance.now();
+      await kubelet.restart();
+      await kubelet.waitFor((s) => s.resources[PGPU]!.registrations > before && all(s));
+      restarts.push(performance.now() - t);
+    }
+    results.push(sized('kubelet restart → re-registered (median of 10)', gpus, median(restarts), 'ms'));
+    await stopPlugin(plugin);
+  } finally {
+    await kubelet.stop();
+  }
+}
+
 try {
   const root = path.join(base, 'hgx');
   createNode(root, 'hgx-h100-8');
@@ -102,13 +190,7 @@ try {
   const bound = await bind(
     sysfs,
     { selection: { all: true }, nvswitches: true, allowForeignGroupMembers: false, dryRun: false },
-    {
-      logger: createLogger({ name: 'bench', format: 'json', level: 'silent' }),
-      loadModules: false,
-      modprobe: {},
-      unbindTimeoutMs: 10_000,
-      deviceNodeTimeoutMs: 10_000,
-    },
+    bindOptions,
   );
   if (!bound.report?.ok) throw new Error('binding the simulated node failed');
   const kubelet = new FakeKubelet({ root });
@@ -245,6 +327,8 @@ try {
 
   await stopPlugin(plugin);
   await kubelet.stop();
+
+  for (const gpus of [8, 64, 256]) await scaleRun(gpus);
 } finally {
   for (const child of children) child.kill('SIGKILL');
   rmSync(base, { recursive: true, force: true });
