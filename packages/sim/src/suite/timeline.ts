@@ -1,7 +1,7 @@
 /**
  * The suite's timeline: what the supervisor did and saw, and what the operands reported in their
  * JSON logs, in one time order. Only the events an operator follows are taken from the logs (plus
- * every warning and error), and a run of the same event from one actor is folded into one line.
+ * every warning and error), and a run of a per-device event from one actor is folded into one line.
  */
 export interface TimelineEntry {
   /** Milliseconds since the suite started. */
@@ -39,8 +39,12 @@ const NOTABLE_EVENTS = new Set([
   'daemon.stop',
 ]);
 
+/** Events that come once per device: a run of them is one line with a count. */
+const FOLDED_EVENTS = new Set(['bind.device', 'bind.failed', 'cc.device.failed']);
+
 export class Timeline {
   readonly entries: TimelineEntry[] = [];
+  private readonly lastFromLog = new Map<string, TimelineEntry>();
   constructor(private readonly startedAt: number) {}
 
   elapsed(now = Date.now()): number {
@@ -60,8 +64,9 @@ export class Timeline {
     const event = record.event ?? '';
     const notable = NOTABLE_EVENTS.has(event) || (record.level >= 40 && !EXPECTED_WARNINGS.has(event));
     if (!notable) return undefined;
-    const last = this.entries.at(-1);
-    if (last && last.actor === actor && last.event !== undefined && last.event === record.event) {
+    // The actor's previous log line, wherever other actors' entries have landed since.
+    const last = this.lastFromLog.get(actor);
+    if (last && FOLDED_EVENTS.has(event) && last.event === event) {
       last.count = (last.count ?? 1) + 1;
       return last;
     }
@@ -73,6 +78,7 @@ export class Timeline {
       ...(record.event !== undefined ? { event: record.event } : {}),
     };
     this.insert(entry);
+    this.lastFromLog.set(actor, entry);
     return entry;
   }
 
