@@ -23,7 +23,7 @@ import {
   vfioGroupPath,
   waitForPath,
 } from '@gpucc/hal';
-import type { Observation } from './observe.js';
+import { type Observation, unbindLockPath } from './observe.js';
 import type { DeviceStep, GroupPlan, Plan } from './plan.js';
 import { type DeviceRecord, type VfioState, writeState } from './state.js';
 
@@ -64,11 +64,33 @@ export async function applyBind(
 ): Promise<ApplyReport> {
   const state: VfioState = structuredClone(observation.state);
   const results: DeviceResult[] = [];
+  // GPUs whose NVIDIA unbind lock this run took: given back unless they leave nvidia (below).
+  const locked = new Set<PciAddress>();
+  try {
+    await bindGroups(sysfs, plan, observation, options, state, results, locked);
+  } finally {
+    await releaseUnbindLocks(sysfs, locked, options.logger); // what an error left behind
+  }
+  return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
+}
 
+async function bindGroups(
+  sysfs: Sysfs,
+  plan: Plan,
+  observation: Observation,
+  options: ApplyOptions,
+  state: VfioState,
+  results: DeviceResult[],
+  locked: Set<PciAddress>,
+): Promise<void> {
   // Pass 1, no sysfs write: refusals and preflight per group.
   const ready: GroupPlan[] = [];
   for (const group of plan.groups) {
-    const early = await checkGroup(sysfs, group, observation, options);
+    if (options.signal?.aborted && !group.refused) {
+      results.push(...interrupted(group)); // stopped already: take no more locks
+      continue;
+    }
+    const early = await checkGroup(sysfs, group, observation, options, locked);
     if (early) results.push(...early);
     else ready.push(group);
   }
@@ -86,14 +108,12 @@ export async function applyBind(
 
   // Pass 2: the writes, group by group; a shutdown stops between groups, never inside one.
   for (const group of ready) {
-    if (options.signal?.aborted) {
-      for (const s of group.steps) results.push(failed(s, group, abortedError()));
-      continue;
-    }
-    results.push(...(await bindGroup(sysfs, group, state, observation, options)));
+    if (options.signal?.aborted) results.push(...interrupted(group));
+    else results.push(...(await bindGroup(sysfs, group, state, observation, options)));
+    // A GPU still on nvidia (refused by the kernel, rolled back, not started) must not keep the lock.
+    await releaseUnbindLocks(sysfs, locked, options.logger.child({ group: group.group }), group);
   }
   if (moving.length > 0 || JSON.stringify(state) !== JSON.stringify(observation.state)) await writeState(sysfs, state);
-  return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
 }
 
 /** A refused group, or one whose drivers or preflight fail, ends here with its results; else undefined. */
@@ -102,6 +122,7 @@ async function checkGroup(
   group: GroupPlan,
   observation: Observation,
   options: ApplyOptions,
+  locked: Set<PciAddress>,
 ): Promise<DeviceResult[] | undefined> {
   const log = options.logger.child({ group: group.group });
   if (group.refused) {
@@ -111,11 +132,12 @@ async function checkGroup(
   const moving = group.steps.filter((s) => s.writes.length > 0);
   try {
     await ensureDrivers(sysfs, moving, options);
-    await preflight(sysfs, moving, observation);
+    await preflight(sysfs, moving, observation, locked);
     return undefined;
   } catch (error) {
     const err = asGpuccError(error);
     log.error({ event: 'bind.preflight_failed', err: err.toJSON() }, err.message);
+    await releaseUnbindLocks(sysfs, locked, log, group);
     return group.steps.map((s) => failed(s, group, err));
   }
 }
@@ -157,7 +179,12 @@ async function bindGroup(
       );
     }
   }
-  for (const s of moving) state.devices[s.address]!.phase = 'bound';
+  // Every function now on its target reads as bound, also one that a killed run had already moved.
+  for (const s of group.steps) {
+    const rec = state.devices[s.address];
+    if (rec && (s.writes.length > 0 || (s.targetDriver !== undefined && s.currentDriver === s.targetDriver)))
+      rec.phase = 'bound';
+  }
 
   try {
     await waitForNodes(sysfs, group, observation.model.model, options.deviceNodeTimeoutMs);
@@ -192,8 +219,16 @@ async function ensureDrivers(sysfs: Sysfs, steps: DeviceStep[], options: ApplyOp
   }
 }
 
-/** Checks that need no sysfs write: SR-IOV off, and the NVIDIA driver willing to let go. */
-async function preflight(sysfs: Sysfs, steps: DeviceStep[], observation: Observation): Promise<void> {
+/**
+ * Checks that need no sysfs write: SR-IOV off, then the NVIDIA driver willing to let go. The locks
+ * come last, so a group refused for another reason takes none; each one taken goes into `locked`.
+ */
+async function preflight(
+  sysfs: Sysfs,
+  steps: DeviceStep[],
+  observation: Observation,
+  locked: Set<PciAddress>,
+): Promise<void> {
   for (const s of steps) {
     const device = observation.topology.byAddress.get(s.address);
     if (device?.sriov && device.sriov.numVfs > 0) {
@@ -202,11 +237,44 @@ async function preflight(sysfs: Sysfs, steps: DeviceStep[], observation: Observa
         details: { device: s.address },
       });
     }
-    if (observation.unbindLocks.has(s.address) && !(await takeNvidiaUnbindLock(sysfs, s.address))) {
+  }
+  for (const s of steps) {
+    if (!observation.unbindLocks.has(s.address)) continue;
+    locked.add(s.address); // even when refused: the write of 1 went through, so give it back
+    if (!(await takeNvidiaUnbindLock(sysfs, s.address))) {
       throw new GpuccError('ERR_GPUCC_DEVICE_IN_USE', `the NVIDIA driver refused the unbind lock of ${s.address}`, {
         hint: 'a process holds the GPU (nvidia-persistenced, a CUDA job): stop it, then retry',
         details: { device: s.address },
       });
+    }
+  }
+}
+
+/**
+ * Gives back (writes 0) the NVIDIA unbind lock of each GPU in `locked` (of `group` only, when given)
+ * that is still on nvidia: while it is held the driver refuses new clients, so the host's own CUDA
+ * users could not open the GPU. One that left nvidia needs nothing: the lock goes with the binding.
+ */
+async function releaseUnbindLocks(
+  sysfs: Sysfs,
+  locked: Set<PciAddress>,
+  log: Logger,
+  group?: GroupPlan,
+): Promise<void> {
+  for (const address of [...locked]) {
+    if (group && !group.steps.some((s) => s.address === address)) continue;
+    locked.delete(address);
+    const lock = unbindLockPath(address);
+    try {
+      if (currentDriver(sysfs, address) !== 'nvidia' || sysfs.readOptional(lock)?.trim() !== '1') continue;
+      await sysfs.write(lock, '0');
+      log.info(
+        { event: 'bind.unbind_lock_released', device: address },
+        `${address} stays on nvidia: unbind lock released`,
+      );
+    } catch (error) {
+      const err = asGpuccError(error);
+      log.error({ event: 'bind.unbind_lock_release_failed', device: address, err: err.toJSON() }, err.message);
     }
   }
 }
@@ -341,6 +409,10 @@ function base(s: DeviceStep, group: GroupPlan): DeviceResult {
 
 function failed(s: DeviceStep, group: GroupPlan, error: GpuccError): DeviceResult {
   return { ...base(s, group), outcome: 'failed', error: error.toJSON() };
+}
+
+function interrupted(group: GroupPlan): DeviceResult[] {
+  return group.steps.map((s) => failed(s, group, abortedError()));
 }
 
 function abortedError(): GpuccError {

@@ -35,6 +35,8 @@ const applySchema = {
   deviceNodeTimeout: z.coerce.number().int().positive(),
 };
 const output = { output: z.enum(['table', 'json']) };
+/** The apply options that neither `plan` nor `unbind` uses: no module is loaded, no node awaited. */
+const NO_LOAD_NO_WAIT = { loadModules: false, modprobe: 'modprobe', deviceNodeTimeout: 1 } as const;
 
 function selectionOptions(command: Command): Command {
   return command
@@ -45,20 +47,26 @@ function selectionOptions(command: Command): Command {
     .addOption(mirroredFlag('--nvswitches', 'also NVSwitches (full passthrough, no host Fabric Manager)'));
 }
 
+/** What `bind` and `run` take: module loading, the unbind deadline, the device-node deadline. */
 function applyOptions(command: Command): Command {
-  return command
-    .addOption(mirroredFlag('--load-modules', 'load a missing VFIO driver module with modprobe'))
-    .addOption(mirroredOption('--modprobe <path>', 'modprobe to run for --load-modules', { default: 'modprobe' }))
-    .addOption(
-      mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
-        default: '10000',
-      }),
-    )
-    .addOption(
-      mirroredOption('--device-node-timeout <ms>', 'deadline for /dev/vfio nodes to appear after a bind', {
-        default: '10000',
-      }),
-    );
+  return unbindTimeoutOption(
+    command
+      .addOption(mirroredFlag('--load-modules', 'load a missing VFIO driver module with modprobe'))
+      .addOption(mirroredOption('--modprobe <path>', 'modprobe to run for --load-modules', { default: 'modprobe' })),
+  ).addOption(
+    mirroredOption('--device-node-timeout <ms>', 'deadline for /dev/vfio nodes to appear after a bind', {
+      default: '10000',
+    }),
+  );
+}
+
+/** `unbind` loads no module and waits for no node: the unbind deadline is all it takes. */
+function unbindTimeoutOption(command: Command): Command {
+  return command.addOption(
+    mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
+      default: '10000',
+    }),
+  );
 }
 
 function foreignMembersFlag() {
@@ -140,7 +148,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: true,
         },
-        applyOptionsOf(ctx, { loadModules: false, modprobe: 'modprobe', unbindTimeout: 1, deviceNodeTimeout: 1 }),
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1 }),
       );
       out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
@@ -183,7 +191,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
   const unbind = new Command('unbind').description(
     'release devices from VFIO; with --restore, back to the driver they had before',
   );
-  addCommonOptions(applyOptions(outputOption(selectionOptions(unbind))), {
+  addCommonOptions(unbindTimeoutOption(outputOption(selectionOptions(unbind))), {
     metricsAddress: defaultMetricsAddress(BINARY),
   })
     .addOption(mirroredFlag('--restore', 'bind each device back to the driver recorded at bind time'))
@@ -193,7 +201,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({
           ...selectionSchema,
-          ...applySchema,
+          unbindTimeout: applySchema.unbindTimeout,
           ...output,
           restore: z.boolean().default(false),
           dryRun: z.boolean().default(false),
@@ -203,7 +211,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const result = await release(
         ctx.sysfs,
         { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
-        applyOptionsOf(ctx, o),
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout }),
       );
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
@@ -290,20 +298,28 @@ async function runDaemon(
     `${BINARY} ${VERSION} starting`,
   );
   const metrics = createMetrics({ binary: BINARY, version: VERSION });
+  // Watch before the first reconcile reads the host, so no change falls between the two.
+  let trigger: (reason: string) => void = () => {};
+  const watches = watchForChanges(ctx.sysfs, (reason) => trigger(reason));
   const loop = runReconcileLoop({
-    reconcile: (signal) =>
-      reconcileOnce(
-        ctx.sysfs,
-        { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
-        applyOptionsOf(ctx, o, signal),
-      ),
+    reconcile: async (signal) => {
+      try {
+        return await reconcileOnce(
+          ctx.sysfs,
+          { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
+          applyOptionsOf(ctx, o, signal),
+        );
+      } finally {
+        watches.refresh(); // a reconcile can create /dev/vfio (modprobe), and nodes come and go
+      }
+    },
     resyncMs: o.resyncInterval,
     backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2 },
     signal: stop.signal,
     logger,
     metrics,
   });
-  const unwatch = watchForChanges(ctx.sysfs, (reason) => loop.trigger(reason));
+  trigger = (reason) => loop.trigger(reason);
   const server = await startHealthServer({
     address: config.metricsAddress,
     readiness: () => loopReadiness(loop.state),
@@ -312,7 +328,7 @@ async function runDaemon(
   });
   stop.signal.addEventListener('abort', () => server.markShuttingDown());
   await loop.done; // the group in flight finishes or rolls back; bindings stay as they are
-  unwatch();
+  watches.close();
   await server.close();
   logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
   return 0;

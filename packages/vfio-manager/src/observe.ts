@@ -35,7 +35,7 @@ export function observe(sysfs: Sysfs): Observation {
   }
   const unbindLocks = new Set<PciAddress>();
   for (const device of topology.devices) {
-    if (device.driver === 'nvidia' && sysfs.exists(`proc/driver/nvidia/gpus/${device.address}/unbindLock`)) {
+    if (device.driver === 'nvidia' && sysfs.exists(unbindLockPath(device.address))) {
       unbindLocks.add(device.address);
     }
   }
@@ -48,6 +48,11 @@ export function observe(sysfs: Sysfs): Observation {
     unbindLocks,
     state: readState(sysfs),
   };
+}
+
+/** The NVIDIA driver's per-GPU unbind lock (procfs): 1 while taken, refused while a client holds the GPU. */
+export function unbindLockPath(address: PciAddress): string {
+  return `proc/driver/nvidia/gpus/${address}/unbindLock`;
 }
 
 /** The VFIO driver a function should use: the variant from modules.alias for GPUs, vfio-pci otherwise. */

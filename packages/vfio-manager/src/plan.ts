@@ -1,4 +1,4 @@
-import { GpuccError, isBridge, isVfioDriver, type PciAddress, type PciDevice } from '@gpucc/hal';
+import { GpuccError, isBridge, isVfioDriver, isViableGroupMember, type PciAddress, type PciDevice } from '@gpucc/hal';
 import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
 import { ownFunctions, type Selection, selectTargets } from './select.js';
 
@@ -97,8 +97,9 @@ export function planBind(observation: Observation, selection: Selection, options
             : 'foreign-member';
       const module = targetModuleFor(observation, address, primaries.has(address));
       const driver = driverNameFor(observation, module);
-      const onVfio = device.driver !== undefined && isVfioDriver(device.driver);
-      if (role === 'foreign-member' && !options.allowForeignGroupMembers && device.driver !== undefined && !onVfio) {
+      // One rule with the kernel's (and status's): unbound, a VFIO driver or pci-stub keeps the group viable.
+      const safe = isViableGroupMember(device.driver, false);
+      if (role === 'foreign-member' && !options.allowForeignGroupMembers && !safe) {
         refused ??= new GpuccError(
           'ERR_GPUCC_FOREIGN_GROUP_MEMBER',
           `IOMMU group ${group} also holds ${address} (${id(device)}) on ${device.driver}`,
@@ -108,12 +109,13 @@ export function planBind(observation: Observation, selection: Selection, options
           },
         );
       }
-      if (role === 'foreign-member' && (device.driver === undefined || onVfio) && !options.allowForeignGroupMembers) {
+      if (role === 'foreign-member' && safe && !options.allowForeignGroupMembers) {
         steps.push(step(device, role, undefined, undefined, [], 'foreign group member already safe for passthrough'));
         continue;
       }
       const writes = bindWrites(device, driver);
-      steps.push(step(device, role, driver, module, writes, reasonFor(role, writes.length === 0, driver)));
+      const why = reasonFor(role, writes.length === 0, driver, options.allowForeignGroupMembers);
+      steps.push(step(device, role, driver, module, writes, why));
     }
     if (group === undefined) {
       refused = new GpuccError('ERR_GPUCC_IOMMU_OFF', `${[...members].join(', ')} has no IOMMU group`, {
@@ -160,13 +162,15 @@ function step(
   };
 }
 
-function reasonFor(role: Role, converged: boolean, driver: string): string {
+function reasonFor(role: Role, converged: boolean, driver: string, foreignAllowed: boolean): string {
   const why = {
     gpu: 'selected GPU',
     nvswitch: 'selected NVSwitch',
     'card-function': 'another function of the same card',
     'group-member': 'member of the same IOMMU group',
-    'foreign-member': 'foreign member of the IOMMU group (allowed by --allow-foreign-group-members)',
+    'foreign-member': foreignAllowed
+      ? 'foreign member of the IOMMU group (allowed by --allow-foreign-group-members)'
+      : 'foreign member of the IOMMU group on a host driver: the group is refused',
   }[role];
   return converged ? `${why}; already on ${driver}` : why;
 }

@@ -1,6 +1,7 @@
 import {
   cardFunctions,
   GpuccError,
+  isBridge,
   isVirtualFunction,
   type PciAddress,
   type PciDevice,
@@ -51,6 +52,12 @@ function refusal(
   options: SelectOptions,
   all: readonly PciDevice[],
 ): { reason: string; hint: string } | undefined {
+  if (isBridge(device)) {
+    return {
+      reason: 'it is a PCI bridge',
+      hint: 'bridges are never bound (vfio-pci refuses them, VFIO accepts them in a group): select the GPU behind it',
+    };
+  }
   if (device.vendor !== 0x10de) {
     return {
       reason: `it is not an NVIDIA device (vendor 0x${device.vendor.toString(16)})`,

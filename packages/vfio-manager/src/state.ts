@@ -1,9 +1,11 @@
 import { GpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
 
 /**
- * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). Written before
- * the first sysfs write of a group and after each device, so a process killed between two writes
- * still knows every device's previous driver on the next start.
+ * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it
+ * once before its first sysfs write (the intent of every group about to move, in one write; only
+ * when something moves) and once at the end (the results; when something moved or a record
+ * changed). An unbind writes it once at the end when it changed. A process killed between any two
+ * sysfs writes therefore still knows every device's previous driver on the next start.
  */
 export const STATE_FILE = 'var/lib/gpucc/vfio-manager.json';
 

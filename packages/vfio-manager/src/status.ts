@@ -1,6 +1,7 @@
 import {
   isBridge,
   isVfioDriver,
+  isViableGroupMember,
   noiommuGroupPath,
   type PciAddress,
   type PciDevice,
@@ -21,7 +22,7 @@ export interface DeviceStatus {
   /** The node a VM opens for it, and whether it exists now. */
   deviceNode: string | null;
   deviceNodePresent: boolean;
-  /** Every non-bridge member of its group is on a VFIO driver or unbound. */
+  /** Every non-bridge member of its group is on a VFIO driver, on pci-stub or unbound (the hal's rule). */
   groupViable: boolean | null;
   /** It is where the desired state wants it (no write planned for it). */
   matchesDesired: boolean;
@@ -51,7 +52,7 @@ export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan)
     if (group === undefined) return null;
     return (topology.groups.get(group) ?? []).every((a) => {
       const d = topology.byAddress.get(a);
-      return d === undefined ? false : isBridge(d) || d.driver === undefined || isVfioDriver(d.driver);
+      return d !== undefined && isViableGroupMember(d.driver, isBridge(d));
     });
   };
   const devices = topology.devices

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { injectFault } from '../../sim/src/node/faults.js';
 import { readWriteLog } from '../../sim/src/node/write-log.js';
 import { simNode } from '../../sim/test/helpers.js';
+import { readState } from '../src/state.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/vfio-manager.mjs');
 const exec = promisify(execFile);
@@ -77,6 +78,10 @@ describe('vfio-manager binary', () => {
     [['bind'], 2, /give --all or --device/],
     [['bind', '--all', '--output', 'xml'], 2, /--output \(GPUCC_OUTPUT\)/],
     [['bind', '--all', '--bogus'], 2, /unknown option/],
+    // unbind loads no module and waits for no device node: those flags are not its own
+    [['unbind', '--all', '--load-modules'], 2, /unknown option '--load-modules'/],
+    [['unbind', '--all', '--modprobe', '/sbin/modprobe'], 2, /unknown option '--modprobe'/],
+    [['unbind', '--all', '--device-node-timeout', '5'], 2, /unknown option '--device-node-timeout'/],
   ])('%j exits %i with a clear error and writes nothing', async (args, code, message) => {
     const { root } = simNode('hgx-h100-8');
     const result = await vfio([...args, '--host-root', root]);
@@ -116,6 +121,8 @@ describe('vfio-manager binary', () => {
       for (const fn of ['0000:01:00.0', '0000:01:00.1', '0000:01:00.2', '0000:01:00.3']) {
         expect(driversOf(root)[fn], `${fn} after kill at ${n}`).toEqual(['vfio-pci', 'vfio-pci']);
       }
+      const phases = Object.values(readState(new Sysfs(root)).devices).map((r) => r.phase);
+      expect(phases, `state after the rerun, kill at ${n}`).toEqual(Array(4).fill('bound'));
       const restored = await vfio(['unbind', '--device', '0000:01:00.0', '--restore', '--host-root', root]);
       expect(restored.code, restored.stdout).toBe(0);
       expect(driversOf(root), `restore after kill at ${n}`).toEqual(before);
@@ -189,6 +196,43 @@ describe('vfio-manager run', () => {
       expect(driversOf(root)).toEqual(before);
     } finally {
       daemon.child.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('watches /dev/vfio once it appears (the vfio module loaded by the first reconcile) and repairs drift there', async () => {
+    // A host where not even the vfio core is loaded: no /dev/vfio until modprobe vfio_pci pulls it in.
+    const { root } = simNode('h100-pcie-1', { vfioLoaded: false });
+    for (const dir of ['dev/vfio', 'sys/module/vfio']) rmSync(path.join(root, dir), { recursive: true });
+    const daemon = await start(root, ['--resync-interval', '600000', '--load-modules']);
+    try {
+      await daemon.waitFor((l) => l.event === 'reconcile.done');
+      expect(driversOf(root)['0000:41:00.0']?.[0]).toBe('vfio-pci');
+      expect(existsSync(path.join(root, 'dev/vfio/11'))).toBe(true);
+      // drift: the GPU goes back to nvidia by hand; only the /dev/vfio watch can notice before the resync
+      const { openSimulatedSysfs } = await import('../../sim/src/kernel/index.js');
+      const sim = openSimulatedSysfs(root);
+      await sim.write('sys/bus/pci/devices/0000:41:00.0/driver_override', '\n');
+      await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:41:00.0');
+      await sim.write('sys/bus/pci/drivers/nvidia/bind', '0000:41:00.0').catch(() => {}); // the daemon may win
+      await until(() => driversOf(root)['0000:41:00.0']?.[0] === 'vfio-pci');
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await exitOf(daemon.child);
+    }
+  }, 30_000);
+
+  it('iommufd-h200-2: watches /dev/vfio/devices, so a vanished vfioN turns it unready at once', async () => {
+    const { root } = simNode('iommufd-h200-2');
+    const daemon = await start(root, ['--resync-interval', '600000', '--device-node-timeout', '200']);
+    try {
+      await daemon.waitFor((l) => l.event === 'reconcile.done');
+      expect((await fetch(daemon.url('/readyz'))).status).toBe(200);
+      rmSync(path.join(root, 'dev/vfio/devices/vfio0')); // udev removed it, or someone did by hand
+      await until(async () => (await fetch(daemon.url('/readyz'))).status === 503);
+      expect(existsSync(path.join(root, 'run/nvidia/validations/vfio-pci-ready'))).toBe(false);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await exitOf(daemon.child);
     }
   }, 30_000);
 

@@ -1,11 +1,17 @@
 import { createLogger } from '@gpucc/daemon';
 import { currentDriver, currentOverride, discoverPci, parsePciAddress, type Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
-import { injectFault } from '../../sim/src/node/faults.js';
+import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
+import { devPath, loadDriver } from '../../sim/src/node/effects.js';
+import { breakAttribute, injectFault } from '../../sim/src/node/faults.js';
+import { Tree } from '../../sim/src/node/files.js';
+import { readNodeSpec, writeNodeSpec } from '../../sim/src/node/state.js';
 import { simNode } from '../../sim/test/helpers.js';
 import type { ApplyOptions } from '../src/apply.js';
 import { bind, exitCodeOf, release, status } from '../src/engine.js';
-import { readState } from '../src/state.js';
+import { observe } from '../src/observe.js';
+import { planBind } from '../src/plan.js';
+import { readState, STATE_FILE } from '../src/state.js';
 
 const options = (extra: Partial<ApplyOptions> = {}): ApplyOptions => ({
   logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
@@ -23,6 +29,41 @@ function drivers(sysfs: Sysfs) {
       .devices.filter((d) => d.vendor === 0x10de)
       .map((d) => [d.address, d.driver ?? null]),
   );
+}
+
+/** What the NVIDIA driver's unbind lock of a GPU reads: "1" while taken, "0" free, undefined off nvidia. */
+const unbindLock = (sysfs: Sysfs, gpu: string) =>
+  sysfs.readOptional(`proc/driver/nvidia/gpus/${gpu}/unbindLock`)?.trim();
+
+/** Every log line, parsed, with `onLine` called on each as it is written (synchronously). */
+function capturedLogs(onLine: (line: Record<string, unknown>) => void = () => {}) {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = createLogger({
+    name: 'test',
+    format: 'json',
+    level: 'info',
+    destination: {
+      write(text: string) {
+        const line = JSON.parse(text) as Record<string, unknown>;
+        lines.push(line);
+        onLine(line);
+      },
+    },
+  });
+  return { logger, lines, events: (event: string) => lines.filter((l) => l.event === event) };
+}
+
+/** Moves `address` into the IOMMU group of `into`, as on a PCIe switch without ACS. */
+function shareGroup(root: string, address: string, into: string) {
+  const node = readNodeSpec(root);
+  const device = node.devices.find((d) => d.address === address)!;
+  const group = node.devices.find((d) => d.address === into)!.iommuGroup!;
+  const tree = new Tree(root, { replaceFiles: true });
+  tree.remove(`sys/kernel/iommu_groups/${device.iommuGroup}/devices/${address}`);
+  device.iommuGroup = group;
+  tree.link(`${devPath(device)}/iommu_group`, `sys/kernel/iommu_groups/${group}`);
+  tree.link(`sys/kernel/iommu_groups/${group}/devices/${address}`, devPath(device));
+  writeNodeSpec(root, node);
 }
 
 /** No device may keep a driver_override naming a driver it is not bound to. */
@@ -43,7 +84,14 @@ describe('vfio-manager bind', () => {
     expect(after.devices.filter((d) => d.kind === 'nvswitch').map((d) => d.driver)).toEqual(
       Array(4).fill('nvidia-nvswitch'),
     );
-    expect(s.recorder.snapshot().writesByAttribute).toMatchObject({ driver_override: 8, unbind: 8, bind: 8 });
+    expect(s.recorder.snapshot().writesByAttribute).toMatchObject({
+      driver_override: 8,
+      unbind: 8,
+      bind: 8,
+      unbindLock: 8,
+    });
+    expect(s.recorder.writes).toBe(8 * 3 + 8 + 2); // 3 sysfs writes and 1 lock per GPU, the state file twice
+    expect(Object.values(readState(s).devices).every((r) => r.phase === 'bound')).toBe(true);
     for (const gpu of after.devices.filter((d) => d.kind === 'gpu'))
       expect(s.exists(`dev/vfio/${gpu.iommuGroup}`)).toBe(true);
 
@@ -92,6 +140,54 @@ describe('vfio-manager bind', () => {
     expect(s.recorder.writeLog.some((w) => w.path.includes('0000:42:00.0') || w.value.includes('0000:42:00.0'))).toBe(
       false,
     );
+    expect(unbindLock(s, '0000:42:00.0')).toBe('0'); // a refused group takes no lock
+  });
+
+  it('plan: a refused foreign member is not said to be allowed; with the flag it is', async () => {
+    const { sysfs } = simNode('workstation-mixed');
+    const nic = (allow: boolean) =>
+      planBind(observe(sysfs), { all: true }, { nvswitches: false, allowForeignGroupMembers: allow })
+        .groups.flatMap((g) => g.steps)
+        .find((st) => st.address === '0000:43:00.0')!;
+    expect(nic(false).reason).toBe('foreign member of the IOMMU group on a host driver: the group is refused');
+    expect(nic(true).reason).toBe('foreign member of the IOMMU group (allowed by --allow-foreign-group-members)');
+  });
+
+  it('workstation-mixed, NIC parked on pci-stub: the group is viable, bound, and status says so (one rule)', async () => {
+    const { sysfs, root } = simNode('workstation-mixed');
+    const node = readNodeSpec(root);
+    const stub = { name: 'pci-stub', module: 'pci_stub', match: [], vfio: false, loaded: false };
+    node.drivers.push(stub);
+    loadDriver(new Tree(root, { replaceFiles: true }), stub);
+    writeNodeSpec(root, node);
+    const sim = openSimulatedSysfs(root);
+    await sim.write('sys/bus/pci/devices/0000:43:00.0/driver_override', 'pci-stub');
+    await sim.write('sys/bus/pci/drivers/mlx5_core/unbind', '0000:43:00.0');
+    await sim.write('sys/bus/pci/drivers/pci-stub/bind', '0000:43:00.0');
+    expect(currentDriver(sysfs, parsePciAddress('0000:43:00.0'))).toBe('pci-stub');
+
+    const result = await bind(sysfs, { ...ALL, selection: { devices: ['0000:42:00.0'] } }, options());
+    expect(exitCodeOf(result)).toBe(0);
+    expect(currentDriver(sysfs, parsePciAddress('0000:42:00.0'))).toBe('vfio-pci');
+    expect(currentDriver(sysfs, parsePciAddress('0000:43:00.0'))).toBe('pci-stub'); // left as it is
+    const gpu = status(sysfs, 'vfio', ALL).devices.find((d) => d.address === '0000:42:00.0')!;
+    expect(gpu.groupViable).toBe(true);
+  });
+
+  it('a rerun after a kill that left phase "binding" on converged devices marks them bound, with no sysfs write', async () => {
+    const { sysfs } = simNode('hgx-h100-8');
+    await bind(sysfs, ALL, options());
+    // what a run killed after its last bind, before its final state write, leaves behind
+    const state = readState(sysfs);
+    for (const rec of Object.values(state.devices)) rec.phase = 'binding';
+    await sysfs.writeFileAtomic(STATE_FILE, JSON.stringify(state), 0o644);
+    const s = sysfs.withRecorder();
+    expect(exitCodeOf(await bind(s, ALL, options()))).toBe(0);
+    expect(s.recorder.writeLog.filter((w) => !w.path.startsWith('var/'))).toEqual([]);
+    expect(Object.values(readState(s).devices).map((r) => r.phase)).toEqual(Array(8).fill('bound'));
+    const again = sysfs.withRecorder();
+    await bind(again, ALL, options());
+    expect(again.recorder.writes).toBe(0);
   });
 
   it('workstation-mixed with --allow-foreign-group-members binds the NIC too, never the bridges', async () => {
@@ -151,6 +247,16 @@ describe('vfio-manager selection and input', () => {
     expect(s.recorder.writes).toBe(0);
   });
 
+  it('refuses a bridge as a bridge, even an NVIDIA one', async () => {
+    const { sysfs, root } = simNode('hgx-h100-8');
+    breakAttribute(root, '0000:10:01.1', 'vendor', '0x10de\n');
+    await expect(bind(sysfs, { ...ALL, selection: { devices: ['0000:10:01.1'] } }, options())).rejects.toMatchObject({
+      code: 'ERR_GPUCC_NOT_A_TARGET',
+      message: expect.stringMatching(/cannot be selected: it is a PCI bridge$/),
+      hint: expect.stringMatching(/select the GPU behind it/),
+    });
+  });
+
   it('refuses another vendor’s device and a companion function with a hint naming the GPU', async () => {
     const { sysfs } = simNode('workstation-mixed');
     await expect(bind(sysfs, { ...ALL, selection: { devices: ['0000:43:00.0'] } }, options())).rejects.toMatchObject({
@@ -193,6 +299,77 @@ describe('vfio-manager faults', () => {
     expect(strayOverrides(sysfs)).toEqual([]);
     expect(Object.values(drivers(sysfs)).filter((d) => d === 'vfio-pci')).toHaveLength(7);
     expect(readState(sysfs).devices[GPU]).toBeUndefined(); // back where it started: nothing to remember
+    expect(unbindLock(sysfs, GPU)).toBe('0'); // still on nvidia: the host's CUDA users can open it again
+  });
+
+  it('a failing group gives back the unbind lock of each GPU left on nvidia, and logs it', async () => {
+    const { sysfs, root } = simNode('hgx-h100-8');
+    await injectFault(root, { kind: 'unbind-error', device: GPU, errno: 'EBUSY' });
+    const logs = capturedLogs();
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options({ logger: logs.logger }));
+    expect(exitCodeOf(result)).toBe(1);
+    expect(unbindLock(s, GPU)).toBe('0');
+    expect(logs.events('bind.unbind_lock_released')).toEqual([
+      expect.objectContaining({ device: GPU, group: result.report!.results.find((r) => r.address === GPU)!.group }),
+    ]);
+    // the release is the only extra write: 8 locks taken, 1 given back
+    expect(s.recorder.writeLog.filter((w) => w.path.endsWith('/unbindLock')).map((w) => w.value)).toEqual([
+      ...Array(8).fill('1'),
+      '0',
+    ]);
+  });
+
+  it('a later check of the group failing (SR-IOV on a card function) leaves the GPU on nvidia with its lock free', async () => {
+    const { sysfs, root } = simNode('workstation-mixed');
+    breakAttribute(root, '0000:01:00.3', 'sriov_totalvfs', '4\n');
+    breakAttribute(root, '0000:01:00.3', 'sriov_numvfs', '2\n');
+    const s = sysfs.withRecorder();
+    const result = await bind(s, { ...ALL, selection: { devices: ['0000:01:00.0'] } }, options());
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results[0]!.error).toMatchObject({ code: 'ERR_GPUCC_SRIOV_ENABLED' });
+    expect(currentDriver(s, parsePciAddress('0000:01:00.0'))).toBe('nvidia');
+    expect(unbindLock(s, '0000:01:00.0')).toBe('0');
+    expect(s.recorder.writeLog.filter((w) => w.path.startsWith('sys/'))).toEqual([]);
+  });
+
+  it('two GPUs in one group, the second one’s lock refused: the first one’s lock is given back', async () => {
+    const { sysfs, root } = simNode('hgx-h100-8');
+    shareGroup(root, '0000:23:00.0', '0000:13:00.0');
+    await injectFault(root, { kind: 'unbind-lock-held', device: '0000:23:00.0' });
+    const logs = capturedLogs();
+    const result = await bind(sysfs, ALL, options({ logger: logs.logger }));
+    expect(exitCodeOf(result)).toBe(1);
+    expect(result.report!.results.find((r) => r.address === GPU)!.error).toMatchObject({
+      code: 'ERR_GPUCC_DEVICE_IN_USE',
+    });
+    for (const gpu of [GPU, '0000:23:00.0']) {
+      expect(currentDriver(sysfs, parsePciAddress(gpu))).toBe('nvidia');
+      expect(unbindLock(sysfs, gpu)).toBe('0');
+    }
+    expect(logs.events('bind.unbind_lock_released').map((l) => l.device)).toEqual([GPU]);
+    expect(Object.values(drivers(sysfs)).filter((d) => d === 'vfio-pci')).toHaveLength(6);
+  });
+
+  it('interrupted (SIGTERM) after the first group: the groups not started stay on nvidia with their locks free', async () => {
+    const { sysfs } = simNode('hgx-h100-8');
+    const stop = new AbortController();
+    const logs = capturedLogs((l) => {
+      if (l.event === 'bind.device') stop.abort();
+    });
+    const s = sysfs.withRecorder();
+    const result = await bind(s, ALL, options({ logger: logs.logger, signal: stop.signal }));
+    expect(exitCodeOf(result)).toBe(1);
+    const gpus = discoverPci(s).devices.filter((d) => d.kind === 'gpu');
+    expect(gpus.map((d) => d.driver)).toEqual(['vfio-pci', ...Array(7).fill('nvidia')]);
+    for (const gpu of gpus.slice(1)) {
+      expect(result.report!.results.find((r) => r.address === gpu.address)!.error).toMatchObject({
+        code: 'ERR_GPUCC_INTERRUPTED',
+      });
+      expect(unbindLock(s, gpu.address)).toBe('0');
+    }
+    expect(logs.events('bind.unbind_lock_released')).toHaveLength(7);
+    expect(s.recorder.writeLog.filter((w) => w.path.startsWith('sys/'))).toHaveLength(3);
   });
 
   it('an unbind that hangs fails at the deadline and is rolled back', async () => {
