@@ -4,6 +4,7 @@ import {
   addCommonOptions,
   addPciIdsOption,
   aliasesOf,
+  aliasSchema,
   createLogger,
   defaultMetricsAddress,
   keepExitCodes,
@@ -16,15 +17,7 @@ import {
   readPciIdsSource,
   runCli,
 } from '@gpucc/daemon';
-import {
-  GpuccError,
-  isGpuccError,
-  type NameAliases,
-  type PciIdsSource,
-  parseCdiKind,
-  Sysfs,
-  validateResourceClass,
-} from '@gpucc/hal';
+import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './engine.js';
@@ -48,24 +41,6 @@ function cdiDirOption(command: Command): Command {
     }),
   );
 }
-
-/** An alias is a CDI class and a Kubernetes resource name at once; "" (per model) is allowed. */
-const alias = z
-  .string()
-  .optional()
-  .superRefine((value, ctx) => {
-    if (value === undefined || value === '') return;
-    try {
-      validateResourceClass(value);
-    } catch (error) {
-      ctx.addIssue({
-        code: 'custom',
-        message: isGpuccError(error) ? `${error.message}; ${error.hint}` : String(error),
-      });
-    }
-  });
-
-const aliasSchema = { gpuAlias: alias, nvswitchAlias: alias };
 
 const cdiDirSchema = {
   cdiDir: z

@@ -3,6 +3,7 @@ import {
   addCommonOptions,
   addPciIdsOption,
   aliasesOf,
+  aliasSchema,
   createLogger,
   defaultMetricsAddress,
   keepExitCodes,
@@ -31,8 +32,7 @@ function deviceOptions(command: Command): Command {
 
 const deviceSchema = {
   nvswitches: z.boolean().default(false),
-  gpuAlias: z.string().optional(),
-  nvswitchAlias: z.string().optional(),
+  ...aliasSchema,
 };
 
 function settingsOf(

@@ -1,5 +1,6 @@
-import type { NameAliases } from '@gpucc/hal';
+import { isGpuccError, type NameAliases, validateResourceClass } from '@gpucc/hal';
 import type { Command } from 'commander';
+import * as z from 'zod';
 import { mirroredOption } from './options.js';
 
 /**
@@ -32,3 +33,26 @@ export function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: st
     ...(o.nvswitchAlias === undefined ? {} : { nvswitchAlias: o.nvswitchAlias }),
   };
 }
+
+/**
+ * An alias is a CDI class and a Kubernetes resource name at once; "" (per model) is allowed. One
+ * schema for both binaries, so a bad P_GPU_ALIAS gives the same ERR_GPUCC_INVALID_CONFIG (exit 2),
+ * naming the flag and its variable, before either reads the host.
+ */
+const alias = z
+  .string()
+  .optional()
+  .superRefine((value, ctx) => {
+    if (value === undefined || value === '') return;
+    try {
+      validateResourceClass(value);
+    } catch (error) {
+      ctx.addIssue({
+        code: 'custom',
+        message: isGpuccError(error) ? `${error.message}; ${error.hint}` : String(error),
+      });
+    }
+  });
+
+/** The zod fields of addAliasOptions, for readOptions. */
+export const aliasSchema = { gpuAlias: alias, nvswitchAlias: alias };

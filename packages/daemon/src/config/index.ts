@@ -1,4 +1,4 @@
-export { addAliasOptions, aliasesOf } from './aliases.js';
+export { addAliasOptions, aliasesOf, aliasSchema } from './aliases.js';
 export {
   addCommonOptions,
   type CommonConfig,
