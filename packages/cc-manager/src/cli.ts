@@ -1,5 +1,6 @@
 import {
   addCommonOptions,
+  addPciIdsOption,
   createLogger,
   defaultMetricsAddress,
   keepExitCodes,
@@ -15,7 +16,14 @@ import { CC_MODES, GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { BACKENDS } from './backend/backend.js';
-import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from './backend/select.js';
+import { gpuAdminToolsBackend } from './backend/gpu-admin-tools.js';
+import {
+  DEFAULT_GPU_ADMIN_TOOLS,
+  DEFAULT_NVIDIA_SMI,
+  findExecutable,
+  selectBackend,
+  toolPaths,
+} from './backend/select.js';
 import { capabilityTable } from './capability.js';
 import { DEFAULT_MODES } from './desired.js';
 import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
@@ -159,9 +167,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
   cli.addCommand(statusCmd);
 
   const doctorCmd = new Command('doctor').description(
-    'check the host for CC with GPUs (TEE, IOMMU, VFIO, GPU capability, kubelet and CDI dirs); exit 1 when it cannot run CC workloads',
+    'check the host for CC with GPUs (TEE, IOMMU, VFIO, GPU capability and firmware, pci.ids, kubelet and CDI dirs); exit 1 when it cannot run CC workloads',
   );
-  addCommonOptions(doctorCmd, { metricsAddress })
+  addCommonOptions(addPciIdsOption(doctorCmd), { metricsAddress })
     .addOption(mirroredOption('--mode <mode>', `the CC mode to check for: ${CC_MODES.join(', ')}`, { default: 'on' }))
     .addOption(
       mirroredOption(
@@ -176,12 +184,33 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         'GPU and NVSwitch device IDs with PPCIe, replacing the built-in ones',
       ),
     )
+    .addOption(
+      mirroredOption(
+        '--gpu-admin-tools <path>',
+        'nvidia_gpu_tools.py, for the firmware check (read-only queries; on a simulated node: its fake)',
+        { default: DEFAULT_GPU_ADMIN_TOOLS },
+      ),
+    )
+    .addOption(
+      mirroredOption('--python <path>', 'run nvidia_gpu_tools.py with this interpreter (default: run it directly)'),
+    )
+    .addOption(
+      mirroredOption('--tool-timeout <ms>', 'deadline of the firmware check: all its tool calls together', {
+        default: '30000',
+      }),
+    )
+    .addOption(mirroredOption('--max-parallel <n>', 'tool calls at once', { default: '16' }))
     .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
     .action(async (_o, command: Command) => {
       const o = readOptions(
         command,
         z.object({
           ...output,
+          gpuAdminTools: backendSchema.gpuAdminTools,
+          python: backendSchema.python,
+          toolTimeout: backendSchema.toolTimeout,
+          maxParallel: backendSchema.maxParallel,
+          pciIds: z.string().optional(),
           mode: z.enum(CC_MODES),
           nfdFeaturesFile: z
             .string()
@@ -192,10 +221,27 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         }),
       );
       const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
-      const host = await openHost(readCommonConfig(command).hostRoot, stderrLogger(command));
+      const logger = stderrLogger(command);
+      const host = await openHost(readCommonConfig(command).hostRoot, logger);
+      // gpu-admin-tools only: it is the tool that tells firmware support (nvidia-smi needs the host driver).
+      const script = toolPaths({
+        gpuAdminTools: o.gpuAdminTools,
+        nvidiaSmi: DEFAULT_NVIDIA_SMI,
+        ...(host.simulated ? { simulatedRoot: host.sysfs.root } : {}),
+      }).gpuAdminTools;
+      const backend = gpuAdminToolsBackend({
+        script,
+        ...(o.python ? { python: o.python } : {}),
+        timeoutMs: o.toolTimeout,
+        maxParallel: o.maxParallel,
+        logger,
+      });
+      const pciIds = o.pciIds?.trim();
       const report = await doctor(host.sysfs, {
         mode: o.mode,
         capability,
+        tools: { backend, tool: script, found: findExecutable(script) !== undefined, deadlineMs: o.toolTimeout },
+        ...(pciIds ? { pciIdsFallback: pciIds } : {}),
         ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile } : {}),
       });
       out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));

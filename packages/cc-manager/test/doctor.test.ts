@@ -1,20 +1,24 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { type RunToolOptions, runTool } from '@gpucc/hal';
+import { injectFault, readWriteLog } from '@gpucc/sim';
 import { describe, expect, it, vi } from 'vitest';
-import { simNode } from '../../sim/test/helpers.js';
+import { simNode, tempDir } from '../../sim/test/helpers.js';
+import { gpuAdminToolsBackend } from '../src/backend/gpu-admin-tools.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import { main } from '../src/cli.js';
-import { type DoctorObservation, observeDoctor, runChecks } from '../src/doctor/index.js';
-import { bindToVfio } from './helpers.js';
+import { type DoctorObservation, type DoctorTools, doctor, observeDoctor, runChecks } from '../src/doctor/index.js';
+import { bindToVfio, H100_GPUS, NVSWITCHES, silent } from './helpers.js';
 
 const NFD_FILE = '/etc/kubernetes/node-feature-discovery/features.d/gpucc';
 
 /** The real CLI in-process: stdout, stderr and the exit code a user would see. */
-async function doctorCli(args: string[]) {
+async function doctorCli(args: string[], env: Record<string, string> = {}) {
   let out = '';
   let err = '';
   const saved = { ...process.env };
   for (const key of Object.keys(process.env)) if (key.startsWith('GPUCC_')) delete process.env[key];
+  Object.assign(process.env, env);
   const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
     err += String(chunk);
     return true;
@@ -30,8 +34,8 @@ async function doctorCli(args: string[]) {
   }
 }
 
-async function doctorJson(root: string, args: string[] = []) {
-  const result = await doctorCli(['--host-root', root, '--output', 'json', ...args]);
+async function doctorJson(root: string, args: string[] = [], env: Record<string, string> = {}) {
+  const result = await doctorCli(['--host-root', root, '--output', 'json', ...args], env);
   const report = JSON.parse(result.out) as {
     ok: boolean;
     checks: Array<{ id: string; status: string; finding: string; fix?: string }>;
@@ -53,6 +57,9 @@ describe('cc-manager doctor', () => {
     expect(out).toMatch(/PASS\s+vfio\s+vfio_pci loaded, driver vfio-pci; device nodes: legacy group nodes/);
     expect(out).toMatch(/PASS\s+gpus\s+8 NVIDIA GPUs \(H100\), 4 NVSwitches/);
     expect(out).toMatch(/PASS\s+cc-capability\s+all 8 GPUs have CC mode on/);
+    expect(out).toMatch(
+      /PASS\s+cc-firmware\s+the firmware of all 8 GPUs supports CC: each answers its mode \(CC off\)/,
+    );
     expect(out).toMatch(/PASS\s+cdi-dir\s+\/var\/run\/cdi exists/);
     expect(out).not.toMatch(/^(WARN|FAIL)/m);
     expect(out).toMatch(/\nnode can run CC workloads in mode on \(\d+ passed, 0 warnings\)\n$/);
@@ -124,6 +131,14 @@ describe('cc-manager doctor', () => {
       finding: '8 devices on the nvidia host driver: 0000:13:00.0, 0000:23:00.0, 0000:33:00.0, 0000:43:00.0 and 4 more',
       fix: 'bind them to VFIO first (vfio-manager bind): the mode cannot be switched under the host driver',
     });
+    // The firmware check cannot be made: the tool is never run on a device the host driver holds.
+    expect(byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'warn',
+      finding:
+        'firmware support for CC not checked: 8 devices on the nvidia host driver (0000:13:00.0, 0000:23:00.0, 0000:33:00.0, 0000:43:00.0 and 4 more)',
+      fix: 'bind them to VFIO (vfio-manager bind) and run the doctor again: the tool is never run under a host driver',
+    });
   });
 
   it('missing vfio_pci, Grace variant driver, pci.ids, device-plugin and CDI dirs: warnings with fixes', async () => {
@@ -138,7 +153,11 @@ describe('cc-manager doctor', () => {
       status: 'warn',
       finding: '0009:01:00.0 needs nvgrace_gpu_vfio_pci (modules.alias), which is not loaded',
     });
-    expect(byId('pci-ids')).toMatchObject({ status: 'warn', finding: expect.stringContaining('fall back') });
+    expect(byId('pci-ids')).toMatchObject({
+      status: 'warn',
+      finding: 'no pci.ids on the host and no --pci-ids fallback: per-model resource names fall back to device IDs',
+      fix: expect.stringContaining('--pci-ids FILE (GPUCC_PCI_IDS)'),
+    });
     expect(byId('device-plugin-dir')?.status).toBe('warn');
     expect(byId('cdi-dir')).toMatchObject({ status: 'warn', fix: expect.stringContaining('mkdir -p /var/run/cdi') });
   });
@@ -151,7 +170,7 @@ describe('cc-manager doctor', () => {
       mode: 'on',
       tee: 'sev-snp',
       ok: true,
-      summary: { pass: 11, warn: 0, fail: 0 },
+      summary: { pass: 12, warn: 0, fail: 0 },
       checks: expect.any(Array),
       features: {
         'nvidia.com/cc.capable': true,
@@ -167,6 +186,7 @@ describe('cc-manager doctor', () => {
       'vfio',
       'gpus',
       'cc-capability',
+      'cc-firmware',
       'gpu-driver',
       'gpu-iommu-group',
       'pci-ids',
@@ -275,5 +295,248 @@ describe('doctor checks (pure)', () => {
       finding: 'no NVIDIA GPU on the PCI bus',
     });
     expect(none.map((c) => c.id)).not.toContain('cc-capability');
+  });
+});
+
+const GPU_43 = '0000:43:00.0';
+const TOOL = 'opt/gpu-admin-tools/nvidia_gpu_tools.py';
+
+/** The node's fake gpu-admin-tools through the real backend, recording every argument list it is given. */
+function recordedTools(root: string, deadlineMs = 15_000) {
+  const calls: string[][] = [];
+  const script = path.join(root, TOOL);
+  const backend = gpuAdminToolsBackend({
+    script,
+    timeoutMs: deadlineMs,
+    maxParallel: 16,
+    logger: silent(),
+    run: (options: RunToolOptions) => {
+      calls.push([...options.args]);
+      return runTool(options);
+    },
+  });
+  const tools: DoctorTools = { backend, tool: script, found: true, deadlineMs };
+  return { tools, calls };
+}
+
+/** The simulator's CC state of every device (one file per CC-capable device). */
+function ccStates(root: string): Record<string, string> {
+  const dir = path.join(root, '.gpucc-sim/cc');
+  return Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(path.join(dir, f), 'utf8')]));
+}
+
+describe('cc-manager doctor: firmware support (cc-firmware)', () => {
+  it('a GPU whose firmware has no CC fails the check by name, with the fix; exit 1', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    await bindToVfio(sysfs);
+    await injectFault(root, { kind: 'fw-no-cc', device: GPU_43 });
+    const { code, byId } = await doctorJson(root);
+    expect(code).toBe(1);
+    expect(byId('cc-capability')?.status).toBe('pass'); // by its device ID it has CC
+    expect(byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'fail',
+      finding: 'firmware without CC: 0000:43:00.0 H100 (0x2330) (gpu-admin-tools: "Querying CC mode is not supported")',
+      fix: 'update the firmware (VBIOS) of these devices to a release with CC support (see NVIDIA’s Confidential Computing deployment guide), or move them off this node',
+    });
+    const table = await doctorCli(['--host-root', root]);
+    expect(table.code).toBe(1);
+    expect(table.out).toMatch(
+      /^FAIL {4}cc-firmware {8}firmware without CC: 0000:43:00\.0 H100 \(0x2330\) \(gpu-admin-tools: "Querying CC mode is not supported"\) +update the firmware \(VBIOS\)/m,
+    );
+    expect(table.out).toMatch(/\nnode cannot run CC workloads in mode on: 1 failed, 0 warnings, 11 passed\n$/);
+    // Mode off needs no CC firmware: nothing is asked.
+    const off = await doctorJson(root, ['--mode', 'off']);
+    expect(off.code).toBe(0);
+    expect(off.byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'pass',
+      finding: 'mode off needs no CC firmware',
+    });
+  });
+
+  it('the modes every device answered are in the passing finding', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    await bindToVfio(sysfs);
+    expect((await doctorCli(['--host-root', root, '--mode', 'devtools'])).code).toBe(0);
+    const { writeCcState } = await import('@gpucc/sim');
+    writeCcState(root, H100_GPUS[0]!, { cc: 'on', ccPending: 'on', ppcie: 'off', ppciePending: 'off' });
+    const { byId } = await doctorJson(root, ['--mode', 'devtools']);
+    expect(byId('cc-firmware')?.finding).toBe(
+      'the firmware of all 8 GPUs supports CC: each answers its mode (CC on ×1, off ×7)',
+    );
+  });
+
+  it('ppcie asks every GPU and NVSwitch: an NVSwitch on old firmware fails it; mode on does not ask PPCIe', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    await bindToVfio(sysfs, true);
+    const ok = await doctorJson(root, ['--mode', 'ppcie']);
+    expect(ok.code).toBe(0);
+    expect(ok.byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'pass',
+      finding:
+        'the firmware of all 8 GPUs and 4 NVSwitches supports CC and PPCIe: each answers its mode (CC off; PPCIe off)',
+    });
+    await injectFault(root, { kind: 'fw-no-ppcie', device: NVSWITCHES[1]! });
+    const bad = await doctorJson(root, ['--mode', 'ppcie']);
+    expect(bad.code).toBe(1);
+    expect(bad.byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'fail',
+      finding:
+        'firmware without PPCIe: 0000:08:00.0 NVSwitch_gen3 (0x22a3) (gpu-admin-tools: "does not support PPCIe on current FW")',
+      fix: 'update the firmware (VBIOS) of these devices to a release with PPCIe support (see NVIDIA’s Confidential Computing deployment guide), or move them off this node',
+    });
+    const on = await doctorJson(root);
+    expect(on.code).toBe(0);
+    expect(on.byId('cc-firmware')?.status).toBe('pass');
+  });
+
+  it('reads only: query arguments alone reach the tool, no sysfs write, no CC state change', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    await bindToVfio(sysfs, true);
+    await injectFault(root, { kind: 'fw-no-cc', device: GPU_43 });
+    await injectFault(root, { kind: 'fw-no-ppcie', device: NVSWITCHES[0]! });
+    const writesBefore = readWriteLog(root).length;
+    const states = ccStates(root);
+    const { tools, calls } = recordedTools(root);
+    for (const mode of ['on', 'devtools', 'ppcie', 'off'] as const) {
+      const report = await doctor(sysfs, { mode, capability: DEFAULT_CAPABILITY, tools });
+      expect(report.checks.find((c) => c.id === 'cc-firmware')?.status).toBe(mode === 'off' ? 'pass' : 'fail');
+    }
+    expect(readWriteLog(root).slice(writesBefore)).toEqual([]); // the doctor's share of the write log stays empty
+    expect(ccStates(root)).toEqual(states);
+    expect(calls[0]).toEqual(['--devices', H100_GPUS.join(','), '--query-cc-mode']);
+    const flags = new Set(calls.flat().flatMap((a) => (a.startsWith('-') ? [a.replace(/=.*$/, '')] : [])));
+    expect([...flags].sort()).toEqual([
+      '--devices',
+      '--gpu-bdf', // the tool stops a batch at the refused device: those after it are asked alone
+      '--query-cc-mode',
+      '--query-ppcie-mode',
+      '--query-ppcie-settings',
+    ]);
+    expect(calls.flat().some((a) => /^--(set|reset)/.test(a))).toBe(false);
+  });
+
+  it('never runs the tool on a device a host driver holds', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    const { tools, calls } = recordedTools(root);
+    const report = await doctor(sysfs, { mode: 'ppcie', capability: DEFAULT_CAPABILITY, tools });
+    expect(calls).toEqual([]);
+    expect(report.checks.find((c) => c.id === 'cc-firmware')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringMatching(
+        /^firmware support for CC and PPCIe not checked: 12 devices on the nvidia-nvswitch, nvidia host drivers \(0000:07:00\.0, /,
+      ),
+    });
+  });
+
+  it('when the check cannot be made (no tool, a hung tool, a device it cannot read) it warns, exit 0', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8');
+    await bindToVfio(sysfs);
+    const missing = await doctorJson(root, ['--gpu-admin-tools', '/nonexistent/nvidia_gpu_tools.py']);
+    expect(missing.code).toBe(0);
+    expect(missing.byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'warn',
+      finding:
+        'gpu-admin-tools not found at /nonexistent/nvidia_gpu_tools.py: firmware support for CC cannot be checked',
+      fix: 'install NVIDIA gpu-admin-tools and pass --gpu-admin-tools PATH (with --python python3 if the script is not executable)',
+    });
+
+    await injectFault(root, { kind: 'tool-error', device: H100_GPUS[1]! });
+    const unreadable = await doctorJson(root);
+    expect(unreadable.code).toBe(0);
+    expect(unreadable.byId('cc-firmware')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringMatching(
+        /^7 GPUs answer \(CC off\); firmware support for CC not checked: 1 device unreadable \(0000:23:00\.0: ERR_GPUCC_TOOL_FAILED: gpu\.error\.FspRpcError: .*FSP RPC failed/,
+      ),
+      fix: expect.stringMatching(/--gpu-bdf=0000:23:00\.0 --query-cc-mode by hand/),
+    });
+
+    await injectFault(root, { kind: 'tool-hang', device: H100_GPUS[2]! });
+    const started = Date.now();
+    const hung = await doctorJson(root, ['--tool-timeout', '1000']);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(hung.code).toBe(0);
+    expect(hung.byId('cc-firmware')).toEqual({
+      id: 'cc-firmware',
+      status: 'warn',
+      finding: 'gpu-admin-tools did not answer within 1 s: firmware support for CC is unknown',
+      fix: expect.stringContaining('raise --tool-timeout'),
+    });
+  });
+
+  it('pure: a firmware refusal fails even beside devices that could not be asked, and names both', () => {
+    const { sysfs } = simNode('iommufd-h200-2');
+    const o = observeDoctor(sysfs, DEFAULT_CAPABILITY);
+    const [first, second] = o.devices;
+    o.firmware = {
+      state: 'asked',
+      tool: '/opt/gpu-admin-tools/nvidia_gpu_tools.py',
+      answers: [{ device: first!, result: 'lacks', what: 'cc', toolSaid: 'Querying CC mode is not supported on …' }],
+      held: [{ ...second!, driver: 'nvidia' }],
+    };
+    const check = runChecks(o, 'on').find((c) => c.id === 'cc-firmware');
+    expect(check).toMatchObject({
+      status: 'fail',
+      finding: expect.stringMatching(
+        new RegExp(
+          `^firmware without CC: ${first!.address} .*; not checked: 1 device on the nvidia host driver \\(${second!.address}\\)$`,
+        ),
+      ),
+    });
+    // Without the probe (a library caller without tools) the check is left out.
+    expect(runChecks({ ...o, firmware: undefined }, 'on').map((c) => c.id)).not.toContain('cc-firmware');
+  });
+});
+
+describe('cc-manager doctor: pci.ids and the --pci-ids fallback', () => {
+  it('passes on the fallback when the host has none (naming the file); warns when it is unreadable or absent', async () => {
+    const { root } = simNode('hgx-h100-8');
+    const image = path.join(tempDir(), 'pci.ids');
+    copyFileSync(path.join(root, 'usr/share/misc/pci.ids'), image);
+    // The host's own file wins; the fallback is only checked.
+    expect((await doctorJson(root, ['--pci-ids', image])).byId('pci-ids')).toEqual({
+      id: 'pci-ids',
+      status: 'pass',
+      finding: '/usr/share/misc/pci.ids',
+    });
+    const hostBadFallback = await doctorJson(root, ['--pci-ids', '/nonexistent/pci.ids']);
+    expect(hostBadFallback.byId('pci-ids')).toMatchObject({
+      status: 'warn',
+      finding:
+        '/usr/share/misc/pci.ids, but the --pci-ids fallback is unreadable (cannot read the pci.ids file /nonexistent/pci.ids: it does not exist): kata-manager and the device plugin exit 2 with it',
+    });
+
+    rmSync(path.join(root, 'usr/share/misc/pci.ids'));
+    const fallback = await doctorJson(root, ['--pci-ids', image]);
+    expect(fallback.byId('pci-ids')).toEqual({
+      id: 'pci-ids',
+      status: 'pass',
+      finding: expect.stringMatching(
+        new RegExp(
+          `^no pci\\.ids on the host: names come from the --pci-ids fallback ${image}, \\d+ NVIDIA device names$`,
+        ),
+      ),
+    });
+    // GPUCC_PCI_IDS is the same option, as for kata-manager and the device plugin.
+    expect((await doctorJson(root, [], { GPUCC_PCI_IDS: image })).byId('pci-ids')?.status).toBe('pass');
+
+    const unreadable = await doctorJson(root, ['--pci-ids', '/nonexistent/pci.ids']);
+    expect(unreadable.code).toBe(0);
+    expect(unreadable.byId('pci-ids')).toEqual({
+      id: 'pci-ids',
+      status: 'warn',
+      finding:
+        'no pci.ids on the host, and the --pci-ids fallback is unreadable (cannot read the pci.ids file /nonexistent/pci.ids: it does not exist): kata-manager and the device plugin exit 2 with it',
+      fix: expect.stringContaining('give --pci-ids (GPUCC_PCI_IDS) a readable pci.ids'),
+    });
+    // "" means no fallback, as for the operands.
+    expect((await doctorJson(root, ['--pci-ids', ''])).byId('pci-ids')?.finding).toBe(
+      'no pci.ids on the host and no --pci-ids fallback: per-model resource names fall back to device IDs',
+    );
   });
 });

@@ -2,7 +2,8 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostFs } from '@gpucc/hal';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { main as simMain } from '../src/cli.js';
 import { detachDriver } from '../src/node/effects.js';
 import { injectFault } from '../src/node/faults.js';
 import { Tree } from '../src/node/files.js';
@@ -443,6 +444,129 @@ describe('fake nvidia_gpu_tools.py: faults', () => {
     const r = await tool(root, '--gpu-bdf=13:00.0', '--set-cc-mode=on', '--reset-after-cc-mode-switch');
     expect(r.code).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(650);
+  });
+});
+
+// ---- firmware without CC or PPCIe (fw-no-cc, fw-no-ppcie) ----------------------------------------------
+
+/** gpucc-sim in-process, as a user runs it: stdout, stderr and the exit code. */
+async function gpuccSim(...args: string[]) {
+  let out = '';
+  let err = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    err += String(chunk);
+    return true;
+  });
+  try {
+    const code = await simMain(['node', 'gpucc-sim', ...args], (t) => {
+      out += t;
+    });
+    return { code, out, err };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+/** Raw stderr log lines with their message, the padding after the level kept (knob lines indent). */
+const rawMessages = (stderr: string) => lines(stderr).map((l) => l.replace(/^\S+ [A-Z]+ {1,5}/, ''));
+
+describe('fake nvidia_gpu_tools.py: firmware without CC or PPCIe', () => {
+  const H100 = 'GPU 0000:13:00.0 H100-SXM 0x2330 BAR0 0xa8000000000';
+  const SWITCH = 'NvSwitch 0000:08:00.0 NVSwitch_gen3 0x22a3 BAR0 0x2c002000000';
+
+  it('fw-no-cc (gpucc-sim fault --kind fw-no-cc): the tool cannot query or configure CC on that GPU, exit 1', async () => {
+    const root = makeNode();
+    unbind(root, GPUS);
+    const injected = await gpuccSim('fault', root, '--kind', 'fw-no-cc', '--device', GPU);
+    expect(injected).toMatchObject({ code: 0, out: `fault fw-no-cc injected on ${GPU}\n` });
+
+    const query = await tool(root, '--gpu-bdf=13:00.0', '--query-cc-mode');
+    expect(query.code).toBe(1);
+    expect(lines(query.stderr).filter((l) => /ERROR/.test(l))).toEqual([
+      expect.stringMatching(new RegExp(`^\\S+ ERROR {4}Querying CC mode is not supported on ${H100}$`)),
+    ]);
+    expect(lines(query.stderr).some((l) => QUERY_LINE.test(l))).toBe(false);
+
+    const set = await tool(root, '--gpu-bdf=13:00.0', '--set-cc-mode=on', '--reset-after-cc-mode-switch');
+    expect(set.code).toBe(1);
+    expect(messages(set.stderr)).toContain(`Configuring CC not supported on ${H100}`);
+    expect(state(root, GPU)).toMatchObject({ cc: 'off', ccPending: 'off' });
+    expect(resetWrites(root, GPU)).toBe(0);
+
+    // Other GPUs answer; a batch stops at the refused GPU, as the real tool exits at the first failure.
+    const other = await tool(root, '--gpu-bdf=23:00.0', '--query-cc-mode');
+    expect(other.code).toBe(0);
+    const batch = await tool(root, '--devices', `${GPUS[0]},${GPUS[1]}`, '--query-cc-mode');
+    expect(batch.code).toBe(1);
+    expect(messages(batch.stderr).filter((m) => / CC mode is |not supported/.test(m))).toEqual([
+      `Querying CC mode is not supported on ${H100}`,
+    ]);
+    // Its PPCIe is separate firmware: still there.
+    expect((await tool(root, '--gpu-bdf=13:00.0', '--query-ppcie-mode', '--query-ppcie-settings')).code).toBe(0);
+
+    // It is the device's firmware: never used up, no --times; clearing it is the firmware update.
+    expect(readFaults(root)).toEqual([{ kind: 'fw-no-cc', device: GPU }]);
+    const times = await gpuccSim('fault', root, '--kind', 'fw-no-cc', '--times', '1');
+    expect(times.code).toBe(1); // as for any fault gpucc-sim refuses
+    expect(times.err).toMatch(/ERR_GPUCC_SIM_INVALID_FAULT: fw-no-cc is the device's firmware/);
+    expect((await gpuccSim('fault', root, '--clear', '--kind', 'fw-no-cc')).code).toBe(0);
+    expect(messages((await tool(root, '--gpu-bdf=13:00.0', '--query-cc-mode')).stderr)).toContain(
+      `${H100} CC mode is off`,
+    );
+  });
+
+  it('fw-no-ppcie: the PPCIe mode still reads (a register), its settings and a switch fail as on old FW, exit 1', async () => {
+    const root = makeNode();
+    unbind(root, [...GPUS, ...SWITCHES]);
+    await injectFault(root, { kind: 'fw-no-ppcie', device: '0000:08:00.0' });
+
+    const mode = await tool(root, '--gpu-bdf=08:00.0', '--query-ppcie-mode');
+    expect(mode.code).toBe(0);
+    expect(messages(mode.stderr)).toContain(`${SWITCH} PPCIe mode is off`);
+
+    const settings = await tool(root, '--gpu-bdf=08:00.0', '--query-ppcie-mode', '--query-ppcie-settings');
+    expect(settings.code).toBe(1);
+    expect(messages(settings.stderr).slice(-3)).toEqual([
+      `${SWITCH} PPCIe mode is off`,
+      `${SWITCH} does not support PPCIe on current FW. A FW update is required.`,
+      `${SWITCH} restoring power control to auto`,
+    ]);
+    expect(lines(settings.stderr).find((l) => l.includes('does not support PPCIe'))).toMatch(/^\S+ ERROR {4}NvSwitch /);
+
+    const set = await tool(root, '--gpu-bdf=08:00.0', '--set-ppcie-mode=on', '--reset-after-ppcie-mode-switch');
+    expect(set.code).toBe(1);
+    expect(messages(set.stderr)).toContain(`${SWITCH} does not support PPCIe on current FW. A FW update is required.`);
+    expect(state(root, '0000:08:00.0')).toMatchObject({ ppcie: 'off', ppciePending: 'off' });
+    expect(resetWrites(root, '0000:08:00.0')).toBe(0);
+
+    // Current firmware answers the settings: the knob holds what the next reset applies.
+    const good = await tool(root, '--gpu-bdf=07:00.0', '--set-ppcie-mode=on');
+    expect(good.code).toBe(0);
+    const knobs = await tool(root, '--gpu-bdf=07:00.0', '--query-ppcie-settings');
+    expect(knobs.code).toBe(0);
+    const name = 'NvSwitch 0000:07:00.0 NVSwitch_gen3 0x22a3 BAR0 0x2c000000000';
+    expect(rawMessages(knobs.stderr).slice(-4, -1)).toEqual([
+      `${name} PPCIe settings:`,
+      '  enable = 1',
+      '  enable-allow-inband-control = 0',
+    ]);
+    // A GPU without PPCIe at all (Blackwell) is refused by capability, not by firmware.
+    const b200 = makeNode('hgx-b200-8');
+    const bdf = discoverNvidiaDevices(b200, readNodeSpec(b200))[0]!.address.slice(5);
+    const refused = await tool(b200, `--gpu-bdf=${bdf}`, '--query-ppcie-settings');
+    expect(refused.code).toBe(1);
+    expect(messages(refused.stderr).some((m) => m.startsWith('Querying PPCIe settings is not supported on GPU'))).toBe(
+      true,
+    );
+  });
+
+  it('parses --query-ppcie-settings as a flag', () => {
+    const parsed = parseGpuToolsArgs(['--devices', 'all', '--query-ppcie-settings']);
+    expect(parsed.ok && parsed.options.queryPpcieSettings).toBe(true);
+    expect(parseGpuToolsArgs(['--query-ppcie-settings=1'])).toEqual({
+      ok: false,
+      error: "argument --query-ppcie-settings: ignored explicit argument '1'",
+    });
   });
 });
 

@@ -26,6 +26,28 @@ export interface GpuAdminToolsOptions {
   run?: (options: RunToolOptions) => Promise<ToolResult>;
 }
 
+/** What one call asks a device: its CC mode, its PPCIe mode, its PPCIe knobs (the firmware probe). */
+interface Asked {
+  cc: boolean;
+  ppcie: boolean;
+  ppcieSettings: boolean;
+}
+
+/** gpu-admin-tools can also tell, read-only, whether a device's firmware supports CC and PPCIe. */
+export interface GpuAdminToolsBackend extends CcBackend {
+  /**
+   * Asks each device what shows whether its firmware supports `want`: `--query-cc-mode` (CC-capable
+   * GPUs) and, for PPCIe, `--query-ppcie-mode --query-ppcie-settings` (PPCIe-capable devices; the
+   * settings are read through the FSP, which old firmware refuses). Queries only, never a knob write or
+   * a reset. A device the tool refuses gets ERR_GPUCC_CC_FIRMWARE_UNSUPPORTED; one it answers, its modes.
+   */
+  probeFirmware(
+    devices: readonly CcDevice[],
+    want: { cc: boolean; ppcie: boolean },
+    signal?: AbortSignal,
+  ): Promise<Map<PciAddress, QueryAnswer>>;
+}
+
 interface Call {
   args: string[];
   exitCode: number;
@@ -41,7 +63,7 @@ interface Call {
  * device: set the knobs and `--reset-after-…-switch` (the tool resets, waits for boot and checks),
  * so the callers can reset many devices at once by running calls in parallel.
  */
-export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): CcBackend {
+export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): GpuAdminToolsBackend {
   const run = options.run ?? runTool;
   const command = options.python ?? options.script;
   const prefix = options.python ? [options.script] : [];
@@ -92,32 +114,98 @@ export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): CcBackend {
     );
   }
 
-  /** The answer of one device from a call that asked it, or why there is none. */
-  function answerFrom(c: Call, device: CcDevice): QueryAnswer {
-    const kinds = queryKinds(device);
-    const report = c.output.devices.get(device.address);
-    const modes: DeviceModes = {};
-    if (kinds.cc && report?.cc) modes.cc = report.cc;
-    if (kinds.ppcie && report?.ppcie) modes.ppcie = report.ppcie;
-    const complete = (!kinds.cc || modes.cc) && (!kinds.ppcie || modes.ppcie);
-    if (complete) return { modes };
-    return {
-      error: failure(c, device.address, kinds.cc && !modes.cc ? '"CC mode is …" line' : '"PPCIe mode is …" line'),
-    };
+  /** The tool refused what it was asked of the device: the device or its firmware lacks it. */
+  function refused(c: Call, device: string, what: 'cc' | 'ppcie', message: string): GpuccError {
+    const mode = what === 'cc' ? 'CC' : 'PPCIe';
+    return new GpuccError(
+      'ERR_GPUCC_CC_FIRMWARE_UNSUPPORTED',
+      `${c.commandLine}: gpu-admin-tools says ${device} does not support ${mode}: ${message}`,
+      {
+        hint: `its PCI device ID has ${mode}, so its firmware (VBIOS) most likely lacks it: update the firmware to a release with ${mode} support (NVIDIA's Confidential Computing deployment guide), or leave the device out`,
+        details: { device, what, exitCode: c.exitCode, toolSaid: toolWords(c.output, device) || message },
+      },
+    );
   }
 
-  const flagsOf = (device: CcDevice) => {
-    const kinds = queryKinds(device);
-    return [...(kinds.cc ? ['--query-cc-mode'] : []), ...(kinds.ppcie ? ['--query-ppcie-mode'] : [])];
-  };
+  /** The answer of one device from a call that asked it, or why there is none. */
+  function answerFrom(c: Call, device: CcDevice, asked: Asked): QueryAnswer {
+    const report = c.output.devices.get(device.address);
+    const lacks = report?.unsupported;
+    if (asked.cc && lacks?.cc) return { error: refused(c, device.address, 'cc', lacks.cc) };
+    if ((asked.ppcie || asked.ppcieSettings) && lacks?.ppcie) {
+      return { error: refused(c, device.address, 'ppcie', lacks.ppcie) };
+    }
+    const modes: DeviceModes = {};
+    if (asked.cc && report?.cc) modes.cc = report.cc;
+    if (asked.ppcie && report?.ppcie) modes.ppcie = report.ppcie;
+    const settings = !asked.ppcieSettings || report?.ppcieSettings === true;
+    if ((!asked.cc || modes.cc) && (!asked.ppcie || modes.ppcie) && settings) return { modes };
+    const missing =
+      asked.cc && !modes.cc
+        ? '"CC mode is …" line'
+        : asked.ppcie && !modes.ppcie
+          ? '"PPCIe mode is …" line'
+          : '"PPCIe settings:" line';
+    return { error: failure(c, device.address, missing) };
+  }
 
-  async function queryOne(device: CcDevice, signal?: AbortSignal): Promise<QueryAnswer> {
+  const flagsOf = (asked: Asked) => [
+    ...(asked.cc ? ['--query-cc-mode'] : []),
+    ...(asked.ppcie ? ['--query-ppcie-mode'] : []),
+    ...(asked.ppcieSettings ? ['--query-ppcie-settings'] : []),
+  ];
+
+  async function askOne(device: CcDevice, asked: Asked, signal?: AbortSignal): Promise<QueryAnswer> {
     try {
-      return answerFrom(await call([`--gpu-bdf=${device.address}`, ...flagsOf(device)], signal), device);
+      return answerFrom(await call([`--gpu-bdf=${device.address}`, ...flagsOf(asked)], signal), device, asked);
     } catch (error) {
       if (signal?.aborted) throw error;
       return { error: asError(error) };
     }
+  }
+
+  /**
+   * One `--devices` call per set of questions, then one call per device the batch did not answer; a
+   * refusal found in the batch is an answer too (asking again would get the same words).
+   */
+  async function ask(
+    devices: readonly CcDevice[],
+    askedOf: (device: CcDevice) => Asked,
+    signal?: AbortSignal,
+  ): Promise<Map<PciAddress, QueryAnswer>> {
+    const answers = new Map<PciAddress, QueryAnswer>();
+    const groups = new Map<string, { asked: Asked; group: CcDevice[] }>();
+    for (const device of devices) {
+      const asked = askedOf(device);
+      const flags = flagsOf(asked).join(' ');
+      if (flags === '') continue;
+      const entry = groups.get(flags) ?? { asked, group: [] };
+      entry.group.push(device);
+      groups.set(flags, entry);
+    }
+    await Promise.all(
+      [...groups.values()].map(async ({ asked, group }) => {
+        try {
+          const c = await call(['--devices', group.map((d) => d.address).join(','), ...flagsOf(asked)], signal);
+          for (const device of group) {
+            const answer = answerFrom(c, device, asked);
+            if ('modes' in answer || isGpuccError(answer.error, 'ERR_GPUCC_CC_FIRMWARE_UNSUPPORTED')) {
+              answers.set(device.address, answer);
+            }
+          }
+        } catch (error) {
+          if (signal?.aborted) throw error;
+          options.logger.debug(
+            { event: 'cc.tool.batch-failed', err: asError(error) },
+            'batch query failed; asking each device',
+          );
+        }
+      }),
+    );
+    const missing = devices.filter((d) => flagsOf(askedOf(d)).length > 0 && !answers.has(d.address));
+    const single = await mapBounded(missing, options.maxParallel, (d) => askOne(d, askedOf(d), signal));
+    for (const [i, d] of missing.entries()) answers.set(d.address, single[i]!);
+    return answers;
   }
 
   return {
@@ -125,35 +213,20 @@ export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): CcBackend {
     canSwitch: true,
     command,
 
-    async query(devices, signal) {
-      const answers = new Map<PciAddress, QueryAnswer>();
-      const groups = new Map<string, CcDevice[]>();
-      for (const device of devices) {
-        const flags = flagsOf(device).join(' ');
-        if (flags === '') continue;
-        groups.set(flags, [...(groups.get(flags) ?? []), device]);
-      }
-      await Promise.all(
-        [...groups.entries()].map(async ([flags, group]) => {
-          try {
-            const c = await call(['--devices', group.map((d) => d.address).join(','), ...flags.split(' ')], signal);
-            for (const device of group) {
-              const answer = answerFrom(c, device);
-              if ('modes' in answer) answers.set(device.address, answer);
-            }
-          } catch (error) {
-            if (signal?.aborted) throw error;
-            options.logger.debug(
-              { event: 'cc.tool.batch-failed', err: asError(error) },
-              'batch query failed; asking each device',
-            );
-          }
-        }),
+    query(devices, signal) {
+      return ask(devices, (d) => ({ ...queryKinds(d), ppcieSettings: false }), signal);
+    },
+
+    probeFirmware(devices, want, signal) {
+      return ask(
+        devices,
+        (d) => {
+          const kinds = queryKinds(d);
+          const ppcie = want.ppcie && kinds.ppcie;
+          return { cc: want.cc && kinds.cc, ppcie, ppcieSettings: ppcie };
+        },
+        signal,
       );
-      const missing = devices.filter((d) => flagsOf(d).length > 0 && !answers.has(d.address));
-      const single = await mapBounded(missing, options.maxParallel, (d) => queryOne(d, signal));
-      for (const [i, d] of missing.entries()) answers.set(d.address, single[i]!);
-      return answers;
     },
 
     async apply(device, step) {
@@ -164,6 +237,9 @@ export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): CcBackend {
       if (step.ppcie) args.push(`--set-ppcie-mode=${step.ppcie}`, '--reset-after-ppcie-mode-switch');
       const c = await call(args);
       const report = c.output.devices.get(device.address);
+      const lacks = report?.unsupported;
+      if (step.cc && lacks?.cc) throw refused(c, device.address, 'cc', lacks.cc);
+      if (step.ppcie && lacks?.ppcie) throw refused(c, device.address, 'ppcie', lacks.ppcie);
       if (c.exitCode !== 0 || !confirmed(report, step)) throw failure(c, device.address, 'confirmation of the switch');
     },
   };

@@ -24,6 +24,14 @@ export interface DeviceReport {
   ccReset: boolean;
   ppcieReset: boolean;
   selected: boolean;
+  /** The tool printed the device's PPCIe knobs (`--query-ppcie-settings`: `… PPCIe settings:`). */
+  ppcieSettings?: boolean;
+  /**
+   * The tool refused CC or PPCIe on the device (§7.9: `Querying CC mode is not supported on …`,
+   * `Configuring CC not supported on …`, `… does not support PPCIe on current FW. A FW update is
+   * required.`): the device or its firmware lacks it. Holds the tool's message.
+   */
+  unsupported?: { cc?: string; ppcie?: string };
 }
 
 export interface ToolMessage {
@@ -56,6 +64,17 @@ const DEVICE_ANYWHERE = new RegExp(
 );
 
 type Section = 'none' | 'topo' | 'listing' | 'usage' | 'traceback';
+
+// §7.9 refusals that name the device at the end (`… not supported on <device>`), and what they refuse.
+const REFUSED_ON = [
+  { pattern: /^(?:Querying CC mode is not supported|Configuring CC not supported) on\s+(.*)$/i, what: 'cc' },
+  {
+    pattern: /^(?:Querying PPCIe (?:mode|settings) is not supported|Configuring PPCIe not supported) on\s+(.*)$/i,
+    what: 'ppcie',
+  },
+] as const;
+// The knob lines under `… PPCIe settings:` (`  enable = 1`): known, nothing to record.
+const KNOB_LINE = /^[\w-]+ = \S+$/;
 
 export function unrecognized(
   line: string,
@@ -151,6 +170,10 @@ function deviceMessage(entry: DeviceReport, rest: string, line: string, at: stri
     entry.ppcieReset = true;
     return true;
   }
+  if (/^PPCIe settings:$/i.test(rest)) {
+    entry.ppcieSettings = true;
+    return true;
+  }
   // Power management and "has mode X" warnings: known, nothing to record.
   return (
     /forced power control to on/i.test(rest) ||
@@ -179,13 +202,33 @@ function logLine(result: GpuToolsOutput, level: string, message: string, line: s
       return;
     }
   }
+  refusal(result, message);
   const d = DEVICE.exec(message);
   if (d && deviceMessage(report(result, d[1]!, d[2]!), d[5]!, line, at)) return;
+  if (!isError && KNOB_LINE.test(message)) return;
   if (isError) {
     result.errors.push({ level, message, ...deviceIn(message) });
     return;
   }
   result.notes.push({ level, message, ...deviceIn(message) });
+}
+
+/** Records a §7.9 refusal on its device; the line stays an error too, for the tool's words. */
+function refusal(result: GpuToolsOutput, message: string): void {
+  for (const { pattern, what } of REFUSED_ON) {
+    const m = pattern.exec(message);
+    const d = m ? DEVICE.exec(m[1]!) : null;
+    if (d && d[5] === '') {
+      const entry = report(result, d[1]!, d[2]!);
+      entry.unsupported = { ...entry.unsupported, [what]: message };
+      return;
+    }
+  }
+  const d = DEVICE.exec(message);
+  if (d && /^does not support PPCIe on current FW\b/i.test(d[5]!)) {
+    const entry = report(result, d[1]!, d[2]!);
+    entry.unsupported = { ...entry.unsupported, ppcie: message };
+  }
 }
 
 /** The tool's own words for a message: its ERROR lines and exception, joined. */

@@ -1,5 +1,6 @@
 import type { CcMode } from '@gpucc/hal';
 import { isFreeForCcTool } from '../devices.js';
+import type { FirmwareAnswer } from './firmware.js';
 import type { DoctorDevice, DoctorObservation } from './observe.js';
 
 /**
@@ -224,13 +225,166 @@ export function checkGroups(o: DoctorObservation): CheckResult {
   );
 }
 
+/** Where per-model names come from: the host's pci.ids, else the `--pci-ids` fallback (hal loadPciIds). */
 export function checkPciIds(o: DoctorObservation): CheckResult {
-  if (o.pciIds) return pass('pci-ids', `/${o.pciIds}`);
+  const fallback = o.pciIdsFallback;
+  const unreadable = fallback && !fallback.readable ? fallback : undefined;
+  const fallbackFix =
+    'give --pci-ids (GPUCC_PCI_IDS) a readable pci.ids of this machine or container (the gpucc images carry /usr/share/misc/pci.ids), or "" for none';
+  if (o.pciIds) {
+    if (!unreadable) return pass('pci-ids', `/${o.pciIds}`);
+    return warn(
+      'pci-ids',
+      `/${o.pciIds}, but the --pci-ids fallback is unreadable (${unreadable.error}): kata-manager and the device plugin exit 2 with it`,
+      fallbackFix,
+    );
+  }
+  if (fallback?.readable) {
+    const names = fallback.nvidiaNames === undefined ? '' : `, ${fallback.nvidiaNames} NVIDIA device names`;
+    return pass('pci-ids', `no pci.ids on the host: names come from the --pci-ids fallback ${fallback.file}${names}`);
+  }
+  if (unreadable) {
+    return warn(
+      'pci-ids',
+      `no pci.ids on the host, and the --pci-ids fallback is unreadable (${unreadable.error}): kata-manager and the device plugin exit 2 with it`,
+      `${fallbackFix}; or install pci.ids on the host (package hwdata or pciutils)`,
+    );
+  }
   return warn(
     'pci-ids',
-    'no pci.ids on the host: per-model resource names fall back to device IDs',
-    'install pci.ids (package hwdata or pciutils), or run update-pciids',
+    'no pci.ids on the host and no --pci-ids fallback: per-model resource names fall back to device IDs',
+    'install pci.ids (package hwdata or pciutils), or give the operands --pci-ids FILE (GPUCC_PCI_IDS)',
   );
+}
+
+const firmwareFix = (what: string) =>
+  `update the firmware (VBIOS) of these devices to a release with ${what} support (see NVIDIA’s Confidential Computing deployment guide), or move them off this node`;
+
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/** `nvidia host driver`, `nvidia-nvswitch, nvidia host drivers`. */
+function hostDrivers(devices: readonly DoctorDevice[]): string {
+  const drivers = [...new Set(devices.map((d) => d.driver))];
+  return `${drivers.join(', ')} host driver${drivers.length === 1 ? '' : 's'}`;
+}
+
+/** `8 GPUs`, `8 GPUs and 4 NVSwitches`. */
+function devicesCount(devices: readonly DoctorDevice[]): string {
+  const gpus = devices.filter((d) => d.kind === 'gpu').length;
+  const switches = devices.length - gpus;
+  const parts = [
+    ...(gpus ? [plural(gpus, 'GPU')] : []),
+    ...(switches ? [plural(switches, 'NVSwitch', 'NVSwitches')] : []),
+  ];
+  return parts.join(' and ');
+}
+
+/** `CC off`, `CC on ×7, off ×1; PPCIe off`: the modes the devices answered. */
+function modesOf(answers: readonly FirmwareAnswer[]): string {
+  const tally = (key: 'cc' | 'ppcie') => {
+    const counts = new Map<string, number>();
+    for (const a of answers) {
+      const value = a.result === 'supported' ? a.modes[key] : undefined;
+      if (value !== undefined) counts.set(value, (counts.get(value) ?? 0) + 1);
+    }
+    if (counts.size === 0) return undefined;
+    const values = [...counts].map(([v, n]) => (counts.size === 1 ? v : `${v} ×${n}`));
+    return `${key === 'cc' ? 'CC' : 'PPCIe'} ${values.join(', ')}`;
+  };
+  return [tally('cc'), tally('ppcie')].filter(Boolean).join('; ');
+}
+
+/**
+ * Firmware support for the mode (cc-mode.md §7.9), from what gpu-admin-tools answered: every device
+ * answers its modes = pass; a device the tool refuses CC or PPCIe = fail; the tool missing, too slow,
+ * a device it could not read or one on a host driver (never asked) = warn, the check cannot be made.
+ */
+export function checkFirmware(o: DoctorObservation, mode: CcMode): CheckResult | undefined {
+  const f = o.firmware;
+  if (f === undefined) return undefined;
+  const id = 'cc-firmware';
+  const what = mode === 'ppcie' ? 'CC and PPCIe' : 'CC';
+  switch (f.state) {
+    case 'not-needed':
+      return pass(id, f.reason);
+    case 'no-tool':
+      return warn(
+        id,
+        `gpu-admin-tools not found at ${f.tool}: firmware support for ${what} cannot be checked`,
+        'install NVIDIA gpu-admin-tools and pass --gpu-admin-tools PATH (with --python python3 if the script is not executable)',
+      );
+    case 'timed-out':
+      return warn(
+        id,
+        `gpu-admin-tools did not answer within ${f.deadlineMs / 1000} s: firmware support for ${what} is unknown`,
+        `run ${f.tool} --devices all --query-cc-mode by hand and check the devices and dmesg; raise --tool-timeout if it is only slow`,
+      );
+  }
+  const lacking = (kind: 'cc' | 'ppcie') =>
+    f.answers.filter((a): a is Extract<FirmwareAnswer, { result: 'lacks' }> => a.result === 'lacks' && a.what === kind);
+  const unreadable = f.answers.filter(
+    (a): a is Extract<FirmwareAnswer, { result: 'unreadable' }> => a.result === 'unreadable',
+  );
+  const supported = f.answers.filter((a) => a.result === 'supported');
+  const notChecked = [
+    ...(f.held.length
+      ? [`${plural(f.held.length, 'device')} on the ${hostDrivers(f.held)} (${listed(f.held.map((d) => d.address))})`]
+      : []),
+    ...(unreadable.length
+      ? [
+          `${plural(unreadable.length, 'device')} unreadable (${listed(unreadable.map((a) => a.device.address))}: ${unreadable[0]!.error})`,
+        ]
+      : []),
+  ];
+  const noCc = lacking('cc');
+  const noPpcie = lacking('ppcie');
+  if (noCc.length || noPpcie.length) {
+    const parts = [
+      ...(noCc.length
+        ? [
+            `firmware without CC: ${listed(
+              noCc.map((a) => named(a.device)),
+              8,
+            )} (gpu-admin-tools: "Querying CC mode is not supported")`,
+          ]
+        : []),
+      ...(noPpcie.length
+        ? [
+            `firmware without PPCIe: ${listed(
+              noPpcie.map((a) => named(a.device)),
+              8,
+            )} (gpu-admin-tools: "does not support PPCIe on current FW")`,
+          ]
+        : []),
+      ...(notChecked.length ? [`not checked: ${notChecked.join(', ')}`] : []),
+    ];
+    return fail(
+      id,
+      parts.join('; '),
+      firmwareFix([...(noCc.length ? ['CC'] : []), ...(noPpcie.length ? ['PPCIe'] : [])].join(' and ')),
+    );
+  }
+  if (notChecked.length) {
+    const answered = supported.length
+      ? `${devicesCount(supported.map((a) => a.device))} answer (${modesOf(supported)}); `
+      : '';
+    const fixes = [
+      ...(f.held.length
+        ? ['bind them to VFIO (vfio-manager bind) and run the doctor again: the tool is never run under a host driver']
+        : []),
+      ...(unreadable.length
+        ? [
+            `run ${f.tool} --gpu-bdf=${unreadable[0]!.device.address} --query-cc-mode by hand and check the device and dmesg`,
+          ]
+        : []),
+    ];
+    return warn(id, `${answered}firmware support for ${what} not checked: ${notChecked.join(', ')}`, fixes.join('; '));
+  }
+  const whose =
+    supported.length === 1 ? named(supported[0]!.device) : `all ${devicesCount(supported.map((a) => a.device))}`;
+  // What was asked: no PPCIe question goes to a device without PPCIe (a B200; cc-capability fails it).
+  const answered = supported.some((a) => a.modes.ppcie !== undefined) ? 'CC and PPCIe' : 'CC';
+  return pass(id, `the firmware of ${whose} supports ${answered}: each answers its mode (${modesOf(supported)})`);
 }
 
 export function checkDevicePluginDir(o: DoctorObservation): CheckResult {
@@ -252,6 +406,8 @@ export function checkCdiDir(o: DoctorObservation): CheckResult {
   );
 }
 
+const optional = (check: CheckResult | undefined) => (check ? [check] : []);
+
 /** Every check, in the order the report shows them. Per-GPU checks only when there is a GPU to check. */
 export function runChecks(o: DoctorObservation, mode: CcMode): CheckResult[] {
   const gpus = checkGpus(o);
@@ -262,7 +418,9 @@ export function runChecks(o: DoctorObservation, mode: CcMode): CheckResult[] {
     checkVfio(o),
     ...checkVfioVariants(o),
     gpus,
-    ...(gpus.status === 'fail' ? [] : [checkCapability(o, mode), checkDrivers(o, mode), checkGroups(o)]),
+    ...(gpus.status === 'fail'
+      ? []
+      : [checkCapability(o, mode), ...optional(checkFirmware(o, mode)), checkDrivers(o, mode), checkGroups(o)]),
     checkPciIds(o),
     checkDevicePluginDir(o),
     checkCdiDir(o),

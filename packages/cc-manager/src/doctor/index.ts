@@ -2,11 +2,19 @@ import path from 'node:path';
 import { type CcMode, GpuccError, type Sysfs } from '@gpucc/hal';
 import type { CapabilityTable } from '../capability.js';
 import { runChecks } from './checks.js';
+import { type DoctorTools, probeFirmware } from './firmware.js';
 import { nfdFeatures, renderNfdFile } from './nfd.js';
 import { observeDoctor } from './observe.js';
 import { type DoctorReport, makeReport } from './report.js';
 
 export { type CheckResult, type CheckStatus, runChecks } from './checks.js';
+export {
+  type DoctorTools,
+  type FirmwareAnswer,
+  type FirmwareObservation,
+  firmwareDevices,
+  probeFirmware,
+} from './firmware.js';
 export { type NfdFeatures, nfdFeatures, renderNfdFile } from './nfd.js';
 export { type DoctorObservation, observeDoctor } from './observe.js';
 export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
@@ -14,13 +22,25 @@ export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
 export interface DoctorOptions {
   mode: CcMode;
   capability: CapabilityTable;
+  /** gpu-admin-tools, for the firmware check (`cc-firmware`); without it that check is left out. */
+  tools?: DoctorTools;
+  /** `--pci-ids`: the pci.ids fallback the operands are given (a file of this machine or container). */
+  pciIdsFallback?: string;
   /** Absolute host path of an NFD local feature file to write (e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc). */
   nfdFeaturesFile?: string;
 }
 
-/** observe → checks → report; writes the NFD feature file (atomically) when asked. Reads only, otherwise. */
+/**
+ * observe (sysfs, then the firmware through gpu-admin-tools' queries) → checks → report; writes the
+ * NFD feature file (atomically) when asked. Reads only, otherwise: no knob, no reset, no sysfs write.
+ */
 export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<DoctorReport> {
-  const observation = observeDoctor(sysfs, options.capability);
+  const observation = observeDoctor(
+    sysfs,
+    options.capability,
+    options.pciIdsFallback === undefined ? {} : { pciIdsFallback: options.pciIdsFallback },
+  );
+  if (options.tools) observation.firmware = await probeFirmware(observation.devices, options.mode, options.tools);
   const features = nfdFeatures(observation);
   const report = makeReport(options.mode, observation.tee, runChecks(observation, options.mode), features);
   if (options.nfdFeaturesFile === undefined) return report;

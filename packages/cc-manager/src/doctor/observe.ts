@@ -1,11 +1,14 @@
 import {
+  checkPciIdsFile,
   detectHostTee,
   detectVfioModel,
   discoverPci,
   findPciIds,
   type HostTee,
+  isGpuccError,
   isModuleLoaded,
   kernelRelease,
+  loadPciIdsFile,
   type PciAddress,
   readVfioAliases,
   registeredDriverName,
@@ -16,6 +19,7 @@ import {
 import type { CapabilityTable } from '../capability.js';
 import { type CcDevice, findCcDevices } from '../devices.js';
 import { DEVICE_PLUGIN_DIR } from '../operands.js';
+import type { FirmwareObservation } from './firmware.js';
 
 /** A GPU or NVSwitch as the doctor sees it: its CC capability, driver, IOMMU group and VFIO driver. */
 export interface DoctorDevice extends CcDevice {
@@ -50,6 +54,15 @@ export interface DoctorObservation {
   devices: DoctorDevice[];
   /** Host path of pci.ids, when one is installed. */
   pciIds?: string;
+  /**
+   * The `--pci-ids` fallback (a file of this machine or container), when one was given: readable, with
+   * the NVIDIA device names it holds (counted only when the host has no pci.ids), or why not.
+   */
+  pciIdsFallback?:
+    | { file: string; readable: true; nvidiaNames?: number }
+    | { file: string; readable: false; error: string };
+  /** What gpu-admin-tools says of the firmware (doctor() probes it; absent: not probed). */
+  firmware?: FirmwareObservation;
   devicePluginDir: boolean;
   cdi: CdiDirs;
 }
@@ -57,7 +70,12 @@ export interface DoctorObservation {
 export const CDI_DIRS = ['var/run/cdi', 'etc/cdi'] as const;
 const VFIO_MODULE = 'vfio_pci';
 
-export function observeDoctor(sysfs: Sysfs, table: CapabilityTable): DoctorObservation {
+export interface ObserveOptions {
+  /** `--pci-ids`: a pci.ids of this machine or container, used by the operands when the host has none. */
+  pciIdsFallback?: string;
+}
+
+export function observeDoctor(sysfs: Sysfs, table: CapabilityTable, options: ObserveOptions = {}): DoctorObservation {
   const topology = discoverPci(sysfs);
   const aliases = readVfioAliases(sysfs);
   const devices: DoctorDevice[] = findCcDevices(topology, table).map((d) => {
@@ -72,6 +90,7 @@ export function observeDoctor(sysfs: Sysfs, table: CapabilityTable): DoctorObser
   const model = detectVfioModel(sysfs);
   const cmdline = sysfs.readOptional('proc/cmdline');
   const vfioDriver = registeredDriverName(sysfs, VFIO_MODULE);
+  const pciIds = findPciIds(sysfs);
   return {
     kernel: kernelRelease(sysfs),
     tee: detectHostTee(sysfs),
@@ -89,7 +108,10 @@ export function observeDoctor(sysfs: Sysfs, table: CapabilityTable): DoctorObser
     vfio: { loaded: isModuleLoaded(sysfs, VFIO_MODULE), ...(vfioDriver ? { driver: vfioDriver } : {}) },
     variants: variantsOf(sysfs, devices),
     devices,
-    ...withPciIds(findPciIds(sysfs)),
+    ...withPciIds(pciIds),
+    ...(options.pciIdsFallback === undefined
+      ? {}
+      : { pciIdsFallback: fallbackOf(options.pciIdsFallback, pciIds !== undefined) }),
     devicePluginDir: sysfs.kindOf(DEVICE_PLUGIN_DIR) === 'dir',
     cdi: { existing: CDI_DIRS.filter((dir) => sysfs.kindOf(dir) === 'dir' || isDirLink(sysfs, dir)) },
   };
@@ -97,6 +119,21 @@ export function observeDoctor(sysfs: Sysfs, table: CapabilityTable): DoctorObser
 
 function withPciIds(source: string | undefined): { pciIds?: string } {
   return source === undefined ? {} : { pciIds: source };
+}
+
+/**
+ * The operands' rule (hal loadPciIds): the fallback is read only when the host has no pci.ids, but it
+ * is checked at their start-up either way (an unreadable one stops them with exit 2), so both are told.
+ */
+function fallbackOf(file: string, hostHasOne: boolean): NonNullable<DoctorObservation['pciIdsFallback']> {
+  try {
+    if (hostHasOne) return { file: checkPciIdsFile(file), readable: true };
+    const db = loadPciIdsFile(file);
+    return { file: db.source, readable: true, nvidiaNames: db.devices.size };
+  } catch (error) {
+    if (!isGpuccError(error, 'ERR_GPUCC_PCI_IDS_UNREADABLE')) throw error;
+    return { file, readable: false, error: error.message };
+  }
 }
 
 // var/run is a link to ../run on most hosts; Sysfs.kindOf does not follow the final link.

@@ -83,6 +83,8 @@ export const ERROR_CODES = {
     'A step of the simulated suite did not reach its state in time, or a process it needs exited.',
   ERR_GPUCC_PCI_IDS_UNREADABLE:
     'The pci.ids file given with --pci-ids (GPUCC_PCI_IDS) is missing, not a regular file, or unreadable.',
+  ERR_GPUCC_CC_FIRMWARE_UNSUPPORTED:
+    'gpu-admin-tools refuses CC or PPCIe on a device whose PCI ID has it: its firmware (VBIOS) lacks the support.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;

@@ -5,15 +5,16 @@ import {
   FAULT_KINDS,
   type Fault,
   type FaultKind,
+  FIRMWARE_FAULT_KINDS,
   readFaults,
   readNodeSpec,
   withNodeLock,
   writeFaults,
 } from './state.js';
 
-/** Adds a fault for the kernel simulator and fake tools to fire (validated: a typo must not pass silently). */
 const UEVENT_FIELDS = new Set(['vendor', 'device', 'class', 'subsystem_vendor', 'subsystem_device']);
 
+/** Adds a fault for the kernel simulator and fake tools to fire (validated: a typo must not pass silently). */
 export async function injectFault(root: string, fault: Fault): Promise<void> {
   if (!(FAULT_KINDS as readonly string[]).includes(fault.kind)) {
     throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', `unknown fault kind ${JSON.stringify(fault.kind)}`, {
@@ -30,6 +31,15 @@ export async function injectFault(root: string, fault: Fault): Promise<void> {
     throw new GpuccError('ERR_GPUCC_SIM_INVALID_FAULT', 'kill-after-writes needs afterWrites ≥ 1', {
       hint: 'pass --after-writes N: the process dies right after its N-th successful sysfs write',
     });
+  }
+  if (FIRMWARE_FAULT_KINDS.includes(fault.kind) && fault.times !== undefined) {
+    throw new GpuccError(
+      'ERR_GPUCC_SIM_INVALID_FAULT',
+      `${fault.kind} is the device's firmware: it cannot fire a number of times`,
+      {
+        hint: `drop --times; it lasts until cleared (gpucc-sim fault DIR --clear --kind ${fault.kind}), as until a firmware update`,
+      },
+    );
   }
   await withNodeLock(root, () => writeFaults(root, [...readFaults(root), fault]));
 }

@@ -69,8 +69,13 @@ export const FAULT_KINDS = [
   'cc-stuck', // a reset does not apply the pending CC mode (verification fails)
   'kill-after-writes', // the writing process is killed (SIGKILL) right after its afterWrites-th successful write
   'unbind-lock-held', // the NVIDIA driver never grants /proc/driver/nvidia/gpus/<bdf>/unbindLock (a client holds the GPU)
+  'fw-no-cc', // the GPU's firmware (VBIOS) has no CC: the fake CC tool cannot query or configure its CC mode (lasts until cleared)
+  'fw-no-ppcie', // the device's firmware is too old for PPCIe: setting it or reading its settings fails (lasts until cleared)
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Faults that are a device's firmware rather than an event: read by the fake CC tool, never used up. */
+export const FIRMWARE_FAULT_KINDS: readonly FaultKind[] = ['fw-no-cc', 'fw-no-ppcie'];
 
 export interface Fault {
   kind: FaultKind;

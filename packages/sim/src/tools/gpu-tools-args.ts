@@ -3,7 +3,8 @@ import { pythonStrRepr } from './python-format.js';
 /**
  * The fake gpu-admin-tools' command line, parsed as its argparse parser would: `--opt=value` or
  * `--opt value`, the last occurrence wins, choices checked, unknown arguments collected into one
- * `unrecognized arguments:` error. Only the flags cc-manager uses (reference/cc-mode.md §4.2).
+ * `unrecognized arguments:` error. Only the flags cc-manager uses (reference/cc-mode.md §4.2, and
+ * `--query-ppcie-settings`, which the doctor's firmware check reads).
  */
 
 export type CcModeChoice = 'on' | 'off' | 'devtools';
@@ -20,6 +21,8 @@ export interface GpuToolsOptions {
   setCcMode?: CcModeChoice;
   resetAfterCcModeSwitch: boolean;
   queryPpcieMode: boolean;
+  /** `--query-ppcie-settings`: the PPCIe knobs, read through the FSP (fails on firmware without PPCIe). */
+  queryPpcieSettings: boolean;
   setPpcieMode?: PpcieModeChoice;
   resetAfterPpcieModeSwitch: boolean;
   resetWithOs: boolean;
@@ -34,6 +37,7 @@ type FlagKey =
   | 'queryCcMode'
   | 'resetAfterCcModeSwitch'
   | 'queryPpcieMode'
+  | 'queryPpcieSettings'
   | 'resetAfterPpcieModeSwitch'
   | 'resetWithOs'
   | 'ignoreNvidiaDriver';
@@ -54,6 +58,7 @@ const FLAG_OPTIONS: Readonly<Record<string, FlagKey>> = {
   '--query-cc-mode': 'queryCcMode',
   '--reset-after-cc-mode-switch': 'resetAfterCcModeSwitch',
   '--query-ppcie-mode': 'queryPpcieMode',
+  '--query-ppcie-settings': 'queryPpcieSettings',
   '--reset-after-ppcie-mode-switch': 'resetAfterPpcieModeSwitch',
   '--reset-with-os': 'resetWithOs',
   '--ignore-nvidia-driver': 'ignoreNvidiaDriver',
@@ -79,6 +84,7 @@ export function parseGpuToolsArgs(args: readonly string[]): GpuToolsArgs {
     queryCcMode: false,
     resetAfterCcModeSwitch: false,
     queryPpcieMode: false,
+    queryPpcieSettings: false,
     resetAfterPpcieModeSwitch: false,
     resetWithOs: false,
     ignoreNvidiaDriver: false,

@@ -75,7 +75,7 @@ export const GPU_TOOLS_USAGE = `usage: ${GPU_TOOLS_PROG} [-h] [--devices DEVICES
                            [--reset-with-os] [--query-cc-mode]
                            [--set-cc-mode {off,on,devtools}]
                            [--reset-after-cc-mode-switch] [--query-ppcie-mode]
-                           [--set-ppcie-mode {off,on}]
+                           [--query-ppcie-settings] [--set-ppcie-mode {off,on}]
                            [--reset-after-ppcie-mode-switch]
                            [--ignore-nvidia-driver]`;
 
@@ -106,6 +106,9 @@ options:
   --reset-after-cc-mode-switch
                         Reset the GPU after switching CC mode such that it is activated immediately.
   --query-ppcie-mode    Query the current Protected PCIe (PPCIe) mode of the GPU or switch.
+  --query-ppcie-settings
+                        Query the Protected PPCIe (PPCIe) settings of the GPU or switch.This prints the
+                        lower level setting knobs that will take effect upon GPU or switch reset.
   --set-ppcie-mode {off,on}
                         Configure Protected PCIe (PPCIe) mode. The choices are off (disabled) or on
                         (enabled).The GPU or switch needs to be reset to make the selected mode active.

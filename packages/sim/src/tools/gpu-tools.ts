@@ -4,7 +4,9 @@ import { initialCcState } from '../node/layout.js';
 import { PCI_DEVICES } from '../node/paths.js';
 import type { CcState } from '../node/spec.js';
 import {
+  type Fault,
   readCcState,
+  readFaults,
   readNodeSpec,
   readToolSettings,
   type ToolSettings,
@@ -32,7 +34,7 @@ import {
   pythonTraceback,
 } from './python-format.js';
 import type { ToolDevice } from './tool-device.js';
-import { takeToolFault } from './tool-faults.js';
+import { type FirmwareSupport, firmwareOf, takeToolFault } from './tool-faults.js';
 import { defaultToolDeps, type ToolDeps, type ToolIo, type ToolOutcome } from './tool-io.js';
 
 /**
@@ -42,6 +44,14 @@ import { defaultToolDeps, type ToolDeps, type ToolIo, type ToolOutcome } from '.
  * GPU-or-NVSwitch phase (PPCIe set / reset / verify, PPCIe query). Prints go to stdout and log lines
  * to stderr, as Python's print and logging do. A mode becomes current only through a write of `1` to
  * the device's `reset`, handled by the kernel simulator.
+ *
+ * Firmware (`fw-no-cc`, `fw-no-ppcie` faults): a GPU whose firmware has no CC is treated as the real
+ * tool treats a GPU without CC (`Querying CC mode is not supported on …` / `Configuring CC not
+ * supported on …` at ERROR, exit 1; v2025.10.20 decides that by architecture, so on hardware these
+ * lines mean the tool does not take the GPU as CC-capable). Old PPCIe firmware fails where the real
+ * tool reaches the FSP's PPCIe knob, setting it or reading `--query-ppcie-settings`: `… does not
+ * support PPCIe on current FW. A FW update is required.` at ERROR, exit 1; `--query-ppcie-mode` reads
+ * a register and still answers, as on hardware.
  */
 
 // Frames of the tracebacks the real tool prints; line numbers are nominal.
@@ -72,6 +82,7 @@ class GpuToolsRun {
   private settings!: ToolSettings;
   private options!: GpuToolsOptions;
   private sysfs: Sysfs | undefined;
+  private faults: Fault[] | undefined;
   /** Devices whose power control was forced on, restored (with a warning) when the process ends. */
   private readonly forced: ToolDevice[] = [];
 
@@ -152,7 +163,7 @@ class GpuToolsRun {
   /** A device not in CC or PPCIe mode `off` gets a warning when it is opened. */
   private modeWarnings(d: ToolDevice): void {
     const state = this.state(d);
-    if (isCcCapable(d.kind, d.device) && state.cc !== 'off') {
+    if (isCcCapable(d.kind, d.device) && this.firmware(d).cc && state.cc !== 'off') {
       this.log('WARNING', `${deviceString(d)} has CC mode ${state.cc}, some functionality may not work`);
     }
     if (isPpcieCapable(d.kind, d.device) && state.ppcie !== 'off') {
@@ -177,7 +188,7 @@ class GpuToolsRun {
         `The nvidia driver appears to be using ${name}, but --ignore-nvidia-driver was specified, continuing.`,
       );
     }
-    const capable = isCcCapable(gpu.kind, gpu.device);
+    const capable = isCcCapable(gpu.kind, gpu.device) && this.firmware(gpu).cc;
     if (o.setCcMode) {
       const mode = o.setCcMode;
       if (!capable) {
@@ -229,6 +240,10 @@ class GpuToolsRun {
         return false;
       }
       await this.deps.sleep(this.settings.setMs);
+      if (!this.firmware(d).ppcie) {
+        this.log('ERROR', `${name} does not support PPCIe on current FW. A FW update is required.`);
+        return false;
+      }
       // PPCIe on clears the CC knobs: CC reads off in PPCIe mode.
       await this.updateState(d, (s) => ({ ...s, ppciePending: mode, ...(mode === 'on' ? { ccPending: 'off' } : {}) }));
       this.log('INFO', `${name} PPCIe mode set to ${mode}. It will be active after GPU or switch reset.`);
@@ -260,7 +275,28 @@ class GpuToolsRun {
       }
       this.log('INFO', `${name} PPCIe mode is ${this.state(d).ppcie}`);
     }
+    if (o.queryPpcieSettings) {
+      if (!capable) {
+        this.log('ERROR', `Querying PPCIe settings is not supported on ${name}`);
+        return false;
+      }
+      // The knobs are read through the FSP: old firmware has no PPCIe knob (an invalid-knob error).
+      if (!this.firmware(d).ppcie) {
+        this.log('ERROR', `${name} does not support PPCIe on current FW. A FW update is required.`);
+        return false;
+      }
+      this.log('INFO', `${name} PPCIe settings:`);
+      // The knob holds what the next reset applies; in-band control is never enabled by the fake.
+      this.log('INFO', `  enable = ${this.state(d).ppciePending === 'on' ? 1 : 0}`);
+      this.log('INFO', '  enable-allow-inband-control = 0');
+    }
     return true;
+  }
+
+  /** The device's firmware support, from the node's `fw-no-*` faults (read once per call). */
+  private firmware(d: ToolDevice): FirmwareSupport {
+    this.faults ??= readFaults(this.root);
+    return firmwareOf(this.faults, d.address);
   }
 
   /** `reset_with_os`: one write of `1` to the device's `reset`, through the kernel simulator. */

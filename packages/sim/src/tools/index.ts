@@ -28,5 +28,5 @@ export {
 export { type ConfComputeCommand, ONE_COMMAND_ONLY, parseNvidiaSmiArgs, type SmiArgs } from './nvidia-smi-args.js';
 export { logLine, logTimestamp, pythonListRepr, pythonStrRepr, pythonTraceback } from './python-format.js';
 export type { BridgeInfo, ToolDevice } from './tool-device.js';
-export { faultApplies, takeToolFault } from './tool-faults.js';
+export { type FirmwareSupport, faultApplies, firmwareOf, takeToolFault } from './tool-faults.js';
 export { bufferIo, defaultToolDeps, type ToolDeps, type ToolIo, type ToolOutcome } from './tool-io.js';

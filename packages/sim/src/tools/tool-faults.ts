@@ -1,5 +1,21 @@
 import { type Fault, readFaults, withNodeLock, writeFaults } from '../node/state.js';
 
+/** What a device's firmware supports, as the fake CC tool sees it (`fw-no-cc`, `fw-no-ppcie` faults). */
+export interface FirmwareSupport {
+  cc: boolean;
+  ppcie: boolean;
+}
+
+/**
+ * The firmware of one device: a `fw-no-*` fault naming it (or naming no device) takes the support
+ * away. Firmware faults are read, never used up: they last until cleared, as until a firmware update.
+ */
+export function firmwareOf(faults: readonly Fault[], address: string): FirmwareSupport {
+  const lacks = (kind: Fault['kind']) =>
+    faults.some((f) => f.kind === kind && (f.device === undefined || f.device === address));
+  return { cc: !lacks('fw-no-cc'), ppcie: !lacks('fw-no-ppcie') };
+}
+
 const TOOL_FAULTS: readonly string[] = ['tool-hang', 'tool-error', 'tool-garbage'];
 
 /** Whether a fault applies to a call that works on `devices` (a fault without a device applies to any call). */
