@@ -14,6 +14,7 @@ import {
   isVirtualFunction,
   nvidiaDevices,
   readPciDevice,
+  refreshPci,
 } from '../src/pci/index.js';
 import { type PciAddress, parsePciAddress } from '../src/types/index.js';
 
@@ -576,5 +577,186 @@ describe('discoverPci', () => {
       kind: 'gpu',
       sysfsPath: 'sys/bus/pci/devices/0000:43:00.0',
     });
+  });
+});
+
+describe('refreshPci', () => {
+  // Two GPUs in their own groups, and a GPU with its audio function in a third (one card, one group).
+  const GPU_A = addr('0000:03:00.0');
+  const GPU_B = addr('0000:04:00.0');
+  const GPU_C = addr('0000:05:00.0');
+  const AUDIO_C = addr('0000:05:00.1');
+  const devOf = (address: string) => `sys/devices/pci0000:00/${address}`;
+
+  function threeCards(): void {
+    tree.fn({ address: GPU_A, parent: 'pci0000:00', class: 0x030200, driver: 'nvidia', group: 2 });
+    tree.fn({ address: GPU_B, parent: 'pci0000:00', class: 0x030200, driver: 'vfio-pci', group: 3 });
+    tree.fn({ address: GPU_C, parent: 'pci0000:00', class: 0x030000, driver: 'vfio-pci', group: 4 });
+    tree.fn({ address: AUDIO_C, parent: 'pci0000:00', class: 0x040300, driver: 'vfio-pci', group: 4 });
+    tree.file('dev/vfio/vfio', '');
+    tree.file('dev/vfio/3', '');
+    tree.file('dev/vfio/4', '');
+  }
+
+  /** What the kernel does on a bind or unbind: the driver links move (this tree has no uevent). */
+  function rebind(address: string, driver: string | undefined): void {
+    const dev = devOf(address);
+    const old = hostFs.kindOf(tree.abs(`${dev}/driver`))
+      ? path.basename(hostFs.readLink(tree.abs(`${dev}/driver`)))
+      : '';
+    if (old) {
+      tree.remove(`${dev}/driver`);
+      tree.remove(`sys/bus/pci/drivers/${old}/${address}`);
+    }
+    if (driver) {
+      tree.link(`${dev}/driver`, `sys/bus/pci/drivers/${driver}`);
+      tree.link(`sys/bus/pci/drivers/${driver}/${address}`, dev);
+    }
+  }
+
+  /** An iommufd cdev as the kernel makes it on a VFIO bind: under the device, in the class, in /dev. */
+  function cdev(address: string, index: number, classLink = true): void {
+    tree.file(`${devOf(address)}/vfio-dev/vfio${index}/dev`, `237:${index}\n`);
+    if (classLink) tree.link(`sys/class/vfio-dev/vfio${index}`, `${devOf(address)}/vfio-dev/vfio${index}`);
+    tree.file(`dev/vfio/devices/vfio${index}`, '');
+  }
+
+  const none = { nodes: [], functions: [] };
+
+  it('with no change returns the same topology, reading nothing', () => {
+    threeCards();
+    const before = discoverPci(sysfs());
+    const recorder = new PathRecorder();
+    expect(refreshPci(new Sysfs(root, { recorder }), before, none)).toBe(before);
+    expect(refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/vfio'], functions: [] })).toBe(before);
+    expect(recorder.paths).toEqual([]);
+  });
+
+  it('a group node that appeared: reads its group alone and equals a full discovery', () => {
+    threeCards();
+    const before = discoverPci(sysfs());
+    rebind(GPU_A, 'vfio-pci');
+    tree.file('dev/vfio/2', '');
+    const recorder = new PathRecorder();
+    const after = refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/2'], functions: [] });
+    expect(after).toEqual(discoverPci(sysfs()));
+    expect(after?.byAddress.get(GPU_A)?.driver).toBe('vfio-pci');
+    expect(before.byAddress.get(GPU_A)?.driver).toBe('nvidia'); // the previous topology is left as it was
+    expect(recorder.paths.length).toBeGreaterThan(0);
+    expect(recorder.paths.every((p) => p.includes(GPU_A))).toBe(true);
+  });
+
+  it('a group node that vanished: reads every member of the group, and equals a full discovery', () => {
+    threeCards();
+    const before = discoverPci(sysfs());
+    rebind(GPU_C, undefined);
+    rebind(AUDIO_C, 'snd_hda_intel');
+    tree.remove('dev/vfio/4');
+    const recorder = new PathRecorder();
+    const after = refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/4'], functions: [] });
+    expect(after).toEqual(discoverPci(sysfs()));
+    expect(new Set(recorder.paths.map((p) => /0000:0\d:00\.\d/.exec(p)?.[0]))).toEqual(new Set([GPU_C, AUDIO_C]));
+  });
+
+  it('a driver event reads its function again', () => {
+    threeCards();
+    const before = discoverPci(sysfs());
+    rebind(AUDIO_C, undefined); // the group node stays: the GPU is still on vfio-pci
+    const after = refreshPci(sysfs(), before, { nodes: [], functions: [AUDIO_C] });
+    expect(after).toEqual(discoverPci(sysfs()));
+    expect(after?.byAddress.get(AUDIO_C)?.driver).toBeUndefined();
+  });
+
+  it('an iommufd cdev finds its function through sys/class/vfio-dev, and through the topology once gone', () => {
+    threeCards();
+    tree.file('dev/iommu', '');
+    cdev(GPU_B, 0);
+    const before = discoverPci(sysfs());
+    rebind(GPU_A, 'vfio-pci');
+    cdev(GPU_A, 1);
+    const bound = refreshPci(sysfs(), before, { nodes: ['dev/vfio/devices/vfio1'], functions: [] });
+    expect(bound).toEqual(discoverPci(sysfs()));
+    expect(bound?.byAddress.get(GPU_A)?.vfioCdev?.index).toBe(1);
+
+    rebind(GPU_B, 'nvidia');
+    tree.remove(`${devOf(GPU_B)}/vfio-dev`);
+    tree.remove('sys/class/vfio-dev/vfio0');
+    tree.remove('dev/vfio/devices/vfio0');
+    const unbound = refreshPci(sysfs(), bound!, { nodes: ['dev/vfio/devices/vfio0'], functions: [] });
+    expect(unbound).toEqual(discoverPci(sysfs()));
+    expect(unbound?.byAddress.get(GPU_B)?.vfioCdev).toBeUndefined();
+  });
+
+  it.each([
+    ['a path that is not a VFIO node', () => ({ nodes: ['dev/vfio/devices'], functions: [] })],
+    [
+      'a function added to the bus after the last discovery',
+      () => {
+        tree.fn({ address: '0000:06:00.0', parent: 'pci0000:00', class: 0x030200, driver: 'vfio-pci', group: 9 });
+        return { nodes: [], functions: [addr('0000:06:00.0')] };
+      },
+    ],
+    [
+      'a group node of a group it does not know (a hot-added device)',
+      () => {
+        tree.fn({ address: '0000:06:00.0', parent: 'pci0000:00', class: 0x030200, driver: 'vfio-pci', group: 9 });
+        tree.file('dev/vfio/9', '');
+        return { nodes: ['dev/vfio/9'], functions: [] };
+      },
+    ],
+    [
+      'a function that left the bus',
+      () => {
+        tree.remove(devOf(GPU_B));
+        tree.remove('dev/vfio/3');
+        return { nodes: ['dev/vfio/3'], functions: [] };
+      },
+    ],
+    [
+      'a function whose IOMMU group changed',
+      () => {
+        tree.remove(`${devOf(GPU_A)}/iommu_group`);
+        tree.link(`${devOf(GPU_A)}/iommu_group`, 'sys/kernel/iommu_groups/7');
+        return { nodes: [], functions: [GPU_A] };
+      },
+    ],
+    [
+      'a function it cannot read now',
+      () => {
+        tree.file(`${devOf(GPU_A)}/vendor`, 'notanid\n');
+        return { nodes: [], functions: [GPU_A] };
+      },
+    ],
+    [
+      'a node that exists while no member of its group is on VFIO (a bind no event named)',
+      () => {
+        tree.file('dev/vfio/2', '');
+        return { nodes: ['dev/vfio/2'], functions: [] };
+      },
+    ],
+    [
+      'a cdev whose owner it cannot find',
+      () => {
+        tree.file('dev/iommu', '');
+        rebind(GPU_A, 'vfio-pci');
+        cdev(GPU_A, 5, false);
+        return { nodes: ['dev/vfio/devices/vfio5'], functions: [] };
+      },
+    ],
+  ])('asks for a full discovery after %s', (_what, change) => {
+    threeCards();
+    const before = discoverPci(sysfs());
+    expect(refreshPci(sysfs(), before, change())).toBeUndefined();
+  });
+
+  it('asks for a full discovery for a function that could not be read the last time', () => {
+    threeCards();
+    tree.file(`${devOf(GPU_A)}/vendor`, 'notanid\n');
+    const before = discoverPci(sysfs());
+    expect(problemCodes(before.problems)).toEqual(['ERR_GPUCC_MALFORMED_ATTRIBUTE']);
+    tree.file(`${devOf(GPU_A)}/vendor`, '0x10de\n');
+    rebind(GPU_A, 'vfio-pci');
+    tree.file('dev/vfio/2', '');
+    expect(refreshPci(sysfs(), before, { nodes: ['dev/vfio/2'], functions: [] })).toBeUndefined();
   });
 });

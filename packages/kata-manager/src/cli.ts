@@ -24,6 +24,7 @@ import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write }
 import { formatWriteResult } from './format.js';
 import { logGenerated, logWriteResult } from './log.js';
 import { registerSpecMetrics } from './metrics.js';
+import { DeviceObserver } from './observer.js';
 import { OwnWrites } from './own-writes.js';
 import { writeResultJson } from './report.js';
 import { reconcileOnce } from './run.js';
@@ -266,18 +267,20 @@ async function runDaemon(
   let trigger: (reason: string) => void = () => {};
   const cdiDir = hostDir(o.cdiDir);
   const ownWrites = new OwnWrites();
+  const observer = new DeviceObserver(); // a change event reads what it names; the resync, everything
   const watches = watchForChanges(
     sysfs,
     cdiDir,
     (reason) => trigger(reason),
     (name) => ownWrites.isEcho(name, sysfs.readOptional(`${cdiDir}/${name}`)),
+    observer,
   );
   const loop = runReconcileLoop({
     reconcile: async () => {
       try {
         return await reconcileOnce(
           sysfs,
-          { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir },
+          { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir, observer },
           logger,
           specMetrics,
           ownWrites,

@@ -2,6 +2,7 @@ import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, typ
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
 import { type DeviceObservation, observeCdiDir, observeDevices } from './observe.js';
+import type { DeviceObserver } from './observer.js';
 import { conflictError, type DesiredSpec, planSpecs, type SpecConflict, type SpecPlan } from './plan.js';
 import { buildSpecs, renderSpec, type SpecForKind } from './spec.js';
 import { checkSpecText, type SpecFormat } from './validate.js';
@@ -13,6 +14,8 @@ export interface GenerateOptions {
   aliases: NameAliases;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`). */
   pciIds?: PciIdsSource;
+  /** `run`: observes through the event path where the change events allow it (else a full pass). */
+  observer?: DeviceObserver;
 }
 
 export interface RenderedSpec extends SpecForKind {
@@ -30,7 +33,10 @@ export interface Generated {
 /** observe → select → build → render → validate: the specs the host needs now. Reads only. */
 export function generate(sysfs: Sysfs, options: GenerateOptions, format: SpecFormat = 'yaml'): Generated {
   const perModelNames = options.aliases.gpuAlias === '' || options.aliases.nvswitchAlias === '';
-  const observation = observeDevices(sysfs, { perModelNames, ...(options.pciIds ? { pciIds: options.pciIds } : {}) });
+  const observeOptions = { perModelNames, ...(options.pciIds ? { pciIds: options.pciIds } : {}) };
+  const observation = options.observer
+    ? options.observer.observe(sysfs, observeOptions)
+    : observeDevices(sysfs, observeOptions);
   const selection = selectDevices(observation, options.aliases);
   const specs = buildSpecs(selection.devices).map((spec): RenderedSpec => {
     const text = renderSpec(spec.spec, format);

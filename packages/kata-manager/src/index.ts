@@ -21,9 +21,12 @@ export {
   type CdiDirEntry,
   type DeviceObservation,
   isVfioFunction,
+  type ObserveOptions,
   observeCdiDir,
   observeDevices,
+  presentNodesOf,
 } from './observe.js';
+export { DeviceObserver, type HostChange, type ObservePass } from './observer.js';
 export { OwnWrites } from './own-writes.js';
 export { type DesiredSpec, planIsClean, planSpecs, type SpecAction, type SpecConflict, type SpecPlan } from './plan.js';
 export { cdiRuleProblems, KNOWN_CDI_VERSIONS, minimumCdiVersion, parseCdiVersion, type SpecProblem } from './rules.js';
@@ -40,4 +43,4 @@ export {
   specFileName,
 } from './spec.js';
 export { checkSpecText, parseSpecText, type SpecFormat, schemaProblems, specProblems } from './validate.js';
-export { type WatchSet, watchedDirs, watchForChanges } from './watch.js';
+export { changeOf, type WatchSet, watchedDirs, watchForChanges } from './watch.js';

@@ -39,24 +39,39 @@ export function isVfioFunction(device: PciDevice): boolean {
   return !isBridge(device) && isVfioDriver(device.driver);
 }
 
+export interface ObserveOptions {
+  perModelNames: boolean;
+  pciIds?: PciIdsSource;
+}
+
+/** The full pass: every PCI function, the VFIO model, every node a VFIO-bound function needs. */
 export function observeDevices(
   sysfs: Sysfs,
-  options: { perModelNames: boolean; pciIds?: PciIdsSource },
+  options: ObserveOptions,
+  exists: (relPath: string) => boolean = (relPath) => sysfs.exists(relPath),
 ): DeviceObservation {
   const topology = discoverPci(sysfs);
   const model = detectVfioModel(sysfs);
-  const presentNodes = new Set<string>();
-  for (const device of topology.devices) {
-    if (!isVfioFunction(device)) continue;
-    for (const node of nodesOf(device, model))
-      if (!presentNodes.has(node) && sysfs.exists(node)) presentNodes.add(node);
-  }
   return {
     topology,
     model,
-    presentNodes,
+    presentNodes: presentNodesOf(topology, model, exists),
     pciIds: options.perModelNames ? loadPciIds(sysfs, options.pciIds) : undefined,
   };
+}
+
+/** The nodes that VFIO-bound functions need and that exist, each probed once. */
+export function presentNodesOf(
+  topology: PciTopology,
+  model: VfioHostModel,
+  exists: (relPath: string) => boolean,
+): Set<string> {
+  const presentNodes = new Set<string>();
+  for (const device of topology.devices) {
+    if (!isVfioFunction(device)) continue;
+    for (const node of nodesOf(device, model)) if (!presentNodes.has(node) && exists(node)) presentNodes.add(node);
+  }
+  return presentNodes;
 }
 
 /** Host paths of the nodes a VFIO-bound function brings in this host's model ([] when it has no key). */

@@ -1,4 +1,5 @@
-import { isVfioDriver, type Sysfs } from '@gpucc/hal';
+import { isPciAddress, isVfioDriver, type Sysfs } from '@gpucc/hal';
+import type { HostChange } from './observer.js';
 
 const PCI_DRIVERS = 'sys/bus/pci/drivers';
 
@@ -20,16 +21,30 @@ export interface WatchSet {
   close(): void;
 }
 
+/** What an entry of a watched directory that appeared or vanished means for the observation. */
+export function changeOf(dir: string, name: string | null, cdiDir: string): HostChange {
+  if (name === null) return { type: 'unknown' };
+  if (dir === cdiDir) return { type: 'unrelated' };
+  if (dir === 'dev/vfio' || dir === 'dev/vfio/devices') {
+    // No VFIO node starts with a dot: a temp file of whoever makes nodes by rename (the simulator does).
+    return name.startsWith('.') ? { type: 'unrelated' } : { type: 'node', path: `${dir}/${name}` };
+  }
+  if (dir.startsWith(`${PCI_DRIVERS}/`) && isPciAddress(name)) return { type: 'function', address: name };
+  return { type: 'unknown' };
+}
+
 /**
- * Watches each directory and calls `trigger` with a reason. `refresh` (after every reconcile) opens
- * new watches before closing the old ones, so a directory that was removed and created again is
- * watched again, and no event falls between the two.
+ * Watches each directory and calls `trigger` with a reason, after telling `observer` what changed
+ * (so that the next reconcile reads only that). `refresh` (after every reconcile) opens new watches
+ * before closing the old ones, so a directory that was removed and created again is watched again,
+ * and no event falls between the two.
  */
 export function watchForChanges(
   sysfs: Sysfs,
   cdiDir: string,
   trigger: (reason: string) => void,
   isOwnEcho: (fileName: string) => boolean = () => false,
+  observer?: { note(change: HostChange): void },
 ): WatchSet {
   let closers: Array<() => void> = [];
   let watched = new Set<string>();
@@ -42,6 +57,7 @@ export function watchForChanges(
         next.push(
           sysfs.watchDir(dir, (name) => {
             if (dir === cdiDir && (name === null || name.startsWith('.') || isOwnEcho(name))) return;
+            observer?.note(changeOf(dir, name, cdiDir));
             trigger(`${dir}/${name ?? ''} changed`);
           }),
         );
@@ -56,7 +72,10 @@ export function watchForChanges(
     // A directory that just appeared may have changed before its watch existed: look once more.
     const fresh = [...now].filter((d) => !watched.has(d));
     watched = now;
-    if (announceNew && fresh.length > 0) trigger(`now watching ${fresh.join(', ')}`);
+    if (announceNew && fresh.length > 0) {
+      observer?.note({ type: 'unknown' });
+      trigger(`now watching ${fresh.join(', ')}`);
+    }
   };
   arm(false);
   return {

@@ -11,10 +11,13 @@ export type DeviceState = ReadonlyMap<string, ReadonlyMap<string, PluginDevice>>
  * Healthy again when it returns with the same ID. Devices are never dropped while the plugin runs.
  */
 export function nextDeviceState(previous: DeviceState, inventory: Inventory): DeviceState {
+  const listed = new Set(inventory.devices.map((d) => `${d.resourceName}\u0000${d.id}`));
   const next = new Map<string, Map<string, PluginDevice>>();
   for (const [resource, devices] of previous) {
     const kept = new Map<string, PluginDevice>();
-    for (const [id, device] of devices) kept.set(id, lost(device, inventory));
+    // A device the inventory lists again is replaced below; only the others are marked lost.
+    for (const [id, device] of devices)
+      kept.set(id, listed.has(`${resource}\u0000${id}`) ? device : lost(device, inventory));
     next.set(resource, kept);
   }
   for (const device of inventory.devices) {

@@ -3,12 +3,13 @@ import type { Readiness } from '@gpucc/daemon/runtime';
 import { loadPciIds, type PciIdsDb, type Sysfs, type VfioModel } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
-import { type Inventory, scanInventory } from './inventory.js';
+import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
 import { socketNameFor } from './names.js';
 import { KUBELET_SOCKET_PATH, type RegistrationSettings, registerOnce, Wakeup } from './registration.js';
 import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
+import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
 
 export interface PluginManagerOptions {
@@ -48,6 +49,8 @@ export interface ResourceStatus {
 export class PluginManager {
   readonly counters: PluginCounters;
   private state: DeviceState = new Map();
+  /** Discovery: everything at start-up and resync, what the events named after a change. */
+  private readonly scanner = new DeviceScanner();
   private readonly plugins = new Map<string, ResourcePlugin>();
   private readonly wakeup = new Wakeup();
   private readonly watchers = new Map<string, () => void>();
@@ -149,8 +152,9 @@ export class PluginManager {
 
   private async scan(reason: string): Promise<void> {
     const { sysfs, settings, logger } = this.options;
-    this.armWatchers(); // dev/vfio/devices appears with the first cdev
-    const inventory = scanInventory(sysfs, settings, this.pciIds);
+    // dev/vfio/devices appears with the first cdev; what happened in it before its watch is unknown.
+    if (this.armWatchers()) this.scanner.invalidate();
+    const inventory = this.scanner.scan(sysfs, settings, this.pciIds, reason === 'change' ? 'events' : 'full');
     this.reportInventory(inventory);
     const next = nextDeviceState(this.state, inventory);
     if (reason === 'start') this.reportStart(next);
@@ -338,11 +342,19 @@ export class PluginManager {
 
   // ---- plumbing --------------------------------------------------------------------------------
 
-  /** Watches what exists now; a directory that appears later is picked up at the next scan. */
-  private armWatchers(): void {
+  /**
+   * Watches what exists now; a directory that appears later is picked up at the next scan. Whether a
+   * device directory is watched now that was not before.
+   */
+  private armWatchers(): boolean {
     const { sysfs } = this.options;
+    let fresh = false;
+    const onDeviceEvent = (dir: string) => (name: string | null) => {
+      this.scanner.noteChange(dir, name);
+      this.scheduleScan();
+    };
     const wanted: Array<[string, (name: string | null) => void]> = [
-      ...DEVICE_DIRS.map((dir) => [dir, () => this.scheduleScan()] as [string, () => void]),
+      ...DEVICE_DIRS.map((dir) => [dir, onDeviceEvent(dir)] as [string, (name: string | null) => void]),
       [DEVICE_PLUGIN_DIR, (name) => this.onKubeletDirEvent(name)],
     ];
     for (const [dir, onChange] of wanted) {
@@ -353,8 +365,10 @@ export class PluginManager {
         this.watchers.delete(dir);
       } else if (close === undefined && isDir && !this.stopping) {
         this.watchers.set(dir, sysfs.watchDir(dir, onChange));
+        if (dir !== DEVICE_PLUGIN_DIR) fresh = true;
       }
     }
+    return fresh;
   }
 
   private enqueue(work: () => Promise<void>): Promise<void> {

@@ -10,5 +10,6 @@ export {
 export { PCI_DEVICES_DIR, readPciDevice } from './device.js';
 export { discoverPci } from './discover.js';
 export { IOMMU_GROUPS_DIR } from './iommu-groups.js';
+export { type PciChanges, refreshPci } from './refresh.js';
 export { cardFunctions, groupMembers, nvidiaDevices } from './topology.js';
 export type { PciDevice, PciKind, PciTopology, SriovInfo, VfioCdev } from './types.js';

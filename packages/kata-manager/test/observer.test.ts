@@ -1,0 +1,351 @@
+// The event path of `run`: an observation made from change events alone must equal a full pass.
+import path from 'node:path';
+import { discoverPci, hostFs, isBridge, isVfioDriver, type PciAddress, type PciDevice, type Sysfs } from '@gpucc/hal';
+import { describe, expect, it } from 'vitest';
+import {
+  DeviceObserver,
+  type HostChange,
+  observeDevices,
+  reconcileOnce,
+  selectDevices,
+  watchForChanges,
+} from '../src/index.js';
+import { bindAll, bindToVfio, boundNode, node, silentLogger } from './helpers.js';
+
+const CDI = 'var/run/cdi';
+const OPTIONS = { perModelNames: false };
+
+/** mulberry32: a seeded generator, so that a failing sequence replays with its seed. */
+function seeded(seed: number): (n: number) => number {
+  let a = seed >>> 0;
+  return (n) => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
+  };
+}
+
+/** Resolves once `test` holds, checking every 2 ms. */
+async function until(test: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/**
+ * `run`'s own watches feeding the observer (through `accept`). `settle` waits until every event of
+ * the changes made so far has arrived: it creates a marker file and waits for its event, which
+ * inotify delivers after every earlier one (the marker is a dot file: nothing to read for it).
+ */
+function watching(sysfs: Sysfs, observer: DeviceObserver, accept: (change: HostChange) => boolean = () => true) {
+  const seen = new Set<string>();
+  let marks = 0;
+  const watches = watchForChanges(
+    sysfs,
+    CDI,
+    (reason) => {
+      const marker = /\/(\.settle-\d+) changed$/.exec(reason);
+      if (marker) seen.add(marker[1]!);
+    },
+    () => false,
+    {
+      note: (change) => {
+        if (accept(change)) observer.note(change);
+      },
+    },
+  );
+  return {
+    async settle(): Promise<void> {
+      const name = `.settle-${++marks}`;
+      const file = path.join(sysfs.root, 'dev/vfio', name);
+      hostFs.writeFileSync(file, '');
+      await until(() => seen.has(name));
+      hostFs.removeSync(file);
+    },
+    refresh: () => watches.refresh(),
+    close: () => watches.close(),
+  };
+}
+
+function expectSameAsFullPass(observer: DeviceObserver, sysfs: Sysfs): void {
+  const fast = observer.observe(sysfs, OPTIONS);
+  const full = observeDevices(sysfs, OPTIONS);
+  expect(fast).toEqual(full);
+  expect(selectDevices(fast, {})).toEqual(selectDevices(full, {}));
+}
+
+/**
+ * One random change a watch can see: a device node removed or put back by hand, a function bound to
+ * vfio-pci or unbound from it by the kernel simulator, a VFIO-bound function hot-removed. With
+ * `visibleUnbinds`, only functions whose own node (cdev, or group node) is there are unbound: without
+ * a driver event (a real host), an unbind whose node was removed by hand changes nothing a watch sees.
+ */
+async function randomChange(
+  sysfs: Sysfs,
+  pick: (n: number) => number,
+  removed: string[],
+  visibleUnbinds = false,
+): Promise<string> {
+  const functions = discoverPci(sysfs).devices.filter((d) => !isBridge(d));
+  const ownNode = (d: PciDevice) =>
+    d.vfioCdev ? `dev/vfio/devices/${d.vfioCdev.name}` : `dev/vfio/${d.iommuGroup ?? 'none'}`;
+  const onVfio = functions.filter((d) => isVfioDriver(d.driver) && (!visibleUnbinds || sysfs.exists(ownNode(d))));
+  // VFIO binds only functions in an IOMMU group.
+  const offVfio = functions.filter((d) => !isVfioDriver(d.driver) && d.iommuGroup !== undefined).map((d) => d.address);
+  const nodes = ['dev/vfio', 'dev/vfio/devices'].flatMap((dir) =>
+    sysfs
+      .readdir(dir)
+      .filter((name) => name !== 'devices')
+      .map((name) => `${dir}/${name}`),
+  );
+  const back = removed.filter((n) => !sysfs.exists(n));
+  const kinds = [
+    ...(nodes.length ? ['remove-node', 'remove-node'] : []),
+    ...(back.length ? ['restore-node', 'restore-node'] : []),
+    ...(onVfio.length ? ['unbind', 'unbind'] : []),
+    ...(offVfio.length ? ['bind', 'bind'] : []),
+    ...(onVfio.length > 2 && !visibleUnbinds ? ['hot-remove'] : []),
+  ];
+  const kind = kinds[pick(kinds.length)]!;
+  const one = <T>(xs: T[]) => xs[pick(xs.length)]!;
+  switch (kind) {
+    case 'remove-node': {
+      const gone = one(nodes);
+      hostFs.removeSync(path.join(sysfs.root, gone));
+      removed.push(gone);
+      return `${kind} ${gone}`;
+    }
+    case 'restore-node': {
+      const node = one(back);
+      hostFs.writeFileSync(path.join(sysfs.root, node), '', 0o600);
+      return `${kind} ${node}`;
+    }
+    case 'unbind': {
+      const { address, driver } = one(onVfio);
+      await sysfs.write(`sys/bus/pci/drivers/${driver}/unbind`, address);
+      return `${kind} ${address}`;
+    }
+    case 'bind': {
+      const address = one(offVfio);
+      await bindToVfio(sysfs, address);
+      return `${kind} ${address}`;
+    }
+    default: {
+      const { address } = one(onVfio);
+      await sysfs.write(`sys/bus/pci/devices/${address}/remove`, '1');
+      return `${kind} ${address}`;
+    }
+  }
+}
+
+describe('DeviceObserver: the event path equals a full pass', () => {
+  const two = { gpus: 6, functionsPerCard: 2 };
+  const one = { gpus: 6, functionsPerCard: 1 };
+  it.each([
+    { profile: 'scale', iommufd: false, seed: 1, options: two },
+    { profile: 'scale', iommufd: false, seed: 2, options: two },
+    { profile: 'scale', iommufd: true, seed: 3, options: two },
+    { profile: 'scale', iommufd: true, seed: 4, options: two },
+    { profile: 'workstation-mixed', iommufd: false, seed: 5, options: {} },
+    { profile: 'hgx-h100-8', iommufd: false, seed: 6, options: {} },
+    { profile: 'grace-gh200-1', iommufd: true, seed: 7, options: {} },
+    { profile: 'iommufd-h200-2', iommufd: true, seed: 8, options: {} },
+    // A real host: sysfs sends no events, only devtmpfs does. Every bind and unbind still adds or
+    // removes a node where each function has its own (a cdev on iommufd hosts; a group node where
+    // groups have one function), so the nodes alone name every change.
+    { profile: 'scale', iommufd: true, seed: 9, options: two, nodesOnly: true },
+    { profile: 'workstation-mixed', iommufd: true, seed: 10, options: {}, nodesOnly: true },
+    { profile: 'scale', iommufd: false, seed: 11, options: one, nodesOnly: true },
+    { profile: 'hgx-h100-8', iommufd: false, seed: 12, options: {}, nodesOnly: true },
+  ])(
+    'after random node removals, restores, binds, unbinds and hot-removals: $profile, iommufd $iommufd, seed $seed',
+    async ({ profile, iommufd, seed, options, nodesOnly }) => {
+      const { root, sysfs } = node(profile, { iommufd, ...options });
+      await bindAll(root, sysfs, { expectOk: false });
+      const pick = seeded(seed);
+      const observer = new DeviceObserver();
+      const watches = watching(sysfs, observer, (change) => !nodesOnly || change.type !== 'function');
+      observer.observe(sysfs, OPTIONS);
+      watches.refresh();
+      const removed: string[] = [];
+      const passes = { full: 0, event: 0 };
+      const history: string[] = [];
+      try {
+        for (let step = 0; step < 40; step++) {
+          // One to three changes between two reconciles, as events coalesce into one.
+          for (let n = 1 + pick(3); n > 0; n--) history.push(await randomChange(sysfs, pick, removed, nodesOnly));
+          await watches.settle();
+          try {
+            expectSameAsFullPass(observer, sysfs);
+          } catch (error) {
+            throw new Error(`after ${history.join('; ')}: ${(error as Error).message}`);
+          }
+          watches.refresh(); // as run does after each reconcile
+          passes[observer.lastPass!]++;
+        }
+      } finally {
+        watches.close();
+      }
+      // Most steps took the event path; the rest fell back to a full pass where it could not vouch.
+      expect(passes.event).toBeGreaterThan(passes.full);
+    },
+  );
+
+  it('on a host whose sysfs sends no events, a function hot-added and then bound is found by a full pass', async () => {
+    const { sysfs } = await boundNode('scale', { gpus: 4, functionsPerCard: 1, nvswitches: false });
+    const group = sysfs.readlink('sys/bus/pci/devices/0000:02:00.0/iommu_group')!.split('/').at(-1)!;
+    await sysfs.write('sys/bus/pci/devices/0000:02:00.0/remove', '1');
+    const observer = new DeviceObserver();
+    expect(selectDevices(observer.observe(sysfs, OPTIONS), {}).devices).toHaveLength(3);
+    await sysfs.write('sys/bus/pci/rescan', '1'); // back on the bus, on its host driver: no event
+    await bindToVfio(sysfs, '0000:02:00.0');
+    observer.note({ type: 'node', path: `dev/vfio/${group}` }); // all devtmpfs says
+    const observation = observer.observe(sysfs, OPTIONS);
+    expect(observer.lastPass).toBe('full');
+    expect(selectDevices(observation, {}).devices).toHaveLength(4);
+  });
+
+  it('reads only the function that changed: a bind costs a few reads, not the whole bus', async () => {
+    const { sysfs } = await boundNode('scale', { gpus: 64, functionsPerCard: 1, nvswitches: false });
+    await sysfs.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:01:00.0');
+    const observer = new DeviceObserver();
+    const watches = watching(sysfs, observer);
+    const first = sysfs.withRecorder();
+    observer.observe(first, OPTIONS);
+    await bindToVfio(sysfs, '0000:01:00.0');
+    await watches.settle();
+    watches.close();
+    const counted = sysfs.withRecorder();
+    const observation = observer.observe(counted, OPTIONS);
+    expect(observer.lastPass).toBe('event');
+    expect(selectDevices(observation, {}).devices).toHaveLength(64);
+    expect(first.recorder.reads).toBeGreaterThan(64 * 5);
+    expect(counted.recorder.reads).toBeLessThan(20);
+  });
+
+  it('a reconcile after no event, an unknown change or a failure is a full pass; a CDI change alone reads nothing', async () => {
+    const { sysfs } = await boundNode('hgx-h100-8', { nvswitches: false });
+    const observer = new DeviceObserver();
+    const first = observer.observe(sysfs, OPTIONS);
+    expect(observer.lastPass).toBe('full');
+    observer.observe(sysfs, OPTIONS); // the periodic resync: no event noted since the last pass
+    expect(observer.lastPass).toBe('full');
+
+    observer.note({ type: 'unrelated' });
+    const counted = sysfs.withRecorder();
+    const again = observer.observe(counted, OPTIONS);
+    expect(observer.lastPass).toBe('event');
+    expect(counted.recorder.reads).toBe(0);
+    expect(again).toEqual(first);
+
+    observer.note({ type: 'node', path: 'dev/vfio/vfio' });
+    observer.note({ type: 'unknown' });
+    observer.observe(sysfs, OPTIONS);
+    expect(observer.lastPass).toBe('full');
+
+    observer.note({ type: 'node', path: 'dev/vfio/vfio' });
+    observer.invalidate();
+    observer.observe(sysfs, OPTIONS);
+    expect(observer.lastPass).toBe('full');
+  });
+});
+
+describe('run: the watches feed the observer', () => {
+  it('a bind, a node gone by hand and a hot-removal each reach the spec; the PCI change through a full pass', async () => {
+    const { root, sysfs } = await boundNode('scale', { gpus: 8, functionsPerCard: 1, nvswitches: false });
+    await sysfs.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:01:00.0');
+    const observer = new DeviceObserver();
+    const notes: HostChange[] = [];
+    let triggers = 0;
+    const options = { aliases: {}, cdiDir: `/${CDI}`, observer };
+    const watches = watchForChanges(
+      sysfs,
+      CDI,
+      () => triggers++,
+      () => false,
+      {
+        note: (change) => {
+          notes.push(change);
+          observer.note(change);
+        },
+      },
+    );
+    const names = () => {
+      const file = path.join(root, CDI, 'nvidia.com-pgpu.yaml');
+      return hostFs.exists(file) ? [...hostFs.readText(file).matchAll(/name: "(\d+)"/g)].map((m) => m[1]) : [];
+    };
+    const group = (address: string) => sysfs.readlink(`sys/bus/pci/devices/${address}/iommu_group`)!.split('/').at(-1)!;
+    try {
+      const start = await reconcileOnce(sysfs, options, silentLogger());
+      watches.refresh();
+      expect(start.details).toMatchObject({ pass: 'full', devices: 7 });
+      const seen = () => notes.length;
+
+      // A bind: the function's driver link and its group node, one event each.
+      let mark = seen();
+      await bindToVfio(sysfs, '0000:01:00.0');
+      const g1 = group('0000:01:00.0');
+      await until(
+        () =>
+          notes.slice(mark).some((n) => n.type === 'function' && n.address === ('0000:01:00.0' as PciAddress)) &&
+          notes.slice(mark).some((n) => n.type === 'node' && n.path === `dev/vfio/${g1}`),
+      );
+      const bound = await reconcileOnce(sysfs, options, silentLogger());
+      watches.refresh();
+      expect(bound.details).toMatchObject({ pass: 'event', devices: 8 });
+      expect(names()).toContain(g1);
+
+      // A device node removed by hand: the device waits for it, without a read of any device.
+      const g2 = group('0000:02:00.0');
+      mark = seen();
+      hostFs.removeSync(path.join(root, 'dev/vfio', g2));
+      await until(() => notes.slice(mark).some((n) => n.type === 'node' && n.path === `dev/vfio/${g2}`));
+      const counted = sysfs.withRecorder();
+      const gone = await reconcileOnce(counted, options, silentLogger());
+      watches.refresh();
+      expect(gone.details).toMatchObject({ pass: 'event', devices: 7, skipped: 1 });
+      expect(names()).not.toContain(g2);
+      expect(counted.recorder.reads).toBeLessThan(40); // the CDI dir and spec, the model: no PCI function
+
+      // A VFIO-bound function hot-removed: its driver event names a function that cannot be read now.
+      const g3 = group('0000:03:00.0');
+      mark = seen();
+      await sysfs.write('sys/bus/pci/devices/0000:03:00.0/remove', '1');
+      await until(() => notes.slice(mark).some((n) => n.type === 'function'));
+      const removed = await reconcileOnce(sysfs, options, silentLogger());
+      watches.refresh();
+      expect(removed.details).toMatchObject({ pass: 'full', devices: 6 });
+      expect(names()).not.toContain(g3);
+
+      // Hot-added again (a bus rescan: it comes back on its host driver), then bound to vfio-pci:
+      // a function the last pass never read, so a full pass, and it is published again.
+      await sysfs.write('sys/bus/pci/rescan', '1');
+      mark = seen();
+      await bindToVfio(sysfs, '0000:03:00.0');
+      await until(() => notes.slice(mark).some((n) => n.type === 'function'));
+      const added = await reconcileOnce(sysfs, options, silentLogger());
+      expect(added.details).toMatchObject({ pass: 'full', devices: 7 });
+      expect(names()).toContain(g3);
+      expect(triggers).toBeGreaterThan(0);
+    } finally {
+      watches.close();
+    }
+  });
+
+  it('a failed reconcile makes the next one a full pass', async () => {
+    const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: false });
+    const observer = new DeviceObserver();
+    const options = { aliases: {}, cdiDir: `/${CDI}`, observer };
+    hostFs.makeDir(path.join(root, CDI));
+    hostFs.writeFileSync(path.join(root, CDI, 'nvidia.com-pgpu.yaml'), 'not ours\n'); // another writer's file
+    const failed = await reconcileOnce(sysfs, options, silentLogger());
+    expect(failed.ok).toBe(false);
+    observer.note({ type: 'node', path: 'dev/vfio/vfio' });
+    const retry = await reconcileOnce(sysfs, options, silentLogger());
+    expect(retry.details).toMatchObject({ pass: 'full' });
+  });
+});
