@@ -8,6 +8,7 @@ import {
   deviceIdFor,
   deviceNodesFor,
   GpuccError,
+  hostDeviceNodesOf,
   isBridge,
   isGpuccError,
   isVfioDriver,
@@ -17,7 +18,7 @@ import {
   resourceNamingFor,
   vfioCdevPath,
 } from '@gpucc/hal';
-import { type DeviceObservation, isVfioFunction, nodesOf } from './observe.js';
+import { type DeviceObservation, isVfioFunction } from './observe.js';
 
 /** One CDI device: one device-plugin ID. */
 export interface PublishedDevice {
@@ -148,7 +149,7 @@ function nodesFor(primary: PciDevice, functions: PciDevice[], observation: Devic
   const id = deviceIdFor({ mode: model.model, iommuGroup: primary.iommuGroup });
   return {
     id,
-    host: nodesOf(primary, model),
+    host: hostDeviceNodesOf(primary, model.model),
     container: deviceNodesFor(model.model, { group: primary.iommuGroup }),
     pending: [],
   };

@@ -26,7 +26,7 @@ export {
   observeDevices,
   presentNodesOf,
 } from './observe.js';
-export { DeviceObserver, type HostChange, type ObservePass } from './observer.js';
+export { DeviceObserver } from './observer.js';
 export { OwnWrites } from './own-writes.js';
 export { type DesiredSpec, planIsClean, planSpecs, type SpecAction, type SpecConflict, type SpecPlan } from './plan.js';
 export { cdiRuleProblems, KNOWN_CDI_VERSIONS, minimumCdiVersion, parseCdiVersion, type SpecProblem } from './rules.js';
@@ -43,4 +43,4 @@ export {
   specFileName,
 } from './spec.js';
 export { checkSpecText, parseSpecText, type SpecFormat, schemaProblems, specProblems } from './validate.js';
-export { changeOf, type WatchSet, watchedDirs, watchForChanges } from './watch.js';
+export { changeOf, watchedDirs, watchForChanges } from './watch.js';

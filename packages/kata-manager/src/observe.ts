@@ -2,7 +2,7 @@ import {
   detectVfioModel,
   discoverPci,
   type FileKind,
-  hostDeviceNodesFor,
+  hostDeviceNodesOf,
   isBridge,
   isVfioDriver,
   loadPciIds,
@@ -12,7 +12,6 @@ import {
   type PciTopology,
   type Sysfs,
   type VfioHostModel,
-  vfioCdevPath,
 } from '@gpucc/hal';
 
 /** Everything the spec builder needs from the host, read in one pass. Plain data. */
@@ -45,17 +44,13 @@ export interface ObserveOptions {
 }
 
 /** The full pass: every PCI function, the VFIO model, every node a VFIO-bound function needs. */
-export function observeDevices(
-  sysfs: Sysfs,
-  options: ObserveOptions,
-  exists: (relPath: string) => boolean = (relPath) => sysfs.exists(relPath),
-): DeviceObservation {
+export function observeDevices(sysfs: Sysfs, options: ObserveOptions): DeviceObservation {
   const topology = discoverPci(sysfs);
   const model = detectVfioModel(sysfs);
   return {
     topology,
     model,
-    presentNodes: presentNodesOf(topology, model, exists),
+    presentNodes: presentNodesOf(topology, model, (relPath) => sysfs.exists(relPath)),
     pciIds: options.perModelNames ? loadPciIds(sysfs, options.pciIds) : undefined,
   };
 }
@@ -69,15 +64,10 @@ export function presentNodesOf(
   const presentNodes = new Set<string>();
   for (const device of topology.devices) {
     if (!isVfioFunction(device)) continue;
-    for (const node of nodesOf(device, model)) if (!presentNodes.has(node) && exists(node)) presentNodes.add(node);
+    for (const node of hostDeviceNodesOf(device, model.model))
+      if (!presentNodes.has(node) && exists(node)) presentNodes.add(node);
   }
   return presentNodes;
-}
-
-/** Host paths of the nodes a VFIO-bound function brings in this host's model ([] when it has no key). */
-export function nodesOf(device: PciDevice, model: VfioHostModel): string[] {
-  if (model.model === 'iommufd') return device.vfioCdev ? [vfioCdevPath(device.vfioCdev.index)] : [];
-  return device.iommuGroup === undefined ? [] : hostDeviceNodesFor(model.model, { group: device.iommuGroup });
 }
 
 const SPEC_FILE = /\.(yaml|json)$/;

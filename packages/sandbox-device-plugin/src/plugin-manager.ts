@@ -1,6 +1,14 @@
-import type { Logger } from '@gpucc/daemon';
+import { type DirWatches, type Logger, watchDirs } from '@gpucc/daemon';
 import type { Readiness } from '@gpucc/daemon/runtime';
-import { loadPciIds, type PciIdsDb, type Sysfs, type VfioModel } from '@gpucc/hal';
+import {
+  loadPciIds,
+  PCI_DEVICES_DIR,
+  type PciIdsDb,
+  type Sysfs,
+  VFIO_DEVICES_DIR,
+  VFIO_DIR,
+  type VfioModel,
+} from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
@@ -26,8 +34,11 @@ export interface PluginManagerOptions {
   counters?: PluginCounters;
 }
 
-/** Where device changes show up first; real sysfs sends no inotify events, so the resync covers it. */
-const DEVICE_DIRS = ['dev/vfio', 'dev/vfio/devices', 'sys/bus/pci/devices'];
+/**
+ * Where device changes show up first (real sysfs sends no inotify events, so the resync covers it),
+ * and the kubelet's socket directory (its restarts).
+ */
+const WATCHED_DIRS = [VFIO_DIR, VFIO_DEVICES_DIR, PCI_DEVICES_DIR, DEVICE_PLUGIN_DIR];
 
 export interface ResourceStatus {
   resourceName: string;
@@ -53,7 +64,8 @@ export class PluginManager {
   private readonly scanner = new DeviceScanner();
   private readonly plugins = new Map<string, ResourcePlugin>();
   private readonly wakeup = new Wakeup();
-  private readonly watchers = new Map<string, () => void>();
+  /** Armed at start, re-armed at every scan: a directory that appears later is picked up then. */
+  private watches: DirWatches | undefined;
   private readonly streamless = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private queue: Promise<void> = Promise.resolve();
@@ -70,7 +82,7 @@ export class PluginManager {
     this.counters = options.counters ?? new PluginCounters();
   }
 
-  /** Discovers, serves and registers every resource, then watches. Registration goes on in the background. */
+  /** Watches, then discovers, serves and registers every resource. Registration goes on in the background. */
   async start(): Promise<void> {
     if (needsPciIds(this.options.settings)) {
       this.pciIds = loadPciIds(this.options.sysfs, this.options.settings.pciIds);
@@ -80,6 +92,18 @@ export class PluginManager {
         from ? `per-model names from ${from}` : 'no pci.ids: per-model names fall back to NVIDIA_<device id>',
       );
     }
+    // Watch before the first scan reads the host, so no change falls between the two.
+    this.watches = watchDirs(
+      this.options.sysfs,
+      () => WATCHED_DIRS,
+      (dir, name) => {
+        if (dir === DEVICE_PLUGIN_DIR) this.onKubeletDirEvent(name);
+        else {
+          this.scanner.noteChange(dir, name);
+          this.scheduleScan();
+        }
+      },
+    );
     await this.enqueue(() => this.scan('start'));
     this.timer = setInterval(() => this.resync(), this.options.resyncMs);
     this.timer.unref();
@@ -90,8 +114,7 @@ export class PluginManager {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.timer);
-    for (const close of this.watchers.values()) close();
-    this.watchers.clear();
+    this.watches?.close();
     await this.queue; // the scan or restart in flight finishes first
     await Promise.all([...this.plugins.values()].map((plugin) => plugin.stop()));
     this.options.logger.info({ event: 'plugin.stop', resources: this.plugins.size }, 'every resource withdrawn');
@@ -153,7 +176,9 @@ export class PluginManager {
   private async scan(reason: string): Promise<void> {
     const { sysfs, settings, logger } = this.options;
     // dev/vfio/devices appears with the first cdev; what happened in it before its watch is unknown.
-    if (this.armWatchers()) this.scanner.invalidate();
+    if (reason !== 'start' && this.watches?.refresh().some((dir) => dir !== DEVICE_PLUGIN_DIR)) {
+      this.scanner.invalidate();
+    }
     const inventory = this.scanner.scan(sysfs, settings, this.pciIds, reason === 'change' ? 'events' : 'full');
     this.reportInventory(inventory);
     const next = nextDeviceState(this.state, inventory);
@@ -341,35 +366,6 @@ export class PluginManager {
   }
 
   // ---- plumbing --------------------------------------------------------------------------------
-
-  /**
-   * Watches what exists now; a directory that appears later is picked up at the next scan. Whether a
-   * device directory is watched now that was not before.
-   */
-  private armWatchers(): boolean {
-    const { sysfs } = this.options;
-    let fresh = false;
-    const onDeviceEvent = (dir: string) => (name: string | null) => {
-      this.scanner.noteChange(dir, name);
-      this.scheduleScan();
-    };
-    const wanted: Array<[string, (name: string | null) => void]> = [
-      ...DEVICE_DIRS.map((dir) => [dir, onDeviceEvent(dir)] as [string, (name: string | null) => void]),
-      [DEVICE_PLUGIN_DIR, (name) => this.onKubeletDirEvent(name)],
-    ];
-    for (const [dir, onChange] of wanted) {
-      const isDir = sysfs.kindOf(dir) === 'dir';
-      const close = this.watchers.get(dir);
-      if (close !== undefined && !isDir) {
-        close();
-        this.watchers.delete(dir);
-      } else if (close === undefined && isDir && !this.stopping) {
-        this.watchers.set(dir, sysfs.watchDir(dir, onChange));
-        if (dir !== DEVICE_PLUGIN_DIR) fresh = true;
-      }
-    }
-    return fresh;
-  }
 
   private enqueue(work: () => Promise<void>): Promise<void> {
     const run = async () => {

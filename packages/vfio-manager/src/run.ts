@@ -1,5 +1,6 @@
+import { type DirWatches, watchDirs } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import type { Sysfs } from '@gpucc/hal';
+import { PCI_DEVICES_DIR, type Sysfs, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import type { ApplyOptions } from './apply.js';
 import { bind, release } from './engine.js';
 import { observe } from './observe.js';
@@ -59,50 +60,27 @@ export async function reconcileOnce(
 }
 
 /** Where change events come from: the VFIO device nodes (both models), and the PCI bus on a simulated node. */
-export const WATCHED_DIRS = ['dev/vfio', 'dev/vfio/devices', 'sys/bus/pci/devices'] as const;
-
-export interface WatchSet {
-  /** Re-arms the watches on the directories that exist now (/dev/vfio appears with the vfio module). */
-  refresh(): void;
-  close(): void;
-}
+export const WATCHED_DIRS = [VFIO_DIR, VFIO_DEVICES_DIR, PCI_DEVICES_DIR] as const;
 
 /**
  * Change events: device nodes appearing or vanishing under /dev/vfio and /dev/vfio/devices
  * (devtmpfs reports them), and (on simulated nodes, where sysfs is a plain tree) bus changes. Real
  * sysfs sends no inotify events, so the resync covers the rest. A directory missing now is not
- * watched until `refresh` (after every reconcile) finds it; new watches open before the old ones
- * close, and a directory watched for the first time triggers one more look, for what changed in it
- * before its watch existed.
+ * watched until `refresh` (after every reconcile) finds it; a directory watched for the first time
+ * triggers one more look, for what changed in it before its watch existed.
  */
-export function watchForChanges(sysfs: Sysfs, trigger: (reason: string) => void): WatchSet {
-  let closers: Array<() => void> = [];
-  let watched = new Set<string>();
-  const arm = (announceNew: boolean) => {
-    const next: Array<() => void> = [];
-    const now = new Set<string>();
-    for (const dir of WATCHED_DIRS) {
-      if (!sysfs.exists(dir)) continue;
-      try {
-        next.push(sysfs.watchDir(dir, (name) => trigger(`${dir}/${name ?? ''} changed`)));
-        now.add(dir);
-      } catch {
-        // a directory we may not watch: the periodic resync still covers it
-      }
-    }
-    const old = closers;
-    closers = next;
-    for (const close of old) close();
-    const fresh = [...now].filter((d) => !watched.has(d));
-    watched = now;
-    if (announceNew && fresh.length > 0) trigger(`now watching ${fresh.join(', ')}`);
-  };
-  arm(false);
+export function watchForChanges(sysfs: Sysfs, trigger: (reason: string) => void): DirWatches {
+  const watches = watchDirs(
+    sysfs,
+    () => WATCHED_DIRS,
+    (dir, name) => trigger(`${dir}/${name ?? ''} changed`),
+  );
   return {
-    refresh: () => arm(true),
-    close() {
-      for (const close of closers) close();
-      closers = [];
+    refresh() {
+      const fresh = watches.refresh();
+      if (fresh.length > 0) trigger(`now watching ${fresh.join(', ')}`);
+      return fresh;
     },
+    close: () => watches.close(),
   };
 }

@@ -19,6 +19,8 @@ import {
 import type { PciDevice, SriovInfo, VfioCdev } from './types.js';
 
 export const PCI_DEVICES_DIR = 'sys/bus/pci/devices';
+/** One directory per loaded PCI driver, with an entry per function bound to it. */
+export const PCI_DRIVERS_DIR = 'sys/bus/pci/drivers';
 const CONSUMER_PREFIX = 'consumer:pci:';
 const VIRTFN = /^virtfn(\d+)$/;
 
