@@ -8,7 +8,7 @@ import * as hostFs from '../src/fs/host-fs.js';
 import {
   detectVfioModel,
   deviceNodesFor,
-  type GpuccError,
+  GpuccError,
   hostDeviceNodesFor,
   noiommuCdevPath,
   noiommuGroupPath,
@@ -162,6 +162,23 @@ describe('waitForPath', () => {
     await waitForPath(sysfs, 'dev/vfio/8', { present: true, timeoutMs: 5_000, pollMs: 60_000 });
     expect(opened()).toBe(1);
     expect(closed()).toBe(1);
+  });
+
+  it('gives up at once with the guard’s error when the node can no longer come', async () => {
+    dir('dev/vfio');
+    let unbound = false;
+    later(50, () => {
+      unbound = true; // the device left vfio-pci while we waited
+    });
+    // A deadline past the test's own timeout: only giving up ends this wait in time.
+    const error = await waitForPath(new Sysfs(root), 'dev/vfio/8', {
+      present: true,
+      timeoutMs: 60_000,
+      pollMs: 20,
+      giveUpIf: () =>
+        unbound ? new GpuccError('ERR_GPUCC_DEVICE_LEFT_VFIO', 'left vfio-pci', { hint: 'bind it again' }) : undefined,
+    }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'ERR_GPUCC_DEVICE_LEFT_VFIO' });
   });
 
   it('sees a node whose parent directory does not exist yet', async () => {

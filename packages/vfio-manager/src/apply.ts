@@ -322,21 +322,38 @@ async function rollbackGroup(
 async function waitForNodes(sysfs: Sysfs, group: GroupPlan, model: VfioModel, timeoutMs: number): Promise<void> {
   const vfio = group.steps.filter((s) => s.targetDriver && isVfioDriver(s.targetDriver));
   if (vfio.length === 0 || group.group === undefined) return;
+  // Someone may unbind a device while we wait for its node (drift): then the node will not come, and
+  // the reconcile should fail now and retry, not wait out the deadline.
+  const giveUpIf = () => {
+    for (const s of vfio) {
+      const driver = currentDriver(sysfs, s.address);
+      if (!isVfioDriver(driver))
+        return new GpuccError(
+          'ERR_GPUCC_DEVICE_LEFT_VFIO',
+          `${s.address} left ${s.targetDriver} (now ${driver ?? 'unbound'}) while its device node was awaited`,
+          {
+            hint: 'something else changes this device’s driver; the next reconcile binds it again',
+            details: { device: s.address, driver: driver ?? null },
+          },
+        );
+    }
+    return undefined;
+  };
   if (model === 'iommufd') {
     for (const s of vfio) {
       const dir = `sys/bus/pci/devices/${s.address}/vfio-dev`;
-      await waitForPath(sysfs, dir, { present: true, timeoutMs });
+      await waitForPath(sysfs, dir, { present: true, timeoutMs, giveUpIf });
       const name = sysfs.readdir(dir).find((n) => /^(noiommu-)?vfio\d+$/.test(n));
       const index = name ? Number(name.replace(/^(noiommu-)?vfio/, '')) : undefined;
       if (index !== undefined) {
         const node = name!.startsWith('noiommu-') ? noiommuCdevPath(index) : vfioCdevPath(index);
-        await waitForPath(sysfs, node, { present: true, timeoutMs });
+        await waitForPath(sysfs, node, { present: true, timeoutMs, giveUpIf });
       }
     }
     return;
   }
   const node = model === 'noiommu' ? noiommuGroupPath(group.group) : vfioGroupPath(group.group);
-  await waitForPath(sysfs, node, { present: true, timeoutMs });
+  await waitForPath(sysfs, node, { present: true, timeoutMs, giveUpIf });
 }
 
 /** Carries out a release plan: override back, unbind, and with restore the recorded driver. */

@@ -9,6 +9,11 @@ export interface WaitForPathOptions {
   /** Safety-net polling interval (default 100 ms); the directory watch usually answers first. */
   pollMs?: number;
   signal?: AbortSignal;
+  /**
+   * Checked with every look: an error ends the wait at once with that error, for a node that can no
+   * longer come (its device left the VFIO driver while we waited), instead of at the deadline.
+   */
+  giveUpIf?: () => GpuccError | undefined;
 }
 
 const DEFAULT_POLL_MS = 100;
@@ -49,8 +54,10 @@ export function waitForPath(sysfs: Sysfs, relPath: string, options: WaitForPathO
     };
     const check = () => {
       if (settled) return;
-      if (done()) finish();
-      else armWatch();
+      if (done()) return finish();
+      const hopeless = options.giveUpIf?.();
+      if (hopeless) return finish(hopeless);
+      armWatch();
     };
     // Watch the parent once it exists; until then polling alone notices it.
     const armWatch = () => {

@@ -85,6 +85,8 @@ export const ERROR_CODES = {
     'The pci.ids file given with --pci-ids (GPUCC_PCI_IDS) is missing, not a regular file, or unreadable.',
   ERR_GPUCC_CC_FIRMWARE_UNSUPPORTED:
     'gpu-admin-tools refuses CC or PPCIe on a device whose PCI ID has it: its firmware (VBIOS) lacks the support.',
+  ERR_GPUCC_DEVICE_LEFT_VFIO:
+    'While its device node was awaited, the device left its VFIO driver (something else unbound it); the node will not come.',
 } as const satisfies Record<`ERR_GPUCC_${string}`, string>;
 
 export type GpuccErrorCode = keyof typeof ERROR_CODES;
