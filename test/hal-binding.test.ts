@@ -1,3 +1,5 @@
+import { renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
 import {
   bindDevice,
   clearDriverOverride,
@@ -151,6 +153,19 @@ describe('hal binding primitives on a simulated node', () => {
     const { sysfs: s } = simNode('hgx-h100-8');
     expect(await takeNvidiaUnbindLock(s, GPU)).toBe(true);
     expect(s.read(`proc/driver/nvidia/gpus/${GPU}/unbindLock`)).toBe('1\n');
+  });
+
+  it('waits for the unbind lock of a GPU whose nvidia probe has not made its /proc entry yet', async () => {
+    // The kernel links the driver before probing: a GPU on nvidia, its /proc entry still to come.
+    const { sysfs: s, root } = simNode('hgx-h100-8');
+    const entry = path.join(root, `proc/driver/nvidia/gpus/${GPU}`);
+    renameSync(entry, `${entry}.probing`);
+    setTimeout(() => renameSync(`${entry}.probing`, entry), 150);
+    expect(await takeNvidiaUnbindLock(s, GPU)).toBe(true);
+    expect(s.read(`proc/driver/nvidia/gpus/${GPU}/unbindLock`)).toBe('1\n');
+    // A driver that never makes one (or no /proc/driver/nvidia at all) is not waited for forever.
+    rmSync(entry, { recursive: true });
+    expect(await takeNvidiaUnbindLock(s, GPU, 50)).toBe(true);
   });
 
   it.each([

@@ -163,12 +163,29 @@ export async function resetDevice(sysfs: Sysfs, address: PciAddress, options?: W
   }
 }
 
+/** How long a GPU just bound to nvidia may take to get its /proc entry (the driver's probe). */
+export const NVIDIA_PROBE_WAIT_MS = 2000;
+
 /**
  * Takes the NVIDIA driver's unbind lock (write 1, read back 1): the driver refuses it while a process
  * holds the GPU. Returns false when not taken; true when taken or when the driver does not offer one.
+ * The kernel links a device to its driver before the driver's probe runs, and nvidia's probe makes
+ * `/proc/driver/nvidia/gpus/<bdf>`: a GPU seen on nvidia within that window has no lock file yet,
+ * and an unbind without the lock would block while the driver initialises it. So while the driver's
+ * /proc directory exists but this GPU's entry does not, wait for it (at most `probeWaitMs`).
  */
-export async function takeNvidiaUnbindLock(sysfs: Sysfs, address: PciAddress): Promise<boolean> {
-  const lock = `proc/driver/nvidia/gpus/${address}/unbindLock`;
+export async function takeNvidiaUnbindLock(
+  sysfs: Sysfs,
+  address: PciAddress,
+  probeWaitMs = NVIDIA_PROBE_WAIT_MS,
+): Promise<boolean> {
+  const gpus = 'proc/driver/nvidia/gpus';
+  const entry = `${gpus}/${address}`;
+  const lock = `${entry}/unbindLock`;
+  const deadline = Date.now() + probeWaitMs;
+  while (sysfs.exists(gpus) && !sysfs.exists(entry) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
   if (!sysfs.exists(lock)) return true;
   await sysfs.write(lock, '1');
   return sysfs.readOptional(lock)?.trim() === '1';
