@@ -1,15 +1,16 @@
 // deploy/container: the Containerfile read statically (no container engine runs here or in CI), checked
-// against the operands, the kustomize base, deploy/container/README.md and /.dockerignore; and, when
-// `pnpm build:binaries` has run, each image's command line (ENTRYPOINT + CMD with the image's ENV)
-// run against a simulated node, the bundle from dist/binaries standing in for the image's copy.
+// against the operands, the kustomize base, deploy/container/README.md and /.dockerignore; and each
+// image's command line (ENTRYPOINT + CMD with the image's ENV) run against a simulated node, with the
+// bundles its COPY takes built fresh by scripts/build-binaries.mjs.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { envVarFor } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { DEFAULT_GPU_ADMIN_TOOLS } from '../packages/cc-manager/src/backend/select.js';
 import { DEFAULT_CDI_DIR } from '../packages/kata-manager/src/engine.js';
@@ -407,9 +408,18 @@ describe('deploy/container/Containerfile', () => {
 
 // ---- the images' command lines, with the bundles of dist/binaries -----------------------------------
 
-const BUNDLES = path.join(ROOT, 'dist/binaries');
-const missingBundles = OPERANDS.filter((o) => !existsSync(path.join(BUNDLES, `${o}.mjs`)));
 const execFileAsync = promisify(execFile);
+/**
+ * The files the images' COPY takes from dist/binaries, built fresh for this test (never a stale
+ * dist/binaries of an older checkout) by the same script as `pnpm build:binaries`, without executables.
+ */
+let bundles = '';
+beforeAll(async () => {
+  bundles = mkdtempSync(path.join(os.tmpdir(), 'gpucc-image-bundles-'));
+  const build = path.join(ROOT, 'scripts/build-binaries.mjs');
+  await execFileAsync(process.execPath, [build, '--no-sea', '--out-dir', bundles, '--only', OPERANDS.join(',')]);
+}, 120_000);
+afterAll(() => rmSync(bundles, { recursive: true, force: true }));
 
 /**
  * An image's command line on this machine: the ENTRYPOINT's bundle replaced by the file its COPY
@@ -435,7 +445,7 @@ function commandLine(
   );
   return {
     file: process.execPath,
-    argv: [path.join(ROOT, copy.sources[0]!), ...rest, ...(args ?? image.cmd!)],
+    argv: [path.join(bundles, path.basename(copy.sources[0]!)), ...rest, ...(args ?? image.cmd!)],
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       ...Object.fromEntries([...image.env].map(([k, v]) => [k, files[v] ?? v])),
@@ -471,11 +481,8 @@ async function until(test: () => boolean, what: string, timeoutMs = 20_000) {
   }
 }
 
-describe('the images’ command lines on a simulated node (bundles of dist/binaries)', () => {
-  it('vfio-manager run binds, kata-manager run writes specs named from the image’s pci.ids, the plugin lists the same', async (ctx) => {
-    if (missingBundles.length) {
-      ctx.skip(`skipped: dist/binaries/{${missingBundles.join(',')}}.mjs absent; run pnpm build:binaries first`);
-    }
+describe('the images’ command lines on a simulated node (the bundles their COPY takes)', () => {
+  it('vfio-manager run binds, kata-manager run writes specs named from the image’s pci.ids, the plugin lists the same', async () => {
     const { root } = simNode('hgx-h100-8');
     // a host root with no pci.ids of its own: names must come from the image's file (a stand-in here,
     // found through the image's GPUCC_PCI_IDS)
@@ -485,11 +492,10 @@ describe('the images’ command lines on a simulated node (bundles of dist/binar
     const host = { GPUCC_HOST_ROOT: root, GPUCC_METRICS_ADDRESS: '127.0.0.1:0', GPUCC_LOG_LEVEL: 'info' };
     const perModel = { ...host, P_GPU_ALIAS: '' };
     const imageFiles = { [DEBIAN_PCI_IDS]: standIn };
-    const hint = 'stale bundles? rebuild with pnpm build:binaries';
 
     // vfio-manager: the image's CMD (run) with the DaemonSet's GPUCC_DESIRED=vfio binds every GPU
     const vfio = start(commandLine('vfio-manager', undefined, host));
-    await until(() => vfio.events.some((e) => e.event === 'reconcile.done'), `vfio-manager bound (${hint})`);
+    await until(() => vfio.events.some((e) => e.event === 'reconcile.done'), `vfio-manager bound`);
     vfio.child.kill('SIGTERM');
     expect(await vfio.exited, vfio.stderr()).toBe(0);
 
@@ -503,7 +509,7 @@ describe('the images’ command lines on a simulated node (bundles of dist/binar
     // kata-manager: run (the CMD) with the DaemonSet's GPUCC_CDI_DIR writes into the mounted /run/cdi
     const kata = start(commandLine('kata-manager', undefined, perModel, imageFiles));
     const spec = path.join(root, 'run/cdi/nvidia.com-GH100_FROM_THE_IMAGE.yaml');
-    await until(() => existsSync(spec), `kata-manager wrote ${spec} (${hint})`);
+    await until(() => existsSync(spec), `kata-manager wrote ${spec}`);
     kata.child.kill('SIGTERM');
     expect(await kata.exited, kata.stderr()).toBe(0);
     expect(readFileSync(spec, 'utf8')).toMatch(/^kind: nvidia\.com\/GH100_FROM_THE_IMAGE$/m);
