@@ -4,34 +4,23 @@
 // the host's own pci.ids wins when it has one; a missing file stops both with exit 2.
 import path from 'node:path';
 import { hostFs } from '@gpucc/hal';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main as kataMain } from '../packages/kata-manager/src/cli.js';
 import { boundNode } from '../packages/kata-manager/test/helpers.js';
 import { main as pluginMain } from '../packages/sandbox-device-plugin/src/cli.js';
-import { tempDir } from '../packages/sim/test/helpers.js';
+import { type CliMain, captureCli, tempDir } from '../packages/sim/test/helpers.js';
 
-type Main = (argv: string[], out: (text: string) => void) => Promise<number>;
 
 /** Runs a binary in-process with `env` (undefined removes a variable); captures stdout and stderr. */
-async function run(main: Main, name: string, args: string[], env: Record<string, string | undefined>) {
+async function run(main: CliMain, name: string, args: string[], env: Record<string, string | undefined>) {
   const saved = { ...process.env };
   for (const [key, value] of Object.entries({ P_GPU_ALIAS: undefined, NVSWITCH_ALIAS: undefined, ...env })) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }
-  let out = '';
-  let err = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    err += String(chunk);
-    return true;
-  });
   try {
-    const code = await main(['node', name, ...args], (t) => {
-      out += t;
-    });
-    return { code, out, err };
+    return await captureCli(main, name, args);
   } finally {
-    spy.mockRestore();
     process.env = saved;
   }
 }

@@ -1,28 +1,13 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { readFaults, readToolSettings } from '../src/node/state.js';
-import { tempDir } from './helpers.js';
+import { captureCli, tempDir } from './helpers.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/gpucc-sim.mjs');
 
-async function run(...args: string[]) {
-  let out = '';
-  let err = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await main(['node', 'gpucc-sim', ...args], (t) => {
-      out += t;
-    });
-    return { code, out, err };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const run = (...args: string[]) => captureCli(main, 'gpucc-sim', args);
 
 describe('gpucc-sim CLI', () => {
   it('creates a node and inspects it as a table and as JSON', async () => {

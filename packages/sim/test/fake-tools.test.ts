@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostFs } from '@gpucc/hal';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { main as simMain } from '../src/cli.js';
 import { detachDriver } from '../src/node/effects.js';
 import { injectFault } from '../src/node/faults.js';
@@ -32,7 +32,7 @@ import {
   runGpuTools,
   type SmiView,
 } from '../src/tools/index.js';
-import { tempDir } from './helpers.js';
+import { captureCli, tempDir } from './helpers.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'cc-tools');
 const fixture = (name: string) => hostFs.readText(path.join(FIXTURES, name));
@@ -450,22 +450,7 @@ describe('fake nvidia_gpu_tools.py: faults', () => {
 // ---- firmware without CC or PPCIe (fw-no-cc, fw-no-ppcie) ----------------------------------------------
 
 /** gpucc-sim in-process, as a user runs it: stdout, stderr and the exit code. */
-async function gpuccSim(...args: string[]) {
-  let out = '';
-  let err = '';
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    err += String(chunk);
-    return true;
-  });
-  try {
-    const code = await simMain(['node', 'gpucc-sim', ...args], (t) => {
-      out += t;
-    });
-    return { code, out, err };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const gpuccSim = (...args: string[]) => captureCli(simMain, 'gpucc-sim', args);
 
 /** Raw stderr log lines with their message, the padding after the level kept (knob lines indent). */
 const rawMessages = (stderr: string) => lines(stderr).map((l) => l.replace(/^\S+ [A-Z]+ {1,5}/, ''));

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach } from 'vitest';
+import { afterEach, vi } from 'vitest';
 import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 import type { ProfileOptions } from '../src/profiles/profiles.js';
@@ -32,4 +32,25 @@ export function simNode(profile: string, options: ProfileOptions = {}) {
   const { node } = createNode(root, profile, options, installFakeTools);
   const sysfs = openSimulatedSysfs(root);
   return { root, node, sysfs };
+}
+
+/** A CLI's `main(argv, out)`: what gpucc-sim and the operands export. */
+export type CliMain = (argv: string[], out: (text: string) => void) => Promise<number>;
+
+/** Runs a CLI in-process as a user runs it: its stdout (through `out`), its stderr and its exit code. */
+export async function captureCli(main: CliMain, name: string, args: string[]) {
+  let out = '';
+  let err = '';
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    err += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', name, ...args], (t) => {
+      out += t;
+    });
+    return { code, out, err };
+  } finally {
+    spy.mockRestore();
+  }
 }
