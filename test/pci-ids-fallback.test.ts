@@ -10,7 +10,6 @@ import { boundNode } from '../packages/kata-manager/test/helpers.js';
 import { main as pluginMain } from '../packages/sandbox-device-plugin/src/cli.js';
 import { type CliMain, captureCli, tempDir } from '../packages/sim/test/helpers.js';
 
-
 /** Runs a binary in-process with `env` (undefined removes a variable); captures stdout and stderr. */
 async function run(main: CliMain, name: string, args: string[], env: Record<string, string | undefined>) {
   const saved = { ...process.env };
