@@ -1,16 +1,16 @@
 import {
   addCommonOptions,
   addPciIdsOption,
-  createLogger,
   defaultMetricsAddress,
   keepExitCodes,
-  type Logger,
   mirroredFlag,
   mirroredOption,
   openHost,
   readCommonConfig,
   readOptions,
   runCli,
+  stderrLogger,
+  usageError,
 } from '@gpucc/daemon';
 import { CC_MODES, GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
@@ -109,25 +109,9 @@ function backendOptions(command: Command): Command {
     );
 }
 
-function usage(message: string): GpuccError {
-  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
-}
-
-/** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
-function stderrLogger(command: Command): Logger {
-  const config = readCommonConfig(command);
-  return createLogger({
-    name: BINARY,
-    format: config.logFormat,
-    level: config.logLevel,
-    destination: process.stderr,
-    isTty: process.stderr.isTTY === true,
-  });
-}
-
 async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
   const config = readCommonConfig(command);
-  const logger = stderrLogger(command);
+  const logger = stderrLogger(BINARY, config);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
   const host = await openHost(config.hostRoot, logger);
   const backend = selectBackend({
@@ -221,8 +205,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         }),
       );
       const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
-      const logger = stderrLogger(command);
-      const host = await openHost(readCommonConfig(command).hostRoot, logger);
+      const config = readCommonConfig(command);
+      const logger = stderrLogger(BINARY, config);
+      const host = await openHost(config.hostRoot, logger);
       // gpu-admin-tools only: it is the tool that tells firmware support (nvidia-smi needs the host driver).
       const script = toolPaths({
         gpuAdminTools: o.gpuAdminTools,
@@ -275,7 +260,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
         .flatMap((d) => d.split(/[\s,]+/))
         .filter(Boolean);
-      if (o.device !== undefined && devices.length === 0) throw usage('--device needs at least one address');
+      if (o.device !== undefined && devices.length === 0)
+        throw usageError(BINARY, '--device needs at least one address');
       const engine = await engineFor(command, o);
       if (!o.dryRun && !engine.backend.canSwitch) {
         throw new GpuccError(

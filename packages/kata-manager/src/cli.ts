@@ -16,6 +16,8 @@ import {
   readOptions,
   readPciIdsSource,
   runCli,
+  stderrLogger,
+  usageError,
 } from '@gpucc/daemon';
 import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
@@ -51,10 +53,6 @@ const cdiDirSchema = {
     .refine((dir) => hostDir(dir) !== '', 'must not be the host root itself'),
 };
 
-function usage(message: string): GpuccError {
-  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
-}
-
 // ---- one-shot commands ---------------------------------------------------------------------------
 
 interface Context {
@@ -65,13 +63,7 @@ interface Context {
 /** One-shot commands log to stderr, so stdout holds only the answer. */
 async function context(command: Command): Promise<Context> {
   const config = readCommonConfig(command);
-  const logger = createLogger({
-    name: BINARY,
-    format: config.logFormat,
-    level: config.logLevel,
-    destination: process.stderr,
-    isTty: process.stderr.isTTY === true,
-  });
+  const logger = stderrLogger(BINARY, config);
   const host = await openHost(config.hostRoot, logger);
   return { sysfs: host.sysfs, logger };
 }
@@ -103,7 +95,8 @@ async function runGenerate(
   if (toFile || o.kind !== undefined) {
     if (specs.length === 0) throw noDevices(generated, o.kind);
     if (specs.length > 1) {
-      throw usage(
+      throw usageError(
+        BINARY,
         `${specs.length} specs (${specs.map((s) => s.kind).join(', ')}), and a CDI file holds one: add --kind, or use \`${BINARY} write\``,
       );
     }

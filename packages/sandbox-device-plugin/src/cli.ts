@@ -4,7 +4,6 @@ import {
   addPciIdsOption,
   aliasesOf,
   aliasSchema,
-  createLogger,
   defaultMetricsAddress,
   keepExitCodes,
   mirroredFlag,
@@ -14,6 +13,7 @@ import {
   readOptions,
   readPciIdsSource,
   runCli,
+  stderrLogger,
 } from '@gpucc/daemon';
 import type { PciIdsSource } from '@gpucc/hal';
 import { Command } from 'commander';
@@ -63,14 +63,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const o = readOptions(command, z.object({ ...deviceSchema, output: z.enum(['table', 'json']) }));
       const settings = settingsOf(o, readPciIdsSource(command));
       const config = readCommonConfig(command);
-      // One-shot: logs go to stderr, stdout holds only the answer.
-      const logger = createLogger({
-        name: BINARY,
-        format: config.logFormat,
-        level: config.logLevel,
-        destination: process.stderr,
-        isTty: process.stderr.isTTY === true,
-      });
+      const logger = stderrLogger(BINARY, config);
       const { sysfs } = await openHost(config.hostRoot, logger);
       const report = listReport(sysfs, settings);
       for (const problem of report.problems)

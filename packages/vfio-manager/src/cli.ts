@@ -10,8 +10,10 @@ import {
   readCommonConfig,
   readOptions,
   runCli,
+  stderrLogger,
+  usageError,
 } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, type Sysfs } from '@gpucc/hal';
+import { isGpuccError, type Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
@@ -81,13 +83,9 @@ function toSelection(o: { all: boolean; device?: string | string[] }): Selection
   const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
     .flatMap((d) => d.split(/[\s,]+/))
     .filter(Boolean);
-  if (o.all && devices.length) throw usage('give --all or --device, not both');
-  if (!o.all && devices.length === 0) throw usage('give --all or --device BDF');
+  if (o.all && devices.length) throw usageError(BINARY, 'give --all or --device, not both');
+  if (!o.all && devices.length === 0) throw usageError(BINARY, 'give --all or --device BDF');
   return o.all ? { all: true } : { devices };
-}
-
-function usage(message: string): GpuccError {
-  return new GpuccError('ERR_GPUCC_USAGE', message, { hint: `see ${BINARY} <command> --help` });
 }
 
 interface Context {
@@ -100,13 +98,7 @@ interface Context {
 /** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
 async function context(command: Command): Promise<Context> {
   const config = readCommonConfig(command);
-  const logger = createLogger({
-    name: BINARY,
-    format: config.logFormat,
-    level: config.logLevel,
-    destination: process.stderr,
-    isTty: process.stderr.isTTY === true,
-  });
+  const logger = stderrLogger(BINARY, config);
   const host = await openHost(config.hostRoot, logger);
   return { ...host, logger, hostRoot: config.hostRoot };
 }

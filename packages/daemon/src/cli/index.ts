@@ -1,2 +1,3 @@
+export { stderrLogger, usageError } from './one-shot.js';
 export { type CliExit, keepExitCodes, type Output, runCli } from './run-cli.js';
 export { table } from './table.js';
