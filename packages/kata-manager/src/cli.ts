@@ -235,9 +235,7 @@ async function runDaemon(
   command: Command,
   o: { aliases: NameAliases; pciIds: PciIdsSource; cdiDir: string; resyncMs: number },
 ): Promise<number> {
-  const { createMetrics, loopReadiness, runReconcileLoop, shutdownOnSignals, startHealthServer } = await import(
-    '@gpucc/daemon/runtime'
-  );
+  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
   const config = readCommonConfig(command);
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
@@ -256,49 +254,32 @@ async function runDaemon(
   );
   const metrics = createMetrics({ binary: BINARY, version: VERSION });
   const specMetrics = registerSpecMetrics(metrics);
-  // Watch before the first reconcile reads the host, so no change falls between the two.
-  let trigger: (reason: string) => void = () => {};
   const cdiDir = hostDir(o.cdiDir);
   const ownWrites = new OwnWrites();
   const observer = new DeviceObserver(); // a change event reads what it names; the resync, everything
-  const watches = watchForChanges(
-    sysfs,
-    cdiDir,
-    (reason) => trigger(reason),
-    (name) => ownWrites.isEcho(name, sysfs.readOptional(`${cdiDir}/${name}`)),
-    observer,
-  );
-  const loop = runReconcileLoop({
-    reconcile: async () => {
-      try {
-        return await reconcileOnce(
-          sysfs,
-          { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir, observer },
-          logger,
-          specMetrics,
-          ownWrites,
-        );
-      } finally {
-        watches.refresh();
-      }
-    },
+  await serveWatchedLoop({
+    watch: (trigger) =>
+      watchForChanges(
+        sysfs,
+        cdiDir,
+        trigger,
+        (name) => ownWrites.isEcho(name, sysfs.readOptional(`${cdiDir}/${name}`)),
+        observer,
+      ),
+    reconcile: () =>
+      reconcileOnce(
+        sysfs,
+        { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir, observer },
+        logger,
+        specMetrics,
+        ownWrites,
+      ),
     resyncMs: o.resyncMs,
-    backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2 },
-    signal: stop.signal,
-    logger,
+    metricsAddress: config.metricsAddress,
     metrics,
-  });
-  trigger = (reason) => loop.trigger(reason);
-  const server = await startHealthServer({
-    address: config.metricsAddress,
-    readiness: () => loopReadiness(loop.state),
-    registry: metrics.registry,
     logger,
+    stop,
   });
-  stop.signal.addEventListener('abort', () => server.markShuttingDown());
-  await loop.done;
-  watches.close();
-  await server.close();
   // Removing the specs here would make running pods' devices unresolvable on a mere restart.
   logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; the CDI specs stay as they are`);
   return 0;

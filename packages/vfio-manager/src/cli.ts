@@ -277,9 +277,7 @@ async function runDaemon(
     deviceNodeTimeout: number;
   },
 ): Promise<number> {
-  const { createMetrics, loopReadiness, runReconcileLoop, shutdownOnSignals, startHealthServer } = await import(
-    '@gpucc/daemon/runtime'
-  );
+  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
   const config = readCommonConfig(command);
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
@@ -290,38 +288,21 @@ async function runDaemon(
     `${BINARY} ${VERSION} starting`,
   );
   const metrics = createMetrics({ binary: BINARY, version: VERSION });
-  // Watch before the first reconcile reads the host, so no change falls between the two.
-  let trigger: (reason: string) => void = () => {};
-  const watches = watchForChanges(ctx.sysfs, (reason) => trigger(reason));
-  const loop = runReconcileLoop({
-    reconcile: async (signal) => {
-      try {
-        return await reconcileOnce(
-          ctx.sysfs,
-          { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
-          applyOptionsOf(ctx, o, signal),
-        );
-      } finally {
-        watches.refresh(); // a reconcile can create /dev/vfio (modprobe), and nodes come and go
-      }
-    },
+  // A reconcile can create /dev/vfio (modprobe), and nodes come and go: the watches follow.
+  await serveWatchedLoop({
+    watch: (trigger) => watchForChanges(ctx.sysfs, trigger),
+    reconcile: (signal) =>
+      reconcileOnce(
+        ctx.sysfs,
+        { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
+        applyOptionsOf(ctx, o, signal),
+      ),
     resyncMs: o.resyncInterval,
-    backoff: { initialMs: 1_000, maxMs: 60_000, factor: 2 },
-    signal: stop.signal,
-    logger,
+    metricsAddress: config.metricsAddress,
     metrics,
-  });
-  trigger = (reason) => loop.trigger(reason);
-  const server = await startHealthServer({
-    address: config.metricsAddress,
-    readiness: () => loopReadiness(loop.state),
-    registry: metrics.registry,
     logger,
-  });
-  stop.signal.addEventListener('abort', () => server.markShuttingDown());
-  await loop.done; // the group in flight finishes or rolls back; bindings stay as they are
-  watches.close();
-  await server.close();
+    stop,
+  }); // the group in flight finishes or rolls back; bindings stay as they are
   logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
   return 0;
 }

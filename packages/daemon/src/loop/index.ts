@@ -8,4 +8,5 @@ export {
   type ReconcileOutcome,
   runReconcileLoop,
 } from './reconcile-loop.js';
+export { type LoopWatches, serveWatchedLoop, type WatchedLoopOptions } from './serve.js';
 export { FORCED_EXIT_CODE, type SignalTarget, shutdownOnSignals } from './signals.js';
