@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GpuccError } from '../src/errors/index.js';
-import { Sysfs } from '../src/fs/index.js';
+import { hostFs, Sysfs } from '../src/fs/index.js';
 
 let root: string;
 beforeEach(() => {
@@ -165,5 +165,16 @@ describe('atomic file writes', () => {
     await s.writeFileAtomic('run/x', 'y');
     expect(await s.removeFile('run/x')).toBe(true);
     expect(await s.removeFile('run/x')).toBe(false);
+  });
+});
+
+describe('hostFs.readFrom', () => {
+  it('reads only what a followed file gained since an offset', () => {
+    const log = path.join(root, 'follow.log');
+    writeFileSync(log, 'one\n');
+    expect(hostFs.readFrom(log, 0).toString()).toBe('one\n');
+    expect(hostFs.readFrom(log, 4).length).toBe(0);
+    writeFileSync(log, 'one\ntwo\n');
+    expect(hostFs.readFrom(log, 4).toString()).toBe('two\n');
   });
 });

@@ -30,6 +30,19 @@ export function readBytes(abs: string): Buffer {
   return fs.readFileSync(abs);
 }
 
+/** The bytes of a file from `offset` to its end now (empty when it has not grown): a log being followed. */
+export function readFrom(abs: string, offset: number): Buffer {
+  const fd = fs.openSync(abs, 'r');
+  try {
+    const length = Math.max(0, fs.fstatSync(fd).size - offset);
+    const buffer = Buffer.alloc(length);
+    const read = length === 0 ? 0 : fs.readSync(fd, buffer, 0, length, offset);
+    return buffer.subarray(0, read);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 export function readLink(abs: string): string {
   return fs.readlinkSync(abs);
 }

@@ -369,18 +369,19 @@ export class Suite {
     return startService({ command: process.execPath, args: [script, ...args], logFile: this.logFile(logName) });
   }
 
+  /** The operands' log lines written since the last call (only what was appended is read: --keep runs long). */
   private readLogs(): void {
     for (const [operand, p] of this.operands) {
       let bytes: Buffer;
       try {
-        bytes = hostFs.readBytes(this.logFile(operand));
+        bytes = hostFs.readFrom(this.logFile(operand), p.logOffset);
       } catch {
         continue;
       }
-      const end = bytes.lastIndexOf(0x0a) + 1; // whole lines only
-      if (end <= p.logOffset) continue;
-      const text = bytes.subarray(p.logOffset, end).toString('utf8');
-      p.logOffset = end;
+      const end = bytes.lastIndexOf(0x0a) + 1; // whole lines only; a partial one is read again next time
+      if (end === 0) continue;
+      const text = bytes.subarray(0, end).toString('utf8');
+      p.logOffset += end;
       for (const line of text.split('\n')) if (line) this.timeline.addLogLine(operand, line);
     }
   }
