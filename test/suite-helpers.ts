@@ -49,7 +49,15 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export const SEED = Number(process.env.GPUCC_SUITE_SEED ?? Date.now() % 1_000_000);
+export const SEED = seedFrom(process.env.GPUCC_SUITE_SEED);
+
+/** GPUCC_SUITE_SEED replays a run; anything but a non-negative integer is refused, not read as 0. */
+function seedFrom(value: string | undefined): number {
+  if (value === undefined) return Date.now() % 1_000_000;
+  if (!/^\d+$/.test(value))
+    throw new Error(`GPUCC_SUITE_SEED must be a non-negative integer, not ${JSON.stringify(value)}`);
+  return Number(value);
+}
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
