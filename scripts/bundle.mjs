@@ -12,7 +12,9 @@ export const BINARIES = [
   { pkg: 'sim', bin: 'gpucc-sim' },
   // What the fake CC tools of a simulated node run: several start per CC switch, so start-up counts.
   { pkg: 'sim', bin: 'fake-tools', entry: 'tools/entry.js' },
-  // The simulator is bundled too (loaded lazily, only for a simulated node): one copy of the hal.
+  // What packages/sim/bin/attach.mjs loads when an operand launched from the repository opens a
+  // simulated node. The operands' bundles carry no simulator.
+  { pkg: 'sim', bin: 'attachment', entry: 'attachment.js' },
   { pkg: 'vfio-manager', bin: 'vfio-manager' },
   { pkg: 'cc-manager', bin: 'cc-manager' },
   { pkg: 'kata-manager', bin: 'kata-manager' },
@@ -38,9 +40,9 @@ export function esbuildOptions({ format = 'esm', banner = '' } = {}) {
           },
         }
       : {
-          // import.meta is empty in CommonJS: the only user (the simulator's fake-tools path, which
-          // `gpucc-sim create` needs and the operands never call) gets this file's URL, as in the ESM
-          // bundle. Top-level await is not available either, and none is used.
+          // import.meta is empty in CommonJS: any user gets this file's URL, as in the ESM bundle
+          // (the operands carry no simulator, whose fake-tools path was the one user). Top-level await
+          // is not available either, and none is used.
           banner: {
             js: `${banner}var __gpuccImportMetaUrl = require('node:url').pathToFileURL(__filename).href;`,
           },

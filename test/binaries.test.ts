@@ -1,16 +1,33 @@
 // `pnpm build:binaries` (scripts/build-binaries.mjs): each operand's single-file bundle, and one single
 // executable (SEA), run on their own from a directory outside the repository (so no node_modules can
-// help them) against a simulated HGX H100 node. Needs the compiled packages (`pnpm build`), as CI has.
+// help them) against a simulated HGX H100 node. A deployed binary carries no simulator: these runs
+// attach it from the repository (node --import packages/sim/bin/attach.mjs), and without it a binary
+// refuses a simulated node. Needs the compiled packages (`pnpm build`), as CI has.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { SIMULATED_NODE_MARKER } from '@gpucc/hal';
+import { readWriteLog, simulatorAttachment } from '@gpucc/sim';
+import { STATE_FILE } from '@gpucc/vfio-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { simNode } from '../packages/sim/test/helpers.js';
 
 const execFileAsync = promisify(execFile);
 const BUILD = path.resolve(import.meta.dirname, '../scripts/build-binaries.mjs');
+// What `pnpm exec <operand>` imports first: the simulator, attached at run time.
+const ATTACH = pathToFileURL(path.resolve(import.meta.dirname, '../packages/sim/bin/attach.mjs')).href;
+// Names that only the simulator's code has: the kernel simulator, the fake kubelet, the fake API
+// server, the node layout and the fake tools.
+const SIMULATOR_ONLY = [
+  'KernelSimulator',
+  'FakeKubelet',
+  'registerApiServerCommands',
+  'layoutNode',
+  'installFakeTools',
+];
 const OPERANDS = {
   'vfio-manager': ['plan', 'bind', 'unbind', 'status', 'run'],
   'cc-manager': ['status', 'doctor', 'set', 'run'],
@@ -35,9 +52,15 @@ interface Result {
   stderr: string;
 }
 
-/** Runs a file (an executable, or a .mjs with this Node) and returns its exit code and output. */
-async function run(file: string, args: string[]): Promise<Result> {
-  const [command, argv] = file.endsWith('.mjs') ? [process.execPath, [file, ...args]] : [file, args];
+/**
+ * Runs a file (an executable, or a .mjs with this Node) with the simulator attached (or not) and
+ * returns its exit code and output.
+ */
+async function run(file: string, args: string[], { attach = true } = {}): Promise<Result> {
+  // A single executable takes no --import: it can only run without the simulator.
+  const [command, argv] = file.endsWith('.mjs')
+    ? [process.execPath, [...(attach ? ['--import', ATTACH] : []), file, ...args]]
+    : [file, args];
   try {
     const { stdout, stderr } = await execFileAsync(command, argv, { timeout: 15_000, cwd: os.tmpdir() });
     return { code: 0, stdout, stderr };
@@ -96,6 +119,36 @@ describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
     expect(noSelection.stderr).toMatch(/ERR_GPUCC_USAGE: give --all or --device BDF/);
   });
 
+  it('carry no simulator code', () => {
+    for (const bin of Object.keys(OPERANDS) as Operand[]) {
+      const text = readFileSync(bundle(bin), 'utf8');
+      expect(
+        SIMULATOR_ONLY.filter((name) => text.includes(name)),
+        bin,
+      ).toEqual([]);
+    }
+    // The check can fail: the simulator's own bundles have every one of those names.
+    const simulator = ['gpucc-sim', 'attachment']
+      .map((name) => readFileSync(path.resolve(import.meta.dirname, `../packages/sim/dist/bundle/${name}.mjs`), 'utf8'))
+      .join('\n');
+    expect(SIMULATOR_ONLY.filter((name) => !simulator.includes(name))).toEqual([]);
+  });
+
+  it('refuse a simulated node without the simulator: exit 2, a coded error with a hint, nothing written', async () => {
+    const { root } = simNode('hgx-h100-8');
+    for (const bin of Object.keys(OPERANDS) as Operand[]) {
+      const args = bin === 'sandbox-device-plugin' ? ['list'] : bin === 'kata-manager' ? ['write'] : ['status'];
+      const result = await run(bundle(bin), [...args, '--host-root', root], { attach: false });
+      expect(result.code, `${bin}: ${result.stderr}`).toBe(2);
+      expect(result.stderr).toMatch(/ERR_GPUCC_SIMULATOR_NOT_ATTACHED: host root .* is a simulated node/);
+      expect(result.stderr).toMatch(/hint: .*pnpm exec/);
+    }
+    const bind = await run(bundle('vfio-manager'), ['bind', '--all', '--host-root', root], { attach: false });
+    expect(bind.code).toBe(2);
+    expect(readWriteLog(root)).toEqual([]);
+    expect(existsSync(path.join(root, STATE_FILE))).toBe(false);
+  });
+
   it('bind, then every read-only command, on a simulated hgx-h100-8 node', async () => {
     const { root, node } = simNode('hgx-h100-8');
     const gpus = node.devices.filter((d) => d.vendor === 0x10de && d.class >> 8 === 0x0302);
@@ -144,7 +197,7 @@ describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
 });
 
 describe(`a single executable (dist/binaries/${SEA_BINARY})`, () => {
-  it('runs --help, and status on a simulated node (its fake CC tool included)', async (ctx) => {
+  it('runs --help; refuses a simulated node; reads the same tree as a plain host (its fake CC tool included)', async (ctx) => {
     if (seaUnsupported) ctx.skip(`skipped: ${seaUnsupported}`);
     const buildError = await seaBuilt;
     if (buildError) throw buildError;
@@ -152,8 +205,20 @@ describe(`a single executable (dist/binaries/${SEA_BINARY})`, () => {
     expect(await ok(executable, ['--help'])).toMatch(/^Usage: cc-manager [\s\S]*^ {2}status /m);
 
     const { root, node } = simNode('hgx-h100-8');
+    // It carries no simulator and cannot be given one (a single executable takes no --import).
+    const refused = await run(executable, ['status', '--host-root', root]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/ERR_GPUCC_SIMULATOR_NOT_ATTACHED/);
+    // A copy without the marker is a plain host: status only reads it, and runs the tool it is given
+    // (the node's fake, which answers for the node it lives in).
+    const plain = `${root}-plain`;
+    cpSync(root, plain, { recursive: true, verbatimSymlinks: true });
+    rmSync(path.join(plain, SIMULATED_NODE_MARKER));
+    const tool = ['--gpu-admin-tools', simulatorAttachment.tools(root).gpuAdminTools];
     type CcStatus = { tee: string; devices: { address: string; kind: string; ccMode: string | null }[] };
-    const status = JSON.parse(await ok(executable, ['status', '--host-root', root, '--output', 'json'])) as CcStatus;
+    const status = JSON.parse(
+      await ok(executable, ['status', '--host-root', plain, ...tool, '--output', 'json']),
+    ) as CcStatus;
     expect(status.tee).toBe('sev-snp');
     expect(status.devices.filter((d) => d.kind === 'gpu').map((d) => [d.address, d.ccMode])).toEqual(
       node.devices.filter((d) => d.ccName?.startsWith('H100')).map((d) => [d.address, 'off']),

@@ -122,7 +122,7 @@ async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backend
     timeoutMs: o.toolTimeout,
     maxParallel: o.maxParallel,
     logger,
-    ...(host.simulated ? { simulatedRoot: host.sysfs.root } : {}),
+    ...(host.tools ? { simulatedTools: host.tools } : {}),
   });
   return { sysfs: host.sysfs, backend, capability, logger, maxParallel: o.maxParallel };
 }
@@ -212,7 +212,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const script = toolPaths({
         gpuAdminTools: o.gpuAdminTools,
         nvidiaSmi: DEFAULT_NVIDIA_SMI,
-        ...(host.simulated ? { simulatedRoot: host.sysfs.root } : {}),
+        ...(host.tools ? { simulatedTools: host.tools } : {}),
       }).gpuAdminTools;
       const backend = gpuAdminToolsBackend({
         script,

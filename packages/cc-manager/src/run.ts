@@ -51,7 +51,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
     timeoutMs: s.toolTimeout,
     maxParallel: s.maxParallel,
     logger,
-    ...(host.simulated ? { simulatedRoot: host.sysfs.root } : {}),
+    ...(host.tools ? { simulatedTools: host.tools } : {}),
   });
   const client = kube.createNodeClient({
     nodeName: s.nodeName,

@@ -1,5 +1,6 @@
 import { createLogger, type Logger } from '@gpucc/daemon';
 import type { Sysfs } from '@gpucc/hal';
+import { simulatorAttachment } from '@gpucc/sim';
 import { readWriteLog } from '../../sim/src/node/write-log.js';
 import type { ApplyOptions as VfioApplyOptions } from '../../vfio-manager/src/apply.js';
 import { bind } from '../../vfio-manager/src/engine.js';
@@ -39,7 +40,7 @@ export function backendFor(
     timeoutMs: o.timeoutMs ?? 15_000,
     maxParallel: 16,
     logger: o.logger ?? silent(),
-    simulatedRoot: root,
+    simulatedTools: simulatorAttachment.tools(root),
   });
 }
 

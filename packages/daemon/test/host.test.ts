@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError } from '@gpucc/hal';
+import { attachedSimulator, attachSimulator, GpuccError } from '@gpucc/hal';
 import { createNode } from '@gpucc/sim';
 import { describe, expect, it } from 'vitest';
 import { createLogger, openHost } from '../src/index.js';
@@ -22,6 +22,33 @@ describe('openHost', () => {
     expect(host.sysfs.readdir('sys/bus/pci/devices').length).toBeGreaterThan(0);
     expect(out.records[0]).toMatchObject({ event: 'host.simulated', level: 'warn', hostRoot: root });
     expect(String(out.records[0]!.msg)).toContain('SIMULATED');
+  });
+
+  it('refuses a simulated node when no simulator is attached (a deployed binary), before any access', async () => {
+    const root = path.join(tempDir(), 'node');
+    createNode(root, 'h100-pcie-1');
+    const { out, logger: log } = logger();
+    const attached = attachedSimulator();
+    attachSimulator(undefined);
+    try {
+      await expect(openHost(root, log)).rejects.toSatisfy(
+        (error) =>
+          error instanceof GpuccError &&
+          error.code === 'ERR_GPUCC_SIMULATOR_NOT_ATTACHED' &&
+          error.hint.includes('pnpm exec'),
+      );
+    } finally {
+      attachSimulator(attached);
+    }
+    expect(out.events()).toEqual([]);
+  });
+
+  it("gives a simulated node's own tools, and none for a real host", async () => {
+    const root = path.join(tempDir(), 'node');
+    createNode(root, 'h100-pcie-1');
+    const { logger: log } = logger();
+    expect((await openHost(root, log)).tools?.modprobe).toBe(path.join(root, 'usr/sbin/modprobe'));
+    expect((await openHost(tempDir(), log)).tools).toBeUndefined();
   });
 
   it('opens any other directory as a real host, read through plain sysfs', async () => {

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-// The bundle made by `pnpm build` (scripts/bundle.mjs): one file, so the binary starts fast.
+// Run from the repository only (`pnpm exec sandbox-device-plugin`): the simulator is attached, so --host-root may be a
+// simulated node. Then the bundle made by `pnpm build` (scripts/bundle.mjs): one file, so it starts fast.
+import '@gpucc/sim/attach';
 import { main } from '../dist/bundle/sandbox-device-plugin.mjs';
 
 process.exitCode = await main(process.argv);

@@ -1,3 +1,4 @@
+export { attachSimulatorHere, simulatorAttachment } from './attachment.js';
 export { main as simMain } from './cli.js';
 export { formatInspect, type InspectReport, inspectHost } from './inspect.js';
 export { KernelErrno, KernelSimulator, openSimulatedSysfs } from './kernel/index.js';

@@ -2,6 +2,7 @@ import {
   addCommonOptions,
   createLogger,
   defaultMetricsAddress,
+  type Host,
   keepExitCodes,
   type Logger,
   mirroredFlag,
@@ -13,7 +14,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { isGpuccError, type Sysfs } from '@gpucc/hal';
+import { isGpuccError } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
@@ -88,24 +89,19 @@ function toSelection(o: { all: boolean; device?: string | string[] }): Selection
   return o.all ? { all: true } : { devices };
 }
 
-interface Context {
-  sysfs: Sysfs;
-  logger: Logger;
-  simulated: boolean;
-  hostRoot: string;
-}
+/** The opened host (a simulated node's fake modprobe stands in for the host's) and the logger. */
+type Context = Host & { logger: Logger };
 
 /** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
 async function context(command: Command): Promise<Context> {
   const config = readCommonConfig(command);
   const logger = stderrLogger(BINARY, config);
   const host = await openHost(config.hostRoot, logger);
-  return { ...host, logger, hostRoot: config.hostRoot };
+  return { ...host, logger };
 }
 
 function applyOptionsOf(ctx: Context, o: z.infer<z.ZodObject<typeof applySchema>>, signal?: AbortSignal): ApplyOptions {
-  // On a simulated node the node's own fake modprobe stands in for the host's.
-  const modprobePath = ctx.simulated && o.modprobe === 'modprobe' ? `${ctx.hostRoot}/usr/sbin/modprobe` : o.modprobe;
+  const modprobePath = o.modprobe === 'modprobe' ? (ctx.tools?.modprobe ?? o.modprobe) : o.modprobe;
   return {
     logger: ctx.logger,
     loadModules: o.loadModules,
@@ -282,7 +278,7 @@ async function runDaemon(
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
   const host = await openHost(config.hostRoot, logger);
-  const ctx: Context = { ...host, logger, hostRoot: config.hostRoot };
+  const ctx: Context = { ...host, logger };
   logger.info(
     { event: 'daemon.start', version: VERSION, desired: o.desired, hostRoot: config.hostRoot },
     `${BINARY} ${VERSION} starting`,

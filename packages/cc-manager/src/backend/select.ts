@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, hostFs } from '@gpucc/hal';
+import { GpuccError, hostFs, type SimulatedTools } from '@gpucc/hal';
 import type { BACKENDS, CcBackend } from './backend.js';
 import { gpuAdminToolsBackend } from './gpu-admin-tools.js';
 import { nvidiaSmiBackend } from './nvidia-smi.js';
@@ -8,9 +8,6 @@ import { nvidiaSmiBackend } from './nvidia-smi.js';
 /** Where the tools are when nobody says: the container's own copy (DaemonSet image) and PATH. */
 export const DEFAULT_GPU_ADMIN_TOOLS = '/opt/gpu-admin-tools/nvidia_gpu_tools.py';
 export const DEFAULT_NVIDIA_SMI = 'nvidia-smi';
-// On a simulated node the node's fake tools stand in (gpucc-sim installs them there).
-const SIM_GPU_ADMIN_TOOLS = 'opt/gpu-admin-tools/nvidia_gpu_tools.py';
-const SIM_NVIDIA_SMI = 'usr/bin/nvidia-smi';
 
 export interface BackendSettings {
   backend: (typeof BACKENDS)[number];
@@ -20,17 +17,16 @@ export interface BackendSettings {
   timeoutMs: number;
   maxParallel: number;
   logger: Logger;
-  /** The simulated node's root, when the host root is one. */
-  simulatedRoot?: string;
+  /** A simulated node's own tools (openHost's `tools`), which stand in for the defaults. */
+  simulatedTools?: SimulatedTools;
 }
 
 /** The tool paths after the simulated-node defaults are applied. */
-export function toolPaths(s: Pick<BackendSettings, 'gpuAdminTools' | 'nvidiaSmi' | 'simulatedRoot'>) {
-  const sim = s.simulatedRoot;
+export function toolPaths(s: Pick<BackendSettings, 'gpuAdminTools' | 'nvidiaSmi' | 'simulatedTools'>) {
+  const sim = s.simulatedTools;
   return {
-    gpuAdminTools:
-      sim && s.gpuAdminTools === DEFAULT_GPU_ADMIN_TOOLS ? path.join(sim, SIM_GPU_ADMIN_TOOLS) : s.gpuAdminTools,
-    nvidiaSmi: sim && s.nvidiaSmi === DEFAULT_NVIDIA_SMI ? path.join(sim, SIM_NVIDIA_SMI) : s.nvidiaSmi,
+    gpuAdminTools: sim && s.gpuAdminTools === DEFAULT_GPU_ADMIN_TOOLS ? sim.gpuAdminTools : s.gpuAdminTools,
+    nvidiaSmi: sim && s.nvidiaSmi === DEFAULT_NVIDIA_SMI ? sim.nvidiaSmi : s.nvidiaSmi,
   };
 }
 

@@ -1,2 +1,2 @@
-export { type Host, openHost, SIMULATED_NODE_MARKER } from './open-host.js';
+export { type Host, openHost } from './open-host.js';
 export { type DirWatches, watchDirs } from './watch-dirs.js';

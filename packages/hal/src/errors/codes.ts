@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_INVALID_CDI_NAME: 'A CDI vendor, class or device name breaks the CDI naming rules.',
   ERR_GPUCC_INVALID_RESOURCE_NAME: 'A device-plugin resource name is not valid for both Kubernetes and CDI.',
   ERR_GPUCC_HOST_ROOT_INVALID: 'The host root is not an existing directory.',
+  ERR_GPUCC_SIMULATOR_NOT_ATTACHED: 'The host root is a simulated node, and this binary runs without the simulator.',
   ERR_GPUCC_PATH_ESCAPES_ROOT: 'A path would leave the host root.',
   ERR_GPUCC_SYSFS_READ: 'Reading a host file failed.',
   ERR_GPUCC_SYSFS_WRITE: 'The kernel refused a sysfs write.',

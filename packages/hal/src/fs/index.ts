@@ -1,4 +1,12 @@
 export type { AtomicWriteResult, FileKind } from './host-fs.js';
 export * as hostFs from './host-fs.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
+export {
+  attachedSimulator,
+  attachSimulator,
+  SIMULATED_NODE_MARKER,
+  type SimulatedTools,
+  type SimulatorAttachment,
+  type SimulatorLoader,
+} from './simulator.js';
 export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';

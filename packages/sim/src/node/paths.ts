@@ -1,8 +1,10 @@
 import path from 'node:path';
+import { SIMULATED_NODE_MARKER } from '@gpucc/hal';
 
 /** Host paths of a simulated node (relative to its root), in one place. */
 export const SIM_DIR = '.gpucc-sim';
-export const NODE_FILE = `${SIM_DIR}/node.json`;
+/** The marker that makes a root a simulated node: hal owns it, since the operands look for it. */
+export const NODE_FILE = SIMULATED_NODE_MARKER;
 export const FAULTS_FILE = `${SIM_DIR}/faults.json`;
 export const WRITE_LOG = `${SIM_DIR}/writes.jsonl`;
 export const LOCK_DIR = `${SIM_DIR}/lock`;
