@@ -87,8 +87,15 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     expect(existsSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/reset'))).toBe(false);
   });
 
-  it('counts reads and writes per attribute in its recorder, and a fresh recorder starts at zero', async () => {
+  it("keeps counters but no write log by default: a daemon's Sysfs does not grow with every write", async () => {
     const s = new Sysfs(root);
+    await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', '\n');
+    expect(s.recorder.writes).toBe(1);
+    expect(s.recorder.writeLog).toEqual([]);
+  });
+
+  it('counts reads and writes per attribute in its recorder, and a fresh recorder starts at zero', async () => {
+    const s = new Sysfs(root).withRecorder();
     s.read('sys/bus/pci/devices/0000:01:00.0/vendor');
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', '\n');
     await s.write('sys/bus/pci/devices/0000:01:00.0/nope', '1').catch(() => {});

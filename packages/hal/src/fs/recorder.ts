@@ -1,4 +1,8 @@
-/** Counts every access that goes through a Sysfs, per attribute, so tests and benchmarks can assert on them. */
+/**
+ * Counts every access that goes through a Sysfs, per attribute, so tests and benchmarks can assert on
+ * them. The counters are bounded (one entry per attribute name); the write log, which grows with every
+ * write, is kept only when asked for (tests, benchmarks, the simulator), never in a daemon's Sysfs.
+ */
 export interface WriteRecord {
   path: string;
   value: string;
@@ -12,6 +16,11 @@ export class AccessRecorder {
   readonly readsByAttribute = new Map<string, number>();
   readonly writesByAttribute = new Map<string, number>();
   readonly writeLog: WriteRecord[] = [];
+  readonly keepsWriteLog: boolean;
+
+  constructor(options: { writeLog?: boolean } = {}) {
+    this.keepsWriteLog = options.writeLog ?? true;
+  }
 
   recordRead(relPath: string): void {
     this.reads++;
@@ -23,7 +32,7 @@ export class AccessRecorder {
     this.writes++;
     const attr = attributeName(relPath);
     this.writesByAttribute.set(attr, (this.writesByAttribute.get(attr) ?? 0) + 1);
-    this.writeLog.push({ path: relPath, value, result });
+    if (this.keepsWriteLog) this.writeLog.push({ path: relPath, value, result });
   }
 
   reset(): void {

@@ -49,10 +49,11 @@ export class Sysfs {
     }
     this.root = root;
     this.kernel = options.kernel;
-    this.recorder = options.recorder ?? new AccessRecorder();
+    // Counters only unless a recorder is given: a daemon's Sysfs lives for days.
+    this.recorder = options.recorder ?? new AccessRecorder({ writeLog: false });
   }
 
-  /** The same host root with a fresh recorder, for counting one operation's accesses. */
+  /** The same host root with a fresh recorder (write log included), for counting one operation's accesses. */
   withRecorder(recorder = new AccessRecorder()): Sysfs {
     return new Sysfs(this.root, { recorder, ...(this.kernel ? { kernel: this.kernel } : {}) });
   }
