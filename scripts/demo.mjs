@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { formatScenario, formatTimeline, runScenario, Suite } from '@gpucc/sim/suite';
+import { formatScenario, formatTimeline, repositoryBinaries, runScenario, Suite } from '@gpucc/testbed';
 
 const USAGE = `usage: npm run demo -- [--keep] [--profile NAME] [--dir DIR] [--slow]
   --keep          leave the suite running after the scenario (Ctrl-C stops it and removes the node)
@@ -35,15 +35,7 @@ if (options.help) {
   process.exit(0);
 }
 
-const repo = path.resolve(import.meta.dirname, '..');
-const bin = (pkg, name) => path.join(repo, 'packages', pkg, 'bin', `${name}.mjs`);
-const binaries = {
-  'gpucc-sim': bin('sim', 'gpucc-sim'),
-  'cc-manager': bin('cc-manager', 'cc-manager'),
-  'vfio-manager': bin('vfio-manager', 'vfio-manager'),
-  'kata-manager': bin('kata-manager', 'kata-manager'),
-  'sandbox-device-plugin': bin('sandbox-device-plugin', 'sandbox-device-plugin'),
-};
+const binaries = repositoryBinaries();
 
 const tmpBase = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
 const base = options.dir ? undefined : mkdtempSync(path.join(tmpBase, 'gpucc-demo-'));

@@ -11,9 +11,9 @@ import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { SIMULATED_NODE_MARKER } from '@gpucc/hal';
 import { readWriteLog, simulatorAttachment } from '@gpucc/sim';
+import { simNode } from '@gpucc/testbed/vitest';
 import { STATE_FILE } from '@gpucc/vfio-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { simNode } from '../packages/sim/test/helpers.js';
 
 const execFileAsync = promisify(execFile);
 const BUILD = path.resolve(import.meta.dirname, '../scripts/build-binaries.mjs');

@@ -3,8 +3,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../packages/sim/test/helpers.js';
 
 const run = promisify(execFile);
 const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');

@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { DEFAULT_GPU_ADMIN_TOOLS } from '@gpucc/cc-manager';
 import { envVarFor } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
+import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
+import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
-import { DEFAULT_GPU_ADMIN_TOOLS } from '../packages/cc-manager/src/backend/select.js';
-import { DEFAULT_CDI_DIR } from '../packages/kata-manager/src/engine.js';
-import { simNode, tempDir } from '../packages/sim/test/helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const CONTAINERFILE = path.join(ROOT, 'deploy/container/Containerfile');

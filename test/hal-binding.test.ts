@@ -16,9 +16,9 @@ import {
   unbindDevice,
   waitForPath,
 } from '@gpucc/hal';
+import { injectFault } from '@gpucc/sim';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { injectFault } from '../packages/sim/src/node/faults.js';
-import { simNode } from '../packages/sim/test/helpers.js';
 
 const GPU = parsePciAddress('0000:13:00.0');
 

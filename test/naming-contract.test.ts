@@ -1,13 +1,9 @@
-// The naming contract across operands: what the device plugin advertises and allocates must be exactly
-// what kata-manager's CDI specs describe (resource name == CDI kind, device ID == CDI device name,
-// same device nodes), on every simulated profile and device-node model.
-import { createLogger } from '@gpucc/daemon';
+import { generate } from '@gpucc/kata-manager';
+import { allocate, scanInventory } from '@gpucc/sandbox-device-plugin';
+import { silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
+import { bind } from '@gpucc/vfio-manager';
 import { describe, expect, it } from 'vitest';
-import { generate } from '../packages/kata-manager/src/engine.js';
-import { allocate } from '../packages/sandbox-device-plugin/src/allocate.js';
-import { scanInventory } from '../packages/sandbox-device-plugin/src/inventory.js';
-import { simNode } from '../packages/sim/test/helpers.js';
-import { bind } from '../packages/vfio-manager/src/engine.js';
 
 const ALIASES = { gpuAlias: 'pgpu', nvswitchAlias: 'nvswitch' };
 
@@ -17,7 +13,7 @@ async function boundNode(profile: string) {
     node.sysfs,
     { selection: { all: true }, nvswitches: true, allowForeignGroupMembers: true, dryRun: false },
     {
-      logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
+      logger: silentLogger(),
       loadModules: true,
       modprobe: { path: `${node.root}/usr/sbin/modprobe` },
       unbindTimeoutMs: 5_000,

@@ -4,11 +4,10 @@
 // the host's own pci.ids wins when it has one; a missing file stops both with exit 2.
 import path from 'node:path';
 import { hostFs } from '@gpucc/hal';
+import { main as kataMain } from '@gpucc/kata-manager';
+import { main as pluginMain } from '@gpucc/sandbox-device-plugin';
+import { boundNode, type CliMain, captureCli, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { main as kataMain } from '../packages/kata-manager/src/cli.js';
-import { boundNode } from '../packages/kata-manager/test/helpers.js';
-import { main as pluginMain } from '../packages/sandbox-device-plugin/src/cli.js';
-import { type CliMain, captureCli, tempDir } from '../packages/sim/test/helpers.js';
 
 /** Runs a binary in-process with `env` (undefined removes a variable); captures stdout and stderr. */
 async function run(main: CliMain, name: string, args: string[], env: Record<string, string | undefined>) {

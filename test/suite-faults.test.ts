@@ -1,13 +1,14 @@
 // The whole suite under faults: the four operands run as processes on a simulated hgx-h100-8 node
-// with a fake API server and kubelet (packages/sim/src/suite). After each fault the node must
+// with a fake API server and kubelet (packages/testbed/src/suite). After each fault the node must
 // converge with nothing lost: every GPU and NVSwitch on VFIO in the labelled mode, every device in a
 // CDI spec whose nodes exist, no spec naming a missing node, true and unpaused labels, and every GPU
 // allocatable again (convergenceProblems). Kill times are random; the seed is in the test name.
 import { renameSync } from 'node:fs';
 import path from 'node:path';
-import { CC_MODE_LABEL, CC_READY_LABEL, OPERANDS, specProblems } from '@gpucc/sim/suite';
+import { CC_MODE_LABEL, CC_READY_STATE_LABEL } from '@gpucc/cc-manager';
+import { OPERANDS, specProblems } from '@gpucc/testbed';
+import { SEED, seededRandom, sleep, startSuite } from '@gpucc/testbed/suite-fixtures';
 import { describe, expect, it } from 'vitest';
-import { SEED, seededRandom, sleep, startSuite } from './suite-helpers.js';
 
 const TIMEOUT = 120_000;
 
@@ -71,11 +72,11 @@ describe('an API server outage mid-switch', () => {
       suite.label({ [CC_MODE_LABEL]: 'on' });
       // The operands are paused: the switch is under way.
       await suite.waitFor('the device plugin paused', () => !suite.isRunning('sandbox-device-plugin'));
-      expect(suite.labels()[CC_READY_LABEL]).toBe('');
+      expect(suite.labels()[CC_READY_STATE_LABEL]).toBe('');
       await suite.stopApiServer();
       await sleep(3000);
       // Nothing may claim the new mode while the server is away: the labels still say "switching".
-      expect(suite.labels()[CC_READY_LABEL]).toBe('');
+      expect(suite.labels()[CC_READY_STATE_LABEL]).toBe('');
       await suite.startApiServer();
       await suite.converged('on', 'converged on on after the outage');
     },

@@ -8,14 +8,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { createLogger } from '@gpucc/daemon';
+import {
+  createNode,
+  installFakeTools,
+  nodeLabels,
+  openSimulatedSysfs,
+  setLabels,
+  startApiServer,
+  writeToolSettings,
+} from '@gpucc/sim';
+import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { startApiServer } from '../../sim/src/apiserver/server.js';
-import { nodeLabels, setLabels } from '../../sim/src/apiserver/store.js';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { createNode } from '../../sim/src/node/create.js';
-import { writeToolSettings } from '../../sim/src/node/state.js';
-import { installFakeTools } from '../../sim/src/tools/index.js';
-import { bind } from '../../vfio-manager/src/engine.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/cc-manager.mjs');
 const LATENCY = { startMs: 150, setMs: 150, resetMs: 1700 };

@@ -4,8 +4,9 @@ export { gpuAdminToolsBackend } from './backend/gpu-admin-tools.js';
 export { type GpuToolsOutput, parseGpuToolsOutput } from './backend/gpu-tools-output.js';
 export { nvidiaSmiBackend } from './backend/nvidia-smi.js';
 export { type ConfComputeOutput, parseConfCompute } from './backend/nvidia-smi-output.js';
-export { selectBackend } from './backend/select.js';
+export { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from './backend/select.js';
 export { type CapabilityTable, capabilityTable, DEFAULT_CAPABILITY, parseIdRanges } from './capability.js';
+export { main } from './cli.js';
 export { type Desired, resolveDesired } from './desired.js';
 export { type CcDevice, findCcDevices } from './devices.js';
 export {

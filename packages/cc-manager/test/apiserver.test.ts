@@ -3,11 +3,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createNodeClient, type KubeNode, loadKubeConfig, type NodeUpdate } from '@gpucc/daemon/kube';
 import { isGpuccError } from '@gpucc/hal';
+import { type ApiServer, listEvents, setLabels, startApiServer } from '@gpucc/sim';
+import { silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ApiServer, startApiServer } from '../../sim/src/apiserver/server.js';
-import { listEvents, setLabels } from '../../sim/src/apiserver/store.js';
-import { simNode } from '../../sim/test/helpers.js';
-import { silent } from './helpers.js';
 
 const SIM = path.resolve(import.meta.dirname, '../../sim/bin/gpucc-sim.mjs');
 const exec = promisify(execFile);
@@ -23,7 +22,7 @@ async function setup(profile = 'h100-pcie-1') {
   const client = createNodeClient({
     nodeName: server.nodeName,
     config: loadKubeConfig(server.kubeconfigPath),
-    logger: silent(),
+    logger: silentLogger(),
     component: 'cc-manager',
   });
   const raw = (p: string, init: RequestInit = {}) =>

@@ -3,14 +3,13 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { hostFs } from '@gpucc/hal';
+import { type ApiServer, listEvents, nodeLabels, setLabels, startApiServer, writeToolSettings } from '@gpucc/sim';
+import { bindAll } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ApiServer, startApiServer } from '../../sim/src/apiserver/server.js';
-import { listEvents, nodeLabels, setLabels } from '../../sim/src/apiserver/store.js';
-import { writeToolSettings } from '../../sim/src/node/state.js';
-import { simNode } from '../../sim/test/helpers.js';
 import { READY_MARKER } from '../src/reconcile.js';
 import { STATE_FILE } from '../src/state.js';
-import { bindToVfio, resets } from './helpers.js';
+import { resets } from './helpers.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/cc-manager.mjs');
 const exec = promisify(execFile);
@@ -55,7 +54,7 @@ describe('cc-manager status and set', () => {
       /0000:23:00\.0\s+gpu\s+H200\s+cc off, ppcie off\s+refused.*ERR_GPUCC_DEVICE_HELD_BY_HOST_DRIVER/,
     );
     expect(resets(root)).toEqual([]);
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const dry = await cc(['set', 'on', '--dry-run', '--host-root', root]);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(/0000:23:00\.0\s+gpu\s+H200\s+cc off, ppcie off\s+cc on, ppcie off\s+switch\s+2:cc on/);
@@ -150,7 +149,7 @@ describe('cc-manager run (the binary, with the fake API server)', () => {
 
   it('converges and says so (/readyz, /metrics, marker); SIGTERM mid-switch lets the switch finish, then exits 0', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     setLabels(root, { 'nvidia.com/cc.mode': 'on' });
     const server = await startApiServer({ root });
     servers.push(server);
@@ -185,7 +184,7 @@ describe('cc-manager run (the binary, with the fake API server)', () => {
 
   it('killed mid-switch, a restart resumes from what it observes: operands restored, the mode reached', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     setLabels(root, { 'nvidia.com/cc.mode': 'devtools' });
     writeToolSettings(root, { resetMs: 1_500 });
     const server = await startApiServer({ root });

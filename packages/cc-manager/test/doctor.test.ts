@@ -2,13 +2,14 @@ import { copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { type RunToolOptions, runTool } from '@gpucc/hal';
 import { injectFault, readWriteLog } from '@gpucc/sim';
+import { bindAll, silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it, vi } from 'vitest';
-import { simNode, tempDir } from '../../sim/test/helpers.js';
 import { gpuAdminToolsBackend } from '../src/backend/gpu-admin-tools.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import { main } from '../src/cli.js';
 import { type DoctorObservation, type DoctorTools, doctor, observeDoctor, runChecks } from '../src/doctor/index.js';
-import { bindToVfio, H100_GPUS, NVSWITCHES, silent } from './helpers.js';
+import { H100_GPUS, NVSWITCHES } from './helpers.js';
 
 const NFD_FILE = '/etc/kubernetes/node-feature-discovery/features.d/gpucc';
 
@@ -47,7 +48,7 @@ async function doctorJson(root: string, args: string[] = [], env: Record<string,
 describe('cc-manager doctor', () => {
   it('a CC host with its GPUs on VFIO: no failure, exit 0, a readable table', async () => {
     const { root, sysfs } = simNode('hgx-h100-8', { tee: 'sev-snp' });
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const { code, out } = await doctorCli(['--host-root', root]);
     expect(code).toBe(0);
     expect(out).toMatch(/^STATUS\s+CHECK\s+FINDING\s+FIX\n/);
@@ -67,7 +68,7 @@ describe('cc-manager doctor', () => {
 
   it('no host TEE: the TEE check fails with the BIOS and kernel fix, exit 1', async () => {
     const { root, sysfs } = simNode('hgx-h100-8', { tee: 'none' });
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const { code, byId, report } = await doctorJson(root);
     expect(code).toBe(1);
     expect(report.ok).toBe(false);
@@ -101,7 +102,7 @@ describe('cc-manager doctor', () => {
 
   it('ppcie on a Blackwell node fails naming the B200 (PPCIe is Hopper only)', async () => {
     const { root, sysfs } = simNode('hgx-b200-8');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     expect((await doctorJson(root)).code).toBe(0);
     const { code, byId } = await doctorJson(root, ['--mode', 'ppcie']);
     expect(code).toBe(1);
@@ -164,7 +165,7 @@ describe('cc-manager doctor', () => {
 
   it('JSON: mode, TEE, verdict, counts, every check and the NFD features', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const { report } = await doctorJson(root);
     expect(report).toEqual({
       mode: 'on',
@@ -309,7 +310,7 @@ function recordedTools(root: string, deadlineMs = 15_000) {
     script,
     timeoutMs: deadlineMs,
     maxParallel: 16,
-    logger: silent(),
+    logger: silentLogger(),
     run: (options: RunToolOptions) => {
       calls.push([...options.args]);
       return runTool(options);
@@ -328,7 +329,7 @@ function ccStates(root: string): Record<string, string> {
 describe('cc-manager doctor: firmware support (cc-firmware)', () => {
   it('a GPU whose firmware has no CC fails the check by name, with the fix; exit 1', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     await injectFault(root, { kind: 'fw-no-cc', device: GPU_43 });
     const { code, byId } = await doctorJson(root);
     expect(code).toBe(1);
@@ -357,7 +358,7 @@ describe('cc-manager doctor: firmware support (cc-firmware)', () => {
 
   it('the modes every device answered are in the passing finding', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     expect((await doctorCli(['--host-root', root, '--mode', 'devtools'])).code).toBe(0);
     const { writeCcState } = await import('@gpucc/sim');
     writeCcState(root, H100_GPUS[0]!, { cc: 'on', ccPending: 'on', ppcie: 'off', ppciePending: 'off' });
@@ -369,7 +370,7 @@ describe('cc-manager doctor: firmware support (cc-firmware)', () => {
 
   it('ppcie asks every GPU and NVSwitch: an NVSwitch on old firmware fails it; mode on does not ask PPCIe', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs, true);
+    await bindAll(sysfs, { nvswitches: true });
     const ok = await doctorJson(root, ['--mode', 'ppcie']);
     expect(ok.code).toBe(0);
     expect(ok.byId('cc-firmware')).toEqual({
@@ -395,7 +396,7 @@ describe('cc-manager doctor: firmware support (cc-firmware)', () => {
 
   it('reads only: query arguments alone reach the tool, no sysfs write, no CC state change', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs, true);
+    await bindAll(sysfs, { nvswitches: true });
     await injectFault(root, { kind: 'fw-no-cc', device: GPU_43 });
     await injectFault(root, { kind: 'fw-no-ppcie', device: NVSWITCHES[0]! });
     const writesBefore = readWriteLog(root).length;
@@ -434,7 +435,7 @@ describe('cc-manager doctor: firmware support (cc-firmware)', () => {
 
   it('when the check cannot be made (no tool, a hung tool, a device it cannot read) it warns, exit 0', async () => {
     const { root, sysfs } = simNode('hgx-h100-8');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const missing = await doctorJson(root, ['--gpu-admin-tools', '/nonexistent/nvidia_gpu_tools.py']);
     expect(missing.code).toBe(0);
     expect(missing.byId('cc-firmware')).toEqual({

@@ -1,17 +1,17 @@
+import { injectFault, openSimulatedSysfs } from '@gpucc/sim';
+import { bindAll } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { injectFault } from '../../sim/src/node/faults.js';
-import { simNode } from '../../sim/test/helpers.js';
 import { setMode, status } from '../src/engine.js';
 import { readCcState } from '../src/state.js';
-import { bindToVfio, engineFor, resets } from './helpers.js';
+import { engineFor, resets } from './helpers.js';
 
 const H200_GPUS = ['0000:23:00.0', '0000:43:00.0'];
 
 describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake tool)', () => {
   it('every GPU set, reset once and verified; a dry run and a second run change nothing', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const engine = engineFor(root, sysfs);
     const dry = await setMode(engine, { mode: 'on', dryRun: true });
     expect(dry.plan.devices.map((d) => d.decision)).toEqual(['switch', 'switch']);
@@ -31,7 +31,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
 
   it('--device narrows the switch to those devices', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const result = await setMode(engineFor(root, sysfs), { mode: 'devtools', devices: [H200_GPUS[1]!], dryRun: false });
     expect(result.report?.results.map((r) => [r.address, r.outcome])).toEqual([[H200_GPUS[1], 'switched']]);
     expect(resets(root)).toEqual([H200_GPUS[1]]);
@@ -47,7 +47,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
         (r) => r.outcome === 'refused' && r.error?.code === 'ERR_GPUCC_DEVICE_HELD_BY_HOST_DRIVER',
       ),
     ).toBe(true);
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const ppcie = await setMode(engine, { mode: 'ppcie', dryRun: false });
     expect(ppcie.report?.refusal?.code).toBe('ERR_GPUCC_CC_NOT_CAPABLE');
     expect(resets(root)).toEqual([]);
@@ -55,7 +55,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
 
   it('a reset that fails: that device failed with the tool’s words, its knobs recorded as pending; the rest switched; a rerun converges', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     await injectFault(root, { kind: 'reset-error', device: '0000:23:00.0', times: 1 });
     const engine = engineFor(root, sysfs);
     const first = await setMode(engine, { mode: 'devtools', dryRun: false });
@@ -78,7 +78,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
 
   it('a mode the device does not take after its reset: the tool’s own check fails it (cc-stuck)', async () => {
     const { root, sysfs } = simNode('h100-pcie-1');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     await injectFault(root, { kind: 'cc-stuck', device: '0000:41:00.0', times: 1 });
     const result = await setMode(engineFor(root, sysfs), { mode: 'on', dryRun: false });
     expect(result.report?.results[0]).toMatchObject({ outcome: 'failed' });
@@ -93,7 +93,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     '%s on one GPU: that GPU fails with %s and the tool’s words, the others switch',
     async (kind, code, words) => {
       const { root, sysfs } = simNode('iommufd-h200-2');
-      await bindToVfio(sysfs);
+      await bindAll(sysfs);
       const [first, second] = ['0000:23:00.0', '0000:43:00.0'];
       await injectFault(root, { kind, device: first! });
       const result = await setMode(engineFor(root, sysfs, { timeoutMs: 1_000 }), { mode: 'on', dryRun: false });

@@ -1,32 +1,11 @@
-import { createLogger, type Logger } from '@gpucc/daemon';
+import type { Logger } from '@gpucc/daemon';
 import type { Sysfs } from '@gpucc/hal';
-import { simulatorAttachment } from '@gpucc/sim';
-import { readWriteLog } from '../../sim/src/node/write-log.js';
-import type { ApplyOptions as VfioApplyOptions } from '../../vfio-manager/src/apply.js';
-import { bind } from '../../vfio-manager/src/engine.js';
+import { readWriteLog, simulatorAttachment } from '@gpucc/sim';
+import { silentLogger } from '@gpucc/testbed/fixtures';
 import type { CcBackend } from '../src/backend/backend.js';
 import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from '../src/backend/select.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import type { Engine } from '../src/engine.js';
-
-export const silent = (): Logger => createLogger({ name: 'test', format: 'json', level: 'silent' });
-
-/** Binds every GPU (and NVSwitch) to vfio-pci with vfio-manager's engine, as the GPU Operator's vfio-manager would. */
-export async function bindToVfio(sysfs: Sysfs, nvswitches = false): Promise<void> {
-  const options: VfioApplyOptions = {
-    logger: silent(),
-    loadModules: false,
-    modprobe: {},
-    unbindTimeoutMs: 5_000,
-    deviceNodeTimeoutMs: 5_000,
-  };
-  const result = await bind(
-    sysfs,
-    { selection: { all: true }, nvswitches, allowForeignGroupMembers: false, dryRun: false },
-    options,
-  );
-  if (!result.report?.ok) throw new Error('vfio bind failed in test setup');
-}
 
 /** The node's own fake tools, through the real backends. */
 export function backendFor(
@@ -39,7 +18,7 @@ export function backendFor(
     nvidiaSmi: DEFAULT_NVIDIA_SMI,
     timeoutMs: o.timeoutMs ?? 15_000,
     maxParallel: 16,
-    logger: o.logger ?? silent(),
+    logger: o.logger ?? silentLogger(),
     simulatedTools: simulatorAttachment.tools(root),
   });
 }
@@ -65,7 +44,13 @@ export function counted(backend: CcBackend): CcBackend & { queries: number; appl
 }
 
 export function engineFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Engine {
-  return { sysfs, backend: backendFor(root, o), capability: DEFAULT_CAPABILITY, logger: silent(), maxParallel: 16 };
+  return {
+    sysfs,
+    backend: backendFor(root, o),
+    capability: DEFAULT_CAPABILITY,
+    logger: silentLogger(),
+    maxParallel: 16,
+  };
 }
 
 /** The sysfs `reset` writes the simulated kernel received (a mode applies only through one). */

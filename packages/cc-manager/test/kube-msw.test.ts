@@ -1,14 +1,14 @@
 import { createNodeClient, type KubeNode, type NodeUpdate } from '@gpucc/daemon/kube';
 import { isGpuccError, type PciAddress } from '@gpucc/hal';
+import { bindAll, silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { KubeConfig } from '@kubernetes/client-node';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { simNode } from '../../sim/test/helpers.js';
 import type { CcBackend, DeviceModes, QueryAnswer } from '../src/backend/backend.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import { createReconciler } from '../src/reconcile.js';
-import { bindToVfio, silent } from './helpers.js';
 
 // msw covers what the fake API server does not do on purpose: refusals, server errors, dropped watches.
 const BASE = 'http://k8s.test';
@@ -26,7 +26,7 @@ function client() {
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
   });
-  return createNodeClient({ nodeName: 'n1', config, logger: silent(), component: 'cc-manager' });
+  return createNodeClient({ nodeName: 'n1', config, logger: silentLogger(), component: 'cc-manager' });
 }
 
 const status = (code: number, reason: string, message: string) =>
@@ -163,13 +163,13 @@ function fakeBackend(modes: DeviceModes) {
 describe('cc-manager run against a failing API server (msw)', () => {
   async function reconcilerWith(labels: Record<string, string>) {
     const { sysfs } = simNode('iommufd-h200-2');
-    await bindToVfio(sysfs);
+    await bindAll(sysfs);
     const backend = fakeBackend({ cc: 'off', ppcie: 'off' });
     const reconcile = createReconciler({
       sysfs,
       backend,
       capability: DEFAULT_CAPABILITY,
-      logger: silent(),
+      logger: silentLogger(),
       maxParallel: 4,
       client: client(),
       defaultMode: 'on',

@@ -2,8 +2,8 @@ import { existsSync, linkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import type { PciAddress } from '@gpucc/hal';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { simNode } from '../../sim/test/helpers.js';
 import {
   archOf,
   capabilityTable,

@@ -2,16 +2,22 @@ import path from 'node:path';
 import { createNodeClient, loadKubeConfig } from '@gpucc/daemon/kube';
 import { abortableDelay } from '@gpucc/daemon/runtime';
 import { hostFs } from '@gpucc/hal';
+import {
+  type ApiServer,
+  injectFault,
+  listEvents,
+  nodeLabels,
+  readCcState as readSimCcState,
+  setLabels,
+  startApiServer,
+} from '@gpucc/sim';
+import { bindAll, silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ApiServer, startApiServer } from '../../sim/src/apiserver/server.js';
-import { listEvents, nodeLabels, setLabels } from '../../sim/src/apiserver/store.js';
-import { injectFault } from '../../sim/src/node/faults.js';
-import { readCcState as readSimCcState } from '../../sim/src/node/state.js';
-import { simNode } from '../../sim/test/helpers.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import { type Controller, startController } from '../src/controller.js';
 import { createReconciler, READY_MARKER } from '../src/reconcile.js';
-import { B200_GPUS, backendFor, bindToVfio, counted, H100_GPUS, NVSWITCHES, resets, silent } from './helpers.js';
+import { B200_GPUS, backendFor, counted, H100_GPUS, NVSWITCHES, resets } from './helpers.js';
 
 const MODE = 'nvidia.com/cc.mode';
 const STATE = 'nvidia.com/cc.mode.state';
@@ -34,11 +40,11 @@ async function startRun(
   o: { labels?: Record<string, string | null>; nvswitches?: boolean; bind?: boolean; timeoutMs?: number } = {},
 ) {
   const { root, sysfs } = simNode(profile);
-  if (o.bind !== false) await bindToVfio(sysfs, o.nvswitches);
+  if (o.bind !== false) await bindAll(sysfs, { nvswitches: o.nvswitches ?? false });
   if (o.labels) setLabels(root, o.labels);
   const server = await startApiServer({ root });
   const backend = counted(backendFor(root, { timeoutMs: o.timeoutMs ?? 15_000 }));
-  const logger = silent();
+  const logger = silentLogger();
   const client = createNodeClient({
     nodeName: server.nodeName,
     config: loadKubeConfig(server.kubeconfigPath),

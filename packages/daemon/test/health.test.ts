@@ -1,7 +1,7 @@
+import { captureLines } from '@gpucc/testbed/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/index.js';
 import { createMetrics, type HealthServer, type Readiness, startHealthServer } from '../src/runtime.js';
-import { captureLines } from './helpers.js';
 
 const servers: HealthServer[] = [];
 afterEach(async () => {

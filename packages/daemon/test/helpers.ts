@@ -1,23 +1,5 @@
 import type { Delay } from '../src/loop/delay.js';
 
-// Temp dirs on tmpfs, removed after each test: the simulator's test helper serves every package.
-export { tempDir } from '../../sim/test/helpers.js';
-
-/** A pino destination that keeps every line, parsed. */
-export function captureLines() {
-  const raw: string[] = [];
-  return {
-    raw,
-    sink: { write: (chunk: string) => raw.push(...chunk.split('\n').filter((line) => line !== '')) },
-    get records(): Record<string, unknown>[] {
-      return raw.map((line) => JSON.parse(line) as Record<string, unknown>);
-    },
-    events(): unknown[] {
-      return this.records.map((record) => record.event);
-    },
-  };
-}
-
 export interface PendingWait {
   ms: number;
   signal: AbortSignal;

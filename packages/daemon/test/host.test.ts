@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { attachedSimulator, attachSimulator, GpuccError } from '@gpucc/hal';
 import { createNode } from '@gpucc/sim';
+import { captureLines } from '@gpucc/testbed/fixtures';
+import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { createLogger, openHost } from '../src/index.js';
-import { captureLines, tempDir } from './helpers.js';
 
 function logger() {
   const out = captureLines();

@@ -1,7 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
+import { captureLines } from '@gpucc/testbed/fixtures';
 import { describe, expect, it } from 'vitest';
 import { createLogger, formatPrettyLine, resolveLogFormat } from '../src/index.js';
-import { captureLines } from './helpers.js';
 
 const BDF = '0000:13:00.0';
 

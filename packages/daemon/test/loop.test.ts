@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { GpuccError } from '@gpucc/hal';
+import { captureLines } from '@gpucc/testbed/fixtures';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/index.js';
 import {
@@ -11,7 +12,7 @@ import {
   runReconcileLoop,
   shutdownOnSignals,
 } from '../src/runtime.js';
-import { captureLines, deferred, manualDelay, settle } from './helpers.js';
+import { deferred, manualDelay, settle } from './helpers.js';
 
 const RESYNC = 60_000;
 const BACKOFF = { initialMs: 100, maxMs: 500, factor: 2 };

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { hostFs, Sysfs } from '@gpucc/hal';
+import { tempDir } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DirWatches, watchDirs } from '../src/index.js';
-import { tempDir } from './helpers.js';
 
 /** Resolves once `test` holds, checking every 2 ms. */
 async function until(test: () => boolean, timeoutMs = 5_000): Promise<void> {

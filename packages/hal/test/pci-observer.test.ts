@@ -1,4 +1,7 @@
 // The event path of discovery: a PciObserver pass made from change events alone must equal a full one.
+
+import { bindToVfio } from '@gpucc/testbed/fixtures';
+import { type ChangeOptions, EventMarks, randomChange, seeded, simHost } from '@gpucc/testbed/pci-changes';
 import { describe, expect, it } from 'vitest';
 import {
   detectVfioModel,
@@ -17,7 +20,6 @@ import {
   VFIO_DEVICES_DIR,
   VFIO_DIR,
 } from '../src/index.js';
-import { bindToVfio, type ChangeOptions, EventMarks, randomChange, seeded, simHost } from './pci-changes.js';
 
 /** Every NVIDIA function with an IOMMU group on vfio-pci, as the operands find a node bound by vfio-manager. */
 async function bindNvidia(sysfs: Sysfs, only?: (address: PciAddress) => boolean): Promise<void> {

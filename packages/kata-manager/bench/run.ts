@@ -10,12 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Sysfs } from '@gpucc/hal';
+import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { bindToVfio, vfioApplyOptions } from '@gpucc/testbed/fixtures';
+import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { createNode } from '../../sim/src/node/create.js';
-import { bind } from '../../vfio-manager/src/engine.js';
 import { generate } from '../src/engine.js';
-import { applyOptions, bindToVfio } from '../test/binding.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-kata-bench-'));
 const BIN = path.resolve(import.meta.dirname, '../bin/kata-manager.mjs');
@@ -146,7 +145,7 @@ try {
     const bound = await bind(
       scaleSysfs,
       { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
-      applyOptions(scale),
+      vfioApplyOptions(scale),
     );
     if (!bound.report?.ok) throw new Error(`binding the ${gpus} GPUs failed`);
 

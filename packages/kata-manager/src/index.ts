@@ -1,4 +1,5 @@
 export { applySpecPlan, SPEC_FILE_MODE, type SpecOutcome, type SpecResult, writeSpecFile } from './apply.js';
+export { main } from './cli.js';
 export { type DeviceSelection, type PublishedDevice, type SkippedDevice, selectDevices } from './devices.js';
 export {
   applyWrite,

@@ -3,9 +3,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { bindToVfio } from '@gpucc/testbed/fixtures';
+import { boundNode, simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../../sim/test/helpers.js';
-import { bindToVfio, boundNode, node } from './helpers.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/kata-manager.mjs');
 const exec = promisify(execFile);
@@ -45,7 +45,7 @@ const specNames = (root: string, file = 'nvidia.com-pgpu.yaml') => {
 
 describe('kata-manager generate', () => {
   it('prints every spec as YAML documents, and one kind as a loadable JSON file', async () => {
-    const { root } = await boundNode('hgx-h100-8', { iommufd: false });
+    const { root } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: false });
     const all = await kata(['generate', '--host-root', root]);
     expect(all.code).toBe(0);
     expect(all.stdout.split('\n---\n').map((d) => /kind: (\S+)/.exec(d)?.[1])).toEqual([
@@ -61,7 +61,7 @@ describe('kata-manager generate', () => {
   });
 
   it('--output FILE writes one spec (JSON for a .json name) and refuses several kinds without --kind', async () => {
-    const { root } = await boundNode('hgx-h100-8', { iommufd: false });
+    const { root } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: false });
     const out = path.join(tempDir(), 'pgpu.json');
     const two = await kata(['generate', '--output', out, '--host-root', root]);
     expect(two.code).toBe(2);
@@ -73,7 +73,7 @@ describe('kata-manager generate', () => {
   });
 
   it('a node with nothing on VFIO prints nothing and exits 0; asking for a file or a kind exits 1', async () => {
-    const { root } = node('h100-pcie-1');
+    const { root } = simNode('h100-pcie-1');
     const none = await kata(['generate', '--host-root', root]);
     expect(none).toMatchObject({ code: 0, stdout: '' });
     const file = await kata(['generate', '--output', path.join(tempDir(), 'x.yaml'), '--host-root', root]);
@@ -82,7 +82,7 @@ describe('kata-manager generate', () => {
   });
 
   it('P_GPU_ALIAS: unset is pgpu, "" is per model, a flag wins, an invalid one exits 2 naming the variable', async () => {
-    const { root } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const kindOf = (stdout: string) => /kind: (\S+)/.exec(stdout)?.[1];
     expect(kindOf((await kata(['generate', '--host-root', root])).stdout)).toBe('nvidia.com/pgpu');
     expect(kindOf((await kata(['generate', '--host-root', root], { P_GPU_ALIAS: '' })).stdout)).toBe(
@@ -102,7 +102,7 @@ describe('kata-manager generate', () => {
 
 describe('kata-manager write', () => {
   it('writes, converges, removes the old kind on an alias change, and reports in JSON', async () => {
-    const { root } = await boundNode('hgx-h100-8', { iommufd: true });
+    const { root } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: true });
     const first = await kata(['write', '--host-root', root]);
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/\/var\/run\/cdi\/nvidia\.com-pgpu\.yaml\s+nvidia\.com\/pgpu\s+8\s+written/);
@@ -121,7 +121,7 @@ describe('kata-manager write', () => {
   });
 
   it('--dry-run prints the plan and writes nothing; a foreign file with our name exits 1 and is kept', async () => {
-    const { root } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const dry = await kata(['write', '--dry-run', '--host-root', root]);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(/nvidia\.com-pgpu\.yaml\s+nvidia\.com\/pgpu\s+1\s+write \(new\)/);
@@ -142,7 +142,7 @@ describe('kata-manager write', () => {
     [['--report', 'yaml'], /--report \(GPUCC_REPORT\)/],
     [['--bogus'], /unknown option/],
   ])('%j exits 2 with a clear error and writes nothing', async (args, message) => {
-    const { root } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const result = await kata(['write', ...args, '--host-root', root]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
@@ -176,7 +176,7 @@ describe('kata-manager run', () => {
     });
 
   it('follows binds and unbinds by their device nodes (no resync), serves health and metrics, keeps specs on SIGTERM', async () => {
-    const { root, sysfs } = node('hgx-h100-8', { iommufd: false });
+    const { root, sysfs } = simNode('hgx-h100-8', { iommufd: false });
     await bindToVfio(sysfs, '0000:13:00.0'); // group 23
     const daemon = await start(root, ['--resync-interval', '600000', '--log-level', 'debug']);
     const cdiTriggers = () =>
@@ -226,7 +226,7 @@ describe('kata-manager run', () => {
   }, 30_000);
 
   it('iommufd: publishes each new vfio cdev as it appears', async () => {
-    const { root, sysfs } = node('iommufd-h200-2');
+    const { root, sysfs } = simNode('iommufd-h200-2');
     const daemon = await start(root, ['--resync-interval', '600000']);
     try {
       await until(async () => (await fetch(daemon.url('/readyz'))).status === 200, 'ready with no device');
@@ -245,7 +245,7 @@ describe('kata-manager run', () => {
   }, 30_000);
 
   it('an alias change at restart removes the old file; a foreign file with our name keeps it unready', async () => {
-    const { root } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const first = await start(root);
     await until(() => cdiFiles(root).join() === 'nvidia.com-pgpu.yaml', 'default kind');
     first.child.kill('SIGTERM');

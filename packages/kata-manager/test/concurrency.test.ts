@@ -7,8 +7,8 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { Sysfs } from '@gpucc/hal';
+import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../../sim/test/helpers.js';
 import { writeSpecFile } from '../src/apply.js';
 import { type CdiSpec, renderSpec } from '../src/spec.js';
 

@@ -5,11 +5,12 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NameAliases } from '@gpucc/hal';
+import type { BindOptions, NodeOptions } from '@gpucc/testbed/fixtures';
+import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generate, write } from '../src/engine.js';
 import { specProblems } from '../src/validate.js';
-import { type BindOptions, boundNode, type NodeOptions } from './helpers.js';
 
 const GOLDEN = path.join(import.meta.dirname, 'golden');
 const UPDATE = process.env.GPUCC_UPDATE_GOLDEN === '1';
@@ -113,7 +114,7 @@ function goldenFiles(name: string): string[] {
 
 describe('golden specs', () => {
   it.each(CASES)('$name', async (c) => {
-    const { root, sysfs } = await boundNode(c.profile, { ...c.node, ...c.bind });
+    const { root, sysfs } = await boundNode(c.profile, { nvswitches: true, ...c.node, ...c.bind });
     const aliases = c.aliases ?? {};
     const result = await write(sysfs, { aliases, cdiDir: '/var/run/cdi', dryRun: false });
     expect(result.report!.errors).toEqual([]);

@@ -3,10 +3,11 @@
 // same random changes end to end, through run's own watches, the observer and the device selection.
 import path from 'node:path';
 import { hostFs, type PciAddress, type PciEvent, type Sysfs } from '@gpucc/hal';
+import { bindAll, bindToVfio, silentLogger } from '@gpucc/testbed/fixtures';
+import { EventMarks, randomChange, seeded, until } from '@gpucc/testbed/pci-changes';
+import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { EventMarks, randomChange, seeded, until } from '../../hal/test/pci-changes.js';
 import { DeviceObserver, observeDevices, reconcileOnce, selectDevices, watchForChanges } from '../src/index.js';
-import { bindAll, bindToVfio, boundNode, node, silentLogger } from './helpers.js';
 
 const CDI = 'var/run/cdi';
 const OPTIONS = { perModelNames: false };
@@ -54,8 +55,8 @@ describe('DeviceObserver: the event path equals a full pass', () => {
   ])(
     'after random node removals, restores, binds, unbinds and hot-removals: $profile, iommufd $iommufd, seed $seed',
     async ({ profile, iommufd, seed, options, nodesOnly }) => {
-      const { root, sysfs } = node(profile, { iommufd, ...options });
-      await bindAll(root, sysfs, { expectOk: false });
+      const { sysfs } = simNode(profile, { iommufd, ...options });
+      await bindAll(sysfs, { nvswitches: true, expectOk: false });
       const pick = seeded(seed);
       const observer = new DeviceObserver();
       const watches = watching(sysfs, observer, (change) => !nodesOnly || change.type !== 'function');

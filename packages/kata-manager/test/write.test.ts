@@ -1,11 +1,12 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { injectFault } from '@gpucc/sim';
+import { bindToVfio } from '@gpucc/testbed/fixtures';
+import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { injectFault } from '../../sim/src/node/faults.js';
 import { writeSpecFile } from '../src/apply.js';
 import { exitCodeOf, generate, write } from '../src/engine.js';
 import { OWNER_HEADER } from '../src/spec.js';
-import { bindToVfio, boundNode, node } from './helpers.js';
 
 const CDI = '/var/run/cdi';
 const opts = (extra: Partial<Parameters<typeof write>[1]> = {}) => ({
@@ -21,7 +22,7 @@ const namesIn = (text: string) => [...text.matchAll(/name: "(\d+)"/g)].map((m) =
 
 describe('kata-manager write', () => {
   it('writes each spec once: a second write on the same node makes zero writes (counted by the recorder)', async () => {
-    const { root, sysfs } = await boundNode('hgx-h100-8', { iommufd: false });
+    const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: false });
     const first = sysfs.withRecorder();
     const one = await write(first, opts());
     expect(one.report!.results.map((r) => [r.fileName, r.outcome])).toEqual([
@@ -40,7 +41,7 @@ describe('kata-manager write', () => {
   });
 
   it('follows unbind and rebind, and removes a spec whose last device left instead of writing it empty', async () => {
-    const { root, sysfs } = await boundNode('iommufd-h200-2', { iommufd: false });
+    const { root, sysfs } = await boundNode('iommufd-h200-2', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
     expect(namesIn(read(root, 'nvidia.com-pgpu.yaml'))).toEqual(['43', '47']);
 
@@ -59,7 +60,7 @@ describe('kata-manager write', () => {
   });
 
   it('an alias change writes the new kind first, then removes the old file', async () => {
-    const { root, sysfs } = await boundNode('hgx-h100-8', { iommufd: false });
+    const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
     expect(list(root)).toEqual(['nvidia.com-nvswitch.yaml', 'nvidia.com-pgpu.yaml']);
     const s = sysfs.withRecorder();
@@ -72,7 +73,7 @@ describe('kata-manager write', () => {
   });
 
   it('never touches a file it did not write: a same-named foreign spec is refused, other files stay', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const dir = path.join(root, 'var/run/cdi');
     mkdirSync(dir, { recursive: true });
     const theirs =
@@ -89,7 +90,7 @@ describe('kata-manager write', () => {
   });
 
   it('reports another file in the directory that declares one of our devices (both would be unresolvable)', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const dir = path.join(root, 'var/run/cdi');
     mkdirSync(dir, { recursive: true });
     const stale = JSON.stringify({
@@ -109,7 +110,7 @@ describe('kata-manager write', () => {
   });
 
   it('removes only our own stale specs, recognised by the header', async () => {
-    const { root, sysfs } = node('h100-pcie-1'); // nothing bound: no spec is needed
+    const { root, sysfs } = simNode('h100-pcie-1'); // nothing bound: no spec is needed
     const dir = path.join(root, 'var/run/cdi');
     mkdirSync(dir, { recursive: true });
     writeFileSync(
@@ -125,7 +126,7 @@ describe('kata-manager write', () => {
   });
 
   it('writes to /etc/cdi when asked, and refuses to write through a symlink', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     await write(sysfs, opts({ cdiDir: '/etc/cdi' }));
     expect(list(root, 'etc/cdi')).toEqual(['nvidia.com-pgpu.yaml']);
     expect(list(root)).toEqual([]);
@@ -140,7 +141,7 @@ describe('kata-manager write', () => {
   });
 
   it('a dry run plans and writes nothing', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const s = sysfs.withRecorder();
     const result = await write(s, opts({ dryRun: true }));
     expect(result.report).toBeUndefined();
@@ -152,7 +153,7 @@ describe('kata-manager write', () => {
   });
 
   it('leaves out a bound device until its node appears, then publishes it', async () => {
-    const { root, sysfs } = node('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = simNode('h100-pcie-1', { iommufd: false });
     await injectFault(root, { kind: 'devnode-never', device: '0000:41:00.0' });
     await bindToVfio(sysfs, '0000:41:00.0');
     const result = await write(sysfs, opts());
@@ -167,7 +168,7 @@ describe('kata-manager write', () => {
   });
 
   it('the writer refuses an invalid spec with ERR_GPUCC_CDI_SPEC_INVALID and leaves the file as it was', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
     const good = read(root, 'nvidia.com-pgpu.yaml');
     const s = sysfs.withRecorder();
@@ -188,7 +189,7 @@ describe('kata-manager write', () => {
   });
 
   it('an alias that breaks the CDI class rules reaches no file', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const result = await write(sysfs, opts({ aliases: { gpuAlias: 'h100.sxm' } }));
     expect(result.generated.selection.skipped).toMatchObject([
       { address: '0000:41:00.0', waiting: false, error: { code: 'ERR_GPUCC_INVALID_RESOURCE_NAME' } },
@@ -198,7 +199,7 @@ describe('kata-manager write', () => {
   });
 
   it('generate reads only', async () => {
-    const { sysfs } = await boundNode('hgx-b200-8', { iommufd: true });
+    const { sysfs } = await boundNode('hgx-b200-8', { nvswitches: true, iommufd: true });
     const s = sysfs.withRecorder();
     const generated = generate(s, { aliases: {} }, 'json');
     expect(s.recorder.writes).toBe(0);

@@ -10,11 +10,9 @@ import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
+import { createNode, FakeKubelet, type KubeletState, openSimulatedSysfs } from '@gpucc/sim';
+import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { FakeKubelet, type KubeletState } from '../../sim/src/kubelet/fake-kubelet.js';
-import { createNode } from '../../sim/src/node/create.js';
-import { bind } from '../../vfio-manager/src/engine.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/sandbox-device-plugin.mjs');
 /** The single executable of `pnpm build:binaries`, measured too when it has been built. */

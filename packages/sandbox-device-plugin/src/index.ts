@@ -1,4 +1,5 @@
 export { type AllocationContext, allocate, preferredAllocation, type RefusalStatus } from './allocate.js';
+export { main } from './cli.js';
 export { type DeviceChange, type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 export {
   buildInventory,

@@ -4,9 +4,10 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { hostFs } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
+import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
-import { boundNode, startKubelet } from './helpers.js';
+import { startKubelet } from './helpers.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/sandbox-device-plugin.mjs');
 const SIM = path.resolve(import.meta.dirname, '../../sim/bin/gpucc-sim.mjs');

@@ -1,14 +1,9 @@
-import { createLogger } from '@gpucc/daemon';
 import type { Sysfs } from '@gpucc/hal';
+import { FakeKubelet, type FakeKubeletOptions } from '@gpucc/sim';
+import { silentLogger } from '@gpucc/testbed/fixtures';
 import { afterEach } from 'vitest';
-import { FakeKubelet, type FakeKubeletOptions } from '../../sim/src/kubelet/fake-kubelet.js';
-import type { ProfileOptions } from '../../sim/src/profiles/profiles.js';
-import { simNode } from '../../sim/test/helpers.js';
-import { bind } from '../../vfio-manager/src/engine.js';
 import { PluginManager, type PluginManagerOptions } from '../src/plugin-manager.js';
 import type { PluginSettings } from '../src/settings.js';
-
-export const quiet = () => createLogger({ name: 'test', format: 'json', level: 'silent' });
 
 const running: Array<() => Promise<void>> = [];
 
@@ -17,34 +12,6 @@ const running: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const stop of running.splice(0).reverse()) await stop();
 });
-
-/** Binds devices of a simulated node to VFIO with vfio-manager's engine, as the node would be in production. */
-export async function bindAll(sysfs: Sysfs, root: string, options: { nvswitches?: boolean; devices?: string[] } = {}) {
-  const result = await bind(
-    sysfs,
-    {
-      selection: options.devices ? { devices: options.devices } : { all: true },
-      nvswitches: options.nvswitches ?? false,
-      allowForeignGroupMembers: false,
-      dryRun: false,
-    },
-    {
-      logger: quiet(),
-      loadModules: true,
-      modprobe: { path: `${root}/usr/sbin/modprobe` },
-      unbindTimeoutMs: 2_000,
-      deviceNodeTimeoutMs: 2_000,
-    },
-  );
-  if (!result.report?.ok) throw new Error(`bind failed: ${JSON.stringify(result.report?.results)}`);
-}
-
-/** A simulated node with its GPUs (and, optionally, NVSwitches) on VFIO. */
-export async function boundNode(profile: string, options: { nvswitches?: boolean; profile?: ProfileOptions } = {}) {
-  const node = simNode(profile, options.profile);
-  await bindAll(node.sysfs, node.root, { nvswitches: options.nvswitches ?? false });
-  return node;
-}
 
 /** A started fake kubelet on the node, stopped after the test. */
 export async function startKubelet(root: string, options: Omit<FakeKubeletOptions, 'root'> = {}) {
@@ -64,7 +31,7 @@ export async function startPlugin(
 ) {
   const manager = new PluginManager({
     sysfs,
-    logger: quiet(),
+    logger: silentLogger(),
     settings: { ...DEFAULT_SETTINGS, ...settings },
     resyncMs: 60_000, // the watches must do the work; the resync is only the safety net
     registration: { timeoutMs: 5_000, backoff: { initialMs: 20, maxMs: 200, factor: 2 } },

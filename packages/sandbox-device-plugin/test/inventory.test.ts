@@ -1,9 +1,9 @@
 import { hostFs, loadPciIds, resourceNamingFor } from '@gpucc/hal';
+import { bindAll } from '@gpucc/testbed/fixtures';
+import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { simNode } from '../../sim/test/helpers.js';
 import { nextDeviceState } from '../src/device-state.js';
 import { scanInventory } from '../src/inventory.js';
-import { bindAll, boundNode } from './helpers.js';
 
 const GPUS = { nvswitches: false, aliases: {} };
 const ALL = { nvswitches: true, aliases: {} };
@@ -49,8 +49,8 @@ describe('inventory: what the plugin advertises', () => {
   });
 
   it('workstation-mixed: a card whose functions share a group is one device with every function in it', async () => {
-    const { sysfs, root } = simNode('workstation-mixed');
-    await bindAll(sysfs, root, { devices: ['0000:01:00.0'] });
+    const { sysfs } = simNode('workstation-mixed');
+    await bindAll(sysfs, { devices: ['0000:01:00.0'] });
     const inventory = scanInventory(sysfs, GPUS, loadPciIds(sysfs));
     expect(inventory.devices).toHaveLength(1);
     expect(inventory.devices[0]).toMatchObject({
@@ -64,8 +64,8 @@ describe('inventory: what the plugin advertises', () => {
   });
 
   it('a group member back on a host driver makes the device Unhealthy, naming the member', async () => {
-    const { sysfs, root } = simNode('workstation-mixed');
-    await bindAll(sysfs, root, { devices: ['0000:01:00.0'] });
+    const { sysfs } = simNode('workstation-mixed');
+    await bindAll(sysfs, { devices: ['0000:01:00.0'] });
     await sysfs.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:01:00.1');
     await sysfs.write('sys/bus/pci/devices/0000:01:00.1/driver_override', '\n');
     await sysfs.write('sys/bus/pci/drivers/snd_hda_intel/bind', '0000:01:00.1');

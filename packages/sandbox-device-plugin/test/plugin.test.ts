@@ -9,10 +9,11 @@ import {
   RegistrationClient,
   shutdownServer,
 } from '@gpucc/hal/kubelet';
+import { bindAll } from '@gpucc/testbed/fixtures';
+import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { simNode } from '../../sim/test/helpers.js';
-import { bindAll, boundNode, seen, startKubelet, startPlugin, until } from './helpers.js';
+import { seen, startKubelet, startPlugin, until } from './helpers.js';
 
 const PGPU = 'nvidia.com/pgpu';
 const HGX_GPUS = ['23', '27', '31', '35', '39', '43', '47', '51'];
@@ -138,7 +139,7 @@ describe('health follows the device node and the driver, both ways', () => {
     await kubelet.waitFor((s) => seen(kubelet, PGPU)['23'] === 'Unhealthy' && s.resources[PGPU]?.capacity === 8);
     await sysfs.write('sys/bus/pci/rescan', '1');
     expect(sysfs.readlink('sys/bus/pci/devices/0000:13:00.0/driver')).toMatch(/nvidia$/); // the host driver took it
-    await bindAll(sysfs, root, { devices: ['0000:13:00.0'] });
+    await bindAll(sysfs, { devices: ['0000:13:00.0'] });
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
   });
 
@@ -147,10 +148,10 @@ describe('health follows the device node and the driver, both ways', () => {
     const kubelet = await startKubelet(root);
     const plugin = await startPlugin(sysfs);
     expect(plugin.readiness()).toEqual({ ready: false, reason: 'no GPU or NVSwitch on a VFIO driver found yet' });
-    await bindAll(sysfs, root, { devices: ['0000:33:00.0'] });
+    await bindAll(sysfs, { devices: ['0000:33:00.0'] });
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 1);
     expect(seen(kubelet, PGPU)).toEqual({ '31': 'Healthy' });
-    await bindAll(sysfs, root);
+    await bindAll(sysfs);
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
     expect(kubelet.state().resources[PGPU]!.registrations).toBe(1);
   });

@@ -4,12 +4,14 @@
 import path from 'node:path';
 import { watchDirs } from '@gpucc/daemon';
 import { hostFs, loadPciIds, PCI_DEVICES_DIR, type Sysfs, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
+import { bindAll } from '@gpucc/testbed/fixtures';
+import { EventMarks, randomChange, seeded, simHost } from '@gpucc/testbed/pci-changes';
+import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { EventMarks, randomChange, seeded, simHost } from '../../hal/test/pci-changes.js';
 import { type DeviceState, nextDeviceState } from '../src/device-state.js';
 import { scanInventory } from '../src/inventory.js';
 import { DeviceScanner } from '../src/scanner.js';
-import { bindAll, boundNode, startKubelet, startPlugin } from './helpers.js';
+import { startKubelet, startPlugin } from './helpers.js';
 
 const PGPU = 'nvidia.com/pgpu';
 const SETTINGS = { nvswitches: true, aliases: {} };
@@ -50,8 +52,8 @@ describe('DeviceScanner: the event path equals a full scan', () => {
   ])(
     'after random node removals, restores, binds, unbinds, hot-removals and rescans: $profile, iommufd $iommufd, seed $seed',
     async ({ profile, iommufd, seed, options }) => {
-      const { root, sysfs } = simHost(profile, iommufd, options);
-      await bindAll(sysfs, root, { nvswitches: true }).catch(() => {}); // a group with a NIC stays off VFIO
+      const { sysfs } = simHost(profile, iommufd, options);
+      await bindAll(sysfs, { nvswitches: true }).catch(() => {}); // a group with a NIC stays off VFIO
       const pciIds = loadPciIds(sysfs);
       const pick = seeded(seed);
       const scanner = new DeviceScanner();
@@ -86,7 +88,7 @@ describe('DeviceScanner: the event path equals a full scan', () => {
   );
 
   it('a node gone reads no PCI function; start-up and resync scans are always full', async () => {
-    const { sysfs } = await boundNode('scale', { profile: { gpus: 64, functionsPerCard: 1 } });
+    const { sysfs } = await boundNode('scale', { gpus: 64, functionsPerCard: 1 });
     const scanner = new DeviceScanner();
     const first = sysfs.withRecorder();
     scanner.scan(first, SETTINGS, undefined, 'full');

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
+import { captureCli, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
 import { readFaults, readToolSettings } from '../src/node/state.js';
-import { captureCli, tempDir } from './helpers.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/gpucc-sim.mjs');
 

@@ -2,6 +2,7 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostFs } from '@gpucc/hal';
+import { captureCli, tempDir } from '@gpucc/testbed/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main as simMain } from '../src/cli.js';
 import { detachDriver } from '../src/node/effects.js';
@@ -32,7 +33,6 @@ import {
   runGpuTools,
   type SmiView,
 } from '../src/tools/index.js';
-import { captureCli, tempDir } from './helpers.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'cc-tools');
 const fixture = (name: string) => hostFs.readText(path.join(FIXTURES, name));

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { errnoOf, GpuccError, type Sysfs } from '@gpucc/hal';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { injectFault } from '../src/node/faults.js';
 import { readCcState, writeCcState } from '../src/node/state.js';
-import { simNode } from './helpers.js';
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
 const driverOf = (s: Sysfs, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();

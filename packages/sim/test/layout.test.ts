@@ -1,10 +1,10 @@
 import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { cardFunctions, discoverPci, Sysfs } from '@gpucc/hal';
+import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { createNode } from '../src/node/create.js';
 import { PROFILES } from '../src/profiles/profiles.js';
-import { simNode, tempDir } from './helpers.js';
 
 describe('simulated node layout', () => {
   it('writes every attribute in the kernel format, with one trailing newline', () => {

@@ -6,9 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
+import { createNode, openSimulatedSysfs } from '@gpucc/sim';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { createNode } from '../../sim/src/node/create.js';
 import type { ApplyOptions } from '../src/apply.js';
 import { bind, exitCodeOf } from '../src/engine.js';
 

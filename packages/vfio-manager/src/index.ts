@@ -6,6 +6,7 @@ export {
   type DeviceResult,
   type Outcome,
 } from './apply.js';
+export { main } from './cli.js';
 export { type BindRequest, bind, exitCodeOf, type ReleaseRequest, type RunResult, release, status } from './engine.js';
 export { type Observation, observe } from './observe.js';
 export { type DeviceStep, type GroupPlan, type Plan, planBind, planRelease, planWrites } from './plan.js';

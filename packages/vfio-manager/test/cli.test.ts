@@ -4,10 +4,9 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { discoverPci, Sysfs } from '@gpucc/hal';
+import { injectFault, readWriteLog } from '@gpucc/sim';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { injectFault } from '../../sim/src/node/faults.js';
-import { readWriteLog } from '../../sim/src/node/write-log.js';
-import { simNode } from '../../sim/test/helpers.js';
 import { readState } from '../src/state.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/vfio-manager.mjs');
@@ -182,7 +181,7 @@ describe('vfio-manager run', () => {
       expect(daemon.lines[0]).toMatchObject({ event: 'host.simulated' });
 
       // drift: someone puts a GPU back on nvidia; its /dev/vfio node vanishes and the daemon repairs it
-      const { openSimulatedSysfs } = await import('../../sim/src/kernel/index.js');
+      const { openSimulatedSysfs } = await import('@gpucc/sim');
       const sim = openSimulatedSysfs(root);
       await sim.write('sys/bus/pci/devices/0000:23:00.0/driver_override', '\n');
       await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');
@@ -209,7 +208,7 @@ describe('vfio-manager run', () => {
       expect(driversOf(root)['0000:41:00.0']?.[0]).toBe('vfio-pci');
       expect(existsSync(path.join(root, 'dev/vfio/11'))).toBe(true);
       // drift: the GPU goes back to nvidia by hand; only the /dev/vfio watch can notice before the resync
-      const { openSimulatedSysfs } = await import('../../sim/src/kernel/index.js');
+      const { openSimulatedSysfs } = await import('@gpucc/sim');
       const sim = openSimulatedSysfs(root);
       await sim.write('sys/bus/pci/devices/0000:41:00.0/driver_override', '\n');
       await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:41:00.0');

@@ -1,12 +1,18 @@
 import { createLogger } from '@gpucc/daemon';
 import { currentDriver, currentOverride, discoverPci, parsePciAddress, type Sysfs } from '@gpucc/hal';
+import {
+  breakAttribute,
+  devPath,
+  injectFault,
+  loadDriver,
+  openSimulatedSysfs,
+  readNodeSpec,
+  Tree,
+  writeNodeSpec,
+} from '@gpucc/sim';
+import { silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
-import { devPath, loadDriver } from '../../sim/src/node/effects.js';
-import { breakAttribute, injectFault } from '../../sim/src/node/faults.js';
-import { Tree } from '../../sim/src/node/files.js';
-import { readNodeSpec, writeNodeSpec } from '../../sim/src/node/state.js';
-import { simNode } from '../../sim/test/helpers.js';
 import type { ApplyOptions } from '../src/apply.js';
 import { bind, exitCodeOf, release, status } from '../src/engine.js';
 import { observe } from '../src/observe.js';
@@ -14,7 +20,7 @@ import { planBind } from '../src/plan.js';
 import { readState, STATE_FILE } from '../src/state.js';
 
 const options = (extra: Partial<ApplyOptions> = {}): ApplyOptions => ({
-  logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
+  logger: silentLogger(),
   loadModules: false,
   modprobe: {},
   unbindTimeoutMs: 2_000,

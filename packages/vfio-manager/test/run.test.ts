@@ -1,13 +1,13 @@
-import { createLogger } from '@gpucc/daemon';
 import { discoverPci } from '@gpucc/hal';
+import { injectFault } from '@gpucc/sim';
+import { silentLogger } from '@gpucc/testbed/fixtures';
+import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { injectFault } from '../../sim/src/node/faults.js';
-import { simNode } from '../../sim/test/helpers.js';
 import type { ApplyOptions } from '../src/apply.js';
 import { READY_MARKER, reconcileOnce } from '../src/run.js';
 
 const options: ApplyOptions = {
-  logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
+  logger: silentLogger(),
   loadModules: false,
   modprobe: {},
   unbindTimeoutMs: 2_000,
@@ -39,7 +39,7 @@ describe('vfio-manager reconcile (run mode)', () => {
     await reconcileOnce(sysfs, desired, options);
     expect(sysfs.exists(READY_MARKER)).toBe(true);
     // drift: one GPU falls back to nvidia and its bind now fails
-    const { openSimulatedSysfs } = await import('../../sim/src/kernel/index.js');
+    const { openSimulatedSysfs } = await import('@gpucc/sim');
     const sim = openSimulatedSysfs(root);
     await sim.write('sys/bus/pci/devices/0000:23:00.0/driver_override', '\n');
     await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');

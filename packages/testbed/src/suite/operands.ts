@@ -1,4 +1,5 @@
-import { KUBECONFIG_FILE } from '../apiserver/paths.js';
+import path from 'node:path';
+import { KUBECONFIG_FILE } from '@gpucc/sim';
 
 /**
  * The four gpucc operands as the suite runs them on a simulated node: each in its `run` mode, as a
@@ -49,4 +50,17 @@ export function operandArgs(operand: Operand, ctx: OperandContext): string[] {
     case 'sandbox-device-plugin':
       return [...common, '--nvswitches', '--cdi-devices', '--resync-interval', '2000'];
   }
+}
+
+/** The repository's bin scripts (they load the bundles of `pnpm run build`, and attach the simulator). */
+export function repositoryBinaries(): Record<Operand | 'gpucc-sim', string> {
+  // This file is packages/testbed/{src,dist}/suite/operands.*: three levels below packages/.
+  const bin = (pkg: string, name: string) => path.resolve(import.meta.dirname, '../../..', pkg, 'bin', `${name}.mjs`);
+  return {
+    'gpucc-sim': bin('sim', 'gpucc-sim'),
+    'cc-manager': bin('cc-manager', 'cc-manager'),
+    'vfio-manager': bin('vfio-manager', 'vfio-manager'),
+    'kata-manager': bin('kata-manager', 'kata-manager'),
+    'sandbox-device-plugin': bin('sandbox-device-plugin', 'sandbox-device-plugin'),
+  };
 }

@@ -1,8 +1,8 @@
 import path from 'node:path';
+import { CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, PAUSED } from '@gpucc/cc-manager';
 import { discoverPci, hostFs, isVfioDriver } from '@gpucc/hal';
-import { openSimulatedSysfs } from '../kernel/index.js';
-import type { KubeletState } from '../kubelet/fake-kubelet.js';
-import { readCcState } from '../node/state.js';
+import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
+import { type KubeletState, openSimulatedSysfs, readCcState } from '@gpucc/sim';
 
 /**
  * What the whole node looks like from outside the operands: drivers and CC modes of the GPUs and
@@ -25,12 +25,6 @@ export interface ObservedDevice {
   cc: string | undefined;
   ppcie: string | undefined;
 }
-
-export const CDI_DIR = 'var/run/cdi';
-export const CC_MODE_LABEL = 'nvidia.com/cc.mode';
-export const CC_STATE_LABEL = 'nvidia.com/cc.mode.state';
-export const CC_READY_LABEL = 'nvidia.com/cc.ready.state';
-const PAUSED_SUFFIX = 'paused-for-cc-mode-change';
 
 export function observeNode(
   root: string,
@@ -59,7 +53,7 @@ export function observeNode(
  * list each device's nodes: `- name: "23"` opens a device, `- path: /dev/vfio/23` adds a node.
  */
 function readSpecs(root: string): SuiteSnapshot['specs'] {
-  const dir = path.join(root, CDI_DIR);
+  const dir = path.join(root, DEFAULT_CDI_DIR);
   const specs: SuiteSnapshot['specs'] = {};
   let names: string[] = [];
   try {
@@ -150,11 +144,12 @@ export function specProblems(snapshot: SuiteSnapshot, root: string): string[] {
 /** Labels that tell a lie or stay stuck: state ≠ mode, ready not matching, an operand still paused. */
 export function labelProblems(labels: Record<string, string>, mode: string): string[] {
   const problems: string[] = [];
-  if (labels[CC_STATE_LABEL] !== mode) problems.push(`${CC_STATE_LABEL}=${labels[CC_STATE_LABEL]}, not ${mode}`);
-  if (labels[CC_READY_LABEL] !== READY_FOR[mode])
-    problems.push(`${CC_READY_LABEL}=${labels[CC_READY_LABEL]}, not ${READY_FOR[mode]}`);
+  if (labels[CC_MODE_STATE_LABEL] !== mode)
+    problems.push(`${CC_MODE_STATE_LABEL}=${labels[CC_MODE_STATE_LABEL]}, not ${mode}`);
+  if (labels[CC_READY_STATE_LABEL] !== READY_FOR[mode])
+    problems.push(`${CC_READY_STATE_LABEL}=${labels[CC_READY_STATE_LABEL]}, not ${READY_FOR[mode]}`);
   for (const [key, value] of Object.entries(labels)) {
-    if (key.startsWith('nvidia.com/gpu.deploy.') && value.endsWith(PAUSED_SUFFIX))
+    if (key.startsWith('nvidia.com/gpu.deploy.') && value.endsWith(PAUSED))
       problems.push(`${key}=${value} left paused`);
   }
   return problems;

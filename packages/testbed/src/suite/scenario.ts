@@ -1,5 +1,6 @@
+import { CC_MODE_LABEL } from '@gpucc/cc-manager';
 import { messageOf } from '@gpucc/hal';
-import { CC_MODE_LABEL, CDI_DIR } from './observe.js';
+import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
 import type { Suite } from './suite.js';
 
 /**
@@ -58,7 +59,7 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
       const nodes = allocation.response.devices.map((d) => d.host_path).sort();
       for (const id of allocation.deviceIds) {
         const specNodes = spec?.devices[id];
-        if (!specNodes) throw new Error(`device ${id} has no CDI device in ${CDI_DIR}`);
+        if (!specNodes) throw new Error(`device ${id} has no CDI device in ${DEFAULT_CDI_DIR}`);
         for (const node of specNodes)
           if (!nodes.includes(node)) throw new Error(`Allocate did not hand over ${node} of device ${id}`);
       }

@@ -1,14 +1,20 @@
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { GpuccError, hostFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
-import { KUBECONFIG_FILE, SERVER_FILE } from '../apiserver/paths.js';
-import { nodeLabels, setLabels } from '../apiserver/store.js';
-import { controlRequest } from '../kubelet/control.js';
-import type { KubeletAllocation, KubeletState } from '../kubelet/fake-kubelet.js';
-import { createNode } from '../node/create.js';
-import { SIM_DIR } from '../node/paths.js';
-import { type ToolSettings, writeToolSettings } from '../node/state.js';
-import { installFakeTools } from '../tools/index.js';
+import {
+  controlRequest,
+  createNode,
+  installFakeTools,
+  KUBECONFIG_FILE,
+  type KubeletAllocation,
+  type KubeletState,
+  nodeLabels,
+  SERVER_FILE,
+  SIM_DIR,
+  setLabels,
+  type ToolSettings,
+  writeToolSettings,
+} from '@gpucc/sim';
 import { convergenceProblems, observeNode, type SuiteSnapshot } from './observe.js';
 import { deployLabel, OPERANDS, type Operand, operandArgs } from './operands.js';
 import { Timeline, type TimelineEntry } from './timeline.js';

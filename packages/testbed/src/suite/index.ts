@@ -1,7 +1,4 @@
 export {
-  CC_MODE_LABEL,
-  CC_READY_LABEL,
-  CC_STATE_LABEL,
   convergenceProblems,
   labelProblems,
   type ObservedDevice,
@@ -9,7 +6,7 @@ export {
   type SuiteSnapshot,
   specProblems,
 } from './observe.js';
-export { deployLabel, OPERANDS, type Operand, operandArgs } from './operands.js';
+export { deployLabel, OPERANDS, type Operand, operandArgs, repositoryBinaries } from './operands.js';
 export { formatScenario, runScenario, SCENARIO, type ScenarioResult, type ScenarioStep } from './scenario.js';
 export { SUITE_DIR, Suite, type SuiteOptions } from './suite.js';
 export { formatTimeline, Timeline, type TimelineEntry } from './timeline.js';
