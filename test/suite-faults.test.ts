@@ -7,7 +7,8 @@ import { renameSync } from 'node:fs';
 import path from 'node:path';
 import { CC_MODE_LABEL, CC_READY_STATE_LABEL } from '@gpucc/cc-manager';
 import { OPERANDS, specProblems } from '@gpucc/testbed';
-import { SEED, seededRandom, sleep, startSuite } from '@gpucc/testbed/suite-fixtures';
+import { seededRandom } from '@gpucc/testbed/fixtures';
+import { SEED, sleep, startSuite } from '@gpucc/testbed/suite-fixtures';
 import { describe, expect, it } from 'vitest';
 
 const TIMEOUT = 120_000;
