@@ -243,6 +243,11 @@ export function symlinkSync(target: string, abs: string): void {
   fs.symlinkSync(target, abs);
 }
 
+/** A new directory with a unique name `<prefix>XXXXXX` under `base` (the simulator's and the tests' scratch nodes). */
+export function makeTempDir(base: string, prefix: string): string {
+  return fs.mkdtempSync(path.join(base, prefix));
+}
+
 export function removeSync(abs: string): void {
   fs.rmSync(abs, { recursive: true, force: true });
 }
