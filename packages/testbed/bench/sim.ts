@@ -5,9 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bindDevice, discoverPci, Sysfs, setDriverOverride, unbindDevice } from '@gpucc/hal';
+import { createNode, openSimulatedSysfs } from '@gpucc/sim';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { openSimulatedSysfs } from '../src/kernel/index.js';
-import { createNode } from '../src/node/create.js';
 
 const SIZES = [8, 64, 256];
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-bench-'));

@@ -7,9 +7,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createLogger } from '@gpucc/daemon';
 import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { type ApplyOptions, bind, exitCodeOf } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import type { ApplyOptions } from '../src/apply.js';
-import { bind, exitCodeOf } from '../src/engine.js';
+import { repositoryBinaries } from '../src/suite/operands.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-vfio-bench-'));
 const options: ApplyOptions = {
@@ -23,7 +23,7 @@ const ALL = { selection: { all: true as const }, nvswitches: false, allowForeign
 const results: BenchResult[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const bin = path.resolve(import.meta.dirname, '../bin/vfio-manager.mjs');
+const bin = repositoryBinaries()['vfio-manager'];
 /** Median wall time of `vfio-manager bind --all` as a process on a converged node. */
 function processWall(root: string, runs: number): number {
   const walls: number[] = [];

@@ -10,14 +10,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Sysfs } from '@gpucc/hal';
+import { generate } from '@gpucc/kata-manager';
 import { createNode, openSimulatedSysfs } from '@gpucc/sim';
 import { bindToVfio, vfioApplyOptions } from '@gpucc/testbed/fixtures';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
-import { generate } from '../src/engine.js';
+import { repositoryBinaries } from '../src/suite/operands.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-kata-bench-'));
-const BIN = path.resolve(import.meta.dirname, '../bin/kata-manager.mjs');
+const BIN = repositoryBinaries()['kata-manager'];
 const results: BenchResult[] = [];
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const median = (xs: number[]) => sorted(xs)[Math.floor(xs.length / 2)]!;

@@ -13,8 +13,9 @@ import { DevicePluginClient } from '@gpucc/hal/kubelet';
 import { createNode, FakeKubelet, type KubeletState, openSimulatedSysfs } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
+import { repositoryBinaries } from '../src/suite/operands.js';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/sandbox-device-plugin.mjs');
+const BIN = repositoryBinaries()['sandbox-device-plugin'];
 /** The single executable of `pnpm build:binaries`, measured too when it has been built. */
 const SEA = path.resolve(import.meta.dirname, '../../../dist/binaries/sandbox-device-plugin');
 const PGPU = 'nvidia.com/pgpu';

@@ -19,8 +19,9 @@ import {
 } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
+import { repositoryBinaries } from '../src/suite/operands.js';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/cc-manager.mjs');
+const BIN = repositoryBinaries()['cc-manager'];
 const LATENCY = { startMs: 150, setMs: 150, resetMs: 1700 };
 const REPEAT = 3;
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-cc-bench-'));
