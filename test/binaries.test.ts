@@ -7,18 +7,16 @@ import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { SIMULATED_NODE_MARKER } from '@gpucc/hal';
 import { readWriteLog, simulatorAttachment } from '@gpucc/sim';
+import { ATTACH_SIMULATOR } from '@gpucc/testbed';
 import { simNode } from '@gpucc/testbed/vitest';
 import { STATE_FILE } from '@gpucc/vfio-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const execFileAsync = promisify(execFile);
 const BUILD = path.resolve(import.meta.dirname, '../scripts/build-binaries.mjs');
-// What `pnpm exec <operand>` imports first: the simulator, attached at run time.
-const ATTACH = pathToFileURL(path.resolve(import.meta.dirname, '../packages/sim/bin/attach.mjs')).href;
 // Names that only the simulator's code has: the kernel simulator, the fake kubelet, the fake API
 // server, the node layout and the fake tools.
 const SIMULATOR_ONLY = [
@@ -59,7 +57,7 @@ interface Result {
 async function run(file: string, args: string[], { attach = true } = {}): Promise<Result> {
   // A single executable takes no --import: it can only run without the simulator.
   const [command, argv] = file.endsWith('.mjs')
-    ? [process.execPath, [...(attach ? ['--import', ATTACH] : []), file, ...args]]
+    ? [process.execPath, [...(attach ? ['--import', ATTACH_SIMULATOR] : []), file, ...args]]
     : [file, args];
   try {
     const { stdout, stderr } = await execFileAsync(command, argv, { timeout: 15_000, cwd: os.tmpdir() });

@@ -12,6 +12,7 @@ import { DEFAULT_GPU_ADMIN_TOOLS } from '@gpucc/cc-manager';
 import { envVarFor } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
+import { ATTACH_SIMULATOR } from '@gpucc/testbed';
 import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
@@ -425,7 +426,7 @@ afterAll(() => rmSync(bundles, { recursive: true, force: true }));
  * An image's command line on this machine: the ENTRYPOINT's bundle replaced by the file its COPY
  * takes from the context, the image's ENV (a value naming a file of the image replaced by its
  * stand-in in `files`), then the DaemonSet's env, then the test's overrides (the simulated node as
- * host root, a free port).
+ * host root, a free port). The image carries no simulator: it is attached from the repository.
  */
 function commandLine(
   operand: Operand,
@@ -445,7 +446,13 @@ function commandLine(
   );
   return {
     file: process.execPath,
-    argv: [path.join(bundles, path.basename(copy.sources[0]!)), ...rest, ...(args ?? image.cmd!)],
+    argv: [
+      '--import',
+      ATTACH_SIMULATOR,
+      path.join(bundles, path.basename(copy.sources[0]!)),
+      ...rest,
+      ...(args ?? image.cmd!),
+    ],
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       ...Object.fromEntries([...image.env].map(([k, v]) => [k, files[v] ?? v])),

@@ -6,7 +6,14 @@ export {
   type SuiteSnapshot,
   specProblems,
 } from './observe.js';
-export { deployLabel, OPERANDS, type Operand, operandArgs, repositoryBinaries } from './operands.js';
+export {
+  ATTACH_SIMULATOR,
+  deployLabel,
+  OPERANDS,
+  type Operand,
+  operandArgs,
+  repositoryBinaries,
+} from './operands.js';
 export { formatScenario, runScenario, SCENARIO, type ScenarioResult, type ScenarioStep } from './scenario.js';
 export { SUITE_DIR, Suite, type SuiteOptions } from './suite.js';
 export { formatTimeline, Timeline, type TimelineEntry } from './timeline.js';

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { KUBECONFIG_FILE } from '@gpucc/sim';
 
 /**
@@ -64,3 +65,9 @@ export function repositoryBinaries(): Record<Operand | 'gpucc-sim', string> {
     'sandbox-device-plugin': bin('sandbox-device-plugin', 'sandbox-device-plugin'),
   };
 }
+
+/**
+ * What `node --import` takes to attach the simulator to a deployed bundle run from the repository
+ * (the bin scripts import the same file): a bundle alone refuses a simulated node.
+ */
+export const ATTACH_SIMULATOR = pathToFileURL(path.resolve(import.meta.dirname, '../../../sim/bin/attach.mjs')).href;
