@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { GpuccError } from '@gpucc/hal';
-import { captureLines } from '@gpucc/testbed/fixtures';
+import { captureLines, silentLogger } from '@gpucc/testbed/fixtures';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/index.js';
 import {
@@ -172,14 +172,14 @@ describe('runReconcileLoop', () => {
       resyncMs: RESYNC,
       backoff: BACKOFF,
       signal: controller.signal,
-      logger: createLogger({ name: 't', format: 'json', level: 'silent', destination: captureLines().sink }),
+      logger: silentLogger(),
     });
     await loop.done;
     expect(runs).toBe(0);
   });
 
   it('refuses settings that would spin or never retry', () => {
-    const logger = createLogger({ name: 't', format: 'json', level: 'silent', destination: captureLines().sink });
+    const logger = silentLogger();
     const base = { reconcile: async () => ({ ok: true }), signal: new AbortController().signal, logger };
     expect(() => runReconcileLoop({ ...base, resyncMs: 0, backoff: BACKOFF })).toThrow(/resync/);
     expect(() => runReconcileLoop({ ...base, resyncMs: 1, backoff: { ...BACKOFF, factor: 0.5 } })).toThrow(GpuccError);

@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { createLogger } from '@gpucc/daemon';
 import {
   createNode,
   installFakeTools,
@@ -19,6 +18,7 @@ import {
 } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
+import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
 
 const BIN = repositoryBinaries()['cc-manager'];
@@ -37,7 +37,7 @@ interface Sample {
 async function scenario(name: string, gpus: number, maxParallel: number, repeat: number): Promise<Sample[]> {
   const root = path.join(base, name);
   createNode(root, 'scale', { gpus, functionsPerCard: 1 }, installFakeTools);
-  const logger = createLogger({ name: 'bench', format: 'json', level: 'silent' });
+  const logger = silentLogger();
   await bind(
     openSimulatedSysfs(root),
     { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },

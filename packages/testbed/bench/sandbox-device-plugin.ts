@@ -7,12 +7,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@gpucc/daemon';
 import { hostFs } from '@gpucc/hal';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
 import { createNode, FakeKubelet, type KubeletState, openSimulatedSysfs } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
+import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
 
 const BIN = repositoryBinaries()['sandbox-device-plugin'];
@@ -31,7 +31,7 @@ const both = (s: KubeletState) => s.resources[PGPU]?.allocatable === 8 && s.reso
 type Ready = (s: KubeletState) => boolean;
 
 const bindOptions = {
-  logger: createLogger({ name: 'bench', format: 'json', level: 'silent' }),
+  logger: silentLogger(),
   loadModules: false,
   modprobe: {},
   unbindTimeoutMs: 10_000,

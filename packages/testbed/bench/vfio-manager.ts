@@ -5,15 +5,15 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createLogger } from '@gpucc/daemon';
 import { createNode, openSimulatedSysfs } from '@gpucc/sim';
 import { type ApplyOptions, bind, exitCodeOf } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
+import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-vfio-bench-'));
 const options: ApplyOptions = {
-  logger: createLogger({ name: 'bench', format: 'json', level: 'silent' }),
+  logger: silentLogger(),
   loadModules: false,
   modprobe: {},
   unbindTimeoutMs: 10_000,
