@@ -1,34 +1,15 @@
 import { generate } from '@gpucc/kata-manager';
 import { allocate, scanInventory } from '@gpucc/sandbox-device-plugin';
-import { silentLogger } from '@gpucc/testbed/fixtures';
-import { simNode } from '@gpucc/testbed/vitest';
-import { bind } from '@gpucc/vfio-manager';
+import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 
 const ALIASES = { gpuAlias: 'pgpu', nvswitchAlias: 'nvswitch' };
-
-async function boundNode(profile: string) {
-  const node = simNode(profile);
-  const result = await bind(
-    node.sysfs,
-    { selection: { all: true }, nvswitches: true, allowForeignGroupMembers: true, dryRun: false },
-    {
-      logger: silentLogger(),
-      loadModules: true,
-      modprobe: { path: `${node.root}/usr/sbin/modprobe` },
-      unbindTimeoutMs: 5_000,
-      deviceNodeTimeoutMs: 5_000,
-    },
-  );
-  expect(result.report?.ok, profile).toBe(true);
-  return node;
-}
 
 describe.each(['hgx-h100-8', 'workstation-mixed', 'iommufd-h200-2', 'grace-gh200-1', 'hgx-b200-8'])(
   'naming contract on %s',
   (profile) => {
     it('every advertised resource/device is a CDI kind/device with the same device nodes, and nothing else', async () => {
-      const { sysfs } = await boundNode(profile);
+      const { sysfs } = await boundNode(profile, { nvswitches: true, allowForeignGroupMembers: true });
       const inventory = scanInventory(sysfs, { nvswitches: true, aliases: ALIASES }, undefined);
       const generated = generate(sysfs, { aliases: ALIASES });
 
