@@ -99,7 +99,7 @@ function stepsFor(d: DeviceObservation, mode: CcMode, modes: DeviceModes): Plann
 /**
  * Decides, per device, what takes the node to `mode`. Pure: an observation in, a plan out; the plan
  * of a converged node has no steps. Refuses `ppcie` as a whole unless every GPU and NVSwitch can
- * take it (§5.3), and never plans a switch for a device a host driver owns.
+ * take it (docs/facts/cc-mode.md#ppcie-rules), and never plans a switch for a device a host driver owns.
  */
 export function planSwitch(mode: CcMode, observation: Observation): Plan {
   const devices = observation.devices.map((d): DevicePlan => {
@@ -194,7 +194,7 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
 
 /**
  * Why `ppcie` cannot be set on these devices, if it cannot: every GPU and NVSwitch must support it
- * (§5.3). Decided from the device IDs alone, so no tool runs for a refused request.
+ * (docs/facts/cc-mode.md#ppcie-rules). Decided from the device IDs alone, so no tool runs for a refused request.
  */
 export function ppcieRefusal(devices: readonly CcDevice[]): GpuccError | undefined {
   const lacking = devices.filter((d) => !d.ppcieCapable);
