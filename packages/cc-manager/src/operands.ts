@@ -9,7 +9,10 @@ import type { Sysfs } from '@gpucc/hal';
 
 export const PAUSED = 'paused-for-cc-mode-change';
 
-/** Every operand that uses the GPUs; kata-sandbox-device-plugin included (upstream forgets it, B4). */
+/**
+ * Every operand that uses the GPUs; kata-sandbox-device-plugin included (upstream forgets it:
+ * docs/facts/cc-mode.md#upstream-bugs, B4).
+ */
 export const OPERAND_LABELS = [
   'nvidia.com/gpu.deploy.vfio-manager',
   'nvidia.com/gpu.deploy.vgpu-manager',

@@ -87,7 +87,8 @@ function stepsFor(d: DeviceObservation, mode: CcMode, modes: DeviceModes): Plann
   }
   const steps: PlannedStep[] = [];
   const leavingPpcie = d.ppcieCapable && (modes.ppcie === 'on' || pending?.ppcie === 'on');
-  // In PPCIe mode the CC register reads off: turn PPCIe off first, or ppcie → off looks done (upstream B5).
+  // In PPCIe mode the CC register reads off: turn PPCIe off first, or ppcie → off looks done
+  // (upstream B5, docs/facts/cc-mode.md#upstream-bugs).
   if (leavingPpcie) steps.push({ phase: 1, step: { ppcie: 'off' } });
   if (d.kind === 'gpu' && d.ccCapable) {
     const ccWrong = modes.cc !== mode || (pending?.cc !== undefined && pending.cc !== mode);
