@@ -63,6 +63,12 @@ function checkTarget(target: string, anchor: string | undefined, shown: string):
   return null;
 }
 
+/** Whether the text at `index` is inside a URL (the word it is in has a scheme). */
+function isUrl(line: string, index: number): boolean {
+  const start = Math.max(...[' ', '(', '`', '<', '"', "'"].map((c) => line.lastIndexOf(c, index))) + 1;
+  return line.slice(start, index).includes('://');
+}
+
 /** What is wrong with the citations in one file's text; `file` is relative to `root`. */
 function problemsIn(file: string, text: string, root: string = ROOT): string[] {
   const problems: string[] = [];
@@ -73,6 +79,7 @@ function problemsIn(file: string, text: string, root: string = ROOT): string[] {
       if (pattern.test(line)) problems.push(`${where} ${why}: ${line.trim()}`);
     }
     for (const match of line.matchAll(DOCS_CITATION)) {
+      if (isUrl(line, match.index)) continue; // another repository's docs/, on the web
       const problem = checkTarget(path.join(root, 'docs', match[1]!), match[2], match[0]);
       if (problem) problems.push(`${where} ${problem}`);
     }
@@ -106,6 +113,7 @@ describe('citations of the facts the code relies on', () => {
     expect(at(`// ${'docs'}/facts/no-such-page.md#names`)[0]).toContain('no such file');
     expect(at(`// ${'docs'}/facts/cdi.md#no-such-heading`)[0]).toContain('no heading with the anchor #no-such-heading');
     expect(at(`// ${'docs'}/facts/cdi.md#names and ${'docs'}/facts/cdi.md`)).toEqual([]);
+    expect(at(`// see https://github.com/o/r/blob/main/${'docs'}/guide.md#setup`)).toEqual([]);
     expect(problemsIn('docs/facts/x.md', 'see [there](cdi.md#nowhere) and [here](#names)')).toHaveLength(2);
   });
 
