@@ -63,7 +63,7 @@ export async function forgetApplied(sysfs: Sysfs, plan: Plan): Promise<void> {
 }
 
 /**
- * Carries out a plan as batches (reference/cc-mode.md §4.4, done in parallel): intent recorded; then
+ * Carries out a plan as batches (docs/facts/cc-mode.md#batching, done in parallel): intent recorded; then
  * PPCIe off on every device leaving PPCIe; then every device's knobs and reset (one tool call per
  * device, `maxParallel` at once, so the resets run together); then one query verifies them all.
  * A device that fails is reported with the tool's words and skipped by the later phases; the others

@@ -1,7 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
 
 /**
- * Which devices can take which mode, from the PCI device ID alone (reference/cc-mode.md §5.1,
+ * Which devices can take which mode, from the PCI device ID alone (docs/facts/cc-mode.md#capability-by-device-id,
  * gpu-admin-tools `gpu/devid_chips.py`): the name is a label, the range decides. Pure data.
  */
 
@@ -109,7 +109,8 @@ export function capabilityTable(overrides: { cc?: string; ppcie?: string }): Cap
   };
 }
 
-// gpu-admin-tools `gpu/devid_names.py` (§5.2); 0x2342 is listed twice and the later GH200 wins there too.
+// gpu-admin-tools `gpu/devid_names.py` (docs/facts/cc-mode.md#device-names); 0x2342 is listed twice and the later
+// GH200 wins there too.
 const NAMES: ReadonlyArray<[string, readonly number[]]> = [
   ['H100', [0x2313, 0x2321, 0x2330, 0x2331, 0x2336, 0x2337, 0x2338, 0x2339, 0x233d]],
   ['H200', [0x2335, 0x233b]],

@@ -9,8 +9,8 @@ export type Desired =
   | { ok: false; value: string; error: GpuccError };
 
 /**
- * The mode to converge to (reference/cc-mode.md §2): the label when set and valid; absent or empty
- * means the default, which a host without a TEE overrides to `off` (a CC GPU is unusable to a host
+ * The mode to converge to (docs/facts/cc-mode.md#desired-mode-and-defaults): the label when set and valid; absent or
+ * empty means the default, which a host without a TEE overrides to `off` (a CC GPU is unusable to a host
  * without one). An explicit label is applied even there, with a warning. An invalid label is an
  * error: nothing is touched for it. Pure.
  */

@@ -1,6 +1,6 @@
 import type { CcMode } from '@gpucc/hal';
 
-/** The node-label contract (reference/cc-mode.md §1). */
+/** The node-label contract (docs/facts/cc-mode.md#node-labels). */
 export const CC_MODE_LABEL = 'nvidia.com/cc.mode';
 export const CC_MODE_STATE_LABEL = 'nvidia.com/cc.mode.state';
 export const CC_READY_STATE_LABEL = 'nvidia.com/cc.ready.state';

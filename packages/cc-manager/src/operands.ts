@@ -1,7 +1,7 @@
 import type { Sysfs } from '@gpucc/hal';
 
 /**
- * The operand-pause protocol (reference/cc-mode.md §3): the GPU Operator's DaemonSets select
+ * The operand-pause protocol (docs/facts/cc-mode.md#operand-pause-protocol): the GPU Operator's DaemonSets select
  * `nvidia.com/gpu.deploy.<operand>: "true"`, so any other value removes their pods for the switch.
  * The mappings are invertible, so a restart finds what to restore in the labels alone. Pure, except
  * the bounded wait at the end.
@@ -9,7 +9,10 @@ import type { Sysfs } from '@gpucc/hal';
 
 export const PAUSED = 'paused-for-cc-mode-change';
 
-/** Every operand that uses the GPUs; kata-sandbox-device-plugin included (upstream forgets it, B4). */
+/**
+ * Every operand that uses the GPUs; kata-sandbox-device-plugin included (upstream forgets it:
+ * docs/facts/cc-mode.md#upstream-bugs, B4).
+ */
 export const OPERAND_LABELS = [
   'nvidia.com/gpu.deploy.vfio-manager',
   'nvidia.com/gpu.deploy.vgpu-manager',

@@ -87,7 +87,8 @@ function stepsFor(d: DeviceObservation, mode: CcMode, modes: DeviceModes): Plann
   }
   const steps: PlannedStep[] = [];
   const leavingPpcie = d.ppcieCapable && (modes.ppcie === 'on' || pending?.ppcie === 'on');
-  // In PPCIe mode the CC register reads off: turn PPCIe off first, or ppcie → off looks done (upstream B5).
+  // In PPCIe mode the CC register reads off: turn PPCIe off first, or ppcie → off looks done
+  // (upstream B5, docs/facts/cc-mode.md#upstream-bugs).
   if (leavingPpcie) steps.push({ phase: 1, step: { ppcie: 'off' } });
   if (d.kind === 'gpu' && d.ccCapable) {
     const ccWrong = modes.cc !== mode || (pending?.cc !== undefined && pending.cc !== mode);
@@ -99,7 +100,7 @@ function stepsFor(d: DeviceObservation, mode: CcMode, modes: DeviceModes): Plann
 /**
  * Decides, per device, what takes the node to `mode`. Pure: an observation in, a plan out; the plan
  * of a converged node has no steps. Refuses `ppcie` as a whole unless every GPU and NVSwitch can
- * take it (§5.3), and never plans a switch for a device a host driver owns.
+ * take it (docs/facts/cc-mode.md#ppcie-rules), and never plans a switch for a device a host driver owns.
  */
 export function planSwitch(mode: CcMode, observation: Observation): Plan {
   const devices = observation.devices.map((d): DevicePlan => {
@@ -194,7 +195,7 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
 
 /**
  * Why `ppcie` cannot be set on these devices, if it cannot: every GPU and NVSwitch must support it
- * (§5.3). Decided from the device IDs alone, so no tool runs for a refused request.
+ * (docs/facts/cc-mode.md#ppcie-rules). Decided from the device IDs alone, so no tool runs for a refused request.
  */
 export function ppcieRefusal(devices: readonly CcDevice[]): GpuccError | undefined {
   const lacking = devices.filter((d) => !d.ppcieCapable);

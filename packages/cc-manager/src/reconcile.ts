@@ -19,7 +19,10 @@ import { observeHost, readModes } from './observe.js';
 import { pausePatch, pausesDevicePlugin, restorePatch, waitForOperands } from './operands.js';
 import { type DevicePlan, type Plan, planSwitch, ppcieRefusal, toSwitch } from './plan.js';
 
-/** What GPU Operator's sandbox validator waits for (reference §2 CC_READINESS_FILE), under the host root. */
+/**
+ * What GPU Operator's sandbox validator waits for (`CC_READINESS_FILE`,
+ * docs/facts/cc-mode.md#desired-mode-and-defaults), under the host root.
+ */
 export const READY_MARKER = 'run/nvidia/validations/.cc-manager-ctr-ready';
 
 export interface ReconcilerOptions {

@@ -17,8 +17,8 @@ function thrown(fn: () => unknown) {
   throw new Error('expected a throw');
 }
 
-describe('gpu-admin-tools output (reference §7.7–§7.9)', () => {
-  it('§7.7 --query-cc-mode: the CC mode of the device, through the power warnings and the Topo tree', () => {
+describe('gpu-admin-tools output (docs/facts/cc-tools.md#gpu-admin-tools-output)', () => {
+  it('the query sample, --query-cc-mode: the CC mode of the device, through the power warnings and the Topo tree', () => {
     const out = parseGpuToolsOutput(fixture('7.7-gpu-tools-query-cc-mode.txt'));
     expect(out.version).toBe('v2025.07.21o');
     expect(out.errors).toEqual([]);
@@ -26,7 +26,7 @@ describe('gpu-admin-tools output (reference §7.7–§7.9)', () => {
     expect(out.devices.get('0000:3a:00.0')).toMatchObject({ kind: 'gpu', cc: 'off', selected: true });
   });
 
-  it('§7.8 --set-cc-mode=off --reset-after-cc-mode-switch: knobs written and the reset that applied them', () => {
+  it('the set-and-reset sample, --set-cc-mode=off --reset-after-cc-mode-switch: knobs written and the reset that applied them', () => {
     const out = parseGpuToolsOutput(fixture('7.8-gpu-tools-set-cc-mode-off-reset.txt'));
     expect(out.version).toBe('v2024.02.14o');
     expect(out.errors).toEqual([]);
@@ -94,7 +94,7 @@ describe('gpu-admin-tools output (reference §7.7–§7.9)', () => {
   });
 });
 
-describe('nvidia-smi conf-compute output (reference §7.1–§7.6)', () => {
+describe('nvidia-smi conf-compute output (docs/facts/cc-tools.md#nvidia-smi-conf-compute)', () => {
   it.each([
     ['7.1-conf-compute-f-on.txt', { ccState: 'on' }],
     ['7.1-conf-compute-f-off.txt', { ccState: 'off' }],

@@ -55,7 +55,7 @@ const node = (devices: DeviceObservation[], over: Partial<Observation> = {}): Ob
 const steps = (o: Observation, mode: Parameters<typeof planSwitch>[0]) =>
   planSwitch(mode, o).devices.map((d) => [d.address, d.decision, d.steps.map((s) => [s.phase, s.step])]);
 
-describe('capability by device-ID range (§5.1)', () => {
+describe('capability by device-ID range (docs/facts/cc-mode.md#capability-by-device-id)', () => {
   it.each([
     [0x2330, 'hopper', true, true],
     [0x2335, 'hopper', true, true],
@@ -81,7 +81,7 @@ describe('capability by device-ID range (§5.1)', () => {
   });
 });
 
-describe('desired mode (§2)', () => {
+describe('desired mode (docs/facts/cc-mode.md#desired-mode-and-defaults)', () => {
   it('label wins; absent or empty means the default; no TEE forces the default (not a label) to off', () => {
     expect(resolveDesired('devtools', 'on', 'tdx')).toMatchObject({ ok: true, mode: 'devtools', source: 'label' });
     expect(resolveDesired(undefined, 'on', 'sev-snp')).toMatchObject({ ok: true, mode: 'on', source: 'default' });
@@ -116,7 +116,7 @@ describe('desired mode (§2)', () => {
   });
 });
 
-describe('operand pause and restore mappings (§3)', () => {
+describe('operand pause and restore mappings (docs/facts/cc-mode.md#operand-pause-protocol)', () => {
   it.each<[string | undefined, string | undefined, string]>([
     [undefined, undefined, 'absent stays absent'],
     ['', undefined, '"" stays'],

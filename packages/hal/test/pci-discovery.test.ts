@@ -18,7 +18,7 @@ import {
 } from '../src/pci/index.js';
 import { type PciAddress, parsePciAddress } from '../src/types/index.js';
 
-// ---- a host tree laid out as the kernel does (kernel-sysfs-pci.md §2.1) ---------------------------
+// ---- a host tree laid out as the kernel does (docs/facts/kernel-sysfs-pci.md#sysfs-layout) -----------
 
 interface FunctionSpec {
   address: string;

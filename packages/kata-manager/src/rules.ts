@@ -1,7 +1,7 @@
 /**
  * The CDI rules that the official JSON schema does not enforce but the Go loader (containerd, CRI-O,
- * podman, Kata) does (cdi.md §9.3): names, versions, non-empty edits, unique names, unknown fields.
- * Pure: a parsed spec in, a list of problems out.
+ * podman, Kata) does (docs/facts/cdi.md#what-the-schema-does-not-check): names, versions, non-empty edits, unique
+ * names, unknown fields. Pure: a parsed spec in, a list of problems out.
  */
 
 import { isCdiName, isLabelKey, parseCdiKind } from '@gpucc/hal';
@@ -61,7 +61,7 @@ function compareVersions(a: string, b: string): number {
   return 0;
 }
 
-/** The lowest cdiVersion the content of a spec needs (cdi.md §3); what a writer should emit. */
+/** The lowest cdiVersion the content of a spec needs (docs/facts/cdi.md#versions); what a writer should emit. */
 export function minimumCdiVersion(spec: unknown): string {
   if (!isObject(spec)) return '0.3.0';
   let minimum = '0.3.0';

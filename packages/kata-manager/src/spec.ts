@@ -9,7 +9,7 @@ import type { SpecFormat } from './validate.js';
 
 /**
  * The lowest version our content needs (names start with a digit) and the one Kata's, podman 4's
- * and Debian's CDI libraries accept: a 0.6.0 spec is silently ignored by podman 4.3 (cdi.md §3).
+ * and Debian's CDI libraries accept: a 0.6.0 spec is silently ignored by podman 4.3 (docs/facts/cdi.md#versions).
  */
 export const CDI_VERSION = '0.5.0';
 

@@ -17,7 +17,7 @@ let schemaValidator: ValidateFunction | undefined;
 
 /**
  * The official schema, compiled once per process. `strict: false` because defs.json carries a
- * `"ref"` typo that strict mode rejects as an unknown keyword (cdi.md §9.1).
+ * `"ref"` typo that strict mode rejects as an unknown keyword (docs/facts/cdi.md#the-schema-and-its-typo).
  */
 function compiledSchema(): ValidateFunction {
   if (schemaValidator === undefined) {

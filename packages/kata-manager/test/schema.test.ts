@@ -12,7 +12,7 @@ describe('the official CDI schema', () => {
   it('is carried verbatim: the TypeScript data equals the upstream schema.json and defs.json', () => {
     expect(CDI_SCHEMA).toEqual(json('schema.json'));
     expect(CDI_SCHEMA_DEFS).toEqual(json('defs.json'));
-    // The upstream typo stays: fixing it would reject valid env lists (cdi.md §9.1).
+    // The upstream typo stays: fixing it would reject valid env lists (docs/facts/cdi.md#the-schema-and-its-typo).
     expect(JSON.stringify(CDI_SCHEMA_DEFS)).toContain('"ref":"#definitions/Env"');
   });
 

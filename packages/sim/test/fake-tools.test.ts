@@ -38,7 +38,7 @@ const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '
 const fixture = (name: string) => hostFs.readText(path.join(FIXTURES, name));
 const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
-/** §7.9's tolerant pattern for a query result line. */
+/** The tolerant pattern for a query result line (docs/facts/cc-tools.md#gpu-admin-tools-output). */
 const QUERY_LINE =
   /^(\S+)\s+(\w+)\s+(GPU|NvSwitch) ([0-9a-f:.]+) (\S+) (0x[0-9a-f]+) BAR0 0x[0-9a-f]+ (CC|PPCIe) mode is (\S+)$/;
 const LOG_LINE = /^\d{4}-\d{2}-\d{2},\d{2}:\d{2}:\d{2}\.\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) {1,5}\S/;
@@ -166,7 +166,7 @@ describe('fake tools: formatting and parsing', () => {
     expect(parseNvidiaSmiArgs(['conf-compute', '-grs'])).toEqual({ kind: 'conf-compute', command: 'grs' });
   });
 
-  it('renders the -q summary in the 580 layout (§7.5)', () => {
+  it('renders the -q summary in the 580 layout (docs/facts/cc-tools.md#sample-conf-compute-summary-cc-on)', () => {
     const view: SmiView = {
       tee: 'tdx',
       driverVersion: '580.95.05',
@@ -567,10 +567,10 @@ function shape(line: string): string {
     .replace(/^Command line arguments: \[.*\]$/, 'Command line arguments: [<argv>]');
 }
 
-describe('fake tool output has the shape of the reference samples', () => {
+describe('fake tool output has the shape of the real samples (docs/facts/cc-tools.md)', () => {
   const at = () => new Date(2025, 8, 16, 12, 34, 15, 923);
 
-  it('--query-cc-mode matches §7.7 line for line', async () => {
+  it('--query-cc-mode matches the query sample line for line', async () => {
     const root = makeNode();
     const io = bufferIo();
     const code = await runGpuTools(
@@ -588,7 +588,7 @@ describe('fake tool output has the shape of the reference samples', () => {
     expect(sample.filter((l) => QUERY_LINE.test(l))).toHaveLength(1);
   });
 
-  it('--set-cc-mode=off --reset-after-cc-mode-switch matches §7.8 from the Selected line on', async () => {
+  it('--set-cc-mode=off --reset-after-cc-mode-switch matches the set-and-reset sample from the Selected line on', async () => {
     const root = makeNode();
     unbind(root, [GPU]);
     writeCcState(root, GPU, { cc: 'on', ccPending: 'on', ppcie: 'off', ppciePending: 'off' });
@@ -611,7 +611,7 @@ describe('fake nvidia-smi', () => {
     for (const a of addresses) writeCcState(root, a, s);
   };
 
-  it('answers conf-compute queries exactly as the reference samples', async () => {
+  it('answers conf-compute queries exactly as the real samples', async () => {
     const root = makeNode('hgx-h100-8', { tee: 'tdx' });
     expect((await smi(root, 'conf-compute', '-f')).stdout).toBe(fixture('7.1-conf-compute-f-off.txt'));
     expect((await smi(root, 'conf-compute', '-d')).stdout).toBe(fixture('7.2-conf-compute-d.txt'));
@@ -632,12 +632,12 @@ describe('fake nvidia-smi', () => {
     expect((await smi(root, 'conf-compute', '-d')).stdout).toBe('DevTools Mode: ON\n');
   });
 
-  it('reports PPCIe as the §7.6 summary does', async () => {
+  it('reports PPCIe as the PPCIe summary sample does', async () => {
     const root = makeNode('hgx-h100-8', { tee: 'tdx' });
     setAll(root, [...GPUS, ...SWITCHES], { cc: 'off', ccPending: 'off', ppcie: 'on', ppciePending: 'on' });
     expect((await smi(root, 'conf-compute', '-mgm')).stdout).toBe('Multi-GPU Mode: Protected PCIe\n');
     const q = lines((await smi(root, 'conf-compute', '-q')).stdout);
-    // 580 prints no blank line after the header; the §7.6 capture (another build) does.
+    // 580 prints no blank line after the header; the PPCIe sample (another build) does.
     expect(q.slice(0, -1)).toEqual(lines(fixture('7.6-conf-compute-q-ppcie.txt')).slice(0, -1));
   });
 

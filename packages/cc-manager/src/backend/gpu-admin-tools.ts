@@ -56,8 +56,8 @@ interface Call {
 }
 
 /**
- * gpu-admin-tools (`nvidia_gpu_tools.py`, reference/cc-mode.md §4): the only way to switch a mode on
- * a host. Queries go in one call per kind of question (`--devices A,B,… --query-cc-mode`), falling
+ * gpu-admin-tools (`nvidia_gpu_tools.py`, docs/facts/cc-tools.md#gpu-admin-tools-flags): the only way to switch a
+ * mode on a host. Queries go in one call per kind of question (`--devices A,B,… --query-cc-mode`), falling
  * back to one call per device (`--gpu-bdf`) for devices the batch did not answer (an older tool
  * without `--devices`, or a device that failed and stopped the batch). A switch is one call per
  * device: set the knobs and `--reset-after-…-switch` (the tool resets, waits for boot and checks),

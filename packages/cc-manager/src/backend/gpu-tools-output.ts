@@ -1,7 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
 
 /**
- * A tolerant parser for gpu-admin-tools output (reference/cc-mode.md §7.7–§7.9). Layout is tolerant
+ * A tolerant parser for gpu-admin-tools output (docs/facts/cc-tools.md#gpu-admin-tools-output). Layout is tolerant
  * (case, spacing, timestamps, extra warnings); content is strict: a line that is neither a log line
  * nor part of the tool's known printout (header, `Topo:` tree, listing, argparse usage, traceback)
  * fails with ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED naming it, and so does a mode value we do not know.
@@ -27,9 +27,9 @@ export interface DeviceReport {
   /** The tool printed the device's PPCIe knobs (`--query-ppcie-settings`: `… PPCIe settings:`). */
   ppcieSettings?: boolean;
   /**
-   * The tool refused CC or PPCIe on the device (§7.9: `Querying CC mode is not supported on …`,
-   * `Configuring CC not supported on …`, `… does not support PPCIe on current FW. A FW update is
-   * required.`): the device or its firmware lacks it. Holds the tool's message.
+   * The tool refused CC or PPCIe on the device (docs/facts/cc-tools.md#gpu-admin-tools-messages: `Querying CC mode
+   * is not supported on …`, `Configuring CC not supported on …`, `… does not support PPCIe on current FW. A FW
+   * update is required.`): the device or its firmware lacks it. Holds the tool's message.
    */
   unsupported?: { cc?: string; ppcie?: string };
 }
@@ -65,7 +65,8 @@ const DEVICE_ANYWHERE = new RegExp(
 
 type Section = 'none' | 'topo' | 'listing' | 'usage' | 'traceback';
 
-// §7.9 refusals that name the device at the end (`… not supported on <device>`), and what they refuse.
+// The tool's refusals (docs/facts/cc-tools.md#gpu-admin-tools-messages) that name the device at the end (`… not
+// supported on <device>`), and what they refuse.
 const REFUSED_ON = [
   { pattern: /^(?:Querying CC mode is not supported|Configuring CC not supported) on\s+(.*)$/i, what: 'cc' },
   {
@@ -87,7 +88,9 @@ export function unrecognized(
   });
 }
 
-/** Parses one stream (or both interleaved, as the reference fixtures are); `where` names it in errors. */
+/**
+ * Parses one stream (or both interleaved, as the samples in docs/facts/cc-tools.md are); `where` names it in errors.
+ */
 export function parseGpuToolsOutput(text: string, where = 'gpu-admin-tools output'): GpuToolsOutput {
   const result: GpuToolsOutput = { devices: new Map(), errors: [], notes: [] };
   let section: Section = 'none';
@@ -213,7 +216,7 @@ function logLine(result: GpuToolsOutput, level: string, message: string, line: s
   result.notes.push({ level, message, ...deviceIn(message) });
 }
 
-/** Records a §7.9 refusal on its device; the line stays an error too, for the tool's words. */
+/** Records the tool's refusal on its device; the line stays an error too, for the tool's words. */
 function refusal(result: GpuToolsOutput, message: string): void {
   for (const { pattern, what } of REFUSED_ON) {
     const m = pattern.exec(message);

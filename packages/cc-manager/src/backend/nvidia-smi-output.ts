@@ -1,8 +1,8 @@
 import { unrecognized } from './gpu-tools-output.js';
 
 /**
- * A tolerant parser for `nvidia-smi conf-compute` output (reference/cc-mode.md §6, §7.1–§7.6): the
- * one-line answers (`CC status: ON`) and the `-q` summary block. Case and spacing are free; a line
+ * A tolerant parser for `nvidia-smi conf-compute` output (docs/facts/cc-tools.md#nvidia-smi-conf-compute and its
+ * samples): the one-line answers (`CC status: ON`) and the `-q` summary block. Case and spacing are free; a line
  * of unknown layout fails with ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED naming it; a `-q` row with an
  * unknown key is kept as a note (newer drivers add rows). Pure.
  */

@@ -23,8 +23,8 @@ export interface NvidiaSmiOptions {
 }
 
 /**
- * `nvidia-smi conf-compute` (reference/cc-mode.md §6): reads the CC mode of GPUs bound to the NVIDIA
- * driver, one GPU per call (`-i <bdf>`; its answers are per selection, not per GPU). It has no way to
+ * `nvidia-smi conf-compute` (docs/facts/cc-tools.md#nvidia-smi-conf-compute): reads the CC mode of GPUs bound to the
+ * NVIDIA driver, one GPU per call (`-i <bdf>`; its answers are per selection, not per GPU). It has no way to
  * switch a mode, so `apply` always refuses. Prefers `-q` (drivers 570+) and falls back to `-f` and
  * `-mgm` where `-q` is unknown (550); `-d` tells devtools from on.
  */

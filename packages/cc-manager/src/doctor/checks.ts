@@ -89,7 +89,10 @@ export function checkIommu(o: DoctorObservation): CheckResult {
   return pass('iommu', finding);
 }
 
-/** Kernel command line hints (kernel-sysfs-pci.md §5): the IOMMU switched on explicitly, in pass-through. */
+/**
+ * Kernel command line hints (docs/facts/kernel-sysfs-pci.md#iommu-groups): the IOMMU switched on explicitly, in
+ * pass-through.
+ */
 export function checkCmdline(o: DoctorObservation): CheckResult {
   if (o.cmdline === undefined) {
     return warn(
@@ -177,7 +180,10 @@ export function checkGpus(o: DoctorObservation): CheckResult {
   );
 }
 
-/** CC capability by device ID (cc-mode.md §5): every GPU for on/devtools; every GPU and NVSwitch for ppcie. */
+/**
+ * CC capability by device ID (docs/facts/cc-mode.md#capability-by-device-id): every GPU for on/devtools; every GPU
+ * and NVSwitch for ppcie.
+ */
 export function checkCapability(o: DoctorObservation, mode: CcMode): CheckResult {
   const gpus = gpusOf(o);
   if (mode === 'off') return pass('cc-capability', 'mode off asks no GPU for a CC mode');
@@ -201,7 +207,7 @@ export function checkCapability(o: DoctorObservation, mode: CcMode): CheckResult
   );
 }
 
-/** The CC tool cannot switch a device that the host driver holds (cc-mode.md §4.3). */
+/** The CC tool cannot switch a device that the host driver holds (docs/facts/cc-mode.md#switching-a-device). */
 export function checkDrivers(o: DoctorObservation, mode: CcMode): CheckResult {
   const relevant = o.devices.filter((d) => d.kind === 'gpu' || mode === 'ppcie');
   const held = relevant.filter((d) => !isFreeForCcTool(d.driver));
@@ -295,9 +301,9 @@ function modesOf(answers: readonly FirmwareAnswer[]): string {
 }
 
 /**
- * Firmware support for the mode (cc-mode.md §7.9), from what gpu-admin-tools answered: every device
- * answers its modes = pass; a device the tool refuses CC or PPCIe = fail; the tool missing, too slow,
- * a device it could not read or one on a host driver (never asked) = warn, the check cannot be made.
+ * Firmware support for the mode (docs/facts/cc-tools.md#gpu-admin-tools-messages), from what gpu-admin-tools
+ * answered: every device answers its modes = pass; a device the tool refuses CC or PPCIe = fail; the tool missing,
+ * too slow, a device it could not read or one on a host driver (never asked) = warn, the check cannot be made.
  */
 export function checkFirmware(o: DoctorObservation, mode: CcMode): CheckResult | undefined {
   const f = o.firmware;

@@ -6,7 +6,7 @@ import type { DoctorDevice } from './observe.js';
 
 /**
  * The doctor's firmware probe: whether each device's firmware supports the mode asked for can only be
- * learnt from the device, through gpu-admin-tools (reference/cc-mode.md §7.9). Read-only: the
+ * learnt from the device, through gpu-admin-tools (docs/facts/cc-tools.md#gpu-admin-tools-messages). Read-only: the
  * backend's queries (`--query-cc-mode`, and for ppcie `--query-ppcie-mode --query-ppcie-settings`),
  * never a knob write or a reset, and never on a device a host driver holds.
  */

@@ -28,7 +28,7 @@ export interface DoctorDevice extends CcDevice {
   vfioModule: string;
 }
 
-/** Where the CDI spec directories stand (cdi.md §4): the first existing one, else none. */
+/** Where the CDI spec directories stand (docs/facts/cdi.md#spec-directories): the first existing one, else none. */
 export interface CdiDirs {
   existing: string[];
 }

@@ -64,7 +64,10 @@ export async function setDriverOverride(
   await sysfs.write(devicePath(address, 'driver_override'), driver, options);
 }
 
-/** Clears driver_override. Writes "\n": an empty buffer would be a no-op and leave the override set. */
+/**
+ * Clears driver_override. Writes "\n": an empty buffer would be a no-op and leave the override set
+ * (docs/facts/kernel-sysfs-pci.md#write-rules).
+ */
 export async function clearDriverOverride(sysfs: Sysfs, address: PciAddress, options?: WriteOptions): Promise<void> {
   await sysfs.write(devicePath(address, 'driver_override'), '\n', options);
 }
@@ -168,7 +171,8 @@ export const NVIDIA_PROBE_WAIT_MS = 2000;
 
 /**
  * Takes the NVIDIA driver's unbind lock (write 1, read back 1): the driver refuses it while a process
- * holds the GPU. Returns false when not taken; true when taken or when the driver does not offer one.
+ * holds the GPU. Returns false when not taken; true when taken or when the driver does not offer one
+ * (only vGPU-host builds do: docs/facts/real-hosts.md#the-nvidia-unbind-lock).
  * The kernel links a device to its driver before the driver's probe runs, and nvidia's probe makes
  * `/proc/driver/nvidia/gpus/<bdf>`: a GPU seen on nvidia within that window has no lock file yet,
  * and an unbind without the lock would block while the driver initialises it. So while the driver's
@@ -191,7 +195,7 @@ export async function takeNvidiaUnbindLock(
   return sysfs.readOptional(lock)?.trim() === '1';
 }
 
-// errno → what it means for a bind/unbind and what the user can do (vfio-binding.md §3.11).
+// errno → what it means for a bind/unbind and what the user can do (docs/facts/vfio-binding.md#errno-meanings).
 const ERRNO_HINTS: Record<string, string> = {
   EBUSY: 'the device is in use or bound to another driver; stop what holds it and retry',
   ENODEV: 'the device vanished, or driver_override names another driver',

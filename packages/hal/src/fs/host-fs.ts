@@ -142,7 +142,8 @@ export function isMissing(error: unknown): boolean {
 
 /**
  * One kernel attribute write: open O_WRONLY|O_TRUNC (never O_CREAT, so a missing attribute fails
- * instead of becoming a regular file), one write(2) of the whole buffer, close.
+ * instead of becoming a regular file), one write(2) of the whole buffer, close
+ * (docs/facts/kernel-sysfs-pci.md#write-rules).
  */
 export async function writeAttribute(abs: string, data: Uint8Array): Promise<void> {
   const handle = await fsp.open(abs, constants.O_WRONLY | constants.O_TRUNC);

@@ -1,8 +1,8 @@
 /**
  * The device plugin API v1beta1 as gpucc's own .proto text, written from the contract in
- * reference/kubelet-device-plugin.md §2-§3: the same package, services, methods, messages, field
- * names (mixed case included: `ID`, `available_deviceIDs`, `deviceIDs`) and field numbers as the
- * kubelet's api.proto, so every kubelet speaks it. Embedded as text because tsc does not copy .proto
+ * docs/facts/kubelet-device-plugin.md#services and docs/facts/kubelet-device-plugin.md#messages: the same
+ * package, services, methods, messages, field names (mixed case included: `ID`, `available_deviceIDs`,
+ * `deviceIDs`) and field numbers as the kubelet's api.proto, so every kubelet speaks it. Embedded as text because tsc does not copy .proto
  * files and the single-file bundles must carry it; it is parsed at load time by `protoToJson`.
  */
 export const DEVICE_PLUGIN_PROTO = `

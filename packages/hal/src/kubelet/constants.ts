@@ -1,5 +1,5 @@
 /**
- * Constants of the kubelet device plugin API v1beta1 (kubelet-device-plugin.md §1). Directory and
+ * Constants of the kubelet device plugin API v1beta1 (docs/facts/kubelet-device-plugin.md#constants). Directory and
  * socket paths are host paths relative to the host root, for `Sysfs.resolve`.
  */
 
@@ -27,8 +27,8 @@ export const KUBELET_DIAL_TIMEOUT_MS = 10_000;
 export const MAX_UNIX_SOCKET_PATH = 107;
 
 /**
- * How the proto is loaded (kubelet-device-plugin.md §8): wire names kept (`ID`, `devices_ids`),
- * int64 as strings, defaults filled in so empty repeated fields arrive as [].
+ * How the proto is loaded (docs/facts/kubelet-device-plugin.md#loading-the-proto-in-node): wire names kept (`ID`,
+ * `devices_ids`), int64 as strings, defaults filled in so empty repeated fields arrive as [].
  */
 export const PROTO_LOADER_OPTIONS = {
   keepCase: true,

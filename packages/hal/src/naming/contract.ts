@@ -1,5 +1,6 @@
 /**
- * THE naming contract (kubelet-device-plugin.md §9.3, cdi.md §2 and §5). Kata builds the CDI name
+ * THE naming contract (docs/facts/kubelet-device-plugin.md#resource-names,
+ * docs/facts/cdi.md#names, docs/facts/cdi.md#the-kata-naming-contract). Kata builds the CDI name
  * `<resource name>=<device ID>` from what the kubelet tells it, so:
  *   device-plugin resource name == CDI kind   (nvidia.com/pgpu, nvidia.com/nvswitch, nvidia.com/GH100_H100_PCIE)
  *   device-plugin device ID     == CDI device name (IOMMU group number, or N of /dev/vfio/devices/vfioN)

@@ -1,7 +1,7 @@
 /**
- * Pure parsers for the text the kernel prints in PCI sysfs attributes (kernel-sysfs-pci.md §3).
- * Each returns undefined for content the kernel never prints; the caller turns that into an error
- * naming the file, so malformed content never becomes a silent default.
+ * Pure parsers for the text the kernel prints in PCI sysfs attributes
+ * (docs/facts/kernel-sysfs-pci.md#attribute-formats). Each returns undefined for content the kernel never prints;
+ * the caller turns that into an error naming the file, so malformed content never becomes a silent default.
  */
 
 /** Text without the one trailing newline every kernel attribute ends with (also accepted when absent). */

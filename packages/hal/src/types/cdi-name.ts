@@ -1,6 +1,7 @@
 import { GpuccError } from '../errors/index.js';
 
-// CDI naming rules (cdi.md §2). Vendor and class share one pattern; device names may start with a digit.
+// CDI naming rules (docs/facts/cdi.md#names). Vendor and class share one pattern; device names may start with a
+// digit.
 const VENDOR_OR_CLASS = /^[A-Za-z]([A-Za-z0-9_.-]*[A-Za-z0-9])?$/;
 const DEVICE_NAME = /^[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?$/;
 const MAX_CLASS = 63;

@@ -3,7 +3,8 @@
  * Copied from cncf-tags/container-device-interface `schema/schema.json` and `schema/defs.json`
  * (Apache-2.0), snapshot 05ae4b5, last schema change f32e9aa: see SOURCE.txt beside this file. The
  * verbatim JSON copies are in test/fixtures/cdi-schema/, and a test keeps them equal to these objects.
- * Do not fix the `"ref"` typo in containerEdits.env: a real `$ref` would reject valid specs (cdi.md §9.1).
+ * Do not fix the `"ref"` typo in containerEdits.env: a real `$ref` would reject valid specs
+ * (docs/facts/cdi.md#the-schema-and-its-typo).
  */
 
 /** `schema/schema.json`: it refers to `defs.json#/definitions/...`. */

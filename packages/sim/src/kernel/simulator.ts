@@ -44,9 +44,11 @@ function streq(data: Uint8Array): string {
 }
 
 /**
- * The kernel's side of sysfs writes on a simulated node: what `reference/kernel-sysfs-pci.md` §4 and
- * §8.2 say each store does and how it fails, applied to the tree (links, device nodes), plus injected
- * faults. It reads the tree as the truth for bindings, so several processes can share one node.
+ * The kernel's side of sysfs writes on a simulated node: what each store does and how it fails
+ * (docs/facts/kernel-sysfs-pci.md#what-each-write-does and
+ * docs/facts/kernel-sysfs-pci.md#what-the-simulated-node-reproduces), applied to the tree (links,
+ * device nodes), plus injected faults. It reads the tree as the truth for bindings, so several processes can share
+ * one node.
  */
 export class KernelSimulator implements KernelHook {
   readonly description = 'gpucc-sim kernel simulator';

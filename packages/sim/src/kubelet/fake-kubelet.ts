@@ -39,7 +39,8 @@ export interface FakeKubeletOptions {
   endpointGraceMs?: number;
   /**
    * Dial plugins with the socket path as HTTP/2 :authority, as kubelets before 1.26 did: Node's
-   * HTTP/2 server refuses it, so registration fails as documented (kubelet-device-plugin.md §8).
+   * HTTP/2 server refuses it, so registration fails as documented
+   * (docs/facts/kubelet-device-plugin.md#the-authority-pitfall).
    */
   legacyAuthority?: boolean;
   /** Keep `.gpucc-sim/kubelet-status.json` up to date (the CLI does). */
@@ -373,7 +374,9 @@ export class FakeKubelet {
     }
   }
 
-  /** A newer endpoint replaces the old one; events of the old stream no longer count (endpoints keyed by generation). */
+  /**
+   * A newer endpoint replaces the old one; events of the old stream no longer count (endpoints keyed by generation).
+   */
   private connect(resourceName: string, endpoint: Endpoint, options: DevicePluginOptions): void {
     let record = this.resources.get(resourceName);
     if (record === undefined) {
@@ -460,7 +463,9 @@ export class FakeKubelet {
 
   // ---- files -----------------------------------------------------------------------------------
 
-  /** Deletes every socket in the directory (ours, plugins', stale ones); regular files such as the checkpoint stay. */
+  /**
+   * Deletes every socket in the directory (ours, plugins', stale ones); regular files such as the checkpoint stay.
+   */
   private async wipeSockets(): Promise<void> {
     for (const name of hostFs.listDir(this.dir)) {
       const abs = path.join(this.dir, name);

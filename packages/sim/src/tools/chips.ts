@@ -1,9 +1,9 @@
 import { NVIDIA } from '../node/spec.js';
 
 /**
- * What gpu-admin-tools knows about an NVIDIA function from its PCI IDs alone (reference/cc-mode.md
- * §5.1): GPU or NVSwitch, the chip family, and from that whether CC and PPCIe can be queried and set.
- * The name is only a label; capability comes from the device-ID ranges.
+ * What gpu-admin-tools knows about an NVIDIA function from its PCI IDs alone
+ * (docs/facts/cc-mode.md#capability-by-device-id): GPU or NVSwitch, the chip family, and from that whether CC and
+ * PPCIe can be queried and set. The name is only a label; capability comes from the device-ID ranges.
  */
 
 export type NvidiaKind = 'gpu' | 'nvswitch' | 'other';

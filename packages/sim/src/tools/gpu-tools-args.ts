@@ -3,7 +3,7 @@ import { pythonStrRepr } from './python-format.js';
 /**
  * The fake gpu-admin-tools' command line, parsed as its argparse parser would: `--opt=value` or
  * `--opt value`, the last occurrence wins, choices checked, unknown arguments collected into one
- * `unrecognized arguments:` error. Only the flags cc-manager uses (reference/cc-mode.md §4.2, and
+ * `unrecognized arguments:` error. Only the flags cc-manager uses (docs/facts/cc-tools.md#gpu-admin-tools-flags, and
  * `--query-ppcie-settings`, which the doctor's firmware check reads).
  */
 

@@ -2,7 +2,8 @@ import type { BridgeInfo, ToolDevice } from './tool-device.js';
 
 /**
  * The text gpu-admin-tools (v2025.10.20) prints around its log lines: the device string, the `Topo:`
- * tree and the device listing. Pure: data in, text out. Formats from reference/cc-mode.md §7.7–§7.9.
+ * tree and the device listing. Pure: data in, text out. Formats from
+ * docs/facts/cc-tools.md#gpu-admin-tools-output.
  */
 
 export const GPU_TOOLS_VERSION = 'v2025.10.20';

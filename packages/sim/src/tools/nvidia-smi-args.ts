@@ -1,7 +1,7 @@
 /**
  * The fake host `nvidia-smi`'s command line: `conf-compute` with exactly one query command
- * (reference/cc-mode.md §6), and `--query-gpu=… --format=csv[,noheader][,nounits]`. There is no flag
- * that switches a CC mode, on purpose: the real tool has none either.
+ * (docs/facts/cc-tools.md#nvidia-smi-conf-compute), and `--query-gpu=… --format=csv[,noheader][,nounits]`. There is
+ * no flag that switches a CC mode, on purpose: the real tool has none either.
  */
 
 export type ConfComputeCommand = 'gc' | 'gg' | 'd' | 'e' | 'f' | 'grs' | 'mgm' | 'q';

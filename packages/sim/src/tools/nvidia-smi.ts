@@ -8,7 +8,8 @@ import type { ToolIo, ToolOutcome } from './tool-io.js';
 
 /**
  * The fake host `nvidia-smi`: what the real one reports about CC through the NVIDIA driver, so it only
- * answers while GPUs are bound to `nvidia`. It reads modes; it can never set one (reference/cc-mode.md §6).
+ * answers while GPUs are bound to `nvidia`. It reads modes; it can never set one
+ * (docs/facts/cc-tools.md#nvidia-smi-conf-compute).
  */
 
 export const DRIVER_NOT_LOADED =
