@@ -20,7 +20,6 @@ export {
 export {
   type CdiDirEntry,
   type DeviceObservation,
-  isVfioFunction,
   type ObserveOptions,
   observeCdiDir,
   observeDevices,

@@ -3,10 +3,8 @@ import {
   discoverPci,
   type FileKind,
   hostDeviceNodesOf,
-  isBridge,
-  isVfioDriver,
+  isVfioFunction,
   loadPciIds,
-  type PciDevice,
   type PciIdsDb,
   type PciIdsSource,
   type PciTopology,
@@ -31,11 +29,6 @@ export interface CdiDirEntry {
   type: FileKind | undefined;
   /** The content of a regular file (symlinks followed inside the root); undefined when unreadable. */
   text?: string;
-}
-
-/** A function that can sit in a VM's group: not a bridge, bound to a VFIO driver. */
-export function isVfioFunction(device: PciDevice): boolean {
-  return !isBridge(device) && isVfioDriver(device.driver);
 }
 
 export interface ObserveOptions {

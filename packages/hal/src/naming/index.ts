@@ -14,6 +14,7 @@ export {
   resourceNamingFor,
   validateResourceClass,
 } from './contract.js';
+export { groupIntoUnits, isVfioFunction, unitNaming, type VfioDeviceUnit, vfioDeviceUnit } from './device-unit.js';
 export {
   checkPciIdsFile,
   findPciIds,
