@@ -2,17 +2,20 @@ import {
   addCommonOptions,
   addPciIdsOption,
   defaultMetricsAddress,
+  deviceList,
+  jsonText,
   keepExitCodes,
   mirroredFlag,
   mirroredOption,
   openHost,
+  parseBooleanWord,
   readCommonConfig,
   readOptions,
   runCli,
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { CC_MODES, GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
+import { CC_MODES, GpuccError, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { BACKENDS } from './backend/backend.js';
@@ -32,18 +35,8 @@ import { formatPlan, formatReport, formatStatus } from './format.js';
 import { isConverged } from './plan.js';
 import { BINARY, runDaemon, VERSION } from './run.js';
 
-const BOOLEAN_WORDS: Record<string, boolean> = {
-  true: true,
-  '1': true,
-  yes: true,
-  on: true,
-  false: false,
-  '0': false,
-  no: false,
-  off: false,
-};
 const booleanWord = z.string().transform((text, ctx) => {
-  const value = BOOLEAN_WORDS[text.trim().toLowerCase()];
+  const value = parseBooleanWord(text);
   if (value !== undefined) return value;
   ctx.addIssue({ code: 'custom', message: 'expected true or false' });
   return z.NEVER;
@@ -145,7 +138,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .action(async (_o, command: Command) => {
       const o = readOptions(command, z.object({ ...backendSchema, ...output }));
       const report = await status(await engineFor(command, o));
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+      out(o.output === 'json' ? jsonText(report) : formatStatus(report));
       exit.code = report.devices.some((d) => d.error) ? 1 : 0;
     });
   cli.addCommand(statusCmd);
@@ -229,7 +222,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         ...(pciIds ? { pciIdsFallback: pciIds } : {}),
         ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile } : {}),
       });
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+      out(o.output === 'json' ? jsonText(report) : formatDoctor(report));
       exit.code = exitCodeOf(report);
     });
   cli.addCommand(doctorCmd);
@@ -257,9 +250,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           dryRun: z.boolean().default(false),
         }),
       );
-      const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
-        .flatMap((d) => d.split(/[\s,]+/))
-        .filter(Boolean);
+      const devices = deviceList(o.device);
       if (o.device !== undefined && devices.length === 0)
         throw usageError(BINARY, '--device needs at least one address');
       const engine = await engineFor(command, o);
@@ -274,9 +265,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       }
       const result = await setMode(engine, { mode, ...(devices.length ? { devices } : {}), dryRun: o.dryRun });
       if (o.output === 'json') {
-        out(
-          `${JSON.stringify(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }, errorReplacer, 2)}\n`,
-        );
+        out(jsonText(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }));
       } else out(result.report ? formatReport(result.report) : formatPlan(result.plan));
       if (result.report) exit.code = result.report.ok ? 0 : 1;
       else
@@ -384,11 +373,6 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     });
   cli.addCommand(run);
   return cli;
-}
-
-/** GpuccErrors inside plans and reports print as their JSON form. */
-function errorReplacer(_key: string, value: unknown): unknown {
-  return isGpuccError(value) ? value.toJSON() : value;
 }
 
 /** Runs the CLI; returns the exit code: 0 done, 1 something could not be done, 2 bad usage or input. */

@@ -7,6 +7,7 @@ import {
   aliasSchema,
   createLogger,
   defaultMetricsAddress,
+  jsonText,
   keepExitCodes,
   type Logger,
   mirroredFlag,
@@ -109,7 +110,7 @@ async function runGenerate(
   } else if (format === 'json') {
     // One spec prints as a loadable CDI file; several as an array of them.
     const array = specs.flatMap((s) => (s.text === undefined ? [] : [s.spec]));
-    out(texts.length === 1 ? texts[0]! : `${JSON.stringify(array, null, 2)}\n`);
+    out(texts.length === 1 ? texts[0]! : jsonText(array));
   } else {
     out(texts.join('---\n'));
   }

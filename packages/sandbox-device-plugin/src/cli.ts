@@ -5,6 +5,7 @@ import {
   aliasesOf,
   aliasSchema,
   defaultMetricsAddress,
+  jsonText,
   keepExitCodes,
   mirroredFlag,
   mirroredOption,
@@ -68,7 +69,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const report = listReport(sysfs, settings);
       for (const problem of report.problems)
         logger.warn({ event: 'discovery.problem', problem }, String(problem.message));
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatList(report));
+      out(o.output === 'json' ? jsonText(report) : formatList(report));
     });
   cli.addCommand(list);
 

@@ -2,6 +2,8 @@ import {
   addCommonOptions,
   createLogger,
   defaultMetricsAddress,
+  deviceList,
+  jsonText,
   keepExitCodes,
   type Logger,
   mirroredFlag,
@@ -13,7 +15,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { isGpuccError, type Sysfs } from '@gpucc/hal';
+import type { Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
@@ -80,9 +82,7 @@ function outputOption(command: Command): Command {
 }
 
 function toSelection(o: { all: boolean; device?: string | string[] }): Selection {
-  const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
-    .flatMap((d) => d.split(/[\s,]+/))
-    .filter(Boolean);
+  const devices = deviceList(o.device);
   if (o.all && devices.length) throw usageError(BINARY, 'give --all or --device, not both');
   if (!o.all && devices.length === 0) throw usageError(BINARY, 'give --all or --device BDF');
   return o.all ? { all: true } : { devices };
@@ -142,7 +142,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         },
         applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1 }),
       );
-      out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
+      out(o.output === 'json' ? jsonText(result.plan) : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
     });
   cli.addCommand(plan);
@@ -226,7 +226,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       nvswitches: o.nvswitches,
       allowForeignGroupMembers: false,
     });
-    out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    out(o.output === 'json' ? jsonText(report) : formatStatus(report));
     exit.code = report.converged ? 0 : 1;
   });
   cli.addCommand(statusCmd);
@@ -314,15 +314,10 @@ function printResult(
   report: Parameters<typeof formatReport>[0] | undefined,
 ) {
   if (format === 'json') {
-    out(`${JSON.stringify(report ? { plan, report } : { plan }, planReplacer, 2)}\n`);
+    out(jsonText(report ? { plan, report } : { plan }));
     return;
   }
   out(report ? formatReport(report) : formatPlan(plan));
-}
-
-/** GpuccErrors inside a plan print as their JSON form. */
-function planReplacer(_key: string, value: unknown): unknown {
-  return isGpuccError(value) ? value.toJSON() : value;
 }
 
 /** Runs the CLI; returns the exit code: 0 converged, 1 something could not be done, 2 bad usage or input. */
