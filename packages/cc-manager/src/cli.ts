@@ -15,7 +15,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { CC_MODES, GpuccError, parseCcMode } from '@gpucc/hal';
+import { CC_MODES, GpuccError, PLUGIN_SOCKET_PREFIX, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { BACKENDS } from './backend/backend.js';
@@ -318,7 +318,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       mirroredOption(
         '--operand-socket-prefix <prefix>',
         'device-plugin sockets (in /var/lib/kubelet/device-plugins) that must vanish',
-        { default: 'sandbox-' },
+        { default: PLUGIN_SOCKET_PREFIX },
       ),
     )
     .addOption(

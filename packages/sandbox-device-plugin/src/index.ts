@@ -11,6 +11,5 @@ export {
   scanInventory,
 } from './inventory.js';
 export { formatList, type ListReport, listReport } from './list.js';
-export { socketNameFor } from './names.js';
 export { checkSettings, type PluginSettings } from './settings.js';
 export { listAndWatchResponse } from './wire.js';

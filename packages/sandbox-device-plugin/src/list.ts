@@ -1,9 +1,8 @@
 import { table } from '@gpucc/daemon';
 import type { GpuccError, PciIdsDb, Sysfs, VfioModel } from '@gpucc/hal';
-import { loadPciIds } from '@gpucc/hal';
+import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';
-import { socketNameFor } from './names.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
 
 /** What `list` shows: the resources and devices the plugin would advertise now, and what it would not. */
