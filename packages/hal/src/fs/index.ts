@@ -1,4 +1,5 @@
 export type { AtomicWriteResult, FileKind } from './host-fs.js';
 export * as hostFs from './host-fs.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
+export { readStateFile, type StateFile, writeStateFile } from './state-file.js';
 export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';
