@@ -22,4 +22,4 @@ export { observe } from './observe.js';
 export { OPERAND_LABELS, PAUSED, pausedValue, pausePatch, restoredValue, restorePatch } from './operands.js';
 export { type DevicePlan, isConverged, type Observation, type Plan, planSwitch, ppcieRefusal } from './plan.js';
 export { READY_MARKER } from './reconcile.js';
-export { readCcState, STATE_FILE } from './state.js';
+export { readIntentRecord, STATE_FILE } from './state.js';

@@ -15,7 +15,7 @@ export interface PendingRecord extends SwitchStep {
   since: string;
 }
 
-export interface CcState {
+export interface IntentRecord {
   version: 1;
   pending: Record<string, PendingRecord>;
 }
@@ -27,10 +27,10 @@ const FILE: StateFile = {
   hint: 'it only records modes set but not yet verified: inspect it, then remove it; the next reconcile re-reads every device',
 };
 
-export function readCcState(sysfs: Sysfs): CcState {
+export function readIntentRecord(sysfs: Sysfs): IntentRecord {
   return { version: 1, pending: readStateFile<PendingRecord>(sysfs, FILE) };
 }
 
-export async function writeCcState(sysfs: Sysfs, state: CcState): Promise<void> {
+export async function writeIntentRecord(sysfs: Sysfs, state: IntentRecord): Promise<void> {
   await writeStateFile(sysfs, FILE, state.pending);
 }

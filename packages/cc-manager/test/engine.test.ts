@@ -3,7 +3,7 @@ import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { injectFault } from '../../sim/src/node/faults.js';
 import { simNode } from '../../sim/test/helpers.js';
 import { setMode, status } from '../src/engine.js';
-import { readCcState } from '../src/state.js';
+import { readIntentRecord } from '../src/state.js';
 import { bindToVfio, engineFor, resets } from './helpers.js';
 
 const H200_GPUS = ['0000:23:00.0', '0000:43:00.0'];
@@ -66,14 +66,14 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
       /--gpu-bdf=0000:23:00\.0 --set-cc-mode=devtools .*exited with code 1: OSError: \[Errno 5\] Input\/output error/,
     );
     expect(first.report!.results.filter((r) => r.outcome === 'switched')).toHaveLength(1);
-    expect(readCcState(sysfs).pending['0000:23:00.0']).toMatchObject({ cc: 'devtools' });
+    expect(readIntentRecord(sysfs).pending['0000:23:00.0']).toMatchObject({ cc: 'devtools' });
     const report = await status(engine);
     expect(report.mode).toBe('mixed');
     expect(report.devices.find((d) => d.address === '0000:23:00.0')?.pending).toMatchObject({ cc: 'devtools' });
 
     const second = await setMode(engine, { mode: 'devtools', dryRun: false });
     expect(second.report?.ok).toBe(true);
-    expect(readCcState(sysfs).pending).toEqual({});
+    expect(readIntentRecord(sysfs).pending).toEqual({});
   });
 
   it('a mode the device does not take after its reset: the tool’s own check fails it (cc-stuck)', async () => {
