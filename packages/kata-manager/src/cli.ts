@@ -27,7 +27,7 @@ import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write }
 import { formatWriteResult } from './format.js';
 import { logGenerated, logWriteResult } from './log.js';
 import { registerSpecMetrics } from './metrics.js';
-import { DeviceObserver } from './observer.js';
+import { DeviceObserver } from './observe.js';
 import { OwnWrites } from './own-writes.js';
 import { writeResultJson } from './report.js';
 import { reconcileOnce } from './run.js';

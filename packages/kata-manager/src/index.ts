@@ -20,12 +20,12 @@ export {
 export {
   type CdiDirEntry,
   type DeviceObservation,
+  DeviceObserver,
   type ObserveOptions,
   observeCdiDir,
   observeDevices,
   presentNodesOf,
 } from './observe.js';
-export { DeviceObserver } from './observer.js';
 export { OwnWrites } from './own-writes.js';
 export { type DesiredSpec, planIsClean, planSpecs, type SpecAction, type SpecConflict, type SpecPlan } from './plan.js';
 export { cdiRuleProblems, KNOWN_CDI_VERSIONS, minimumCdiVersion, parseCdiVersion, type SpecProblem } from './rules.js';

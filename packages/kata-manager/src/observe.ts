@@ -3,6 +3,7 @@ import {
   discoverPci,
   type FileKind,
   hostDeviceNodesOf,
+  IncrementalObserver,
   isVfioFunction,
   loadPciIds,
   type PciIdsDb,
@@ -84,4 +85,21 @@ export function observeCdiDir(sysfs: Sysfs, dir: string): CdiDirEntry[] {
     entries.push({ name, type, ...(text === undefined ? {} : { text }) });
   }
   return entries;
+}
+
+/**
+ * The observation of `run`, kept between reconciles (the hal's `IncrementalObserver`): a node that
+ * appeared or vanished, or a function bound or unbound, is read again alone, with the node existence
+ * of everything else as the last pass left it. A reconcile with no event noted since the last one
+ * (start, the periodic resync, a retry) and the one after a failed reconcile are full passes: the
+ * periodic full pass stays the source of truth. pci.ids is read again by full passes only.
+ */
+export class DeviceObserver extends IncrementalObserver<ObserveOptions, DeviceObservation> {
+  constructor() {
+    let pciIds: PciIdsDb | undefined;
+    super(({ topology, model, exists, pass }, sysfs, options) => {
+      if (pass === 'full') pciIds = options.perModelNames ? loadPciIds(sysfs, options.pciIds) : undefined;
+      return { topology, model, presentNodes: presentNodesOf(topology, model, exists), pciIds };
+    });
+  }
 }

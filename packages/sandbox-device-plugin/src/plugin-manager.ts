@@ -179,7 +179,11 @@ export class PluginManager {
     if (reason !== 'start' && this.watches?.refresh().some((dir) => dir !== DEVICE_PLUGIN_DIR)) {
       this.scanner.invalidate();
     }
-    const inventory = this.scanner.scan(sysfs, settings, this.pciIds, reason === 'change' ? 'events' : 'full');
+    const inventory = this.scanner.observe(
+      sysfs,
+      { ...settings, pciIds: this.pciIds },
+      reason === 'change' ? 'events' : 'full',
+    );
     this.reportInventory(inventory);
     const next = nextDeviceState(this.state, inventory);
     if (reason === 'start') this.reportStart(next);
