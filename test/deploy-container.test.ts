@@ -13,7 +13,7 @@ import { hostFs } from '@gpucc/hal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { DEFAULT_GPU_ADMIN_TOOLS } from '../packages/cc-manager/src/backend/select.js';
-import { DEFAULT_CDI_DIR } from '../packages/kata-manager/src/engine.js';
+import { DEFAULT_CDI_DIR } from '../packages/kata-manager/src/commands.js';
 import { simNode, tempDir } from '../packages/sim/test/helpers.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');

@@ -3,11 +3,11 @@
 // same device nodes), on every simulated profile and device-node model.
 import { createLogger } from '@gpucc/daemon';
 import { describe, expect, it } from 'vitest';
-import { generate } from '../packages/kata-manager/src/engine.js';
+import { generate } from '../packages/kata-manager/src/commands.js';
 import { allocate } from '../packages/sandbox-device-plugin/src/allocate.js';
 import { scanInventory } from '../packages/sandbox-device-plugin/src/inventory.js';
 import { simNode } from '../packages/sim/test/helpers.js';
-import { bind } from '../packages/vfio-manager/src/engine.js';
+import { bind } from '../packages/vfio-manager/src/commands.js';
 
 const ALIASES = { gpuAlias: 'pgpu', nvswitchAlias: 'nvswitch' };
 

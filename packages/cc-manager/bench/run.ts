@@ -15,7 +15,7 @@ import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { createNode } from '../../sim/src/node/create.js';
 import { writeToolSettings } from '../../sim/src/node/state.js';
 import { installFakeTools } from '../../sim/src/tools/index.js';
-import { bind } from '../../vfio-manager/src/engine.js';
+import { bind } from '../../vfio-manager/src/commands.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/cc-manager.mjs');
 const LATENCY = { startMs: 150, setMs: 150, resetMs: 1700 };

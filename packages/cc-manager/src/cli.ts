@@ -28,12 +28,13 @@ import {
   toolPaths,
 } from './backend/select.js';
 import { capabilityTable } from './capability.js';
+import { setMode, status } from './commands.js';
+import type { Context } from './context.js';
+import { BINARY, runDaemon, VERSION } from './daemon.js';
 import { DEFAULT_MODES } from './desired.js';
 import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
-import { type Engine, setMode, status } from './engine.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import { isConverged } from './plan.js';
-import { BINARY, runDaemon, VERSION } from './run.js';
 
 const booleanWord = z.string().transform((text, ctx) => {
   const value = parseBooleanWord(text);
@@ -102,7 +103,7 @@ function backendOptions(command: Command): Command {
     );
 }
 
-async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
+async function contextFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Context> {
   const config = readCommonConfig(command);
   const logger = stderrLogger(BINARY, config);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
@@ -137,7 +138,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
     .action(async (_o, command: Command) => {
       const o = readOptions(command, z.object({ ...backendSchema, ...output }));
-      const report = await status(await engineFor(command, o));
+      const report = await status(await contextFor(command, o));
       out(o.output === 'json' ? jsonText(report) : formatStatus(report));
       exit.code = report.devices.some((d) => d.error) ? 1 : 0;
     });
@@ -253,7 +254,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const devices = deviceList(o.device);
       if (o.device !== undefined && devices.length === 0)
         throw usageError(BINARY, '--device needs at least one address');
-      const engine = await engineFor(command, o);
+      const engine = await contextFor(command, o);
       if (!o.dryRun && !engine.backend.canSwitch) {
         throw new GpuccError(
           'ERR_GPUCC_CC_BACKEND_CANNOT_SWITCH',

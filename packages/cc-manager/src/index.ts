@@ -6,17 +6,16 @@ export { nvidiaSmiBackend } from './backend/nvidia-smi.js';
 export { type ConfComputeOutput, parseConfCompute } from './backend/nvidia-smi-output.js';
 export { selectBackend } from './backend/select.js';
 export { type CapabilityTable, capabilityTable, DEFAULT_CAPABILITY, parseIdRanges } from './capability.js';
-export { type Desired, resolveDesired } from './desired.js';
-export { type CcDevice, findCcDevices } from './devices.js';
 export {
-  type Engine,
   nodeMode,
   type SetRequest,
   type SetResult,
   type StatusReport,
   setMode,
   status,
-} from './engine.js';
+} from './commands.js';
+export { type Desired, resolveDesired } from './desired.js';
+export { type CcDevice, findCcDevices } from './devices.js';
 export { CC_MODE_LABEL, CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, readyStateFor, stateLabels } from './labels.js';
 export { observe } from './observe.js';
 export { OPERAND_LABELS, PAUSED, pausedValue, pausePatch, restoredValue, restorePatch } from './operands.js';

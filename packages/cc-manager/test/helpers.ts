@@ -2,11 +2,11 @@ import { createLogger, type Logger } from '@gpucc/daemon';
 import type { Sysfs } from '@gpucc/hal';
 import { readWriteLog } from '../../sim/src/node/write-log.js';
 import type { ApplyOptions as VfioApplyOptions } from '../../vfio-manager/src/apply.js';
-import { bind } from '../../vfio-manager/src/engine.js';
+import { bind } from '../../vfio-manager/src/commands.js';
 import type { CcBackend } from '../src/backend/backend.js';
 import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from '../src/backend/select.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
-import type { Engine } from '../src/engine.js';
+import type { Context } from '../src/context.js';
 
 export const silent = (): Logger => createLogger({ name: 'test', format: 'json', level: 'silent' });
 
@@ -63,7 +63,7 @@ export function counted(backend: CcBackend): CcBackend & { queries: number; appl
   return counter;
 }
 
-export function engineFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Engine {
+export function contextFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Context {
   return { sysfs, backend: backendFor(root, o), capability: DEFAULT_CAPABILITY, logger: silent(), maxParallel: 16 };
 }
 

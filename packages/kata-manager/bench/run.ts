@@ -13,8 +13,8 @@ import type { Sysfs } from '@gpucc/hal';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { createNode } from '../../sim/src/node/create.js';
-import { bind } from '../../vfio-manager/src/engine.js';
-import { generate } from '../src/engine.js';
+import { bind } from '../../vfio-manager/src/commands.js';
+import { generate } from '../src/commands.js';
 import { applyOptions, bindToVfio } from '../test/binding.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-kata-bench-'));

@@ -1,5 +1,4 @@
 export { applySpecPlan, SPEC_FILE_MODE, type SpecOutcome, type SpecResult, writeSpecFile } from './apply.js';
-export { type DeviceSelection, type PublishedDevice, type SkippedDevice, selectDevices } from './devices.js';
 export {
   applyWrite,
   DEFAULT_CDI_DIR,
@@ -16,7 +15,8 @@ export {
   type WriteReport,
   type WriteResult,
   write,
-} from './engine.js';
+} from './commands.js';
+export { type DeviceSelection, type PublishedDevice, type SkippedDevice, selectDevices } from './devices.js';
 export {
   type CdiDirEntry,
   type DeviceObservation,
@@ -28,8 +28,8 @@ export {
 } from './observe.js';
 export { OwnWrites } from './own-writes.js';
 export { type DesiredSpec, planIsClean, planSpecs, type SpecAction, type SpecConflict, type SpecPlan } from './plan.js';
+export { reconcileOnce } from './reconcile.js';
 export { cdiRuleProblems, KNOWN_CDI_VERSIONS, minimumCdiVersion, parseCdiVersion, type SpecProblem } from './rules.js';
-export { reconcileOnce } from './run.js';
 export { CDI_SCHEMA, CDI_SCHEMA_DEFS } from './schema/cdi-schema.js';
 export {
   buildSpecs,

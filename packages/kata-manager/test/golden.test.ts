@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { NameAliases } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { generate, write } from '../src/engine.js';
+import { generate, write } from '../src/commands.js';
 import { specProblems } from '../src/validate.js';
 import { type BindOptions, boundNode, type NodeOptions } from './helpers.js';
 

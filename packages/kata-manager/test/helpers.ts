@@ -5,7 +5,7 @@ import { layoutNode } from '../../sim/src/node/layout.js';
 import { findProfile, type ProfileOptions } from '../../sim/src/profiles/profiles.js';
 import { installFakeTools } from '../../sim/src/tools/index.js';
 import { tempDir } from '../../sim/test/helpers.js';
-import { bind, exitCodeOf } from '../../vfio-manager/src/engine.js';
+import { bind, exitCodeOf } from '../../vfio-manager/src/commands.js';
 import { applyOptions } from './binding.js';
 
 export { applyOptions, bindToVfio, silentLogger } from './binding.js';

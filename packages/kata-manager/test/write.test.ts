@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { injectFault } from '../../sim/src/node/faults.js';
 import { writeSpecFile } from '../src/apply.js';
-import { exitCodeOf, generate, write } from '../src/engine.js';
+import { exitCodeOf, generate, write } from '../src/commands.js';
 import { OWNER_HEADER } from '../src/spec.js';
 import { bindToVfio, boundNode, node } from './helpers.js';
 

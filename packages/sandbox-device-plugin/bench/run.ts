@@ -14,7 +14,7 @@ import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { FakeKubelet, type KubeletState } from '../../sim/src/kubelet/fake-kubelet.js';
 import { createNode } from '../../sim/src/node/create.js';
-import { bind } from '../../vfio-manager/src/engine.js';
+import { bind } from '../../vfio-manager/src/commands.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/sandbox-device-plugin.mjs');
 /** The single executable of `pnpm build:binaries`, measured too when it has been built. */

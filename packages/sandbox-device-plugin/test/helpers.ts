@@ -4,7 +4,7 @@ import { afterEach } from 'vitest';
 import { FakeKubelet, type FakeKubeletOptions } from '../../sim/src/kubelet/fake-kubelet.js';
 import type { ProfileOptions } from '../../sim/src/profiles/profiles.js';
 import { simNode } from '../../sim/test/helpers.js';
-import { bind } from '../../vfio-manager/src/engine.js';
+import { bind } from '../../vfio-manager/src/commands.js';
 import { PluginManager, type PluginManagerOptions } from '../src/plugin-manager.js';
 import type { PluginSettings } from '../src/settings.js';
 

@@ -10,7 +10,7 @@ import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { openSimulatedSysfs } from '../../sim/src/kernel/index.js';
 import { createNode } from '../../sim/src/node/create.js';
 import type { ApplyOptions } from '../src/apply.js';
-import { bind, exitCodeOf } from '../src/engine.js';
+import { bind, exitCodeOf } from '../src/commands.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-vfio-bench-'));
 const options: ApplyOptions = {

@@ -19,9 +19,9 @@ import type { Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
-import { bind, exitCodeOf, release, status } from './engine.js';
+import { bind, exitCodeOf, release, status } from './commands.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
-import { reconcileOnce, watchForChanges } from './run.js';
+import { reconcileOnce, watchForChanges } from './reconcile.js';
 import type { Selection } from './select.js';
 
 const VERSION = '0.1.0';

@@ -6,7 +6,15 @@ export {
   type DeviceResult,
   type Outcome,
 } from './apply.js';
-export { type BindRequest, bind, exitCodeOf, type ReleaseRequest, type RunResult, release, status } from './engine.js';
+export {
+  type BindRequest,
+  bind,
+  exitCodeOf,
+  type ReleaseRequest,
+  type RunResult,
+  release,
+  status,
+} from './commands.js';
 export { type Observation, observe } from './observe.js';
 export { type DeviceStep, type GroupPlan, type Plan, planBind, planRelease, planWrites } from './plan.js';
 export { type Selection, selectTargets } from './select.js';

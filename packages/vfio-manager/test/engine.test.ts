@@ -8,7 +8,7 @@ import { Tree } from '../../sim/src/node/files.js';
 import { readNodeSpec, writeNodeSpec } from '../../sim/src/node/state.js';
 import { simNode } from '../../sim/test/helpers.js';
 import type { ApplyOptions } from '../src/apply.js';
-import { bind, exitCodeOf, release, status } from '../src/engine.js';
+import { bind, exitCodeOf, release, status } from '../src/commands.js';
 import { observe } from '../src/observe.js';
 import { planBind } from '../src/plan.js';
 import { readState, STATE_FILE } from '../src/state.js';

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { injectFault } from '../../sim/src/node/faults.js';
 import { simNode } from '../../sim/test/helpers.js';
 import type { ApplyOptions } from '../src/apply.js';
-import { READY_MARKER, reconcileOnce } from '../src/run.js';
+import { READY_MARKER, reconcileOnce } from '../src/reconcile.js';
 
 const options: ApplyOptions = {
   logger: createLogger({ name: 'test', format: 'json', level: 'silent' }),
