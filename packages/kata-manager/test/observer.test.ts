@@ -5,7 +5,10 @@ import path from 'node:path';
 import { hostFs, type PciAddress, type PciEvent, type Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
 import { EventMarks, randomChange, seeded, until } from '../../hal/test/pci-changes.js';
-import { DeviceObserver, observeDevices, reconcileOnce, selectDevices, watchForChanges } from '../src/index.js';
+import { selectDevices } from '../src/devices.js';
+import { DeviceObserver, observeDevices } from '../src/observe.js';
+import { reconcileOnce } from '../src/reconcile.js';
+import { watchForChanges } from '../src/watch.js';
 import { bindAll, bindToVfio, boundNode, node, silentLogger } from './helpers.js';
 
 const CDI = 'var/run/cdi';
