@@ -30,11 +30,13 @@ import {
 import { capabilityTable } from './capability.js';
 import { setMode, status } from './commands.js';
 import type { Context } from './context.js';
-import { BINARY, runDaemon, VERSION } from './daemon.js';
 import { DEFAULT_MODES } from './desired.js';
 import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import { isConverged } from './plan.js';
+
+export const BINARY = 'cc-manager';
+export const VERSION = '0.1.0';
 
 const booleanWord = z.string().transform((text, ctx) => {
   const value = parseBooleanWord(text);
@@ -354,6 +356,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           watchTimeout: z.coerce.number().int().positive(),
         }),
       );
+      const { runDaemon } = await import('./daemon.js'); // the API client and the runtime load only here
       exit.code = await runDaemon(command, {
         backend: o.backend,
         gpuAdminTools: o.gpuAdminTools,
