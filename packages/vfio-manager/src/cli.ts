@@ -1,6 +1,5 @@
 import {
   addCommonOptions,
-  createLogger,
   defaultMetricsAddress,
   deviceList,
   jsonText,
@@ -21,11 +20,10 @@ import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
 import { bind, exitCodeOf, release, status } from './commands.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
-import { reconcileOnce, watchForChanges } from './reconcile.js';
 import type { Selection } from './select.js';
 
-const VERSION = '0.1.0';
-const BINARY = 'vfio-manager';
+export const VERSION = '0.1.0';
+export const BINARY = 'vfio-manager';
 
 const selectionSchema = {
   all: z.boolean().default(false),
@@ -88,7 +86,7 @@ function toSelection(o: { all: boolean; device?: string | string[] }): Selection
   return o.all ? { all: true } : { devices };
 }
 
-interface Context {
+export interface Context {
   sysfs: Sysfs;
   logger: Logger;
   simulated: boolean;
@@ -103,7 +101,11 @@ async function context(command: Command): Promise<Context> {
   return { ...host, logger, hostRoot: config.hostRoot };
 }
 
-function applyOptionsOf(ctx: Context, o: z.infer<z.ZodObject<typeof applySchema>>, signal?: AbortSignal): ApplyOptions {
+export function applyOptionsOf(
+  ctx: Context,
+  o: z.infer<z.ZodObject<typeof applySchema>>,
+  signal?: AbortSignal,
+): ApplyOptions {
   // On a simulated node the node's own fake modprobe stands in for the host's.
   const modprobePath = ctx.simulated && o.modprobe === 'modprobe' ? `${ctx.hostRoot}/usr/sbin/modprobe` : o.modprobe;
   return {
@@ -252,6 +254,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           resyncInterval: z.coerce.number().int().positive(),
         }),
       );
+      const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here
       exit.code = await runDaemon(command, o);
     });
   cli.addCommand(run);
@@ -262,49 +265,6 @@ function statusCommandOptions(command: Command): Command {
   return command
     .addOption(mirroredOption('--desired <state>', 'vfio (bound) or none (released)', { default: 'vfio' }))
     .addOption(mirroredFlag('--nvswitches', 'NVSwitches are targets too'));
-}
-
-async function runDaemon(
-  command: Command,
-  o: {
-    desired: 'vfio' | 'none';
-    nvswitches: boolean;
-    allowForeignGroupMembers: boolean;
-    resyncInterval: number;
-    loadModules: boolean;
-    modprobe: string;
-    unbindTimeout: number;
-    deviceNodeTimeout: number;
-  },
-): Promise<number> {
-  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
-  const config = readCommonConfig(command);
-  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
-  const stop = shutdownOnSignals(logger);
-  const host = await openHost(config.hostRoot, logger);
-  const ctx: Context = { ...host, logger, hostRoot: config.hostRoot };
-  logger.info(
-    { event: 'daemon.start', version: VERSION, desired: o.desired, hostRoot: config.hostRoot },
-    `${BINARY} ${VERSION} starting`,
-  );
-  const metrics = createMetrics({ binary: BINARY, version: VERSION });
-  // A reconcile can create /dev/vfio (modprobe), and nodes come and go: the watches follow.
-  await serveWatchedLoop({
-    watch: (trigger) => watchForChanges(ctx.sysfs, trigger),
-    reconcile: (signal) =>
-      reconcileOnce(
-        ctx.sysfs,
-        { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
-        applyOptionsOf(ctx, o, signal),
-      ),
-    resyncMs: o.resyncInterval,
-    metricsAddress: config.metricsAddress,
-    metrics,
-    logger,
-    stop,
-  }); // the group in flight finishes or rolls back; bindings stay as they are
-  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
-  return 0;
 }
 
 function printResult(
