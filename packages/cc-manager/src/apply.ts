@@ -4,7 +4,7 @@ import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/ha
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
 import { mapBounded } from './pool.js';
-import { readCcState, writeCcState } from './state.js';
+import { readIntentRecord, writeIntentRecord } from './state.js';
 
 export type Outcome = 'unchanged' | 'switched' | 'failed' | 'skipped' | 'refused' | 'unreadable';
 
@@ -57,9 +57,9 @@ function knobsOf(d: DevicePlan): SwitchStep {
 export async function forgetApplied(sysfs: Sysfs, plan: Plan): Promise<void> {
   const applied = plan.devices.filter((d) => d.decision === 'converged' && d.pending);
   if (applied.length === 0) return;
-  const state = readCcState(sysfs);
+  const state = readIntentRecord(sysfs);
   for (const d of applied) delete state.pending[d.address];
-  await writeCcState(sysfs, state);
+  await writeIntentRecord(sysfs, state);
 }
 
 /**
@@ -89,10 +89,10 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
   }
 
   // Intent before the first knob write: a pending mode applies at the next reset, whoever does it.
-  const state = readCcState(sysfs);
+  const state = readIntentRecord(sysfs);
   const since = new Date().toISOString();
   for (const d of moving) state.pending[d.address] = { ...knobsOf(d), since };
-  await writeCcState(sysfs, state);
+  await writeIntentRecord(sysfs, state);
 
   for (const phase of [1, 2] as const) {
     const batch = moving.flatMap((d) =>
@@ -151,9 +151,9 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
   }
 
   // Verified devices have nothing pending any more; failed ones keep their record (status shows it).
-  const latest = readCcState(sysfs);
+  const latest = readIntentRecord(sysfs);
   for (const d of moving) if (!failed.has(d.address)) delete latest.pending[d.address];
-  await writeCcState(sysfs, latest);
+  await writeIntentRecord(sysfs, latest);
 
   const res = results(after);
   return {

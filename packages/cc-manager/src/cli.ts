@@ -2,17 +2,20 @@ import {
   addCommonOptions,
   addPciIdsOption,
   defaultMetricsAddress,
+  deviceList,
+  jsonText,
   keepExitCodes,
   mirroredFlag,
   mirroredOption,
   openHost,
+  parseBooleanWord,
   readCommonConfig,
   readOptions,
   runCli,
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { CC_MODES, GpuccError, isGpuccError, parseCcMode } from '@gpucc/hal';
+import { CC_MODES, GpuccError, PLUGIN_SOCKET_PREFIX, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { BACKENDS } from './backend/backend.js';
@@ -25,25 +28,18 @@ import {
   toolPaths,
 } from './backend/select.js';
 import { capabilityTable } from './capability.js';
+import { setMode, status } from './commands.js';
+import type { Context } from './context.js';
 import { DEFAULT_MODES } from './desired.js';
 import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
-import { type Engine, setMode, status } from './engine.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import { isConverged } from './plan.js';
-import { BINARY, runDaemon, VERSION } from './run.js';
 
-const BOOLEAN_WORDS: Record<string, boolean> = {
-  true: true,
-  '1': true,
-  yes: true,
-  on: true,
-  false: false,
-  '0': false,
-  no: false,
-  off: false,
-};
+export const BINARY = 'cc-manager';
+export const VERSION = '0.1.0';
+
 const booleanWord = z.string().transform((text, ctx) => {
-  const value = BOOLEAN_WORDS[text.trim().toLowerCase()];
+  const value = parseBooleanWord(text);
   if (value !== undefined) return value;
   ctx.addIssue({ code: 'custom', message: 'expected true or false' });
   return z.NEVER;
@@ -109,7 +105,7 @@ function backendOptions(command: Command): Command {
     );
 }
 
-async function engineFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Engine> {
+async function contextFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Context> {
   const config = readCommonConfig(command);
   const logger = stderrLogger(BINARY, config);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
@@ -144,8 +140,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
     .action(async (_o, command: Command) => {
       const o = readOptions(command, z.object({ ...backendSchema, ...output }));
-      const report = await status(await engineFor(command, o));
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+      const report = await status(await contextFor(command, o));
+      out(o.output === 'json' ? jsonText(report) : formatStatus(report));
       exit.code = report.devices.some((d) => d.error) ? 1 : 0;
     });
   cli.addCommand(statusCmd);
@@ -229,7 +225,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         ...(pciIds ? { pciIdsFallback: pciIds } : {}),
         ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile } : {}),
       });
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatDoctor(report));
+      out(o.output === 'json' ? jsonText(report) : formatDoctor(report));
       exit.code = exitCodeOf(report);
     });
   cli.addCommand(doctorCmd);
@@ -257,12 +253,10 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           dryRun: z.boolean().default(false),
         }),
       );
-      const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
-        .flatMap((d) => d.split(/[\s,]+/))
-        .filter(Boolean);
+      const devices = deviceList(o.device);
       if (o.device !== undefined && devices.length === 0)
         throw usageError(BINARY, '--device needs at least one address');
-      const engine = await engineFor(command, o);
+      const engine = await contextFor(command, o);
       if (!o.dryRun && !engine.backend.canSwitch) {
         throw new GpuccError(
           'ERR_GPUCC_CC_BACKEND_CANNOT_SWITCH',
@@ -274,9 +268,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       }
       const result = await setMode(engine, { mode, ...(devices.length ? { devices } : {}), dryRun: o.dryRun });
       if (o.output === 'json') {
-        out(
-          `${JSON.stringify(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }, errorReplacer, 2)}\n`,
-        );
+        out(jsonText(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }));
       } else out(result.report ? formatReport(result.report) : formatPlan(result.plan));
       if (result.report) exit.code = result.report.ok ? 0 : 1;
       else
@@ -329,7 +321,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       mirroredOption(
         '--operand-socket-prefix <prefix>',
         'device-plugin sockets (in /var/lib/kubelet/device-plugins) that must vanish',
-        { default: 'sandbox-' },
+        { default: PLUGIN_SOCKET_PREFIX },
       ),
     )
     .addOption(
@@ -364,6 +356,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           watchTimeout: z.coerce.number().int().positive(),
         }),
       );
+      const { runDaemon } = await import('./daemon.js'); // the API client and the runtime load only here
       exit.code = await runDaemon(command, {
         backend: o.backend,
         gpuAdminTools: o.gpuAdminTools,
@@ -384,11 +377,6 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     });
   cli.addCommand(run);
   return cli;
-}
-
-/** GpuccErrors inside plans and reports print as their JSON form. */
-function errorReplacer(_key: string, value: unknown): unknown {
-  return isGpuccError(value) ? value.toJSON() : value;
 }
 
 /** Runs the CLI; returns the exit code: 0 done, 1 something could not be done, 2 bad usage or input. */

@@ -1,6 +1,6 @@
 import { table } from '@gpucc/daemon';
 import type { ApplyReport } from './apply.js';
-import type { StatusReport } from './engine.js';
+import type { StatusReport } from './commands.js';
 import { describeModes, type Plan } from './plan.js';
 
 const TEE_NAMES = {

@@ -3,20 +3,20 @@ import type { CcBackend } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';
 import type { Observation } from './plan.js';
-import { type CcState, readCcState } from './state.js';
+import { type IntentRecord, readIntentRecord } from './state.js';
 
 /** What sysfs alone tells: host TEE, the devices and their capabilities, what cc-manager left pending. */
 export interface HostView {
   tee: HostTee;
   devices: CcDevice[];
-  pending: CcState['pending'];
+  pending: IntentRecord['pending'];
 }
 
 export function observeHost(sysfs: Sysfs, table: CapabilityTable): HostView {
   return {
     tee: detectHostTee(sysfs),
     devices: findCcDevices(discoverPci(sysfs), table),
-    pending: readCcState(sysfs).pending,
+    pending: readIntentRecord(sysfs).pending,
   };
 }
 

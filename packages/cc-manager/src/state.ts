@@ -1,4 +1,4 @@
-import { GpuccError, type Sysfs } from '@gpucc/hal';
+import { readStateFile, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
 import type { SwitchStep } from './backend/backend.js';
 
 /**
@@ -15,34 +15,22 @@ export interface PendingRecord extends SwitchStep {
   since: string;
 }
 
-export interface CcState {
+export interface IntentRecord {
   version: 1;
   pending: Record<string, PendingRecord>;
 }
 
-export function readCcState(sysfs: Sysfs): CcState {
-  const text = sysfs.readOptional(STATE_FILE);
-  if (text === undefined) return { version: 1, pending: {} };
-  try {
-    const parsed = JSON.parse(text) as CcState;
-    if (parsed?.version !== 1 || typeof parsed.pending !== 'object' || parsed.pending === null) {
-      throw new Error('unexpected shape');
-    }
-    return parsed;
-  } catch (error) {
-    throw new GpuccError(
-      'ERR_GPUCC_STATE_FILE_INVALID',
-      `${sysfs.display(STATE_FILE)} is not a valid cc-manager state`,
-      {
-        hint: 'it only records modes set but not yet verified: inspect it, then remove it; the next reconcile re-reads every device',
-        cause: error,
-        details: { path: STATE_FILE },
-      },
-    );
-  }
+const FILE: StateFile = {
+  path: STATE_FILE,
+  field: 'pending',
+  owner: 'cc-manager',
+  hint: 'it only records modes set but not yet verified: inspect it, then remove it; the next reconcile re-reads every device',
+};
+
+export function readIntentRecord(sysfs: Sysfs): IntentRecord {
+  return { version: 1, pending: readStateFile<PendingRecord>(sysfs, FILE) };
 }
 
-export async function writeCcState(sysfs: Sysfs, state: CcState): Promise<void> {
-  const pending = Object.fromEntries(Object.entries(state.pending).sort(([a], [b]) => (a < b ? -1 : 1)));
-  await sysfs.writeFileAtomic(STATE_FILE, `${JSON.stringify({ version: 1, pending }, null, 2)}\n`, 0o644);
+export async function writeIntentRecord(sysfs: Sysfs, state: IntentRecord): Promise<void> {
+  await writeStateFile(sysfs, FILE, state.pending);
 }

@@ -5,7 +5,7 @@ import { silentLogger } from '@gpucc/testbed/fixtures';
 import type { CcBackend } from '../src/backend/backend.js';
 import { DEFAULT_GPU_ADMIN_TOOLS, DEFAULT_NVIDIA_SMI, selectBackend } from '../src/backend/select.js';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
-import type { Engine } from '../src/engine.js';
+import type { Context } from '../src/context.js';
 
 /** The node's own fake tools, through the real backends. */
 export function backendFor(
@@ -43,7 +43,7 @@ export function counted(backend: CcBackend): CcBackend & { queries: number; appl
   return counter;
 }
 
-export function engineFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Engine {
+export function contextFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Context {
   return {
     sysfs,
     backend: backendFor(root, o),

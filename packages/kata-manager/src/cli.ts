@@ -5,8 +5,8 @@ import {
   addPciIdsOption,
   aliasesOf,
   aliasSchema,
-  createLogger,
   defaultMetricsAddress,
+  jsonText,
   keepExitCodes,
   type Logger,
   mirroredFlag,
@@ -22,18 +22,13 @@ import {
 import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
-import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './engine.js';
+import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './commands.js';
 import { formatWriteResult } from './format.js';
 import { logGenerated, logWriteResult } from './log.js';
-import { registerSpecMetrics } from './metrics.js';
-import { DeviceObserver } from './observer.js';
-import { OwnWrites } from './own-writes.js';
 import { writeResultJson } from './report.js';
-import { reconcileOnce } from './run.js';
-import { watchForChanges } from './watch.js';
 
-const VERSION = '0.1.0';
-const BINARY = 'kata-manager';
+export const VERSION = '0.1.0';
+export const BINARY = 'kata-manager';
 
 // ---- options -------------------------------------------------------------------------------------
 
@@ -109,7 +104,7 @@ async function runGenerate(
   } else if (format === 'json') {
     // One spec prints as a loadable CDI file; several as an array of them.
     const array = specs.flatMap((s) => (s.text === undefined ? [] : [s.spec]));
-    out(texts.length === 1 ? texts[0]! : `${JSON.stringify(array, null, 2)}\n`);
+    out(texts.length === 1 ? texts[0]! : jsonText(array));
   } else {
     out(texts.join('---\n'));
   }
@@ -208,6 +203,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({ ...aliasSchema, ...cdiDirSchema, resyncInterval: z.coerce.number().int().positive() }),
       );
+      const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here
       exit.code = await runDaemon(command, {
         aliases: aliasesOf(o),
         pciIds: readPciIdsSource(command),
@@ -227,62 +223,6 @@ function isKind(kind: string): boolean {
   } catch {
     return false;
   }
-}
-
-// ---- run -----------------------------------------------------------------------------------------
-
-async function runDaemon(
-  command: Command,
-  o: { aliases: NameAliases; pciIds: PciIdsSource; cdiDir: string; resyncMs: number },
-): Promise<number> {
-  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
-  const config = readCommonConfig(command);
-  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
-  const stop = shutdownOnSignals(logger);
-  const { sysfs } = await openHost(config.hostRoot, logger);
-  logger.info(
-    {
-      event: 'daemon.start',
-      version: VERSION,
-      hostRoot: config.hostRoot,
-      cdiDir: o.cdiDir,
-      gpuAlias: o.aliases.gpuAlias ?? null,
-      nvswitchAlias: o.aliases.nvswitchAlias ?? null,
-      pciIds: o.pciIds.fallbackFile ?? null,
-    },
-    `${BINARY} ${VERSION} starting`,
-  );
-  const metrics = createMetrics({ binary: BINARY, version: VERSION });
-  const specMetrics = registerSpecMetrics(metrics);
-  const cdiDir = hostDir(o.cdiDir);
-  const ownWrites = new OwnWrites();
-  const observer = new DeviceObserver(); // a change event reads what it names; the resync, everything
-  await serveWatchedLoop({
-    watch: (trigger) =>
-      watchForChanges(
-        sysfs,
-        cdiDir,
-        trigger,
-        (name) => ownWrites.isEcho(name, sysfs.readOptional(`${cdiDir}/${name}`)),
-        observer,
-      ),
-    reconcile: () =>
-      reconcileOnce(
-        sysfs,
-        { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir, observer },
-        logger,
-        specMetrics,
-        ownWrites,
-      ),
-    resyncMs: o.resyncMs,
-    metricsAddress: config.metricsAddress,
-    metrics,
-    logger,
-    stop,
-  });
-  // Removing the specs here would make running pods' devices unresolvable on a mere restart.
-  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; the CDI specs stay as they are`);
-  return 0;
 }
 
 /** Runs the CLI; returns the exit code: 0 every spec true, 1 something failed, 2 bad usage or input. */

@@ -1,5 +1,5 @@
 import { table } from '@gpucc/daemon';
-import { resultErrors, type WriteResult } from './engine.js';
+import { resultErrors, type WriteResult } from './commands.js';
 
 /** The plan (dry run) or what was done, per file, then devices left out and conflicts, with hints. */
 export function formatWriteResult(result: WriteResult): string {

@@ -1,6 +1,6 @@
 import type { Logger } from '@gpucc/daemon';
+import type { Generated, WriteResult } from './commands.js';
 import type { SkippedDevice } from './devices.js';
-import type { Generated, WriteResult } from './engine.js';
 
 /**
  * One line per thing a user may need to act on. Events: `pci.problem`, `device.skipped`,

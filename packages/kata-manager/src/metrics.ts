@@ -1,6 +1,6 @@
 import type { DaemonMetrics } from '@gpucc/daemon/runtime';
 import type { SpecResult } from './apply.js';
-import type { WriteReport } from './engine.js';
+import type { WriteReport } from './commands.js';
 
 interface Sample {
   labels: Record<string, string>;

@@ -3,10 +3,9 @@ import {
   discoverPci,
   type FileKind,
   hostDeviceNodesOf,
-  isBridge,
-  isVfioDriver,
+  IncrementalObserver,
+  isVfioFunction,
   loadPciIds,
-  type PciDevice,
   type PciIdsDb,
   type PciIdsSource,
   type PciTopology,
@@ -31,11 +30,6 @@ export interface CdiDirEntry {
   type: FileKind | undefined;
   /** The content of a regular file (symlinks followed inside the root); undefined when unreadable. */
   text?: string;
-}
-
-/** A function that can sit in a VM's group: not a bridge, bound to a VFIO driver. */
-export function isVfioFunction(device: PciDevice): boolean {
-  return !isBridge(device) && isVfioDriver(device.driver);
 }
 
 export interface ObserveOptions {
@@ -91,4 +85,21 @@ export function observeCdiDir(sysfs: Sysfs, dir: string): CdiDirEntry[] {
     entries.push({ name, type, ...(text === undefined ? {} : { text }) });
   }
   return entries;
+}
+
+/**
+ * The observation of `run`, kept between reconciles (the hal's `IncrementalObserver`): a node that
+ * appeared or vanished, or a function bound or unbound, is read again alone, with the node existence
+ * of everything else as the last pass left it. A reconcile with no event noted since the last one
+ * (start, the periodic resync, a retry) and the one after a failed reconcile are full passes: the
+ * periodic full pass stays the source of truth. pci.ids is read again by full passes only.
+ */
+export class DeviceObserver extends IncrementalObserver<ObserveOptions, DeviceObservation> {
+  constructor() {
+    let pciIds: PciIdsDb | undefined;
+    super(({ topology, model, exists, pass }, sysfs, options) => {
+      if (pass === 'full') pciIds = options.perModelNames ? loadPciIds(sysfs, options.pciIds) : undefined;
+      return { topology, model, presentNodes: presentNodesOf(topology, model, exists), pciIds };
+    });
+  }
 }

@@ -1,4 +1,4 @@
-import type { PlannedWrite, WriteResult } from './engine.js';
+import type { PlannedWrite, WriteResult } from './commands.js';
 
 /**
  * What kata-manager left in the CDI directory after its last reconcile, so that the directory

@@ -1,4 +1,4 @@
-import { resultErrors, type WriteResult } from './engine.js';
+import { resultErrors, type WriteResult } from './commands.js';
 
 /** `write --format json`: the plan (dry run) or the outcome per file, the devices, and every problem. */
 export function writeResultJson(result: WriteResult): Record<string, unknown> {

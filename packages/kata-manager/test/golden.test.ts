@@ -9,7 +9,7 @@ import type { BindOptions, NodeOptions } from '@gpucc/testbed/fixtures';
 import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { generate, write } from '../src/engine.js';
+import { generate, write } from '../src/commands.js';
 import { specProblems } from '../src/validate.js';
 
 const GOLDEN = path.join(import.meta.dirname, 'golden');

@@ -7,7 +7,10 @@ import { bindAll, bindToVfio, silentLogger } from '@gpucc/testbed/fixtures';
 import { EventMarks, randomChange, seeded, until } from '@gpucc/testbed/pci-changes';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { DeviceObserver, observeDevices, reconcileOnce, selectDevices, watchForChanges } from '../src/index.js';
+import { selectDevices } from '../src/devices.js';
+import { DeviceObserver, observeDevices } from '../src/observe.js';
+import { reconcileOnce } from '../src/reconcile.js';
+import { watchForChanges } from '../src/watch.js';
 
 const CDI = 'var/run/cdi';
 const OPTIONS = { perModelNames: false };

@@ -5,7 +5,7 @@ import { bindToVfio } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { writeSpecFile } from '../src/apply.js';
-import { exitCodeOf, generate, write } from '../src/engine.js';
+import { exitCodeOf, generate, write } from '../src/commands.js';
 import { OWNER_HEADER } from '../src/spec.js';
 
 const CDI = '/var/run/cdi';

@@ -5,6 +5,7 @@ import {
   aliasesOf,
   aliasSchema,
   defaultMetricsAddress,
+  jsonText,
   keepExitCodes,
   mirroredFlag,
   mirroredOption,
@@ -21,8 +22,8 @@ import * as z from 'zod';
 import { formatList, listReport } from './list.js';
 import { checkSettings, type PluginSettings } from './settings.js';
 
-const BINARY = 'sandbox-device-plugin';
-const VERSION = '0.1.0';
+export const BINARY = 'sandbox-device-plugin';
+export const VERSION = '0.1.0';
 
 function deviceOptions(command: Command): Command {
   return addPciIdsOption(addAliasOptions(command)).addOption(
@@ -68,7 +69,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const report = listReport(sysfs, settings);
       for (const problem of report.problems)
         logger.warn({ event: 'discovery.problem', problem }, String(problem.message));
-      out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatList(report));
+      out(o.output === 'json' ? jsonText(report) : formatList(report));
     });
   cli.addCommand(list);
 
@@ -96,7 +97,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       );
       const settings = settingsOf(o, readPciIdsSource(command), o.cdiDevices);
       const config = readCommonConfig(command);
-      const { runDaemon } = await import('./run.js'); // grpc and the health server load only here
+      const { runDaemon } = await import('./daemon.js'); // grpc and the health server load only here
       exit.code = await runDaemon(config, settings, o.resyncInterval);
     });
   cli.addCommand(run);

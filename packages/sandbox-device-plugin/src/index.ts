@@ -1,17 +1,4 @@
-export { type AllocationContext, allocate, preferredAllocation, type RefusalStatus } from './allocate.js';
+// What the testbed (suite, benchmarks) and cross-package tests use by package name.
+export { allocate } from './allocate.js';
 export { main } from './cli.js';
-export { type DeviceChange, type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
-export {
-  buildInventory,
-  type DeviceFunction,
-  type DeviceType,
-  type Inventory,
-  type InventoryInput,
-  type PluginDevice,
-  type SkippedDevice,
-  scanInventory,
-} from './inventory.js';
-export { formatList, type ListReport, listReport } from './list.js';
-export { socketNameFor } from './names.js';
-export { checkSettings, type PluginSettings } from './settings.js';
-export { listAndWatchResponse } from './wire.js';
+export { scanInventory } from './inventory.js';

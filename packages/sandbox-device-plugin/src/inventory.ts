@@ -1,10 +1,9 @@
 import {
   compareDeviceIds,
   detectVfioModel,
-  deviceIdFor,
   discoverPci,
   type GpuccError,
-  hostDeviceNodesFor,
+  groupIntoUnits,
   isGpuccError,
   isVfioDriver,
   isViableGroupMember,
@@ -13,11 +12,10 @@ import {
   type PciDevice,
   type PciIdsDb,
   type PciTopology,
-  type ResourceNaming,
-  resourceNamingFor,
   type Sysfs,
+  unitNaming,
   type VfioModel,
-  vfioCdevPath,
+  vfioDeviceUnit,
 } from '@gpucc/hal';
 import type { DeviceHealth } from '@gpucc/hal/kubelet';
 
@@ -106,8 +104,7 @@ export function buildInventory(input: InventoryInput): Inventory {
   const { topology, model } = input;
   const skipped: SkippedDevice[] = [];
   const problems: GpuccError[] = [...topology.problems];
-  // Functions sharing an IOMMU group collapse into one device (a group is passed through whole).
-  const byGroup = new Map<string, PciDevice[]>();
+  const targets: PciDevice[] = [];
   for (const device of topology.devices) {
     const type = targetType(device, input.nvswitches);
     if (type === undefined) {
@@ -120,14 +117,11 @@ export function buildInventory(input: InventoryInput): Inventory {
       skipped.push(skip(device, type, why));
       continue;
     }
-    const key = device.iommuGroup === undefined ? `function ${device.address}` : `group ${device.iommuGroup}`;
-    const list = byGroup.get(key);
-    if (list) list.push(device);
-    else byGroup.set(key, [device]);
+    targets.push(device);
   }
 
   const devices: PluginDevice[] = [];
-  for (const functions of byGroup.values()) {
+  for (const functions of groupIntoUnits(targets)) {
     try {
       devices.push(deviceOf(functions, input));
     } catch (error) {
@@ -171,59 +165,29 @@ function notAdvertisable(device: PciDevice, model: VfioModel): string | undefine
   return undefined;
 }
 
+/** The hal's device unit of one group, with its health: what the kubelet is told. */
 function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
-  const first = functions[0]!;
-  const type = targetType(first, input.nvswitches)!;
-  const naming: ResourceNaming = resourceNamingFor({
-    deviceType: type,
-    pciDeviceId: first.device,
-    pciIds: input.pciIds,
-    aliases: input.aliases,
-  });
-  const id = deviceIdFor({ mode: input.model, iommuGroup: first.iommuGroup, vfioCdevIndex: first.vfioCdev?.index });
-  const group = groupOf(first, input.topology);
-  const members = group.filter((address) => isVfioDriver(input.topology.byAddress.get(address)?.driver));
-  const nodes = nodeRelPaths(input, first, members);
-  const reason = unviableMember(group, input.topology) ?? missingNode(nodes.relPaths, input.exists) ?? nodes.problem;
+  const unit = vfioDeviceUnit(functions, input.topology, input.model);
+  const naming = unitNaming(unit, input);
+  const pending = unit.pendingCdevs[0];
+  const reason =
+    unviableMember(unit.group, input.topology) ??
+    missingNode(unit.nodes, input.exists) ??
+    (pending === undefined ? undefined : `group member ${pending} has no VFIO cdev yet`);
   const numaNodes = [...new Set(functions.map((f) => f.numaNode).filter((n) => n >= 0))].sort((a, b) => a - b);
   return {
-    id,
+    id: unit.id!, // every target here has its group (or, on iommufd, its cdev): notAdvertisable
     resourceName: naming.resourceName,
     cdiKind: naming.cdiKind,
-    type,
+    type: unit.deviceType,
     health: reason === undefined ? 'Healthy' : 'Unhealthy',
     ...(reason === undefined ? {} : { reason }),
     numaNodes,
-    ...(first.iommuGroup === undefined ? {} : { iommuGroup: first.iommuGroup }),
+    ...(unit.iommuGroup === undefined ? {} : { iommuGroup: unit.iommuGroup }),
     functions: functions.map(functionOf),
-    members,
-    deviceNodes: nodes.relPaths.map((relPath) => `/${relPath}`),
+    members: unit.members.map((m) => m.address),
+    deviceNodes: unit.nodes.map((relPath) => `/${relPath}`),
   };
-}
-
-/** The group's members (the function alone where there is no group, in no-IOMMU mode without groups). */
-function groupOf(device: PciDevice, topology: PciTopology): PciAddress[] {
-  if (device.iommuGroup === undefined) return [device.address];
-  return topology.groups.get(device.iommuGroup) ?? [device.address];
-}
-
-/**
- * The device nodes of a device: the group node (and the container) in legacy and no-IOMMU modes; on
- * iommufd hosts the cdev of every group member on VFIO, since the whole group goes to one VM.
- */
-function nodeRelPaths(
-  input: InventoryInput,
-  first: PciDevice,
-  members: PciAddress[],
-): { relPaths: string[]; problem?: string } {
-  if (input.model !== 'iommufd') return { relPaths: hostDeviceNodesFor(input.model, { group: first.iommuGroup }) };
-  const relPaths: string[] = [];
-  for (const address of members) {
-    const cdev = input.topology.byAddress.get(address)?.vfioCdev;
-    if (cdev === undefined) return { relPaths, problem: `group member ${address} has no VFIO cdev yet` };
-    relPaths.push(vfioCdevPath(cdev.index));
-  }
-  return { relPaths };
 }
 
 function unviableMember(group: PciAddress[], topology: PciTopology): string | undefined {

@@ -1,8 +1,8 @@
+import { table } from '@gpucc/daemon';
 import type { GpuccError, PciIdsDb, Sysfs, VfioModel } from '@gpucc/hal';
-import { loadPciIds } from '@gpucc/hal';
+import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';
-import { socketNameFor } from './names.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
 
 /** What `list` shows: the resources and devices the plugin would advertise now, and what it would not. */
@@ -35,7 +35,7 @@ export function listReport(
 /** The human table of `list`. */
 export function formatList(report: ListReport): string {
   const lines: string[] = [];
-  const rows: string[][] = [['RESOURCE', 'ID', 'HEALTH', 'NUMA', 'FUNCTIONS', 'DEVICE NODES']];
+  const rows: string[][] = [];
   for (const resource of report.resources) {
     for (const d of resource.devices) {
       rows.push([
@@ -49,8 +49,8 @@ export function formatList(report: ListReport): string {
     }
   }
   lines.push(`VFIO model: ${report.vfioModel}`);
-  if (rows.length === 1) lines.push('no GPU or NVSwitch on a VFIO driver: nothing to advertise');
-  else lines.push(...table(rows));
+  if (rows.length === 0) lines.push('no GPU or NVSwitch on a VFIO driver: nothing to advertise');
+  else lines.push(table(['RESOURCE', 'ID', 'HEALTH', 'NUMA', 'FUNCTIONS', 'DEVICE NODES'], rows).trimEnd());
   for (const resource of report.resources) {
     for (const d of resource.devices) {
       if (d.reason) lines.push(`  ${resource.resourceName} ${d.id}: ${d.reason}`);
@@ -62,14 +62,4 @@ export function formatList(report: ListReport): string {
   }
   for (const p of report.problems) lines.push(`problem: ${String(p.message)}`);
   return `${lines.join('\n')}\n`;
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) =>
-    r
-      .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd(),
-  );
 }

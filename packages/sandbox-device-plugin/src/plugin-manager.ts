@@ -5,6 +5,7 @@ import {
   PCI_DEVICES_DIR,
   type PciIdsDb,
   type Sysfs,
+  socketNameFor,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
   type VfioModel,
@@ -13,7 +14,6 @@ import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
-import { socketNameFor } from './names.js';
 import { KUBELET_SOCKET_PATH, type RegistrationSettings, registerOnce, Wakeup } from './registration.js';
 import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
@@ -179,7 +179,11 @@ export class PluginManager {
     if (reason !== 'start' && this.watches?.refresh().some((dir) => dir !== DEVICE_PLUGIN_DIR)) {
       this.scanner.invalidate();
     }
-    const inventory = this.scanner.scan(sysfs, settings, this.pciIds, reason === 'change' ? 'events' : 'full');
+    const inventory = this.scanner.observe(
+      sysfs,
+      { ...settings, pciIds: this.pciIds },
+      reason === 'change' ? 'events' : 'full',
+    );
     this.reportInventory(inventory);
     const next = nextDeviceState(this.state, inventory);
     if (reason === 'start') this.reportStart(next);

@@ -58,7 +58,10 @@ describe('DeviceScanner: the event path equals a full scan', () => {
       const pick = seeded(seed);
       const scanner = new DeviceScanner();
       const watches = watching(sysfs, scanner);
-      let fastState: DeviceState = nextDeviceState(new Map(), scanner.scan(sysfs, SETTINGS, pciIds, 'full'));
+      let fastState: DeviceState = nextDeviceState(
+        new Map(),
+        scanner.observe(sysfs, { ...SETTINGS, pciIds: pciIds }, 'full'),
+      );
       let fullState = fastState;
       const removed: string[] = [];
       const passes = { full: 0, event: 0 };
@@ -68,7 +71,7 @@ describe('DeviceScanner: the event path equals a full scan', () => {
           for (let n = 1 + pick(3); n > 0; n--) history.push(await randomChange(sysfs, pick, removed, CHANGES));
           await watches.settle();
           watches.arm(); // as each scan of the plugin does first
-          const fast = scanner.scan(sysfs, SETTINGS, pciIds, 'events');
+          const fast = scanner.observe(sysfs, { ...SETTINGS, pciIds: pciIds }, 'events');
           const full = scanInventory(sysfs, SETTINGS, pciIds);
           fastState = nextDeviceState(fastState, fast);
           fullState = nextDeviceState(fullState, full);
@@ -91,13 +94,13 @@ describe('DeviceScanner: the event path equals a full scan', () => {
     const { sysfs } = await boundNode('scale', { gpus: 64, functionsPerCard: 1 });
     const scanner = new DeviceScanner();
     const first = sysfs.withRecorder();
-    scanner.scan(first, SETTINGS, undefined, 'full');
+    scanner.observe(first, { ...SETTINGS, pciIds: undefined }, 'full');
     expect(first.recorder.reads).toBeGreaterThan(64 * 5);
     const group = sysfs.readlink('sys/bus/pci/devices/0000:01:00.0/iommu_group')!.split('/').at(-1)!;
     hostFs.removeSync(path.join(sysfs.root, 'dev/vfio', group));
     scanner.noteChange('dev/vfio', group);
     const counted = sysfs.withRecorder();
-    const inventory = scanner.scan(counted, SETTINGS, undefined, 'events');
+    const inventory = scanner.observe(counted, { ...SETTINGS, pciIds: undefined }, 'events');
     expect(scanner.lastPass).toBe('event');
     expect(inventory.devices.find((d) => d.id === group)).toMatchObject({
       health: 'Unhealthy',
@@ -107,17 +110,17 @@ describe('DeviceScanner: the event path equals a full scan', () => {
     expect(inventory).toEqual(scanInventory(sysfs, SETTINGS, undefined));
 
     scanner.noteChange('dev/vfio', group);
-    scanner.scan(sysfs, SETTINGS, undefined, 'full'); // the resync, events or not
+    scanner.observe(sysfs, { ...SETTINGS, pciIds: undefined }, 'full'); // the resync, events or not
     expect(scanner.lastPass).toBe('full');
     scanner.noteChange('sys/bus/pci/devices', '0000:01:00.0'); // a PCI bus event
-    scanner.scan(sysfs, SETTINGS, undefined, 'events');
+    scanner.observe(sysfs, { ...SETTINGS, pciIds: undefined }, 'events');
     expect(scanner.lastPass).toBe('full');
     scanner.noteChange('dev/vfio', null); // a watch that cannot say what changed
-    scanner.scan(sysfs, SETTINGS, undefined, 'events');
+    scanner.observe(sysfs, { ...SETTINGS, pciIds: undefined }, 'events');
     expect(scanner.lastPass).toBe('full');
     scanner.noteChange('dev/vfio', '.tmp');
     const dotOnly = sysfs.withRecorder();
-    scanner.scan(dotOnly, SETTINGS, undefined, 'events');
+    scanner.observe(dotOnly, { ...SETTINGS, pciIds: undefined }, 'events');
     expect(scanner.lastPass).toBe('event');
     expect(dotOnly.recorder.reads).toBe(0);
   });

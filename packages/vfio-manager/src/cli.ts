@@ -1,8 +1,9 @@
 import {
   addCommonOptions,
-  createLogger,
   defaultMetricsAddress,
+  deviceList,
   type Host,
+  jsonText,
   keepExitCodes,
   type Logger,
   mirroredFlag,
@@ -14,17 +15,15 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { isGpuccError } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
-import { bind, exitCodeOf, release, status } from './engine.js';
+import { bind, exitCodeOf, release, status } from './commands.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
-import { reconcileOnce, watchForChanges } from './run.js';
 import type { Selection } from './select.js';
 
-const VERSION = '0.1.0';
-const BINARY = 'vfio-manager';
+export const VERSION = '0.1.0';
+export const BINARY = 'vfio-manager';
 
 const selectionSchema = {
   all: z.boolean().default(false),
@@ -81,16 +80,14 @@ function outputOption(command: Command): Command {
 }
 
 function toSelection(o: { all: boolean; device?: string | string[] }): Selection {
-  const devices = (Array.isArray(o.device) ? o.device : o.device ? [o.device] : [])
-    .flatMap((d) => d.split(/[\s,]+/))
-    .filter(Boolean);
+  const devices = deviceList(o.device);
   if (o.all && devices.length) throw usageError(BINARY, 'give --all or --device, not both');
   if (!o.all && devices.length === 0) throw usageError(BINARY, 'give --all or --device BDF');
   return o.all ? { all: true } : { devices };
 }
 
 /** The opened host (a simulated node's fake modprobe stands in for the host's) and the logger. */
-type Context = Host & { logger: Logger };
+export type Context = Host & { logger: Logger };
 
 /** One-shot commands log to stderr, so stdout holds only the answer (table or JSON). */
 async function context(command: Command): Promise<Context> {
@@ -100,7 +97,11 @@ async function context(command: Command): Promise<Context> {
   return { ...host, logger };
 }
 
-function applyOptionsOf(ctx: Context, o: z.infer<z.ZodObject<typeof applySchema>>, signal?: AbortSignal): ApplyOptions {
+export function applyOptionsOf(
+  ctx: Context,
+  o: z.infer<z.ZodObject<typeof applySchema>>,
+  signal?: AbortSignal,
+): ApplyOptions {
   const modprobePath = o.modprobe === 'modprobe' ? (ctx.tools?.modprobe ?? o.modprobe) : o.modprobe;
   return {
     logger: ctx.logger,
@@ -138,7 +139,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         },
         applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1 }),
       );
-      out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
+      out(o.output === 'json' ? jsonText(result.plan) : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
     });
   cli.addCommand(plan);
@@ -222,7 +223,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       nvswitches: o.nvswitches,
       allowForeignGroupMembers: false,
     });
-    out(o.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    out(o.output === 'json' ? jsonText(report) : formatStatus(report));
     exit.code = report.converged ? 0 : 1;
   });
   cli.addCommand(statusCmd);
@@ -248,6 +249,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           resyncInterval: z.coerce.number().int().positive(),
         }),
       );
+      const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here
       exit.code = await runDaemon(command, o);
     });
   cli.addCommand(run);
@@ -260,49 +262,6 @@ function statusCommandOptions(command: Command): Command {
     .addOption(mirroredFlag('--nvswitches', 'NVSwitches are targets too'));
 }
 
-async function runDaemon(
-  command: Command,
-  o: {
-    desired: 'vfio' | 'none';
-    nvswitches: boolean;
-    allowForeignGroupMembers: boolean;
-    resyncInterval: number;
-    loadModules: boolean;
-    modprobe: string;
-    unbindTimeout: number;
-    deviceNodeTimeout: number;
-  },
-): Promise<number> {
-  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
-  const config = readCommonConfig(command);
-  const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
-  const stop = shutdownOnSignals(logger);
-  const host = await openHost(config.hostRoot, logger);
-  const ctx: Context = { ...host, logger };
-  logger.info(
-    { event: 'daemon.start', version: VERSION, desired: o.desired, hostRoot: config.hostRoot },
-    `${BINARY} ${VERSION} starting`,
-  );
-  const metrics = createMetrics({ binary: BINARY, version: VERSION });
-  // A reconcile can create /dev/vfio (modprobe), and nodes come and go: the watches follow.
-  await serveWatchedLoop({
-    watch: (trigger) => watchForChanges(ctx.sysfs, trigger),
-    reconcile: (signal) =>
-      reconcileOnce(
-        ctx.sysfs,
-        { desired: o.desired, nvswitches: o.nvswitches, allowForeignGroupMembers: o.allowForeignGroupMembers },
-        applyOptionsOf(ctx, o, signal),
-      ),
-    resyncMs: o.resyncInterval,
-    metricsAddress: config.metricsAddress,
-    metrics,
-    logger,
-    stop,
-  }); // the group in flight finishes or rolls back; bindings stay as they are
-  logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
-  return 0;
-}
-
 function printResult(
   out: (t: string) => void,
   format: string,
@@ -310,15 +269,10 @@ function printResult(
   report: Parameters<typeof formatReport>[0] | undefined,
 ) {
   if (format === 'json') {
-    out(`${JSON.stringify(report ? { plan, report } : { plan }, planReplacer, 2)}\n`);
+    out(jsonText(report ? { plan, report } : { plan }));
     return;
   }
   out(report ? formatReport(report) : formatPlan(plan));
-}
-
-/** GpuccErrors inside a plan print as their JSON form. */
-function planReplacer(_key: string, value: unknown): unknown {
-  return isGpuccError(value) ? value.toJSON() : value;
 }
 
 /** Runs the CLI; returns the exit code: 0 converged, 1 something could not be done, 2 bad usage or input. */

@@ -1,15 +1,5 @@
-export {
-  type ApplyOptions,
-  type ApplyReport,
-  applyBind,
-  applyRelease,
-  type DeviceResult,
-  type Outcome,
-} from './apply.js';
+// What the testbed (suite, benchmarks) and cross-package tests use by package name.
+export type { ApplyOptions } from './apply.js';
 export { main } from './cli.js';
-export { type BindRequest, bind, exitCodeOf, type ReleaseRequest, type RunResult, release, status } from './engine.js';
-export { type Observation, observe } from './observe.js';
-export { type DeviceStep, type GroupPlan, type Plan, planBind, planRelease, planWrites } from './plan.js';
-export { type Selection, selectTargets } from './select.js';
-export { readState, STATE_FILE, type VfioState } from './state.js';
-export { type StatusReport, statusReport } from './status.js';
+export { bind, exitCodeOf } from './commands.js';
+export { STATE_FILE } from './state.js';

@@ -1,4 +1,4 @@
-import { GpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
+import { type PciAddress, readStateFile, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
 
 /**
  * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it
@@ -29,30 +29,19 @@ export function emptyState(): VfioState {
   return { version: 1, devices: {} };
 }
 
+const FILE: StateFile = {
+  path: STATE_FILE,
+  field: 'devices',
+  owner: 'vfio-manager',
+  hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
+};
+
 export function readState(sysfs: Sysfs): VfioState {
-  const text = sysfs.readOptional(STATE_FILE);
-  if (text === undefined) return emptyState();
-  try {
-    const parsed = JSON.parse(text) as VfioState;
-    if (parsed?.version !== 1 || typeof parsed.devices !== 'object' || parsed.devices === null)
-      throw new Error('unexpected shape');
-    return parsed;
-  } catch (error) {
-    throw new GpuccError(
-      'ERR_GPUCC_STATE_FILE_INVALID',
-      `${sysfs.display(STATE_FILE)} is not a valid vfio-manager state`,
-      {
-        hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
-        cause: error,
-        details: { path: STATE_FILE },
-      },
-    );
-  }
+  return { version: 1, devices: readStateFile<DeviceRecord>(sysfs, FILE) };
 }
 
 export async function writeState(sysfs: Sysfs, state: VfioState): Promise<void> {
-  const sorted = Object.fromEntries(Object.entries(state.devices).sort(([a], [b]) => (a < b ? -1 : 1)));
-  await sysfs.writeFileAtomic(STATE_FILE, `${JSON.stringify({ version: 1, devices: sorted }, null, 2)}\n`, 0o644);
+  await writeStateFile(sysfs, FILE, state.devices);
 }
 
 export function recordOf(state: VfioState, address: PciAddress): DeviceRecord | undefined {

@@ -1,3 +1,4 @@
+import { table } from '@gpucc/daemon';
 import type { CcMode, HostTee } from '@gpucc/hal';
 import type { CheckResult, CheckStatus } from './checks.js';
 import type { NfdFeatures } from './nfd.js';
@@ -23,23 +24,14 @@ export function makeReport(mode: CcMode, tee: HostTee, checks: CheckResult[], fe
 /** 0 when nothing failed, 1 when the node cannot run CC workloads in the mode asked for. */
 export const exitCodeOf = (report: DoctorReport): number => (report.ok ? 0 : 1);
 
-const pad = (text: string, width: number) => text.padEnd(width);
-
 /** STATUS CHECK FINDING FIX, one row per check, then a verdict line. */
 export function formatDoctor(report: DoctorReport): string {
-  const rows = [
-    ['STATUS', 'CHECK', 'FINDING', 'FIX'],
-    ...report.checks.map((c) => [c.status.toUpperCase(), c.id, c.finding, c.fix ?? '-']),
-  ];
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = rows.map((r) =>
-    `${pad(r[0]!, widths[0]!)}  ${pad(r[1]!, widths[1]!)}  ${pad(r[2]!, widths[2]!)}  ${r[3]}`.trimEnd(),
-  );
+  const rows = report.checks.map((c) => [c.status.toUpperCase(), c.id, c.finding, c.fix ?? '-']);
   const { pass, warn, fail } = report.summary;
   const warnings = `${warn} warning${warn === 1 ? '' : 's'}`;
   const verdict = report.ok
     ? `node can run CC workloads in mode ${report.mode} (${pass} passed, ${warnings})`
     : `node cannot run CC workloads in mode ${report.mode}: ${fail} failed, ${warnings}, ${pass} passed`;
   const nfd = report.nfdFile ? [`NFD features written to /${report.nfdFile}`] : [];
-  return `${[...lines, '', verdict, ...nfd].join('\n')}\n`;
+  return `${table(['STATUS', 'CHECK', 'FINDING', 'FIX'], rows)}${['', verdict, ...nfd].join('\n')}\n`;
 }

@@ -16,3 +16,4 @@ export { formatListenAddress, type ListenAddress, parseListenAddress } from './l
 export { envVarFor, type MirroredOptionSettings, mirroredFlag, mirroredOption } from './options.js';
 export { addPciIdsOption, readPciIdsSource } from './pci-ids.js';
 export { describeOption, readOptions } from './read-options.js';
+export { deviceList, parseBooleanWord } from './words.js';

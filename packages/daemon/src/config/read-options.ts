@@ -2,8 +2,7 @@ import { GpuccError } from '@gpucc/hal';
 import type { Command, Option } from 'commander';
 import type * as z from 'zod';
 
-const TRUE = new Set(['1', 'true', 'yes', 'on']);
-const FALSE = new Set(['', '0', 'false', 'no', 'off']);
+import { parseBooleanWord } from './words.js';
 
 const SOURCES: Record<string, string> = {
   cli: 'set by the flag',
@@ -54,9 +53,9 @@ function strictBooleans(command: Command, values: Record<string, unknown>): Reco
     const key = option.attributeName();
     if (option.required || option.optional || !option.envVar) continue;
     if (command.getOptionValueSource(key) !== 'env') continue;
-    const raw = (process.env[option.envVar] ?? '').trim().toLowerCase();
-    if (TRUE.has(raw)) out[key] = !option.negate;
-    else if (FALSE.has(raw)) out[key] = option.negate;
+    const raw = process.env[option.envVar] ?? '';
+    const value = raw.trim() === '' ? false : parseBooleanWord(raw); // an empty variable is false
+    if (value !== undefined) out[key] = value !== option.negate;
     else throw invalid(command, option, key, process.env[option.envVar], 'not a boolean', ['true', 'false', '1', '0']);
   }
   return out;

@@ -9,4 +9,5 @@ export {
   type SimulatorAttachment,
   type SimulatorLoader,
 } from './simulator.js';
+export { readStateFile, type StateFile, writeStateFile } from './state-file.js';
 export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';

@@ -157,3 +157,16 @@ export function compareDeviceIds(a: string, b: string): number {
   if (an !== bn) return an ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+// ---- device-plugin sockets ------------------------------------------------------------------------
+
+/** The sandbox device plugin's sockets start with this, in the kubelet's device-plugin directory. */
+export const PLUGIN_SOCKET_PREFIX = 'sandbox-';
+
+/**
+ * The plugin's socket for a resource: `nvidia.com/pgpu` → `sandbox-pgpu.sock`, as NVIDIA's plugin
+ * names it. Safe as a file name: the class part is validated to [A-Za-z0-9_-] by `validateResourceClass`.
+ */
+export function socketNameFor(resourceName: string): string {
+  return `${PLUGIN_SOCKET_PREFIX}${resourceName.slice(resourceName.indexOf('/') + 1)}.sock`;
+}

@@ -8,12 +8,15 @@ export {
   formatPciIdsName,
   type NameAliases,
   type NamedDeviceType,
+  PLUGIN_SOCKET_PREFIX,
   RESOURCE_NAMESPACE,
   type ResourceNameInput,
   type ResourceNaming,
   resourceNamingFor,
+  socketNameFor,
   validateResourceClass,
 } from './contract.js';
+export { groupIntoUnits, isVfioFunction, unitNaming, type VfioDeviceUnit, vfioDeviceUnit } from './device-unit.js';
 export {
   checkPciIdsFile,
   findPciIds,

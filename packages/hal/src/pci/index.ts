@@ -12,6 +12,7 @@ export { discoverPci } from './discover.js';
 export { IOMMU_GROUPS_DIR } from './iommu-groups.js';
 export {
   hostDeviceNodesOf,
+  IncrementalObserver,
   type PciEvent,
   type PciObservation,
   PciObserver,

@@ -154,3 +154,42 @@ function sameModel(a: VfioHostModel, b: VfioHostModel): boolean {
     a.noiommuParameter === b.noiommuParameter
   );
 }
+
+/**
+ * A `PciObserver` and what an operand makes of each observation (kata-manager's device observation,
+ * the device plugin's inventory), kept between reconciles so that a change event costs what it
+ * changed, not what the node holds. `derive` sees the pass (`full` or `event`) so that what is read
+ * only by full passes (pci.ids) stays as the last full pass left it.
+ */
+export class IncrementalObserver<In, Out> {
+  private readonly pci = new PciObserver();
+
+  constructor(private readonly derive: (observation: PciObservation, sysfs: Sysfs, input: In) => Out) {}
+
+  /** How the last observation was made; undefined before the first. */
+  get lastPass(): PciPass | undefined {
+    return this.pci.lastPass;
+  }
+
+  note(event: PciEvent): void {
+    this.pci.note(event);
+  }
+
+  /** An entry of a watched directory appeared or vanished (`name` null: the watch could not say which). */
+  noteChange(dir: string, name: string | null): void {
+    this.pci.note(pciEventOf(dir, name));
+  }
+
+  /** The next observation is a full pass (after a failure, or a directory newly watched). */
+  invalidate(): void {
+    this.pci.invalidate();
+  }
+
+  /**
+   * `full`: start-up and resync. `events`: the event path where it holds. By default `events` when
+   * events were noted since the last observation, else `full` (start, the periodic resync, a retry).
+   */
+  observe(sysfs: Sysfs, input: In, mode: 'full' | 'events' = this.pci.pending > 0 ? 'events' : 'full'): Out {
+    return this.derive(this.pci.observe(sysfs, mode), sysfs, input);
+  }
+}

@@ -4,7 +4,7 @@ import { silentLogger } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import type { ApplyOptions } from '../src/apply.js';
-import { READY_MARKER, reconcileOnce } from '../src/run.js';
+import { READY_MARKER, reconcileOnce } from '../src/reconcile.js';
 
 const options: ApplyOptions = {
   logger: silentLogger(),

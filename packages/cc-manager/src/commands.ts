@@ -1,20 +1,12 @@
-import type { Logger } from '@gpucc/daemon';
-import { type CcMode, GpuccError, type HostTee, parsePciAddress, type Sysfs } from '@gpucc/hal';
+import { type CcMode, GpuccError, type HostTee, parsePciAddress } from '@gpucc/hal';
 import { type ApplyReport, applyPlan } from './apply.js';
-import type { BackendName, CcBackend, DeviceModes } from './backend/backend.js';
-import type { Arch, CapabilityTable } from './capability.js';
+import type { BackendName, DeviceModes } from './backend/backend.js';
+import type { Arch } from './capability.js';
+import type { Context } from './context.js';
 import { hexId } from './devices.js';
 import { observe } from './observe.js';
 import { describeModes, expectedModes, type Observation, type Plan, planSwitch } from './plan.js';
 import type { PendingRecord } from './state.js';
-
-export interface Engine {
-  sysfs: Sysfs;
-  backend: CcBackend;
-  capability: CapabilityTable;
-  logger: Logger;
-  maxParallel: number;
-}
 
 export interface DeviceStatus {
   address: string;
@@ -63,7 +55,7 @@ export function nodeMode(observation: Observation): StatusReport['mode'] {
   return 'mixed';
 }
 
-export async function status(engine: Engine, signal?: AbortSignal): Promise<StatusReport> {
+export async function status(engine: Context, signal?: AbortSignal): Promise<StatusReport> {
   const observation = await observe(engine.sysfs, engine.backend, engine.capability, signal);
   return {
     tee: observation.tee,
@@ -109,7 +101,7 @@ export interface SetResult {
  * `set`: observe → plan → apply. `--device` narrows the plan to those devices (each must be a GPU or
  * NVSwitch of this host); `ppcie` always covers the whole node, so it refuses a selection.
  */
-export async function setMode(engine: Engine, request: SetRequest): Promise<SetResult> {
+export async function setMode(engine: Context, request: SetRequest): Promise<SetResult> {
   const selected = request.devices?.map((d) => parsePciAddress(d));
   if (selected && request.mode === 'ppcie') {
     throw new GpuccError('ERR_GPUCC_USAGE', 'ppcie is a mode of the whole node: every GPU and NVSwitch together', {

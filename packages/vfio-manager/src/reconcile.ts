@@ -2,7 +2,7 @@ import { type DirWatches, watchDirs } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
 import { PCI_DEVICES_DIR, type Sysfs, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import type { ApplyOptions } from './apply.js';
-import { bind, release } from './engine.js';
+import { bind, release } from './commands.js';
 import { observe } from './observe.js';
 import { planBind, planRelease } from './plan.js';
 import { statusReport } from './status.js';

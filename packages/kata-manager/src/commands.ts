@@ -1,8 +1,8 @@
 import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, type Sysfs } from '@gpucc/hal';
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
+import type { DeviceObserver } from './observe.js';
 import { type DeviceObservation, observeCdiDir, observeDevices } from './observe.js';
-import type { DeviceObserver } from './observer.js';
 import { conflictError, type DesiredSpec, planSpecs, type SpecConflict, type SpecPlan } from './plan.js';
 import { buildSpecs, renderSpec, type SpecForKind } from './spec.js';
 import { checkSpecText, type SpecFormat } from './validate.js';

@@ -3,11 +3,9 @@ import type { Command } from 'commander';
 import type { BACKENDS } from './backend/backend.js';
 import { selectBackend } from './backend/select.js';
 import type { CapabilityTable } from './capability.js';
+import { BINARY, VERSION } from './cli.js';
 import type { DefaultMode } from './desired.js';
 import { createReconciler } from './reconcile.js';
-
-export const BINARY = 'cc-manager';
-export const VERSION = '0.1.0';
 
 export interface RunSettings {
   backend: (typeof BACKENDS)[number];

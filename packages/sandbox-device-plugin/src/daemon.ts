@@ -1,11 +1,9 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
 import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
+import { BINARY, VERSION } from './cli.js';
 import { registerPluginMetrics } from './metrics.js';
 import { PluginManager } from './plugin-manager.js';
 import type { PluginSettings } from './settings.js';
-
-export const BINARY = 'sandbox-device-plugin';
-export const VERSION = '0.1.0';
 
 /** Timings of the run mode; fixed here, the resync interval is a flag. */
 export const RUN_TIMINGS = {

@@ -2,9 +2,9 @@ import { injectFault, openSimulatedSysfs } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { setMode, status } from '../src/engine.js';
-import { readCcState } from '../src/state.js';
-import { engineFor, resets } from './helpers.js';
+import { setMode, status } from '../src/commands.js';
+import { readIntentRecord } from '../src/state.js';
+import { contextFor, resets } from './helpers.js';
 
 const H200_GPUS = ['0000:23:00.0', '0000:43:00.0'];
 
@@ -12,7 +12,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
   it('every GPU set, reset once and verified; a dry run and a second run change nothing', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
     await bindAll(sysfs);
-    const engine = engineFor(root, sysfs);
+    const engine = contextFor(root, sysfs);
     const dry = await setMode(engine, { mode: 'on', dryRun: true });
     expect(dry.plan.devices.map((d) => d.decision)).toEqual(['switch', 'switch']);
     expect(resets(root)).toEqual([]);
@@ -32,14 +32,18 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
   it('--device narrows the switch to those devices', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
     await bindAll(sysfs);
-    const result = await setMode(engineFor(root, sysfs), { mode: 'devtools', devices: [H200_GPUS[1]!], dryRun: false });
+    const result = await setMode(contextFor(root, sysfs), {
+      mode: 'devtools',
+      devices: [H200_GPUS[1]!],
+      dryRun: false,
+    });
     expect(result.report?.results.map((r) => [r.address, r.outcome])).toEqual([[H200_GPUS[1], 'switched']]);
     expect(resets(root)).toEqual([H200_GPUS[1]]);
   });
 
   it('refuses devices a host driver owns (no tool call, no reset) and ppcie on B200 as a whole', async () => {
     const { root, sysfs } = simNode('hgx-b200-8');
-    const engine = engineFor(root, sysfs);
+    const engine = contextFor(root, sysfs);
     const held = await setMode(engine, { mode: 'on', dryRun: false });
     expect(held.report?.ok).toBe(false);
     expect(
@@ -57,7 +61,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     const { root, sysfs } = simNode('iommufd-h200-2');
     await bindAll(sysfs);
     await injectFault(root, { kind: 'reset-error', device: '0000:23:00.0', times: 1 });
-    const engine = engineFor(root, sysfs);
+    const engine = contextFor(root, sysfs);
     const first = await setMode(engine, { mode: 'devtools', dryRun: false });
     const bad = first.report!.results.find((r) => r.address === '0000:23:00.0')!;
     expect(bad.outcome).toBe('failed');
@@ -66,21 +70,21 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
       /--gpu-bdf=0000:23:00\.0 --set-cc-mode=devtools .*exited with code 1: OSError: \[Errno 5\] Input\/output error/,
     );
     expect(first.report!.results.filter((r) => r.outcome === 'switched')).toHaveLength(1);
-    expect(readCcState(sysfs).pending['0000:23:00.0']).toMatchObject({ cc: 'devtools' });
+    expect(readIntentRecord(sysfs).pending['0000:23:00.0']).toMatchObject({ cc: 'devtools' });
     const report = await status(engine);
     expect(report.mode).toBe('mixed');
     expect(report.devices.find((d) => d.address === '0000:23:00.0')?.pending).toMatchObject({ cc: 'devtools' });
 
     const second = await setMode(engine, { mode: 'devtools', dryRun: false });
     expect(second.report?.ok).toBe(true);
-    expect(readCcState(sysfs).pending).toEqual({});
+    expect(readIntentRecord(sysfs).pending).toEqual({});
   });
 
   it('a mode the device does not take after its reset: the tool’s own check fails it (cc-stuck)', async () => {
     const { root, sysfs } = simNode('h100-pcie-1');
     await bindAll(sysfs);
     await injectFault(root, { kind: 'cc-stuck', device: '0000:41:00.0', times: 1 });
-    const result = await setMode(engineFor(root, sysfs), { mode: 'on', dryRun: false });
+    const result = await setMode(contextFor(root, sysfs), { mode: 'on', dryRun: false });
     expect(result.report?.results[0]).toMatchObject({ outcome: 'failed' });
     expect(result.report?.results[0]?.error?.message).toMatch(/failed to switch to CC mode on, current mode is off/);
   });
@@ -96,7 +100,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
       await bindAll(sysfs);
       const [first, second] = ['0000:23:00.0', '0000:43:00.0'];
       await injectFault(root, { kind, device: first! });
-      const result = await setMode(engineFor(root, sysfs, { timeoutMs: 1_000 }), { mode: 'on', dryRun: false });
+      const result = await setMode(contextFor(root, sysfs, { timeoutMs: 1_000 }), { mode: 'on', dryRun: false });
       const bad = result.report!.results.find((r) => r.address === first)!;
       expect(bad.outcome === 'unreadable' || bad.outcome === 'failed').toBe(true);
       expect(bad.error?.code).toBe(code);
@@ -110,7 +114,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     const { root, sysfs } = simNode('workstation-mixed');
     const sim = openSimulatedSysfs(root);
     await sim.write('sys/bus/pci/drivers/nvidia/unbind', '0000:42:00.0'); // as vfio-manager's preStop leaves it
-    const result = await setMode(engineFor(root, sysfs), { mode: 'on', dryRun: false });
+    const result = await setMode(contextFor(root, sysfs), { mode: 'on', dryRun: false });
     expect(result.report!.results.map((r) => [r.address, r.outcome])).toEqual([
       ['0000:01:00.0', 'skipped'],
       ['0000:42:00.0', 'switched'],
@@ -123,7 +127,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     const { root, sysfs } = simNode('iommufd-h200-2');
     const sim = openSimulatedSysfs(root);
     await sim.write('sys/bus/pci/drivers/nvidia/unbind', H200_GPUS[1]!);
-    const engine = engineFor(root, sysfs, { backend: 'nvidia-smi' });
+    const engine = contextFor(root, sysfs, { backend: 'nvidia-smi' });
     const report = await status(engine);
     expect(report).toMatchObject({ backend: 'nvidia-smi', canSwitch: false });
     const [onDriver, unbound] = report.devices;

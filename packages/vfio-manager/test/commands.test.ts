@@ -14,7 +14,7 @@ import { silentLogger } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import type { ApplyOptions } from '../src/apply.js';
-import { bind, exitCodeOf, release, status } from '../src/engine.js';
+import { bind, exitCodeOf, release, status } from '../src/commands.js';
 import { observe } from '../src/observe.js';
 import { planBind } from '../src/plan.js';
 import { readState, STATE_FILE } from '../src/state.js';

@@ -1,7 +1,7 @@
 import type { Logger } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
 import type { Sysfs } from '@gpucc/hal';
-import { applyWrite, planWrite, type WriteOptions, type WriteResult } from './engine.js';
+import { applyWrite, planWrite, type WriteOptions, type WriteResult } from './commands.js';
 import { logWriteResult } from './log.js';
 import type { SpecMetrics } from './metrics.js';
 import type { OwnWrites } from './own-writes.js';
