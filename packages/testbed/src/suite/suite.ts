@@ -153,7 +153,8 @@ export class Suite {
 
   isRunning(operand: Operand): boolean {
     const p = this.state(operand);
-    return p.service !== undefined && p.service.exit() === undefined;
+    // Not while the supervisor stops it (a pause): a kill then would race the SIGTERM's own exit.
+    return p.service !== undefined && p.stopping === undefined && p.service.exit() === undefined;
   }
 
   /** How often the operand was started, and how each run ended. */
