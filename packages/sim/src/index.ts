@@ -1,6 +1,14 @@
 export { main as simMain } from './cli.js';
 export { formatInspect, type InspectReport, inspectHost } from './inspect.js';
-export { KernelErrno, KernelSimulator, openSimulatedSysfs } from './kernel/index.js';
+export {
+  KernelErrno,
+  KernelSimulator,
+  kernelPid,
+  openSimulatedSysfs,
+  type SimulatedSysfsOptions,
+  startKernel,
+  stopKernel,
+} from './kernel/index.js';
 export { type CreateNodeResult, createNode } from './node/create.js';
 export { breakAttribute, clearFaults, injectFault } from './node/faults.js';
 export { layoutNode } from './node/layout.js';

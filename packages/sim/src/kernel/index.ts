@@ -1,10 +1,24 @@
 import { type AccessRecorder, Sysfs } from '@gpucc/hal';
+import { KernelClient } from './client.js';
 import { KernelSimulator } from './simulator.js';
 
+export { KernelClient, kernelPid, startKernel, stopKernel } from './client.js';
 export { KernelErrno } from './errno.js';
+export { KernelServer, serveKernel } from './server.js';
 export { KernelSimulator } from './simulator.js';
 
-/** A hal Sysfs for a simulated node: reads see the tree, kernel-attribute writes go through the simulator. */
-export function openSimulatedSysfs(root: string, options: { recorder?: AccessRecorder } = {}): Sysfs {
-  return new Sysfs(root, { kernel: new KernelSimulator(root), ...options });
+export interface SimulatedSysfsOptions {
+  recorder?: AccessRecorder;
+  /**
+   * `process` (the default): stores go to the node's kernel process, complete-or-not-started and
+   * serialized across processes, and a store that blocks is a real blocked open(2) on a threadpool
+   * thread. `in-process`: this process is the kernel (one process per node only; a hang is a promise).
+   */
+  kernel?: 'process' | 'in-process';
+}
+
+/** A hal Sysfs for a simulated node: reads see the tree, kernel-attribute writes go to the simulated kernel. */
+export function openSimulatedSysfs(root: string, options: SimulatedSysfsOptions = {}): Sysfs {
+  const kernel = options.kernel === 'in-process' ? new KernelSimulator(root) : new KernelClient(root);
+  return new Sysfs(root, { kernel, ...(options.recorder ? { recorder: options.recorder } : {}) });
 }
