@@ -9,6 +9,7 @@ export {
   startKernel,
   stopKernel,
 } from './kernel/index.js';
+export { treeInconsistencies } from './node/consistency.js';
 export { type CreateNodeResult, createNode } from './node/create.js';
 export { breakAttribute, clearFaults, injectFault } from './node/faults.js';
 export { layoutNode } from './node/layout.js';

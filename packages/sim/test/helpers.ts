@@ -2,12 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, vi } from 'vitest';
-import { openSimulatedSysfs } from '../src/kernel/index.js';
+import { kernelPid, openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 import type { ProfileOptions } from '../src/profiles/profiles.js';
 import { installFakeTools } from '../src/tools/index.js';
 
 const made: string[] = [];
+const nodes: string[] = [];
 
 /** A fresh temp directory (tmpfs when the machine has one: simulated nodes are thousands of files). */
 export function tempDir(prefix = 'gpucc-test-'): string {
@@ -22,7 +23,15 @@ export function tempDir(prefix = 'gpucc-test-'): string {
   return dir;
 }
 
-afterEach(() => {
+/** Kernel processes the tests' nodes started, stopped after each test (none may outlive it). */
+export const stoppedKernels: number[] = [];
+
+afterEach(async () => {
+  for (const root of nodes.splice(0)) {
+    const pid = kernelPid(root);
+    await stopKernel(root);
+    if (pid !== undefined) stoppedKernels.push(pid);
+  }
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -30,6 +39,7 @@ afterEach(() => {
 export function simNode(profile: string, options: ProfileOptions = {}) {
   const root = path.join(tempDir(), 'node');
   const { node } = createNode(root, profile, options, installFakeTools);
+  nodes.push(root);
   const sysfs = openSimulatedSysfs(root);
   return { root, node, sysfs };
 }

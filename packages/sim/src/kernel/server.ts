@@ -25,7 +25,10 @@ const FIFO_BATCH = 8;
 const NODE_CHECK_MS = 500;
 
 export interface KernelServerOptions {
-  /** Exit after this long without writers (default: GPUCC_SIM_KERNEL_IDLE_MS, else 2000 ms). */
+  /**
+   * Exit after this long without writers (default: GPUCC_SIM_KERNEL_IDLE_MS, else 2000 ms);
+   * Infinity: serve until stopped or the node is deleted.
+   */
   idleMs?: number;
 }
 
@@ -168,7 +171,7 @@ export class KernelServer {
   private armIdle(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
-    if (this.stopping || this.connections.size > 0) return;
+    if (this.stopping || this.connections.size > 0 || this.idleMs === Number.POSITIVE_INFINITY) return;
     this.idleTimer = setTimeout(() => {
       if (this.kernel.busy()) this.armIdle();
       else this.stop();
@@ -214,14 +217,18 @@ export class KernelServer {
   }
 }
 
-/** The process entry (`gpucc-sim kernel DIR`, the node's kernel launcher): serves until idle or stopped. */
-export async function serveKernel(root: string, options: KernelServerOptions = {}): Promise<void> {
+/**
+ * The process entry (`gpucc-sim kernel DIR`, the node's kernel launcher): serves until idle or
+ * stopped; false at once when another kernel serves the node (two writers each started one).
+ */
+export async function serveKernel(root: string, options: KernelServerOptions = {}): Promise<boolean> {
   const server = await KernelServer.start(root, options);
-  if (!server) return; // another writer's kernel won the start: it serves the node
+  if (!server) return false;
   const stop = () => server.stop();
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   await server.stopped;
   process.off('SIGTERM', stop);
   process.off('SIGINT', stop);
+  return true;
 }
