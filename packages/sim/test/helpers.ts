@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, vi } from 'vitest';
-import { kernelPid, openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
+import { openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
 import { createNode } from '../src/node/create.js';
 import type { ProfileOptions } from '../src/profiles/profiles.js';
 import { installFakeTools } from '../src/tools/index.js';
@@ -23,15 +23,9 @@ export function tempDir(prefix = 'gpucc-test-'): string {
   return dir;
 }
 
-/** Kernel processes the tests' nodes started, stopped after each test (none may outlive it). */
-export const stoppedKernels: number[] = [];
-
+// A node's kernel process (started by its first write) is stopped with the test: none outlives it.
 afterEach(async () => {
-  for (const root of nodes.splice(0)) {
-    const pid = kernelPid(root);
-    await stopKernel(root);
-    if (pid !== undefined) stoppedKernels.push(pid);
-  }
+  for (const root of nodes.splice(0)) await stopKernel(root);
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 

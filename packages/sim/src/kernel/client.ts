@@ -168,6 +168,7 @@ export function kernelPid(root: string): number | undefined {
 
 /** Stops the node's kernel process if one runs, waking every blocked writer with EIO; resolves once it is gone. */
 export async function stopKernel(root: string): Promise<void> {
+  if (!hostFs.exists(root)) return; // a deleted node's kernel exits by itself
   const real = hostFs.realPath(root);
   const pid = kernelPid(real);
   const socket = await tryConnect(kernelAddress(real));
