@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { kernelPid, openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
+import { type KernelClient, kernelPid, openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
 import { treeInconsistencies } from '../src/node/consistency.js';
 import { injectFault } from '../src/node/faults.js';
 import { readWriteLog } from '../src/node/write-log.js';
@@ -166,7 +166,7 @@ describe('the simulated kernel runs as its own process', () => {
       await sysfs.write(`sys/bus/pci/devices/${GPUS[0]}/power/control`, 'on');
       const pid = kernelPid(root)!;
       expect(alive(pid)).toBe(true);
-      (sysfs.kernel as { close(): void }).close();
+      (sysfs.kernel as KernelClient).close();
       while (alive(pid)) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(kernelPid(root)).toBeUndefined();
     } finally {
