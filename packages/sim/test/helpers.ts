@@ -29,12 +29,20 @@ afterEach(async () => {
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-/** A simulated node of the given profile and a Sysfs on it whose writes go through the kernel simulator. */
-export function simNode(profile: string, options: ProfileOptions = {}) {
+/**
+ * A simulated node of the given profile and a Sysfs on it whose writes go through the kernel
+ * simulator: in this process by default (operand unit tests: no process to start), or the node's
+ * kernel process (`process`: the kernel tests, which hold it to what writers see on a node).
+ */
+export function simNode(
+  profile: string,
+  options: ProfileOptions = {},
+  kernel: 'process' | 'in-process' = 'in-process',
+) {
   const root = path.join(tempDir(), 'node');
   const { node } = createNode(root, profile, options, installFakeTools);
   nodes.push(root);
-  const sysfs = openSimulatedSysfs(root);
+  const sysfs = openSimulatedSysfs(root, { kernel });
   return { root, node, sysfs };
 }
 

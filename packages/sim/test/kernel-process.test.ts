@@ -92,7 +92,7 @@ afterEach(async () => {
 
 describe('the simulated kernel runs as its own process', () => {
   it('a kill -9 of a writer at random points of a bind never leaves a state no kernel produces', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', {}, 'process');
     let kernel: number | undefined;
     for (const [i, ms] of delays(12, 8, 120).entries()) {
       const w = writer(root, 'cycle');
@@ -111,7 +111,7 @@ describe('the simulated kernel runs as its own process', () => {
   });
 
   it('two writers at once are serialized: the tree stays one a kernel produces, every store is logged', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', {}, 'process');
     const a = writer(root, 'cycle', '4');
     const b = writer(root, 'cycle', '4');
     expect(await a.exited).toEqual({ code: 0, signal: null });
@@ -123,8 +123,20 @@ describe('the simulated kernel runs as its own process', () => {
     expect(pids.has(a.child.pid!) && pids.has(b.child.pid!)).toBe(true);
   });
 
+  it('a store waits for a hung store to the same device (its device_lock); other devices go on', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8', {}, 'process');
+    const [hung, other] = GPUS as [string, string];
+    await injectFault(root, { kind: 'unbind-hang', device: hung, delayMs: 300 });
+    const unbind = sysfs.write(`sys/bus/pci/devices/${hung}/driver/unbind`, hung);
+    const sameDevice = sysfs.write(`sys/bus/pci/devices/${hung}/driver_override`, 'vfio-pci');
+    await sysfs.write(`sys/bus/pci/devices/${other}/driver_override`, 'vfio-pci');
+    await Promise.all([unbind, sameDevice]);
+    const order = readWriteLog(root).map((w) => `${w.path.split('/')[4]} ${w.path.split('/').slice(5).join('/')}`);
+    expect(order).toEqual([`${other} driver_override`, `${hung} driver/unbind`, `${hung} driver_override`]);
+  });
+
   it('the kill-after-writes fault kills the writer right after its N-th store, which is complete', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', {}, 'process');
     await injectFault(root, { kind: 'kill-after-writes', afterWrites: 5 });
     const w = writer(root, 'cycle', '1');
     expect((await w.exited).signal).toBe('SIGKILL');
@@ -135,7 +147,7 @@ describe('the simulated kernel runs as its own process', () => {
   });
 
   it('a hung unbind is a real blocked write: four stop every other file operation of the writer, three do not', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', {}, 'process');
     for (const gpu of ALL_GPUS.slice(0, 7)) await injectFault(root, { kind: 'unbind-hang', device: gpu });
 
     const three = writer(root, 'hang', ...ALL_GPUS.slice(0, 3));
@@ -158,7 +170,7 @@ describe('the simulated kernel runs as its own process', () => {
   });
 
   it('a kernel started on demand exits by itself once no writer is left; none survives the tests', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', {}, 'process');
     const previous = process.env.GPUCC_SIM_KERNEL_IDLE_MS;
     process.env.GPUCC_SIM_KERNEL_IDLE_MS = '100'; // inherited by the kernel this process starts
     try {

@@ -4,7 +4,10 @@ import { errnoOf, GpuccError, type Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
 import { injectFault } from '../src/node/faults.js';
 import { readCcState, writeCcState } from '../src/node/state.js';
-import { simNode } from './helpers.js';
+import { simNode as inProcessNode } from './helpers.js';
+
+// Every store goes to the node's kernel process: what it answers is what each writer sees.
+const simNode = (profile: string) => inProcessNode(profile, {}, 'process');
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
 const driverOf = (s: Sysfs, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();

@@ -11,7 +11,7 @@ import {
   lineReader,
   type WriterMessage,
 } from './protocol.js';
-import { KernelSimulator } from './simulator.js';
+import { KernelSimulator, serialKey } from './simulator.js';
 
 /**
  * The simulated kernel of one node as its own process (`gpucc-sim kernel DIR`, or started on demand
@@ -56,6 +56,8 @@ export class KernelServer {
   private idleTimer: NodeJS.Timeout | undefined;
   private nodeCheck: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** The store in progress or queued last per device: stores to one device run one at a time. */
+  private readonly queues = new Map<string, Promise<void>>();
   private markStopped!: () => void;
   /** Settles once the server has stopped (the process entry exits then). */
   readonly stopped = new Promise<void>((resolve) => (this.markStopped = resolve));
@@ -124,11 +126,26 @@ export class KernelServer {
     const request: Request = { id: message.id, fifo: this.takeFifo(), connection };
     connection.requests.set(request.id, request);
     this.send(connection, { id: request.id, fifo: request.fifo });
-    this.kernel.write(message.path, Buffer.from(message.value, 'base64'), message.pid).then(
+    const data = Buffer.from(message.value, 'base64');
+    this.serialized(serialKey(message.path, data), () => this.kernel.write(message.path, data, message.pid)).then(
       () => this.finish(request, { id: request.id, ok: true }),
       (error: { code?: string; message?: string }) =>
         this.finish(request, { id: request.id, errno: error.code ?? 'EIO', message: error.message ?? String(error) }),
     );
+  }
+
+  private async serialized(key: string, store: () => Promise<void>): Promise<void> {
+    const previous = this.queues.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const tail = previous.then(() => new Promise<void>((resolve) => (release = resolve)));
+    this.queues.set(key, tail);
+    await previous;
+    try {
+      await store();
+    } finally {
+      release();
+      if (this.queues.get(key) === tail) this.queues.delete(key);
+    }
   }
 
   /** The store returned: wake the writer's blocked open(2), then tell it how the store ended. */

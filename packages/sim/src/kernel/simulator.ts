@@ -67,8 +67,6 @@ export class KernelSimulator implements KernelHook {
   private readonly pendingNodes = new Set<NodeJS.Timeout>();
   /** Successful writes per writing process (for the kill-after-writes fault). */
   private readonly writesDone = new Map<number, number>();
-  /** The write in progress or queued last per device: stores to one device run one at a time. */
-  private readonly queues = new Map<string, Promise<void>>();
   /** Hangs that end by themselves (a delay was given): the kernel process stays up for them. */
   private finiteWaits = 0;
 
@@ -82,19 +80,10 @@ export class KernelSimulator implements KernelHook {
     checkKernelRead(relPath);
   }
 
-  /**
-   * One store, on behalf of process `writer`. Stores to the same device wait for each other, as the
-   * kernel's device_lock makes them (a bind waits for a hung unbind of that device to return).
-   */
+  /** One store, on behalf of process `writer` (whose pid the write log records). */
   async write(relPath: string, data: Uint8Array, writer = process.pid): Promise<void> {
     const rel = relPath.replace(/^\/+/, '');
     const value = Buffer.from(data).toString('utf8');
-    const key = serialKey(rel, data);
-    const previous = this.queues.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const tail = previous.then(() => new Promise<void>((resolve) => (release = resolve)));
-    this.queues.set(key, tail);
-    await previous;
     try {
       await this.dispatch(rel, data);
       this.log(rel, value, 'ok', writer);
@@ -102,9 +91,6 @@ export class KernelSimulator implements KernelHook {
     } catch (error) {
       this.log(rel, value, (error as { code?: string }).code ?? 'error', writer);
       throw error;
-    } finally {
-      release();
-      if (this.queues.get(key) === tail) this.queues.delete(key);
     }
   }
 
@@ -460,8 +446,14 @@ export class KernelSimulator implements KernelHook {
 
 const ADDRESS_IN_PATH = new RegExp(`/(${BDF})/`);
 
-/** What a store serializes on: the device it names (in its path, or as the value of bind/unbind), else the bus. */
-function serialKey(rel: string, data: Uint8Array): string {
+/**
+ * What a store serializes on in the kernel process: the device it names (in its path, or as the
+ * value of bind/unbind), else the bus. The kernel takes the device's device_lock in unbind, bind,
+ * driver_override (drivers/base/driver.c driver_set_override) and reset, so a store to a device waits
+ * for a hung one to the same device.
+ */
+export function serialKey(relPath: string, data: Uint8Array): string {
+  const rel = relPath.replace(/^\/+/, '');
   const inPath = ADDRESS_IN_PATH.exec(`${rel}/`);
   if (inPath) return inPath[1]!;
   const named = streq(data).trim();
