@@ -23,7 +23,12 @@ export function tempDir(prefix = 'gpucc-test-'): string {
   return dir;
 }
 
-// A node's kernel process (started by its first write) is stopped with the test: none outlives it.
+/** A node whose kernel process (started by its first write) is stopped after the test: none outlives it. */
+export function trackNode(root: string): string {
+  nodes.push(root);
+  return root;
+}
+
 afterEach(async () => {
   for (const root of nodes.splice(0)) await stopKernel(root);
   for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
@@ -41,7 +46,7 @@ export function simNode(
 ) {
   const root = path.join(tempDir(), 'node');
   const { node } = createNode(root, profile, options, installFakeTools);
-  nodes.push(root);
+  trackNode(root);
   const sysfs = openSimulatedSysfs(root, { kernel });
   return { root, node, sysfs };
 }
