@@ -3,6 +3,7 @@ import path from 'node:path';
 import { GpuccError, hostFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
 import { KUBECONFIG_FILE, SERVER_FILE } from '../apiserver/paths.js';
 import { nodeLabels, setLabels } from '../apiserver/store.js';
+import { stopKernel } from '../kernel/index.js';
 import { controlRequest } from '../kubelet/control.js';
 import type { KubeletAllocation, KubeletState } from '../kubelet/fake-kubelet.js';
 import { createNode } from '../node/create.js';
@@ -309,6 +310,7 @@ export class Suite {
     );
     await this.kubeletService?.stop(2000);
     await this.apiServer?.stop(2000);
+    await stopKernel(this.root); // the node's kernel process, which the operands' first write started
     this.readLogs();
     this.flush(true);
     return exits;
