@@ -1,6 +1,6 @@
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import path from 'node:path';
-import { hostFs, type KernelHook, spawnDetached } from '@gpucc/hal';
+import { GpuccError, hostFs, type KernelHook, spawnDetached } from '@gpucc/hal';
 import { defaultEntryModule, kernelLauncherScript } from '../tools/install.js';
 import { KernelErrno } from './errno.js';
 import {
@@ -11,6 +11,7 @@ import {
   type KernelMessage,
   kernelAddress,
   lineReader,
+  tryConnect,
   type WriterMessage,
 } from './protocol.js';
 import { checkKernelRead } from './simulator.js';
@@ -45,7 +46,11 @@ export class KernelClient implements KernelHook {
   }
 
   async write(relPath: string, data: Uint8Array): Promise<void> {
-    const socket = await this.connection();
+    let socket = await this.connection();
+    if (socket.destroyed) {
+      this.socket = undefined; // the kernel stopped since the last write: a new one starts
+      socket = await this.connection();
+    }
     const id = this.nextId++;
     let accepted!: (fifo: string | undefined) => void;
     let settled!: (result: KernelMessage | undefined) => void;
@@ -101,9 +106,13 @@ export class KernelClient implements KernelHook {
         started = true;
       }
       if (Date.now() - since > START_WAIT_MS) {
-        throw new KernelErrno(
-          'EIO',
-          `the simulated kernel of ${this.root} did not start (see ${path.join(this.root, KERNEL_LOG)})`,
+        throw new GpuccError(
+          'ERR_GPUCC_SIM_KERNEL_UNAVAILABLE',
+          `the simulated kernel of ${this.root} did not start within ${START_WAIT_MS} ms`,
+          {
+            hint: `see ${path.join(this.root, KERNEL_LOG)}, or run it in the foreground: gpucc-sim kernel ${this.root}`,
+            details: { root: this.root },
+          },
         );
       }
       await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
@@ -128,17 +137,6 @@ export class KernelClient implements KernelHook {
     });
     return socket;
   }
-}
-
-function tryConnect(address: string): Promise<Socket | undefined> {
-  return new Promise((resolve) => {
-    const socket = connect({ path: address });
-    socket.once('connect', () => {
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', () => resolve(undefined));
-  });
 }
 
 /**

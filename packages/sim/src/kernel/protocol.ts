@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import path from 'node:path';
 import { SIM_DIR } from '../node/paths.js';
 
@@ -59,4 +60,16 @@ export function lineReader<T>(onMessage: (message: T) => void): (chunk: Buffer) 
 
 export function encode(message: WriterMessage | KernelMessage): string {
   return `${JSON.stringify(message)}\n`;
+}
+
+/** A connection to the address, or undefined when nothing listens there. */
+export function tryConnect(address: string): Promise<Socket | undefined> {
+  return new Promise((resolve) => {
+    const socket = connect({ path: address });
+    socket.once('connect', () => {
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', () => resolve(undefined));
+  });
 }

@@ -9,6 +9,7 @@ import {
   type KernelMessage,
   kernelAddress,
   lineReader,
+  tryConnect,
   type WriterMessage,
 } from './protocol.js';
 import { KernelSimulator, serialKey } from './simulator.js';
@@ -77,11 +78,18 @@ export class KernelServer {
   static async start(root: string, options: KernelServerOptions = {}): Promise<KernelServer | undefined> {
     const real = hostFs.realPath(root);
     const server = new KernelServer(real, options);
+    const address = kernelAddress(real);
+    // A socket file (not Linux) outlives a killed kernel: one that nobody answers on is left over.
+    if (!address.startsWith('\0') && hostFs.exists(address)) {
+      const live = await tryConnect(address);
+      if (live) live.destroy();
+      else hostFs.removeSync(address);
+    }
     const listening = await new Promise<boolean>((resolve, reject) => {
       server.server.once('error', (error: NodeJS.ErrnoException) =>
         error.code === 'EADDRINUSE' ? resolve(false) : reject(error),
       );
-      server.server.listen(kernelAddress(real), () => resolve(true));
+      server.server.listen(address, () => resolve(true));
     });
     if (!listening) return undefined;
     hostFs.removeSync(path.join(real, KERNEL_FIFO_DIR)); // FIFOs of an earlier kernel
@@ -121,6 +129,10 @@ export class KernelServer {
     if (message.op === 'done') {
       const request = connection.requests.get(message.id);
       if (request) this.release(request);
+      return;
+    }
+    if (this.stopping) {
+      this.send(connection, { id: message.id, errno: 'EIO', message: 'the simulated kernel is stopping' });
       return;
     }
     const request: Request = { id: message.id, fifo: this.takeFifo(), connection };
