@@ -32,14 +32,11 @@ interface Pending {
  */
 export class KernelClient implements KernelHook {
   readonly description = 'gpucc-sim kernel (its own process)';
-  private readonly root: string;
   private socket: Promise<Socket> | undefined;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
-  constructor(root: string) {
-    this.root = hostFs.realPath(root);
-  }
+  constructor(private readonly root: string) {}
 
   checkRead(relPath: string): void {
     checkKernelRead(relPath);
@@ -71,11 +68,15 @@ export class KernelClient implements KernelHook {
       value: Buffer.from(data).toString('base64'),
     };
     socket.write(encode(message));
-    const fifoPath = await fifo;
-    // The blocked write(2): returns when the kernel has finished the store (or stopped).
-    if (fifoPath !== undefined) await hostFs.waitForFifoReader(fifoPath);
-    const outcome = await result;
-    this.pending.delete(id);
+    let outcome: KernelMessage | undefined;
+    try {
+      const fifoPath = await fifo;
+      // The blocked write(2): returns when the kernel has finished the store (or stopped).
+      if (fifoPath !== undefined) await hostFs.waitForFifoReader(fifoPath);
+      outcome = await result;
+    } finally {
+      this.pending.delete(id);
+    }
     if (!socket.destroyed) socket.write(encode({ op: 'done', id }));
     if (outcome === undefined) throw new KernelErrno('EIO', 'the simulated kernel went away during the write');
     if ('errno' in outcome) throw new KernelErrno(outcome.errno, outcome.message.replace(/^E[A-Z0-9]+: /, ''));
@@ -96,13 +97,14 @@ export class KernelClient implements KernelHook {
   }
 
   private async open(): Promise<Socket> {
+    const real = hostFs.realPath(this.root); // the address is the node's real path, whoever names it how
     const since = Date.now();
     let started = false;
     for (;;) {
-      const socket = await tryConnect(kernelAddress(this.root));
+      const socket = await tryConnect(kernelAddress(real));
       if (socket) return this.attach(socket);
       if (!started) {
-        startKernel(this.root);
+        startKernel(real);
         started = true;
       }
       if (Date.now() - since > START_WAIT_MS) {
