@@ -146,9 +146,10 @@ export class Suite {
 
   // ---- processes ----------------------------------------------------------------------------
 
+  /** Running and not being stopped: a kill then lands on a working operand, not on one shutting down for a pause. */
   isRunning(operand: Operand): boolean {
     const p = this.state(operand);
-    return p.service !== undefined && p.service.exit() === undefined;
+    return p.service !== undefined && p.service.exit() === undefined && p.stopping === undefined;
   }
 
   /** How often the operand was started, and how each run ended. */
