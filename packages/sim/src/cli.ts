@@ -3,6 +3,7 @@ import { endQuietlyWhenStdoutCloses, GpuccError, isGpuccError, Sysfs } from '@gp
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerApiServerCommands } from './apiserver/commands.js';
 import { formatInspect, inspectHost } from './inspect.js';
+import { kernelPid, serveKernel, stopKernel } from './kernel/index.js';
 import { registerKubeletCommands } from './kubelet/commands.js';
 import { createNode } from './node/create.js';
 import { breakAttribute, clearFaults, injectFault } from './node/faults.js';
@@ -147,6 +148,28 @@ function program(out: (text: string) => void): Command {
             ? `${JSON.stringify(w)}\n`
             : `${new Date(w.t).toISOString()} pid ${w.pid} ${w.path} <- ${JSON.stringify(w.value)}: ${w.result}\n`,
         );
+      }
+    });
+
+  cli
+    .command('kernel')
+    .description(
+      'run the node’s simulated kernel in the foreground (writers start one on demand; it exits when idle), or --stop it',
+    )
+    .argument('<dir>')
+    .option('--stop', 'stop the running kernel, waking every blocked writer with EIO')
+    .option('--idle-ms <ms>', 'exit after this long without writers (default: run until stopped)', int)
+    .action(async (dir: string, o: { stop?: boolean; idleMs?: number }) => {
+      const root = path.resolve(dir);
+      readNodeSpec(root);
+      if (o.stop) {
+        const pid = kernelPid(root);
+        await stopKernel(root);
+        out(pid === undefined ? 'no kernel was running\n' : `kernel (pid ${pid}) stopped\n`);
+        return;
+      }
+      if (!(await serveKernel(root, { idleMs: o.idleMs ?? Number.POSITIVE_INFINITY }))) {
+        out(`a kernel already serves ${root} (pid ${kernelPid(root) ?? '?'})\n`);
       }
     });
 

@@ -5,7 +5,15 @@ export { listEvents, nodeLabels, setLabels } from './apiserver/store.js';
 export { attachSimulatorHere, simulatorAttachment } from './attachment.js';
 export { main as simMain } from './cli.js';
 export { formatInspect, type InspectReport, inspectHost } from './inspect.js';
-export { KernelErrno, KernelSimulator, openSimulatedSysfs } from './kernel/index.js';
+export {
+  KernelErrno,
+  KernelSimulator,
+  kernelPid,
+  openSimulatedSysfs,
+  type SimulatedSysfsOptions,
+  startKernel,
+  stopKernel,
+} from './kernel/index.js';
 export { controlRequest } from './kubelet/control.js';
 export {
   FakeKubelet,
@@ -13,6 +21,7 @@ export {
   type KubeletAllocation,
   type KubeletState,
 } from './kubelet/fake-kubelet.js';
+export { treeInconsistencies } from './node/consistency.js';
 export { type CreateNodeResult, createNode } from './node/create.js';
 export { devPath, loadDriver } from './node/effects.js';
 export { breakAttribute, clearFaults, injectFault } from './node/faults.js';

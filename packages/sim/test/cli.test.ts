@@ -1,8 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { captureCli, tempDir } from '@gpucc/testbed/vitest';
+import { captureCli, simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { main } from '../src/cli.js';
+import { kernelPid } from '../src/kernel/index.js';
 import { readFaults, readToolSettings } from '../src/node/state.js';
 
 const BIN = path.resolve(import.meta.dirname, '../bin/gpucc-sim.mjs');
@@ -63,6 +64,16 @@ describe('gpucc-sim CLI', () => {
     expect(readFaults(dir)).toEqual([]);
     await run('tool-latency', dir, '--reset-ms', '1700');
     expect(readToolSettings(dir).resetMs).toBe(1700);
+  });
+
+  it('kernel --stop stops the node’s kernel process that a write started, and says when none runs', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8', { kernel: 'process' });
+    expect((await run('kernel', root, '--stop')).out).toBe('no kernel was running\n');
+    await sysfs.write('sys/bus/pci/devices/0000:13:00.0/power/control', 'on');
+    const pid = kernelPid(root)!;
+    expect((await run('kernel', root, '--stop')).out).toBe(`kernel (pid ${pid}) stopped\n`);
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await run('writes', root)).out).toMatch(/0000:13:00\.0\/power\/control <- "on": ok\n$/);
   });
 
   it('exits 2 on bad usage and 1 on a directory that is not a simulated node', async () => {

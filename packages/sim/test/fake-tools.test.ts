@@ -2,16 +2,17 @@ import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hostFs } from '@gpucc/hal';
-import { captureCli, tempDir } from '@gpucc/testbed/vitest';
+import { captureCli, tempDir, trackNode } from '@gpucc/testbed/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main as simMain } from '../src/cli.js';
+import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { detachDriver } from '../src/node/effects.js';
 import { injectFault } from '../src/node/faults.js';
 import { Tree } from '../src/node/files.js';
 import { layoutNode } from '../src/node/layout.js';
 import { WRITE_LOG } from '../src/node/paths.js';
 import type { CcState } from '../src/node/spec.js';
-import { readCcState, readFaults, readNodeSpec, writeCcState } from '../src/node/state.js';
+import { readCcState, readFaults, readNodeSpec, withNodeLock, writeCcState } from '../src/node/state.js';
 import { findProfile, type ProfileOptions } from '../src/profiles/profiles.js';
 import {
   bufferIo,
@@ -48,7 +49,7 @@ const GPUS = [0x13, 0x23, 0x33, 0x43, 0x53, 0x63, 0x73, 0x83].map((b) => `0000:$
 const SWITCHES = ['0000:07:00.0', '0000:08:00.0', '0000:09:00.0', '0000:0a:00.0'];
 
 function makeNode(profile = 'hgx-h100-8', options: ProfileOptions = {}): string {
-  const root = path.join(tempDir('gpucc-tools-'), 'node');
+  const root = trackNode(path.join(tempDir('gpucc-tools-'), 'node'));
   layoutNode(root, findProfile(profile).build(options));
   installFakeTools(root);
   return root;
@@ -285,6 +286,46 @@ describe('fake nvidia_gpu_tools.py', () => {
     expect(results.filter((x) => x === 'NvSwitch PPCIe on')).toHaveLength(4);
     expect(results.filter((x) => x === 'GPU PPCIe on')).toHaveLength(8);
     expect(results.filter((x) => x === 'GPU CC off')).toHaveLength(8);
+  });
+
+  it('twelve tool processes at once, one per device as cc-manager runs them: every device reads PPCIe on', async () => {
+    const root = makeNode();
+    unbind(root, GPUS);
+    const calls = [...SWITCHES, ...GPUS].map((address) =>
+      tool(
+        root,
+        `--gpu-bdf=${address}`,
+        ...(GPUS.includes(address) ? ['--set-cc-mode=off'] : []),
+        '--set-ppcie-mode=on',
+        '--reset-after-ppcie-mode-switch',
+      ),
+    );
+    // Readers at the same time, as a status or doctor run would be.
+    const readers = [
+      tool(root, '--devices', 'all', '--query-ppcie-mode'),
+      tool(root, '--devices', 'all', '--query-cc-mode'),
+    ];
+    expect((await Promise.all(calls)).map((r) => r.code)).toEqual(Array(12).fill(0));
+    await Promise.all(readers);
+    const query = await tool(root, '--devices', 'all', '--query-ppcie-mode');
+    const on = lines(query.stderr).filter((l) => QUERY_LINE.exec(l)?.[8] === 'on');
+    expect(on).toHaveLength(12);
+    for (const address of [...GPUS, ...SWITCHES]) expect(resetWrites(root, address)).toBe(1);
+  });
+
+  it('a knob written while a reset of the same device is under way is not lost: the reset takes the node lock', async () => {
+    const root = makeNode();
+    const sysfs = openSimulatedSysfs(root);
+    await sysfs.write(`sys/bus/pci/devices/${SWITCHES[0]}/power/control`, 'on'); // the kernel runs
+    let reset: Promise<void> | undefined;
+    await withNodeLock(root, async () => {
+      // A tool's knob write holds the lock; the reset the kernel started meanwhile must wait for it.
+      reset = sysfs.write(`sys/bus/pci/devices/${SWITCHES[0]}/reset`, '1');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      writeCcState(root, SWITCHES[0]!, { ...state(root, SWITCHES[0]!), ppciePending: 'on' });
+    });
+    await reset;
+    expect(state(root, SWITCHES[0]!)).toMatchObject({ ppcie: 'on', ppciePending: 'on' });
   });
 
   it('switches one NVSwitch by BDF', async () => {

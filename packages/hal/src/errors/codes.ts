@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_SIM_TARGET_NOT_EMPTY: 'gpucc-sim create refuses to write into a non-empty directory.',
   ERR_GPUCC_SIM_INVALID_FAULT: 'A fault to inject names an unknown kind or device.',
   ERR_GPUCC_SIM_STATE_LOCKED: 'The simulated node state stayed locked by another process too long.',
+  ERR_GPUCC_SIM_KERNEL_UNAVAILABLE: 'No simulated kernel process serves the node and none could be started.',
   ERR_GPUCC_IOMMU_OFF: 'The IOMMU is off or a device has no IOMMU group, so VFIO cannot take it.',
   ERR_GPUCC_NOT_A_TARGET:
     'A selected device is not one gpucc may bind (not NVIDIA, a VF, a companion, an opt-in NVSwitch).',

@@ -4,6 +4,7 @@
  * Paths here are absolute and already checked by the caller.
  */
 
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants, type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
@@ -327,4 +328,30 @@ export function watchDir(abs: string, onChange: (name: string | null) => void): 
   }
   watcher.on('error', () => watcher.close());
   return () => watcher.close();
+}
+
+// ---- FIFOs: the simulated kernel's blocking write (packages/sim kernel/client.ts) ----------------
+
+/** Creates named pipes (Node has no mkfifo(3); coreutils' mkfifo is on every Linux host). */
+export function makeFifos(paths: readonly string[]): void {
+  if (paths.length > 0) execFileSync('mkfifo', ['-m', '600', '--', ...paths], { stdio: 'ignore' });
+}
+
+/**
+ * Blocks until a reader opens the FIFO: open(2) with O_WRONLY on a FIFO sleeps in the kernel until
+ * the other end is opened, so this holds one of libuv's threadpool threads for as long, exactly as a
+ * write(2) to a sysfs attribute whose store blocks does.
+ */
+export async function waitForFifoReader(abs: string): Promise<void> {
+  const handle = await fsp.open(abs, constants.O_WRONLY);
+  await handle.close();
+}
+
+/** Opens the read end of a FIFO without waiting for a writer (which it wakes); returns the descriptor. */
+export function openFifoReader(abs: string): number {
+  return fs.openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK);
+}
+
+export function closeFd(fd: number): void {
+  fs.closeSync(fd);
 }

@@ -80,3 +80,25 @@ export function startService(options: ServiceOptions): Service {
     },
   };
 }
+
+/**
+ * Starts a process that must outlive its starter, whatever happens to it (the simulated kernel: a
+ * kill -9 of the writer that started it must not stop a write half-way). Own session, not tracked
+ * (so not killed when the starter exits), not waited for; output appended to `logFile`.
+ */
+export function spawnDetached(options: ServiceOptions): number | undefined {
+  const log = openSync(options.logFile, 'a');
+  try {
+    const child = spawn(options.command, [...options.args], {
+      cwd: options.cwd,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', log, log],
+      detached: true,
+    });
+    child.on('error', () => {}); // reported by the caller, which finds no server
+    child.unref();
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}

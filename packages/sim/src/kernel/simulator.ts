@@ -37,6 +37,14 @@ const DRIVER_UEVENT = /^sys\/bus\/pci\/drivers\/[^/]+\/uevent$/;
 const RESET_METHODS = new Set(['device_specific', 'acpi', 'flr', 'af_flr', 'pm', 'bus', 'cxl_bus']);
 const PAGE_SIZE = 4096;
 
+/** The kernel refuses reads of write-only attributes (EACCES), whichever process reads. */
+export function checkKernelRead(relPath: string): void {
+  const rel = relPath.replace(/^\/+/, '');
+  if (rel.startsWith('sys/') && (WRITE_ONLY.has(path.basename(rel)) || DRIVER_UEVENT.test(rel))) {
+    fail('EACCES', `${rel} is write-only`);
+  }
+}
+
 /** sysfs_streq: the value with at most one trailing newline removed. */
 function streq(data: Uint8Array): string {
   const text = Buffer.from(data).toString('utf8');
@@ -59,8 +67,10 @@ export class KernelSimulator implements KernelHook {
   private faultsMtime: string | undefined;
   /** Timers for late device nodes: they keep the process alive until the node appears, as udev would. */
   private readonly pendingNodes = new Set<NodeJS.Timeout>();
-  /** Successful writes by this process (for the kill-after-writes fault). */
-  private writesDone = 0;
+  /** Successful writes per writing process (for the kill-after-writes fault). */
+  private readonly writesDone = new Map<number, number>();
+  /** Hangs that end by themselves (a delay was given): the kernel process stays up for them. */
+  private finiteWaits = 0;
 
   constructor(readonly root: string) {
     this.tree = new Tree(root, { replaceFiles: true });
@@ -69,40 +79,45 @@ export class KernelSimulator implements KernelHook {
   }
 
   checkRead(relPath: string): void {
-    const rel = relPath.replace(/^\/+/, '');
-    if (rel.startsWith('sys/') && (WRITE_ONLY.has(path.basename(rel)) || DRIVER_UEVENT.test(rel))) {
-      fail('EACCES', `${rel} is write-only`);
-    }
+    checkKernelRead(relPath);
   }
 
-  async write(relPath: string, data: Uint8Array): Promise<void> {
+  /** One store, on behalf of process `writer` (whose pid the write log records). */
+  async write(relPath: string, data: Uint8Array, writer = process.pid): Promise<void> {
     const rel = relPath.replace(/^\/+/, '');
     const value = Buffer.from(data).toString('utf8');
     try {
       await this.dispatch(rel, data);
-      this.log(rel, value, 'ok');
-      this.killIfFaulted();
+      this.log(rel, value, 'ok', writer);
+      this.killIfFaulted(writer);
     } catch (error) {
-      this.log(rel, value, (error as { code?: string }).code ?? 'error');
+      this.log(rel, value, (error as { code?: string }).code ?? 'error', writer);
       throw error;
     }
   }
 
+  /** Whether work that ends by itself is pending: a timed hang, a late device node. */
+  busy(): boolean {
+    return this.finiteWaits > 0 || this.pendingNodes.size > 0;
+  }
+
   /**
-   * The crash test: after its N-th successful write this process dies at once, as if OOM-killed or
+   * The crash test: after its N-th successful write the writer dies at once, as if OOM-killed or
    * kill -9'd between two sysfs writes. The fault is used up first, so the rerun is not killed.
    */
-  private killIfFaulted(): void {
-    this.writesDone++;
+  private killIfFaulted(writer: number): void {
+    const done = (this.writesDone.get(writer) ?? 0) + 1;
+    this.writesDone.set(writer, done);
     const fault = this.faults.find((f) => f.kind === 'kill-after-writes');
-    if (!fault || this.writesDone < (fault.afterWrites ?? 1)) return;
+    if (!fault || done < (fault.afterWrites ?? 1)) return;
     withNodeLockSync(this.root, () =>
       writeFaults(
         this.root,
         readFaults(this.root).filter((f) => f.kind !== 'kill-after-writes'),
       ),
     );
-    process.kill(process.pid, 'SIGKILL');
+    this.writesDone.delete(writer);
+    process.kill(writer, 'SIGKILL');
   }
 
   /** Cancels late device nodes still pending (tests and shutdown). */
@@ -183,14 +198,16 @@ export class KernelSimulator implements KernelHook {
     const methods = this.tree.read(`${devPath(device)}/reset_method`).trim();
     if (methods === '') fail('ENOTTY', `${device.address} has no usable reset method`);
     const hang = this.takeFault('reset-hang', device.address);
-    if (hang) await delay(hang.delayMs);
+    if (hang) await this.wait(hang.delayMs);
     const error = this.takeFault('reset-error', device.address);
     if (error) fail(error.errno ?? 'EIO', `reset of ${device.address} failed`);
-    // A reset makes the pending CC and PPCIe modes active; the binding stays.
-    const cc = readCcState(this.root, device.address);
-    if (cc && !this.takeFault('cc-stuck', device.address)) {
-      writeCcState(this.root, device.address, { ...cc, cc: cc.ccPending, ppcie: cc.ppciePending });
-    }
+    // A reset makes the pending CC and PPCIe modes active; the binding stays. Under the node lock,
+    // as the fake tools' knob writes are: a read-modify-write must not lose theirs.
+    if (this.takeFault('cc-stuck', device.address)) return;
+    withNodeLockSync(this.root, () => {
+      const cc = readCcState(this.root, device.address);
+      if (cc) writeCcState(this.root, device.address, { ...cc, cc: cc.ccPending, ppcie: cc.ppciePending });
+    });
   }
 
   // ---- driver attributes ----------------------------------------------------------------------
@@ -241,7 +258,11 @@ export class KernelSimulator implements KernelHook {
     this.vanishIfFaulted(device);
     if (boundDriver(this.tree, device) !== driver.name) fail('ENODEV', `${address} is not bound to ${driver.name}`);
     const hang = this.takeFault('unbind-hang', address);
-    if (hang) await delay(hang.delayMs);
+    if (hang) {
+      await this.wait(hang.delayMs);
+      // The driver's remove ran to its end while other devices changed: look again, as the kernel would.
+      if (!devicePresent(this.tree, address)) fail('ENODEV', `${address} is gone`);
+    }
     const error = this.takeFault('unbind-error', address);
     if (error) fail(error.errno ?? 'EBUSY', `unbind of ${address} failed (injected)`);
     detachDriver(this.tree, this.node, device);
@@ -406,17 +427,37 @@ export class KernelSimulator implements KernelHook {
     return fault;
   }
 
-  private log(rel: string, value: string, result: string): void {
+  private log(rel: string, value: string, result: string, writer: number): void {
     hostFs.appendText(
       this.tree.abs(WRITE_LOG),
-      `${JSON.stringify({ t: Date.now(), pid: process.pid, path: rel, value, result })}\n`,
+      `${JSON.stringify({ t: Date.now(), pid: writer, path: rel, value, result })}\n`,
     );
+  }
+
+  /** A store that blocks in the driver: for `ms`, or (none given) for good, as a remove() waiting on a VM. */
+  private async wait(ms: number | undefined): Promise<void> {
+    if (ms === undefined) return new Promise<void>(() => {});
+    this.finiteWaits++;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    } finally {
+      this.finiteWaits--;
+    }
   }
 }
 
-function delay(ms: number | undefined): Promise<void> {
-  // No delay given: block "forever", as a driver whose remove() waits on a VM that never lets go.
-  return new Promise((resolve) => {
-    if (ms !== undefined) setTimeout(resolve, ms);
-  });
+const ADDRESS_IN_PATH = new RegExp(`/(${BDF})/`);
+
+/**
+ * What a store serializes on in the kernel process: the device it names (in its path, or as the
+ * value of bind/unbind), else the bus. The kernel takes the device's device_lock in unbind, bind,
+ * driver_override (drivers/base/driver.c driver_set_override) and reset, so a store to a device waits
+ * for a hung one to the same device.
+ */
+export function serialKey(relPath: string, data: Uint8Array): string {
+  const rel = relPath.replace(/^\/+/, '');
+  const inPath = ADDRESS_IN_PATH.exec(`${rel}/`);
+  if (inPath) return inPath[1]!;
+  const named = streq(data).trim();
+  return new RegExp(`^${BDF}$`).test(named) ? named : 'bus';
 }

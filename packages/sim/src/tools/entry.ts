@@ -1,5 +1,8 @@
 import path from 'node:path';
 import { isGpuccError } from '@gpucc/hal';
+
+export { serveKernel } from '../kernel/server.js';
+
 import { runGpuTools } from './gpu-tools.js';
 import { runModprobe } from './modprobe.js';
 import { runNvidiaSmi } from './nvidia-smi.js';

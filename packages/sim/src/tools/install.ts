@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { hostFs } from '@gpucc/hal';
+import { KERNEL_LAUNCHER } from '../kernel/protocol.js';
 import type { FakeToolName } from './entry.js';
 
 /**
@@ -40,6 +41,18 @@ import(${url}).then((tool) => tool.main(${JSON.stringify(name)}, process.argv[1]
 `;
 }
 
+/**
+ * The kernel launcher's text (`.gpucc-sim/kernel.mjs`, run by the first writer): the fake-tools
+ * bundle carries the kernel too, as the node's executables are one bundle.
+ */
+export function kernelLauncherScript(entryModule: string): string {
+  const url = JSON.stringify(pathToFileURL(entryModule).href);
+  return `// gpucc-sim: the simulated kernel of the node given as argument (packages/sim src/kernel/server.ts).
+const root = process.argv.at(-1);
+import(${url}).then((entry) => entry.serveKernel(root));
+`;
+}
+
 export function installFakeTools(root: string, options: { entryModule?: string } = {}): void {
   const entry = options.entryModule ?? defaultEntryModule();
   for (const tool of TOOLS) {
@@ -47,6 +60,7 @@ export function installFakeTools(root: string, options: { entryModule?: string }
     hostFs.makeDir(path.dirname(abs), 0o755);
     hostFs.writeFileSync(abs, fakeToolScript(tool.name, entry), 0o755);
   }
+  hostFs.writeFileSync(path.join(root, KERNEL_LAUNCHER), kernelLauncherScript(entry), 0o644);
   // A `.py` script is loaded as CommonJS only outside a "type": "module" package: pin it, in case the
   // node lives inside one (Node refuses unknown extensions as ES modules).
   hostFs.writeFileSync(

@@ -12,6 +12,7 @@ import {
   SERVER_FILE,
   SIM_DIR,
   setLabels,
+  stopKernel,
   type ToolSettings,
   writeToolSettings,
 } from '@gpucc/sim';
@@ -151,6 +152,7 @@ export class Suite {
 
   // ---- processes ----------------------------------------------------------------------------
 
+  /** Running and not being stopped: a kill then lands on a working operand, not on one shutting down for a pause. */
   isRunning(operand: Operand): boolean {
     const p = this.state(operand);
     // Not while the supervisor stops it (a pause): a kill then would race the SIGTERM's own exit.
@@ -316,6 +318,7 @@ export class Suite {
     );
     await this.kubeletService?.stop(2000);
     await this.apiServer?.stop(2000);
+    await stopKernel(this.root); // the node's kernel process, which the operands' first write started
     this.readLogs();
     this.flush(true);
     return exits;
