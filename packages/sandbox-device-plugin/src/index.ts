@@ -12,5 +12,5 @@ export {
 } from './inventory.js';
 export { formatList, type ListReport, listReport } from './list.js';
 export { socketNameFor } from './names.js';
-export { checkSettings, type PluginSettings } from './settings.js';
+export type { PluginSettings } from './settings.js';
 export { listAndWatchResponse } from './wire.js';
