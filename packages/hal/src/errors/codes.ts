@@ -57,6 +57,10 @@ export const ERROR_CODES = {
     'A CDI spec breaks the official schema or a CDI rule the schema does not check; it was not written.',
   ERR_GPUCC_CDI_SPEC_NOT_OURS:
     'A CDI spec file kata-manager would write was written by another tool; it is left alone.',
+  ERR_GPUCC_NFD_FILE_NOT_OURS:
+    'The NFD feature file the doctor would write exists and was not written by it; it is left alone.',
+  ERR_GPUCC_NFD_FILE_OUTSIDE_FEATURES_DIR:
+    'The NFD feature file the doctor would write is not in a features.d directory; nothing was written.',
   ERR_GPUCC_CDI_DEVICE_CONFLICT: 'Another CDI spec in the same directory declares the same device: it is unresolvable.',
   ERR_GPUCC_CDI_NO_DEVICES: 'No VFIO-bound GPU or NVSwitch of the asked kind exists, so there is no CDI spec to give.',
   ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED:
