@@ -111,7 +111,7 @@ describe('sandbox-device-plugin list', () => {
     expect(same.err).toMatch(/ERR_GPUCC_INVALID_CONFIG.*would share the resource name and CDI kind nvidia.com\/gpu/);
     expect((await cli(['list', '--host-root', root, '--output', 'yaml'])).code).toBe(2);
     // One rule with kata-manager, with or without --nvswitches: an alias equal to the other's default too.
-    for (const env of [{ P_GPU_ALIAS: 'nvswitch' }, { NVSWITCH_ALIAS: 'pgpu' }]) {
+    for (const env of [{ P_GPU_ALIAS: 'nvswitch' }, { NVSWITCH_ALIAS: 'pgpu' }] as Array<Record<string, string>>) {
       const result = await cli(['list', '--host-root', root], env);
       expect(result.code).toBe(2);
       expect(result.err).toMatch(/ERR_GPUCC_INVALID_CONFIG: GPUs and NVSwitches would share the resource name/);

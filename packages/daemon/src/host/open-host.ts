@@ -11,13 +11,15 @@ export interface Host {
 }
 
 /**
- * Opens the host root. A simulated node (and only under a root other than `/`, so that a stray
+ * Opens the host root, refusing (exit 2, ERR_GPUCC_HOST_ROOT_INVALID) one that is no host: missing, a
+ * file, unreadable, or without `sys/bus/pci/devices`. A simulated node (and only under a root other than `/`, so that a stray
  * marker on a real host never sends writes to the simulator) gets the kernel simulator, loaded on
  * demand so production paths never load it. The first line then warns that nothing is real.
  */
 export async function openHost(hostRoot: string, logger: Logger): Promise<Host> {
   const root = path.resolve(hostRoot);
-  const sysfs = new Sysfs(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root
+  const sysfs = new Sysfs(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root, a file, a loop
+  sysfs.checkHostLayout(); // and for one without sys/bus/pci/devices: before any read or write
   if (root !== '/' && sysfs.kindOf(SIMULATED_NODE_MARKER) === 'file') {
     logger.warn(
       { event: 'host.simulated', hostRoot: root },
