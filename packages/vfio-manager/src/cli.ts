@@ -35,6 +35,7 @@ const applySchema = {
   modprobe: z.string().min(1),
   unbindTimeout: z.coerce.number().int().positive(),
   deviceNodeTimeout: z.coerce.number().int().positive(),
+  lockTimeout: z.coerce.number().int().nonnegative(),
 };
 const output = { output: z.enum(['table', 'json']) };
 /** The apply options that neither `plan` nor `unbind` uses: no module is loaded, no node awaited. */
@@ -62,13 +63,19 @@ function applyOptions(command: Command): Command {
   );
 }
 
-/** `unbind` loads no module and waits for no node: the unbind deadline is all it takes. */
+/** `unbind` loads no module and waits for no node: the unbind deadline and the lock wait are all it takes. */
 function unbindTimeoutOption(command: Command): Command {
-  return command.addOption(
-    mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
-      default: '10000',
-    }),
-  );
+  return command
+    .addOption(
+      mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
+        default: '10000',
+      }),
+    )
+    .addOption(
+      mirroredOption('--lock-timeout <ms>', 'how long to wait while another vfio-manager changes the devices', {
+        default: '30000',
+      }),
+    );
 }
 
 function foreignMembersFlag() {
@@ -112,6 +119,7 @@ function applyOptionsOf(ctx: Context, o: z.infer<z.ZodObject<typeof applySchema>
     modprobe: { path: modprobePath },
     unbindTimeoutMs: o.unbindTimeout,
     deviceNodeTimeoutMs: o.deviceNodeTimeout,
+    lockTimeoutMs: o.lockTimeout,
     ...(signal ? { signal } : {}),
   };
 }
@@ -140,7 +148,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: true,
         },
-        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1 }),
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1, lockTimeout: 0 }),
       );
       out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
@@ -194,6 +202,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...selectionSchema,
           unbindTimeout: applySchema.unbindTimeout,
+          lockTimeout: applySchema.lockTimeout,
           ...output,
           restore: z.boolean().default(false),
           dryRun: z.boolean().default(false),
@@ -203,7 +212,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const result = await release(
         ctx.sysfs,
         { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
-        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout }),
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
       );
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
@@ -275,6 +284,7 @@ async function runDaemon(
     modprobe: string;
     unbindTimeout: number;
     deviceNodeTimeout: number;
+    lockTimeout: number;
   },
 ): Promise<number> {
   const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');

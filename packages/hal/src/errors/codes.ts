@@ -57,6 +57,8 @@ export const ERROR_CODES = {
     'A CDI spec breaks the official schema or a CDI rule the schema does not check; it was not written.',
   ERR_GPUCC_CDI_SPEC_NOT_OURS:
     'A CDI spec file kata-manager would write was written by another tool; it is left alone.',
+  ERR_GPUCC_LOCKED: 'Another process holds the host-wide lock for these writes; this one waited and gave up.',
+  ERR_GPUCC_LOCK_FAILED: 'The host-wide lock file could not be created.',
   ERR_GPUCC_NFD_FILE_NOT_OURS:
     'The NFD feature file the doctor would write exists and was not written by it; it is left alone.',
   ERR_GPUCC_NFD_FILE_OUTSIDE_FEATURES_DIR:

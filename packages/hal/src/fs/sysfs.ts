@@ -238,6 +238,21 @@ export class Sysfs {
     }
   }
 
+  /**
+   * Removes the temp files that writeFileAtomic leaves beside `relPath` when its process is killed
+   * mid-write (`.<name>.<pid>.<hex>.tmp`). Only for a caller that knows no other writer of that
+   * file runs (it holds the file's lock). Returns how many were removed.
+   */
+  async removeStaleTempFiles(relPath: string): Promise<number> {
+    const dir = path.posix.dirname(relPath.replace(/^\/+/, ''));
+    const pattern = new RegExp(`^\\.${escapeRegExp(path.posix.basename(relPath))}\\.\\d+\\.[0-9a-f]+\\.tmp$`);
+    let removed = 0;
+    for (const name of this.readdir(dir)) {
+      if (pattern.test(name) && (await this.removeFile(`${dir}/${name}`))) removed++;
+    }
+    return removed;
+  }
+
   /** Removes a regular file; false when it was not there. */
   async removeFile(relPath: string): Promise<boolean> {
     const abs = this.resolve(relPath);
@@ -303,6 +318,10 @@ export class Sysfs {
 }
 
 const PCI_DEVICES = 'sys/bus/pci/devices';
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
 
 /** Why `abs` is not a directory this process can read, or undefined when it is one. */
 function dirProblem(abs: string): { text: string; errno?: string } | undefined {
