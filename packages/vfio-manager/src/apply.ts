@@ -190,7 +190,7 @@ async function bindGroup(
       );
       // A write that timed out may still complete in the kernel: its device's record stays until a
       // later run sees the outcome (restore then finds it unbound and puts it back).
-      const unknown = err.code === WRITE_TIMEOUT ? new Set([s.address]) : new Set<PciAddress>();
+      const unknown = timedOut(err) ? new Set([s.address]) : new Set<PciAddress>();
       const rollback = await rollbackGroup(sysfs, changed, state, log, unknown);
       return group.steps.map((other) =>
         other === s
@@ -505,6 +505,11 @@ function abortedError(): GpuccError {
   return new GpuccError('ERR_GPUCC_INTERRUPTED', 'stopped before this group (shutdown requested)', {
     hint: 'the next run picks it up; nothing of this group was written',
   });
+}
+
+/** A write that did not return in time (directly, or as the cause of an unbind failure): its outcome is unknown. */
+function timedOut(error: GpuccError): boolean {
+  return error.code === WRITE_TIMEOUT || (isGpuccError(error.cause) && error.cause.code === WRITE_TIMEOUT);
 }
 
 function asGpuccError(error: unknown): GpuccError {

@@ -9,6 +9,7 @@ import {
   vfioCdevPath,
   vfioGroupPath,
 } from '@gpucc/hal';
+import { unbindLockHeld } from './apply.js';
 import type { Observation } from './observe.js';
 import { type Plan, planWrites } from './plan.js';
 
@@ -27,6 +28,8 @@ export interface DeviceStatus {
   /** It is where the desired state wants it (no write planned for it). */
   matchesDesired: boolean;
   previousDriver: string | null;
+  /** A GPU on nvidia whose NVIDIA unbind lock is taken: the driver refuses new clients (CUDA) until it is given back. */
+  unbindLockHeld: boolean;
 }
 
 export interface StatusReport {
@@ -71,9 +74,14 @@ export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan)
         groupViable: viable(d.iommuGroup),
         matchesDesired: !pending.has(d.address) && !refused.has(d.address),
         previousDriver: state.devices[d.address]?.previousDriver ?? null,
+        unbindLockHeld: d.driver === 'nvidia' && unbindLockHeld(sysfs, d.address),
       };
     });
-  const converged = planWrites(plan) === 0 && plan.groups.every((g) => !g.refused) && nodesPresent(devices, plan);
+  const converged =
+    planWrites(plan) === 0 &&
+    plan.groups.every((g) => !g.refused) &&
+    nodesPresent(devices, plan) &&
+    devices.every((d) => !d.unbindLockHeld);
   return { vfioModel: model.model, iommuEnabled: model.iommuEnabled, desired: plan.desired, converged, devices };
 }
 
