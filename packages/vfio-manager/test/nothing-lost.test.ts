@@ -56,7 +56,10 @@ describe('two vfio-manager writers', () => {
     const before = readWriteLog(root).length;
     const restore = start(['unbind', '--all', '--restore', '--host-root', root]);
     await until(
-      () => readWriteLog(root).slice(before).some((w) => w.path.includes(HUNG)),
+      () =>
+        readWriteLog(root)
+          .slice(before)
+          .some((w) => w.path.includes(HUNG)),
       'the restore reached the hung GPU',
     );
     const impatient = await vfio(['bind', '--all', '--lock-timeout', '100', '--host-root', root]);

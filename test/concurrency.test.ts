@@ -1,0 +1,93 @@
+// Issue 12's concurrency suite: two vfio-manager writers at once (the run daemon and a command, or
+// two commands) on a simulated hgx-h100-8 node, one of them killed with SIGKILL at a random moment.
+// After each run, one `unbind --all --nvswitches --restore` must return every device to its original
+// driver with no driver_override left, no NVIDIA unbind lock held and no host lock left behind.
+// GPUCC_SUITE_SEED replays a run (the seed is in every failure message); GPUCC_CONCURRENCY_RUNS sets
+// how many (default 20).
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { discoverPci, Sysfs } from '@gpucc/hal';
+import { describe, expect, it } from 'vitest';
+import { simNode } from '../packages/sim/test/helpers.js';
+import { SEED, seededRandom } from './suite-helpers.js';
+
+const exec = promisify(execFile);
+const VFIO = path.resolve(import.meta.dirname, '../packages/vfio-manager/bin/vfio-manager.mjs');
+const RUNS = Number(process.env.GPUCC_CONCURRENCY_RUNS ?? 20);
+const NVSWITCHES = ['--nvswitches'];
+
+type Writer = { name: string; args: string[] };
+const BIND: Writer = { name: 'bind', args: ['bind', '--all', ...NVSWITCHES] };
+const RESTORE: Writer = { name: 'unbind --restore', args: ['unbind', '--all', ...NVSWITCHES, '--restore'] };
+const DAEMON: Writer = {
+  name: 'run',
+  args: ['run', ...NVSWITCHES, '--metrics-address', '127.0.0.1:0', '--resync-interval', '200', '--log-level', 'warn'],
+};
+const DAEMON_NONE: Writer = { name: 'run --desired none', args: [...DAEMON.args, '--desired', 'none'] };
+/** The pairs: the first is killed at a random moment, the second runs to its end. */
+const PAIRS: Array<[Writer, Writer]> = [
+  [BIND, RESTORE],
+  [RESTORE, BIND],
+  [DAEMON, RESTORE],
+  [DAEMON_NONE, BIND],
+  [BIND, BIND],
+];
+
+function start(root: string, writer: Writer): { child: ChildProcess; exited: Promise<number | null> } {
+  const child = spawn(process.execPath, [VFIO, ...writer.args, '--host-root', root], { stdio: 'ignore' });
+  return { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
+}
+
+async function vfio(root: string, args: string[]) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [VFIO, ...args, '--host-root', root], { timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Every NVIDIA function's driver and override, and each GPU's unbind lock. */
+function snapshot(root: string) {
+  const devices = discoverPci(new Sysfs(root)).devices.filter((d) => d.vendor === 0x10de);
+  const lock = (a: string) => {
+    const file = path.join(root, 'proc/driver/nvidia/gpus', a, 'unbindLock');
+    return existsSync(file) ? readFileSync(file, 'utf8').trim() : null;
+  };
+  return Object.fromEntries(
+    devices.map((d) => [
+      d.address,
+      { driver: d.driver ?? null, override: d.driverOverride ?? null, lock: lock(d.address) },
+    ]),
+  );
+}
+
+describe('two vfio-manager writers with kill -9 at random moments', () => {
+  it(`leave nothing that unbind --all --nvswitches --restore cannot put back (${RUNS} runs, seed ${SEED})`, async () => {
+    const random = seededRandom(SEED);
+    const outcomes: string[] = [];
+    for (let run = 0; run < RUNS; run++) {
+      const [victim, survivor] = PAIRS[run % PAIRS.length]!;
+      const killAfterMs = Math.floor(random() * 900);
+      const { root } = simNode('hgx-h100-8');
+      const original = snapshot(root);
+      const killed = start(root, victim);
+      const other = start(root, survivor);
+      await new Promise((r) => setTimeout(r, killAfterMs));
+      killed.child.kill('SIGKILL');
+      const [killedCode, otherCode] = await Promise.all([killed.exited, other.exited]);
+      const final = await vfio(root, ['unbind', '--all', ...NVSWITCHES, '--restore']);
+      const where = `run ${run} (seed ${SEED}): ${victim.name} killed after ${killAfterMs} ms beside ${survivor.name}`;
+      outcomes.push(
+        `${where}: ${victim.name} ${killedCode ?? 'SIGKILL'}, ${survivor.name} ${otherCode}, final ${final.code}`,
+      );
+      expect(final.code, `${where}\n${final.stdout}${final.stderr}`).toBe(0);
+      expect(snapshot(root), where).toEqual(original);
+      expect(existsSync(path.join(root, 'run/gpucc/vfio-manager.lock')), where).toBe(false);
+    }
+    if (process.env.GPUCC_CONCURRENCY_REPORT) process.stdout.write(`${outcomes.join('\n')}\n`);
+  }, 240_000);
+});
