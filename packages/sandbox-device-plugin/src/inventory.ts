@@ -105,7 +105,7 @@ const NVIDIA = 0x10de;
 export function buildInventory(input: InventoryInput): Inventory {
   const { topology, model } = input;
   const skipped: SkippedDevice[] = [];
-  const problems: GpuccError[] = [...topology.problems];
+  const problems: GpuccError[] = [...topology.problems, ...topology.warnings];
   // Functions sharing an IOMMU group collapse into one device (a group is passed through whole).
   const byGroup = new Map<string, PciDevice[]>();
   for (const device of topology.devices) {

@@ -79,6 +79,7 @@ export async function applyBind(
     settleUnbindLocks(sysfs, state);
     if (JSON.stringify(state) !== JSON.stringify(onDisk)) await writeState(sysfs, state, onDisk);
   }
+  results.push(...unreadableOwnDevices(observation));
   return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
 }
 
@@ -476,7 +477,18 @@ export async function applyRelease(
     }
   }
   if (JSON.stringify(state) !== JSON.stringify(onDisk)) await writeState(sysfs, state, onDisk);
+  results.push(...unreadableOwnDevices(observation));
   return { ok: results.every((r) => r.outcome !== 'failed' && r.outcome !== 'refused'), results };
+}
+
+/**
+ * Devices vfio-manager moved (they have a record) that discovery could not read now: nothing can be
+ * done for them (no write to a device it cannot see whole), and the command must not say it is done.
+ */
+function unreadableOwnDevices(observation: Observation): DeviceResult[] {
+  return observation.topology.problems
+    .filter((p) => typeof p.details.address === 'string' && observation.state.devices[p.details.address])
+    .map((p) => ({ address: p.details.address as PciAddress, outcome: 'failed' as const, error: p.toJSON() }));
 }
 
 function record(s: DeviceStep, group: GroupPlan): DeviceRecord {

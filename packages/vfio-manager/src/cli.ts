@@ -17,7 +17,7 @@ import { isGpuccError, type Sysfs } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
-import { bind, exitCodeOf, release, status } from './engine.js';
+import { bind, exitCodeOf, type RunResult, release, status } from './engine.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import { reconcileOnce, watchForChanges } from './run.js';
 import type { Selection } from './select.js';
@@ -150,6 +150,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         },
         applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1, lockTimeout: 0 }),
       );
+      logDiscovery(ctx.logger, result);
       out(o.output === 'json' ? `${JSON.stringify(result.plan, planReplacer, 2)}\n` : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
     });
@@ -183,6 +184,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         },
         applyOptionsOf(ctx, o),
       );
+      logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
     });
@@ -214,6 +216,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
         applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
       );
+      logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
     });
@@ -315,6 +318,14 @@ async function runDaemon(
   }); // the group in flight finishes or rolls back; bindings stay as they are
   logger.info({ event: 'daemon.stop' }, `${BINARY} stopped; bindings left as they are`);
   return 0;
+}
+
+/** What discovery could not read: a device skipped (problem) or an attribute left unknown (warning). */
+function logDiscovery(logger: Logger, result: RunResult): void {
+  const { problems, warnings } = result.observation.topology;
+  for (const problem of problems)
+    logger.warn({ event: 'discovery.problem', err: problem.toJSON() }, `not acted on: ${problem.message}`);
+  for (const warning of warnings) logger.warn({ event: 'discovery.warning', err: warning.toJSON() }, warning.message);
 }
 
 function printResult(

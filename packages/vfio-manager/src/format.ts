@@ -60,5 +60,15 @@ export function formatStatus(report: StatusReport): string {
   const locks = held.length
     ? `NVIDIA unbind lock held (new CUDA clients refused) on ${held.join(', ')}: any vfio-manager bind or unbind gives it back\n`
     : '';
-  return head + locks + table(['ADDRESS', 'KIND', 'ID', 'DRIVER', 'GROUP', 'NODE', 'VIABLE', 'AS DESIRED'], rows);
+  const notes = [
+    ...report.unreadable.map(
+      (u) =>
+        `unreadable: ${u.address}${u.recorded ? ' (moved by vfio-manager)' : ''}: ${u.error.code}: ${u.error.message}`,
+    ),
+    ...report.warnings.map((w) => `warning: ${w.code}: ${w.message}`),
+  ];
+  const tail = notes.length ? `${notes.join('\n')}\n` : '';
+  return (
+    head + locks + table(['ADDRESS', 'KIND', 'ID', 'DRIVER', 'GROUP', 'NODE', 'VIABLE', 'AS DESIRED'], rows) + tail
+  );
 }
