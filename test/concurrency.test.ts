@@ -86,7 +86,7 @@ describe('two vfio-manager writers with kill -9 at random moments', () => {
       );
       expect(final.code, `${where}\n${final.stdout}${final.stderr}`).toBe(0);
       expect(snapshot(root), where).toEqual(original);
-      expect(existsSync(path.join(root, 'run/gpucc/vfio-manager.lock')), where).toBe(false);
+      expect(existsSync(path.join(root, 'var/lib/gpucc/vfio-manager.lock')), where).toBe(false);
     }
     if (process.env.GPUCC_CONCURRENCY_REPORT) process.stdout.write(`${outcomes.join('\n')}\n`);
   }, 240_000);

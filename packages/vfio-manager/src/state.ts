@@ -12,7 +12,7 @@ import { GpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
 export const STATE_FILE = 'var/lib/gpucc/vfio-manager.json';
 
 /** One vfio-manager writes sysfs and the state at a time, host-wide (hal acquireHostLock). */
-export const LOCK_FILE = 'run/gpucc/vfio-manager.lock';
+export const LOCK_FILE = 'var/lib/gpucc/vfio-manager.lock';
 
 export interface DeviceRecord {
   /** The driver before gpucc first moved the device; undefined = it was unbound. */

@@ -65,7 +65,7 @@ describe('two vfio-manager writers', () => {
     const impatient = await vfio(['bind', '--all', '--lock-timeout', '100', '--host-root', root]);
     expect(impatient.code).toBe(1);
     expect(impatient.stderr).toMatch(
-      /ERR_GPUCC_LOCKED: vfio-manager bind: another process holds \/run\/gpucc\/vfio-manager.lock/,
+      /ERR_GPUCC_LOCKED: vfio-manager bind: another process holds \/var\/lib\/gpucc\/vfio-manager.lock/,
     );
     const bind = await vfio(['bind', '--all', '--host-root', root]); // waits for the restore, then binds
     expect(bind.code).toBe(0);
