@@ -1,7 +1,10 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
 import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
+import type { Sysfs } from '@gpucc/hal';
+import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { registerPluginMetrics } from './metrics.js';
 import { PluginManager } from './plugin-manager.js';
+import { refuseIfServed } from './resource-server.js';
 import type { PluginSettings } from './settings.js';
 
 export const BINARY = 'sandbox-device-plugin';
@@ -18,6 +21,13 @@ export const RUN_TIMINGS = {
   streamlessMs: 30_000,
 } as const;
 
+/** A live server on any of our sockets (`sandbox-*.sock`) is another instance: refuse to start (exit 1). */
+async function refuseSecondInstance(sysfs: Sysfs): Promise<void> {
+  for (const name of sysfs.readdir(DEVICE_PLUGIN_DIR)) {
+    if (/^sandbox-[A-Za-z0-9_-]+\.sock$/.test(name)) await refuseIfServed(sysfs, `${DEVICE_PLUGIN_DIR}/${name}`);
+  }
+}
+
 /**
  * The DaemonSet/systemd mode. /healthz answers from the start and never asks the kubelet; /readyz
  * is 200 only while every resource is registered and streamed from. The first SIGTERM makes /readyz
@@ -27,6 +37,7 @@ export async function runDaemon(config: CommonConfig, settings: PluginSettings, 
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
   const { sysfs } = await openHost(config.hostRoot, logger);
+  await refuseSecondInstance(sysfs); // before the health server, so the second one exits at once
   logger.info(
     { event: 'daemon.start', version: VERSION, hostRoot: config.hostRoot, ...settings, resyncMs },
     `${BINARY} ${VERSION} starting`,

@@ -155,6 +155,23 @@ describe('sandbox-device-plugin run (the binary)', () => {
     expect(events.indexOf('http.shutting-down')).toBeLessThan(events.indexOf('plugin.stop'));
   });
 
+  it('a second instance refuses to start while the first serves, and takes nothing from it', async () => {
+    const { root } = await boundNode('h100-pcie-1');
+    const kubelet = await startKubelet(root);
+    const args = ['run', '--host-root', root, '--metrics-address', '127.0.0.1:0', '--log-format', 'json'];
+    const first = daemon(BIN, args);
+    await kubelet.waitFor((s) => s.resources['nvidia.com/pgpu']?.allocatable === 1);
+    await first.waitFor((l) => l.includes('"kubelet.registered"'));
+    const second = daemon(BIN, args);
+    expect(await second.exited).toBe(1);
+    expect(second.stderr).toMatch(
+      /ERR_GPUCC_PLUGIN_ALREADY_SERVING: another process serves \/var\/lib\/kubelet\/device-plugins\/sandbox-pgpu.sock/,
+    );
+    expect(kubelet.state().resources['nvidia.com/pgpu']).toMatchObject({ registrations: 1, streaming: true });
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
+  });
+
   it('with gpucc-sim kubelet: status, allocate and restart through the fake kubelet’s commands', async () => {
     const { root } = await boundNode('h100-pcie-1');
     const kubelet = daemon(SIM, ['kubelet', root]);

@@ -48,6 +48,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_PLUGIN_SOCKET_FAILED: 'The device plugin could not serve gRPC on its unix socket.',
   ERR_GPUCC_KUBELET_REGISTRATION_FAILED:
     'Registering a device plugin with the kubelet failed; it is retried with backoff.',
+  ERR_GPUCC_PLUGIN_ALREADY_SERVING:
+    'Another live sandbox-device-plugin serves the socket this one would use; it is not taken over.',
   ERR_GPUCC_UNKNOWN_DEVICE_ID: 'An allocation request named a device ID that the device plugin does not serve.',
   ERR_GPUCC_INVALID_ALLOCATION_REQUEST:
     'An allocation request cannot be met: no IDs, an unhealthy device, or a size below its must-include IDs.',
