@@ -139,11 +139,12 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({ ...selectionSchema, ...output, allowForeignGroupMembers: z.boolean().default(false) }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await bind(
         ctx.sysfs,
         {
-          selection: toSelection(o),
+          selection,
           nvswitches: o.nvswitches,
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: true,
@@ -173,11 +174,12 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           dryRun: z.boolean().default(false),
         }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await bind(
         ctx.sysfs,
         {
-          selection: toSelection(o),
+          selection,
           nvswitches: o.nvswitches,
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: o.dryRun,
@@ -210,10 +212,11 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           dryRun: z.boolean().default(false),
         }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await release(
         ctx.sysfs,
-        { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
+        { selection, nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
         applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
       );
       logDiscovery(ctx.logger, result);
