@@ -1,5 +1,5 @@
 // Issue 12's concurrency suite: two vfio-manager writers at once (the run daemon and a command, or
-// two commands) on a simulated hgx-h100-8 node, one of them killed with SIGKILL at a random moment.
+// two commands) on a simulated hgx-h100-8 node, one of them killed with SIGKILL at a random point.
 // After each run, one `unbind --all --nvswitches --restore` must return every device to its original
 // driver with no driver_override left, no NVIDIA unbind lock held and no host lock left behind.
 // GPUCC_SUITE_SEED replays a run (the seed is in every failure message); GPUCC_CONCURRENCY_RUNS sets
@@ -10,6 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { discoverPci, Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
+import { readWriteLog } from '../packages/sim/src/node/write-log.js';
 import { simNode } from '../packages/sim/test/helpers.js';
 import { SEED, seededRandom } from './suite-helpers.js';
 
@@ -71,18 +72,28 @@ describe('two vfio-manager writers with kill -9 at random moments', () => {
     const outcomes: string[] = [];
     for (let run = 0; run < RUNS; run++) {
       const [victim, survivor] = PAIRS[run % PAIRS.length]!;
-      const killAfterMs = Math.floor(random() * 900);
+      // The kill lands after a random number of sysfs writes (of either process) on the node: before
+      // the first, in the middle of a group, or after the victim is done.
+      const killAtWrite = Math.floor(random() * 48);
       const { root } = simNode('hgx-h100-8');
       const original = snapshot(root);
       const killed = start(root, victim);
       const other = start(root, survivor);
-      await new Promise((r) => setTimeout(r, killAfterMs));
+      let victimDone = false;
+      void killed.exited.then(() => {
+        victimDone = true;
+      });
+      const deadline = Date.now() + 20_000;
+      while (!victimDone && readWriteLog(root).length < killAtWrite && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const writesAtKill = readWriteLog(root).length;
       killed.child.kill('SIGKILL');
       const [killedCode, otherCode] = await Promise.all([killed.exited, other.exited]);
       const final = await vfio(root, ['unbind', '--all', ...NVSWITCHES, '--restore']);
-      const where = `run ${run} (seed ${SEED}): ${victim.name} killed after ${killAfterMs} ms beside ${survivor.name}`;
+      const where = `run ${run} (seed ${SEED}): ${victim.name} killed at write ${killAtWrite} beside ${survivor.name}`;
       outcomes.push(
-        `${where}: ${victim.name} ${killedCode ?? 'SIGKILL'}, ${survivor.name} ${otherCode}, final ${final.code}`,
+        `${where}: ${writesAtKill} writes at the kill; ${victim.name} ${killedCode ?? 'SIGKILL'}, ${survivor.name} ${otherCode}, final restore ${final.code}`,
       );
       expect(final.code, `${where}\n${final.stdout}${final.stderr}`).toBe(0);
       expect(snapshot(root), where).toEqual(original);
