@@ -1,5 +1,8 @@
 // Issue 12's concurrency suite: two vfio-manager writers at once (the run daemon and a command, or
-// two commands) on a simulated hgx-h100-8 node, one of them killed with SIGKILL at a random point.
+// two commands) on a simulated hgx-h100-8 node, one of them killed with SIGKILL at a random point of its
+// sysfs writes (the simulated kernel's kill-after-writes: right after a write completes, as a real
+// kernel's write either happened or not; a signal sent at a random time could stop the simulated
+// kernel itself half-way through a write until it runs as its own process, issue 12's simulator part).
 // After each run, one `unbind --all --nvswitches --restore` must return every device to its original
 // driver with no driver_override left, no NVIDIA unbind lock held and no host lock left behind.
 // GPUCC_SUITE_SEED replays a run (the seed is in every failure message); GPUCC_CONCURRENCY_RUNS sets
@@ -10,7 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { discoverPci, Sysfs } from '@gpucc/hal';
 import { describe, expect, it } from 'vitest';
-import { readWriteLog } from '../packages/sim/src/node/write-log.js';
+import { clearFaults, injectFault } from '../packages/sim/src/node/faults.js';
 import { simNode } from '../packages/sim/test/helpers.js';
 import { SEED, seededRandom } from './suite-helpers.js';
 
@@ -27,7 +30,7 @@ const DAEMON: Writer = {
   args: ['run', ...NVSWITCHES, '--metrics-address', '127.0.0.1:0', '--resync-interval', '200', '--log-level', 'warn'],
 };
 const DAEMON_NONE: Writer = { name: 'run --desired none', args: [...DAEMON.args, '--desired', 'none'] };
-/** The pairs: the first is killed at a random moment, the second runs to its end. */
+/** The pairs of writers run at once. */
 const PAIRS: Array<[Writer, Writer]> = [
   [BIND, RESTORE],
   [RESTORE, BIND],
@@ -71,29 +74,32 @@ describe('two vfio-manager writers with kill -9 at random moments', () => {
     const random = seededRandom(SEED);
     const outcomes: string[] = [];
     for (let run = 0; run < RUNS; run++) {
-      const [victim, survivor] = PAIRS[run % PAIRS.length]!;
-      // The kill lands after a random number of sysfs writes (of either process) on the node: before
-      // the first, in the middle of a group, or after the victim is done.
-      const killAtWrite = Math.floor(random() * 48);
+      const [first, second] = PAIRS[run % PAIRS.length]!;
+      // The simulated kernel SIGKILLs whichever writer first completes its N-th sysfs write: before
+      // a group, in the middle of one, or never (N beyond both), at a random point of the sequence.
+      const killAtWrite = 1 + Math.floor(random() * 48);
       const { root } = simNode('hgx-h100-8');
       const original = snapshot(root);
-      const killed = start(root, victim);
-      const other = start(root, survivor);
-      let victimDone = false;
-      void killed.exited.then(() => {
-        victimDone = true;
-      });
-      const deadline = Date.now() + 20_000;
-      while (!victimDone && readWriteLog(root).length < killAtWrite && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      const writesAtKill = readWriteLog(root).length;
-      killed.child.kill('SIGKILL');
-      const [killedCode, otherCode] = await Promise.all([killed.exited, other.exited]);
+      await injectFault(root, { kind: 'kill-after-writes', afterWrites: killAtWrite });
+      const writers = [start(root, first), start(root, second)];
+      // A daemon never ends by itself: it is stopped (SIGTERM: the group in flight finishes) once the
+      // command beside it has ended, if the kill did not end it first.
+      const codes = await Promise.all(
+        writers.map(async (w, i) => {
+          const other = writers[1 - i]!;
+          if ([first, second][i] === DAEMON || [first, second][i] === DAEMON_NONE) {
+            await Promise.race([w.exited, other.exited]);
+            w.child.kill('SIGTERM');
+          }
+          return w.exited;
+        }),
+      );
+      const killed = codes.map((code, i) => (code === null ? [first, second][i]!.name : undefined)).filter(Boolean);
+      await clearFaults(root);
       const final = await vfio(root, ['unbind', '--all', ...NVSWITCHES, '--restore']);
-      const where = `run ${run} (seed ${SEED}): ${victim.name} killed at write ${killAtWrite} beside ${survivor.name}`;
+      const where = `run ${run} (seed ${SEED}): ${first.name} beside ${second.name}, kill at write ${killAtWrite}`;
       outcomes.push(
-        `${where}: ${writesAtKill} writes at the kill; ${victim.name} ${killedCode ?? 'SIGKILL'}, ${survivor.name} ${otherCode}, final restore ${final.code}`,
+        `${where}: killed ${killed.join(', ') || 'none'}; exit codes ${codes.map((c) => c ?? 'SIGKILL').join(', ')}; final restore ${final.code}`,
       );
       expect(final.code, `${where}\n${final.stdout}${final.stderr}`).toBe(0);
       expect(snapshot(root), where).toEqual(original);
