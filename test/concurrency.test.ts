@@ -80,6 +80,9 @@ describe('two vfio-manager writers with kill -9 at random moments', () => {
       const killAtWrite = 1 + Math.floor(random() * 48);
       const { root } = simNode('hgx-h100-8');
       const original = snapshot(root);
+      // Every other run starts bound, so that a restore has work to be killed in.
+      const bound = Math.floor(run / PAIRS.length) % 2 === 1;
+      if (bound) expect((await vfio(root, BIND.args)).code).toBe(0);
       await injectFault(root, { kind: 'kill-after-writes', afterWrites: killAtWrite });
       const writers = [start(root, first), start(root, second)];
       // A daemon never ends by itself: it is stopped (SIGTERM: the group in flight finishes) once the
@@ -97,14 +100,14 @@ describe('two vfio-manager writers with kill -9 at random moments', () => {
       const killed = codes.map((code, i) => (code === null ? [first, second][i]!.name : undefined)).filter(Boolean);
       await clearFaults(root);
       const final = await vfio(root, ['unbind', '--all', ...NVSWITCHES, '--restore']);
-      const where = `run ${run} (seed ${SEED}): ${first.name} beside ${second.name}, kill at write ${killAtWrite}`;
+      const where = `run ${run} (seed ${SEED}, ${bound ? 'bound' : 'fresh'} node): ${first.name} beside ${second.name}, kill at write ${killAtWrite}`;
       outcomes.push(
         `${where}: killed ${killed.join(', ') || 'none'}; exit codes ${codes.map((c) => c ?? 'SIGKILL').join(', ')}; final restore ${final.code}`,
       );
+      if (process.env.GPUCC_CONCURRENCY_REPORT) process.stdout.write(`${outcomes.at(-1)} (${root})\n`);
       expect(final.code, `${where}\n${final.stdout}${final.stderr}`).toBe(0);
       expect(snapshot(root), where).toEqual(original);
       expect(existsSync(path.join(root, 'var/lib/gpucc/vfio-manager.lock')), where).toBe(false);
     }
-    if (process.env.GPUCC_CONCURRENCY_REPORT) process.stdout.write(`${outcomes.join('\n')}\n`);
   }, 240_000);
 });
