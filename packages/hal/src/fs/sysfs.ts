@@ -240,15 +240,20 @@ export class Sysfs {
 
   /**
    * Removes the temp files that writeFileAtomic leaves beside `relPath` when its process is killed
-   * mid-write (`.<name>.<pid>.<hex>.tmp`). Only for a caller that knows no other writer of that
-   * file runs (it holds the file's lock). Returns how many were removed.
+   * mid-write (`.<name>.<pid>.<hex>.tmp`): all of them for a caller that holds the file's lock (no
+   * other writer runs), else only those older than `olderThanMs` (a live write takes milliseconds).
+   * Returns how many were removed.
    */
-  async removeStaleTempFiles(relPath: string): Promise<number> {
+  async removeStaleTempFiles(relPath: string, options: { olderThanMs?: number } = {}): Promise<number> {
     const dir = path.posix.dirname(relPath.replace(/^\/+/, ''));
     const pattern = new RegExp(`^\\.${escapeRegExp(path.posix.basename(relPath))}\\.\\d+\\.[0-9a-f]+\\.tmp$`);
     let removed = 0;
     for (const name of this.readdir(dir)) {
-      if (pattern.test(name) && (await this.removeFile(`${dir}/${name}`))) removed++;
+      if (!pattern.test(name)) continue;
+      const temp = `${dir}/${name}`;
+      const age = options.olderThanMs === undefined ? undefined : hostFs.ageMs(this.resolve(temp));
+      if (age !== undefined && age < options.olderThanMs!) continue;
+      if (await this.removeFile(temp)) removed++;
     }
     return removed;
   }
