@@ -34,11 +34,11 @@ export async function acquireHostLock(sysfs: Sysfs, relPath: string, options: Ho
   const abs = sysfs.resolve(relPath);
   const guard = `${abs}.break`;
   const since = Date.now();
-  hostFs.makeDir(path.dirname(abs), 0o755);
   for (;;) {
     if (options.signal?.aborted) throw interrupted(sysfs, relPath, options.owner);
     let listening: Awaited<ReturnType<typeof hostFs.listenExclusive>>;
     try {
+      hostFs.makeDir(path.dirname(abs), 0o755);
       listening = await hostFs.listenExclusive(abs);
     } catch (error) {
       throw new GpuccError(
@@ -64,7 +64,7 @@ export async function acquireHostLock(sysfs: Sysfs, relPath: string, options: Ho
         'ERR_GPUCC_LOCKED',
         `${options.owner}: another process holds ${sysfs.display(relPath)} (waited ${options.timeoutMs} ms)`,
         {
-          hint: 'another vfio-manager (the run daemon, or a command in another shell) is changing the devices: wait for it, or raise --lock-timeout',
+          hint: 'another process (a daemon, or a command in another shell) is changing the same host state: wait for it, or raise --lock-timeout',
           details: { path: relPath, timeoutMs: options.timeoutMs },
         },
       );
