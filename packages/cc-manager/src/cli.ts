@@ -157,6 +157,12 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         'also write the CC features as an NFD local feature file, e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc',
       ),
     )
+    .addOption(
+      mirroredFlag(
+        '--force',
+        'write --nfd-features-file even outside a features.d/ directory or over a file the doctor did not write',
+      ),
+    )
     .addOption(mirroredOption('--cc-capable-ids <ids>', 'GPU device IDs with a CC mode, replacing the built-in ranges'))
     .addOption(
       mirroredOption(
@@ -198,6 +204,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
             .optional(),
           ccCapableIds: z.string().optional(),
           ppcieCapableIds: z.string().optional(),
+          force: z.boolean().default(false),
         }),
       );
       const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
@@ -223,7 +230,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         capability,
         tools: { backend, tool: script, found: findExecutable(script) !== undefined, deadlineMs: o.toolTimeout },
         ...(pciIds ? { pciIdsFallback: pciIds } : {}),
-        ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile } : {}),
+        ...(o.nfdFeaturesFile ? { nfdFeaturesFile: o.nfdFeaturesFile, force: o.force } : {}),
       });
       out(o.output === 'json' ? jsonText(report) : formatDoctor(report));
       exit.code = exitCodeOf(report);
@@ -391,4 +398,6 @@ const INPUT_ERRORS = new Set([
   'ERR_GPUCC_INVALID_PCI_ADDRESS',
   'ERR_GPUCC_DEVICE_NOT_FOUND',
   'ERR_GPUCC_KUBE_CONFIG',
+  'ERR_GPUCC_NFD_FILE_NOT_OURS',
+  'ERR_GPUCC_NFD_FILE_OUTSIDE_FEATURES_DIR',
 ]);

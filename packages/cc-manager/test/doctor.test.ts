@@ -1,4 +1,4 @@
-import { copyFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type RunToolOptions, runTool } from '@gpucc/hal';
 import { injectFault, readWriteLog } from '@gpucc/sim';
@@ -220,6 +220,29 @@ describe('cc-manager doctor', () => {
     expect(readFileSync(path.join(b200.root, NFD_FILE), 'utf8')).toContain(
       'nvidia.com/cc.capable=false\nnvidia.com/cc.tee=none\nnvidia.com/cc.ppcie.capable=false\nnvidia.com/cc.iommu=true\n',
     );
+  });
+
+  it('--nfd-features-file refuses a file it did not write and a path outside features.d/, unless --force', async () => {
+    const { root } = simNode('hgx-h100-8');
+    const hosts = path.join(root, 'etc/hosts');
+    mkdirSync(path.dirname(hosts), { recursive: true });
+    writeFileSync(hosts, '127.0.0.1 localhost\n');
+    const outside = await doctorCli(['--host-root', root, '--nfd-features-file', '/etc/hosts']);
+    expect(outside.code).toBe(2);
+    expect(outside.err).toMatch(/ERR_GPUCC_NFD_FILE_OUTSIDE_FEATURES_DIR/);
+    expect(readFileSync(hosts, 'utf8')).toBe('127.0.0.1 localhost\n');
+    const foreign = path.join(root, NFD_FILE);
+    mkdirSync(path.dirname(foreign), { recursive: true });
+    writeFileSync(foreign, 'vendor.example/feature=true\n');
+    const notOurs = await doctorCli(['--host-root', root, '--nfd-features-file', NFD_FILE]);
+    expect(notOurs.code).toBe(2);
+    expect(notOurs.err).toMatch(/ERR_GPUCC_NFD_FILE_NOT_OURS/);
+    expect(readFileSync(foreign, 'utf8')).toBe('vendor.example/feature=true\n');
+    // --force replaces it; then the file is the doctor's own and is rewritten without --force
+    expect((await doctorCli(['--host-root', root, '--nfd-features-file', NFD_FILE, '--force'])).code).toBe(0);
+    expect(readFileSync(foreign, 'utf8')).toMatch(/^# written by cc-manager doctor/);
+    expect((await doctorCli(['--host-root', root, '--nfd-features-file', NFD_FILE])).code).toBe(0);
+    expect((await doctorCli(['--host-root', root, '--nfd-features-file', '/etc/hosts', '--force'])).code).toBe(0);
   });
 
   it('bad usage exits 2 and names the option', async () => {

@@ -1,3 +1,4 @@
+import { mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { attachedSimulator, attachSimulator, GpuccError } from '@gpucc/hal';
 import { createNode } from '@gpucc/sim';
@@ -52,14 +53,22 @@ describe('openHost', () => {
     expect((await openHost(tempDir(), log)).tools).toBeUndefined();
   });
 
-  it('opens any other directory as a real host, read through plain sysfs', async () => {
+  it('opens any other directory laid out as a host as a real host, read through plain sysfs', async () => {
     const root = tempDir();
+    mkdirSync(path.join(root, 'sys/bus/pci/devices'), { recursive: true });
     const { out, logger: log } = logger();
     const host = await openHost(root, log);
     expect(host.simulated).toBe(false);
     expect(host.sysfs.simulated).toBe(false);
     expect(out.events()).toEqual(['host.open']);
     expect(out.records[0]).toMatchObject({ hostRoot: root, simulated: false });
+  });
+
+  it('refuses an empty directory as a host root, writing nothing into it', async () => {
+    const { logger: log } = logger();
+    const root = tempDir();
+    await expect(openHost(root, log)).rejects.toThrow(/is not a host: \/sys\/bus\/pci\/devices does not exist/);
+    expect(readdirSync(root)).toEqual([]);
   });
 
   it('refuses a host root that does not exist', async () => {

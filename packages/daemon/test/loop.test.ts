@@ -92,15 +92,15 @@ describe('runReconcileLoop', () => {
 
   it('retries a failure with growing, capped delays and no trigger, and resets after a success', async () => {
     const h = harness([fail(), boom(), fail(), fail(), fail(), () => Promise.resolve({ ok: true }), fail()]);
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 9; i++) {
       await settle();
       h.clock.last().fire();
     }
     await settle();
     expect(h.loop.state.runs).toBe(6);
     expect(h.loop.state.consecutiveFailures).toBe(0);
-    // 5 failures: 100, 200, 400, then capped at 500; then the success waits for the resync.
-    expect(h.clock.waits.map((w) => w.ms)).toEqual([100, 200, 400, 500, 500, RESYNC]);
+    // 5 failures: 100, 200, 400, then capped at 500 (each the 100 ms floor, then the rest); then the resync.
+    expect(h.clock.waits.map((w) => w.ms)).toEqual([100, 100, 100, 100, 300, 100, 400, 100, 400, RESYNC]);
     h.loop.trigger('label-change');
     await settle();
     expect(h.loop.state.consecutiveFailures).toBe(1);
@@ -116,17 +116,45 @@ describe('runReconcileLoop', () => {
     await h.loop.done;
   });
 
-  it('does not let triggers cut a backoff short: they join the retry', async () => {
-    const h = harness([fail()]);
+  it('ends a backoff wait on a change event (after the initial delay), and keeps pacing the same failure', async () => {
+    const h = harness([fail(), fail(), fail(), fail()]);
     await settle();
+    h.clock.last().fire(); // first retry after 100 ms
+    await settle();
+    expect(h.loop.state.runs).toBe(2);
+    // second failure: 200 ms = the 100 ms floor, then 100 ms a change event may cut short
+    expect(h.clock.waits.slice(1).map((w) => w.ms)).toEqual([100]);
+    h.clock.last().fire();
+    await settle();
+    expect(h.clock.last().ms).toBe(100);
     h.loop.trigger('label-change');
+    await settle();
+    expect(h.loop.state.runs).toBe(3); // ran at once, not after the rest of the backoff
+    expect(h.reasons()[2]).toEqual(['label-change', 'retry']);
+    // third failure: 400 ms; a trigger within the floor waits for it, then runs at once
+    expect(h.clock.last().ms).toBe(100);
     h.loop.trigger('label-change');
+    await settle();
+    expect(h.loop.state.runs).toBe(3);
+    h.clock.last().fire();
+    await settle();
+    expect(h.loop.state.runs).toBe(4);
+    h.controller.abort();
+    await h.loop.done;
+  });
+
+  it('does not let the failed run’s own events cut its backoff short', async () => {
+    const slow = deferred<ReconcileOutcome>();
+    const h = harness([() => slow.promise, fail()]);
+    await settle();
+    h.loop.trigger('own-write'); // raised while the failing reconcile runs
+    slow.resolve({ ok: false, reason: 'EBUSY' });
     await settle();
     expect(h.loop.state.runs).toBe(1);
     h.clock.last().fire();
     await settle();
     expect(h.loop.state.runs).toBe(2);
-    expect(h.reasons()[1]).toEqual(['label-change', 'retry']);
+    expect(h.reasons()[1]).toEqual(['retry']);
     h.controller.abort();
     await h.loop.done;
   });

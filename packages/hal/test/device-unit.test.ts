@@ -42,6 +42,7 @@ function topologyOf(devices: PciDevice[], unreadable: Record<number, string[]> =
     groups,
     iommuEnabled: true,
     problems: [],
+    warnings: [],
   };
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AccessRecorder, hostFs, isGpuccError, Sysfs } from '../src/index.js';
+import { AccessRecorder, type GpuccError, hostFs, isGpuccError, Sysfs } from '../src/index.js';
 import {
   cardFunctions,
   discoverPci,
@@ -265,13 +265,33 @@ describe('readPciDevice', () => {
   });
 
   it.each([
+    ['numa_node', 'zero\n', 'numaNode', -1],
+    ['reset_method', 'flr  bus\n', 'resetMethods', []],
+    ['revision', '0xa1\n\n', 'revision', undefined],
+  ])(
+    'keeps the device when %s = %j is malformed: that attribute unknown, a warning naming the file',
+    (name, content, field, value) => {
+      tree.fn({ address: '0000:43:00.0', parent: 'pci0000:40', class: 0x030200, raw: { [name]: content } });
+      const warnings: GpuccError[] = [];
+      const gpu = readPciDevice(sysfs(), addr('0000:43:00.0'), warnings);
+      expect(gpu.kind).toBe('gpu');
+      expect(gpu[field as keyof typeof gpu]).toEqual(value);
+      expect(gpu.unknownAttributes).toEqual([name]);
+      expect(warnings).toHaveLength(1);
+      expect(isGpuccError(warnings[0], 'ERR_GPUCC_MALFORMED_ATTRIBUTE')).toBe(true);
+      expect(warnings[0]!.message).toContain(`/sys/devices/pci0000:40/0000:43:00.0/${name}`);
+      const topology = discoverPci(sysfs());
+      expect(topology.devices.map((d) => d.address)).toContain('0000:43:00.0');
+      expect(topology.problems).toEqual([]);
+      expect(topology.warnings.map((w) => w.details.attribute)).toEqual([name]);
+    },
+  );
+
+  it.each([
     ['vendor', 'notanid\n'],
     ['device', '0x12345\n'],
     ['class', '030200\n'],
-    ['numa_node', 'zero\n'],
     ['driver_override', '\n'],
-    ['reset_method', 'flr  bus\n'],
-    ['revision', '0xa1\n\n'],
   ])('rejects %s = %j with ERR_GPUCC_MALFORMED_ATTRIBUTE naming the file and the content', (name, content) => {
     tree.fn({ address: '0000:43:00.0', parent: 'pci0000:40', class: 0x030200, raw: { [name]: content } });
     let caught: unknown;

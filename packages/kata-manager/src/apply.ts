@@ -11,6 +11,8 @@ import { isOwnSpecText } from './spec.js';
 import { checkSpecText } from './validate.js';
 
 export const SPEC_FILE_MODE = 0o644;
+/** A temp file of a spec this old was left by a writer killed mid-write (a live write takes milliseconds). */
+const STALE_TEMP_MS = 60_000;
 
 export type SpecOutcome = 'written' | 'unchanged' | 'removed' | 'refused' | 'failed';
 
@@ -28,6 +30,7 @@ export interface SpecResult {
  */
 export async function writeSpecFile(sysfs: Sysfs, path: string, content: string): Promise<'written' | 'unchanged'> {
   checkSpecText(content, 'yaml', sysfs.display(path));
+  await sysfs.removeStaleTempFiles(path, { olderThanMs: STALE_TEMP_MS });
   return sysfs.writeFileAtomic(path, content, SPEC_FILE_MODE);
 }
 

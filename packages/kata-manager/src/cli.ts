@@ -180,8 +180,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         }),
       );
       const pciIds = readPciIdsSource(command);
+      const aliases = aliasesOf(o); // refuses GPUs and NVSwitches under one name before the host is read
       const ctx = await context(command);
-      const result = await write(ctx.sysfs, { aliases: aliasesOf(o), pciIds, cdiDir: o.cdiDir, dryRun: o.dryRun });
+      const result = await write(ctx.sysfs, { aliases, pciIds, cdiDir: o.cdiDir, dryRun: o.dryRun });
       if (o.dryRun) logGenerated(ctx.logger, result.generated);
       else logWriteResult(ctx.logger, result);
       out(o.report === 'json' ? `${JSON.stringify(writeResultJson(result), null, 2)}\n` : formatWriteResult(result));

@@ -3,13 +3,16 @@ import type { Generated, WriteResult } from './commands.js';
 import type { SkippedDevice } from './devices.js';
 
 /**
- * One line per thing a user may need to act on. Events: `pci.problem`, `device.skipped`,
+ * One line per thing a user may need to act on. Events: `pci.problem`, `pci.warning`, `device.skipped`,
  * `device.group-not-viable`, `spec.written`, `spec.removed`, `spec.unchanged` (debug),
  * `spec.refused`, `spec.failed`, `spec.conflict`.
  */
 export function logGenerated(logger: Logger, generated: Generated): void {
   for (const problem of generated.observation.topology.problems) {
     logger.warn({ event: 'pci.problem', err: problem }, `skipped an unreadable PCI entry: ${problem.message}`);
+  }
+  for (const warning of generated.observation.topology.warnings) {
+    logger.warn({ event: 'pci.warning', err: warning }, warning.message);
   }
   for (const skipped of generated.selection.skipped) logSkipped(logger, skipped);
   for (const device of generated.selection.devices) {

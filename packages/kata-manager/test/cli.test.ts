@@ -98,6 +98,20 @@ describe('kata-manager generate', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/ERR_GPUCC_INVALID_CONFIG.*--gpu-alias \(P_GPU_ALIAS\)/);
   });
+
+  it('refuses GPUs and NVSwitches under one kind (exit 2, the device plugin’s error), writing nothing', async () => {
+    const { root } = await boundNode('hgx-h100-8', { nvswitches: true });
+    for (const env of [
+      { P_GPU_ALIAS: 'nvswitch' },
+      { NVSWITCH_ALIAS: 'pgpu' },
+      { P_GPU_ALIAS: 'x', NVSWITCH_ALIAS: 'x' },
+    ]) {
+      const result = await kata(['write', '--host-root', root], env);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/ERR_GPUCC_INVALID_CONFIG: GPUs and NVSwitches would share the resource name/);
+    }
+    expect(cdiFiles(root)).toEqual([]);
+  });
 });
 
 describe('kata-manager write', () => {

@@ -37,6 +37,7 @@ function observation(model: VfioModel, devices: PciDevice[], present?: string[])
     groups,
     iommuEnabled: model !== 'noiommu',
     problems: [],
+    warnings: [],
   };
   const all = devices.flatMap((d) => [
     'dev/vfio/vfio',

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import path from 'node:path';
 import { injectFault } from '@gpucc/sim';
 import { bindToVfio } from '@gpucc/testbed/fixtures';
@@ -38,6 +47,20 @@ describe('kata-manager write', () => {
     expect(two.report!.results.every((r) => r.outcome === 'unchanged')).toBe(true);
     expect(statSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml')).ino).toBe(before.ino);
     expect(exitCodeOf(two)).toBe(0);
+  });
+
+  it('removes the temp files a killed write left beside a spec it writes (older than a minute), not a live one', async () => {
+    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
+    const dir = path.join(root, 'var/run/cdi');
+    mkdirSync(dir, { recursive: true });
+    const stale = path.join(dir, '.nvidia.com-pgpu.yaml.4242.0badcafe.tmp');
+    const live = path.join(dir, '.nvidia.com-pgpu.yaml.4343.0000beef.tmp');
+    writeFileSync(stale, 'cdiVersion: ');
+    writeFileSync(live, 'cdiVersion: ');
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(stale, old, old);
+    await write(sysfs, opts());
+    expect(list(root)).toEqual(['.nvidia.com-pgpu.yaml.4343.0000beef.tmp', 'nvidia.com-pgpu.yaml']);
   });
 
   it('follows unbind and rebind, and removes a spec whose last device left instead of writing it empty', async () => {

@@ -20,7 +20,7 @@ import type { PciIdsSource } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
-import { checkSettings, type PluginSettings } from './settings.js';
+import type { PluginSettings } from './settings.js';
 
 export const BINARY = 'sandbox-device-plugin';
 export const VERSION = '0.1.0';
@@ -41,13 +41,9 @@ function settingsOf(
   pciIds: PciIdsSource,
   cdiDevices = false,
 ) {
-  const settings: PluginSettings = {
-    nvswitches: o.nvswitches,
-    aliases: aliasesOf(o),
-    cdiDevices,
-    pciIds,
-  };
-  return checkSettings(settings);
+  // aliasesOf refuses GPUs and NVSwitches under one name, the same way for kata-manager
+  const settings: PluginSettings = { nvswitches: o.nvswitches, aliases: aliasesOf(o), cdiDevices, pciIds };
+  return settings;
 }
 
 function program(out: (text: string) => void, exit: { code: number }): Command {

@@ -1,8 +1,11 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
 import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
+import { PLUGIN_SOCKET_PREFIX, type Sysfs } from '@gpucc/hal';
+import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { BINARY, VERSION } from './cli.js';
 import { registerPluginMetrics } from './metrics.js';
 import { PluginManager } from './plugin-manager.js';
+import { refuseIfServed } from './resource-server.js';
 import type { PluginSettings } from './settings.js';
 
 /** Timings of the run mode; fixed here, the resync interval is a flag. */
@@ -16,6 +19,14 @@ export const RUN_TIMINGS = {
   streamlessMs: 30_000,
 } as const;
 
+/** A live server on any of our sockets (PLUGIN_SOCKET_PREFIX`*.sock`) is another instance: refuse to start (exit 1). */
+async function refuseSecondInstance(sysfs: Sysfs): Promise<void> {
+  for (const name of sysfs.readdir(DEVICE_PLUGIN_DIR)) {
+    if (name.startsWith(PLUGIN_SOCKET_PREFIX) && name.endsWith('.sock'))
+      await refuseIfServed(sysfs, `${DEVICE_PLUGIN_DIR}/${name}`);
+  }
+}
+
 /**
  * The DaemonSet/systemd mode. /healthz answers from the start and never asks the kubelet; /readyz
  * is 200 only while every resource is registered and streamed from. The first SIGTERM makes /readyz
@@ -25,6 +36,7 @@ export async function runDaemon(config: CommonConfig, settings: PluginSettings, 
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
   const { sysfs } = await openHost(config.hostRoot, logger);
+  await refuseSecondInstance(sysfs); // before the health server, so the second one exits at once
   logger.info(
     { event: 'daemon.start', version: VERSION, hostRoot: config.hostRoot, ...settings, resyncMs },
     `${BINARY} ${VERSION} starting`,

@@ -103,7 +103,7 @@ const NVIDIA = 0x10de;
 export function buildInventory(input: InventoryInput): Inventory {
   const { topology, model } = input;
   const skipped: SkippedDevice[] = [];
-  const problems: GpuccError[] = [...topology.problems];
+  const problems: GpuccError[] = [...topology.problems, ...topology.warnings];
   const targets: PciDevice[] = [];
   for (const device of topology.devices) {
     const type = targetType(device, input.nvswitches);

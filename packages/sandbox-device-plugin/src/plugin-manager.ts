@@ -242,7 +242,7 @@ export class PluginManager {
     if (problems === this.lastProblems) return;
     this.lastProblems = problems;
     for (const problem of inventory.problems) {
-      logger.warn({ event: 'discovery.problem', err: problem }, `skipped: ${problem.message}`);
+      logger.warn({ event: 'discovery.problem', err: problem }, problem.message);
     }
   }
 

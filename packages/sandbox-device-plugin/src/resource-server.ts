@@ -1,5 +1,5 @@
 import type { Logger } from '@gpucc/daemon';
-import { isGpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, messageOf, type Sysfs } from '@gpucc/hal';
 import {
   bindUnix,
   type DevicePluginOptions,
@@ -77,11 +77,15 @@ export class ResourceServer {
     return this.options.sysfs.kindOf(this.options.socketRelPath) !== undefined;
   }
 
-  /** Serves on the socket: a stale file from an earlier run is removed first. */
+  /**
+   * Serves on the socket: a stale file from an earlier run is removed first, but a socket another
+   * live process serves (a second plugin instance) is refused, never taken over.
+   */
   async start(): Promise<void> {
     if (this.server !== undefined) return;
     const { sysfs, socketRelPath } = this.options;
     const path = sysfs.resolve(socketRelPath);
+    await refuseIfServed(sysfs, socketRelPath);
     await sysfs.removeFile(socketRelPath);
     // No channelz: nothing reads it, and its per-call bookkeeping costs Allocate latency.
     const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
@@ -222,4 +226,21 @@ export class ResourceServer {
     this.log.warn({ event: `${what}.refused`, err: error }, error.message);
     return { code: grpc.status[status], details: `${error.code}: ${error.message} (hint: ${error.hint})` };
   }
+}
+
+/**
+ * Throws ERR_GPUCC_PLUGIN_ALREADY_SERVING when another live process accepts connections on the socket
+ * (connecting tells it from a file left by a killed process): two plugins would steal each other's
+ * socket in turn, and the kubelet would follow whichever registered last.
+ */
+export async function refuseIfServed(sysfs: Sysfs, socketRelPath: string): Promise<void> {
+  if (sysfs.kindOf(socketRelPath) === undefined || !(await sysfs.socketHasListener(socketRelPath))) return;
+  throw new GpuccError(
+    'ERR_GPUCC_PLUGIN_ALREADY_SERVING',
+    `another process serves ${sysfs.display(socketRelPath)}: a second sandbox-device-plugin on this node`,
+    {
+      hint: 'run one sandbox-device-plugin per node (stop the other one, or NVIDIA’s sandbox device plugin); this one does not take its socket',
+      details: { socket: socketRelPath },
+    },
+  );
 }

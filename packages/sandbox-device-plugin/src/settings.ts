@@ -1,4 +1,4 @@
-import { GpuccError, type NameAliases, type PciIdsSource, resourceNamingFor } from '@gpucc/hal';
+import type { NameAliases, PciIdsSource } from '@gpucc/hal';
 
 /** What decides which devices are advertised and how they are named; shared by `run` and `list`. */
 export interface PluginSettings {
@@ -10,32 +10,6 @@ export interface PluginSettings {
   cdiDevices: boolean;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`, `GPUCC_PCI_IDS`). */
   pciIds?: PciIdsSource;
-}
-
-/**
- * Refuses settings that cannot work before anything is served: an alias that is not a valid
- * resource name and CDI class (ERR_GPUCC_INVALID_RESOURCE_NAME), or GPUs and NVSwitches under one
- * resource name, which would make one pod's GPU request take switches.
- */
-export function checkSettings(settings: PluginSettings): PluginSettings {
-  const { gpuAlias, nvswitchAlias } = settings.aliases;
-  const named = (deviceType: 'gpu' | 'nvswitch', alias: string | undefined) =>
-    alias === ''
-      ? undefined
-      : resourceNamingFor({ deviceType, pciDeviceId: 0, aliases: settings.aliases }).resourceName;
-  const gpu = named('gpu', gpuAlias);
-  const nvswitch = named('nvswitch', nvswitchAlias);
-  if (settings.nvswitches && gpu !== undefined && gpu === nvswitch) {
-    throw new GpuccError(
-      'ERR_GPUCC_INVALID_CONFIG',
-      `GPUs and NVSwitches would share the resource name ${gpu} (P_GPU_ALIAS = NVSWITCH_ALIAS)`,
-      {
-        hint: 'give NVSwitches their own name: unset NVSWITCH_ALIAS (nvidia.com/nvswitch) or choose another',
-        details: { gpuAlias, nvswitchAlias },
-      },
-    );
-  }
-  return settings;
 }
 
 /** pci.ids (1.3 MB on a real host) is needed only for per-model names (an alias set to ""). */

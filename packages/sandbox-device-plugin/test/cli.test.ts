@@ -109,8 +109,14 @@ describe('sandbox-device-plugin list', () => {
       'gpu',
     ]);
     expect(same.code).toBe(2);
-    expect(same.err).toMatch(/would share the resource name nvidia.com\/gpu/);
+    expect(same.err).toMatch(/ERR_GPUCC_INVALID_CONFIG.*would share the resource name and CDI kind nvidia.com\/gpu/);
     expect((await cli(['list', '--host-root', root, '--output', 'yaml'])).code).toBe(2);
+    // One rule with kata-manager, with or without --nvswitches: an alias equal to the other's default too.
+    for (const env of [{ P_GPU_ALIAS: 'nvswitch' }, { NVSWITCH_ALIAS: 'pgpu' }] as Array<Record<string, string>>) {
+      const result = await cli(['list', '--host-root', root], env);
+      expect(result.code).toBe(2);
+      expect(result.err).toMatch(/ERR_GPUCC_INVALID_CONFIG: GPUs and NVSwitches would share the resource name/);
+    }
   });
 });
 
@@ -148,6 +154,23 @@ describe('sandbox-device-plugin run (the binary)', () => {
     expect(hostFs.listDir(path.join(root, DEVICE_PLUGIN_DIR)).sort()).toEqual(['kubelet.sock']);
     const events = plugin.lines.map((l) => (JSON.parse(l) as { event: string }).event);
     expect(events.indexOf('http.shutting-down')).toBeLessThan(events.indexOf('plugin.stop'));
+  });
+
+  it('a second instance refuses to start while the first serves, and takes nothing from it', async () => {
+    const { root } = await boundNode('h100-pcie-1');
+    const kubelet = await startKubelet(root);
+    const args = ['run', '--host-root', root, '--metrics-address', '127.0.0.1:0', '--log-format', 'json'];
+    const first = daemon(BIN, args);
+    await kubelet.waitFor((s) => s.resources['nvidia.com/pgpu']?.allocatable === 1);
+    await first.waitFor((l) => l.includes('"kubelet.registered"'));
+    const second = daemon(BIN, args);
+    expect(await second.exited).toBe(1);
+    expect(second.stderr).toMatch(
+      /ERR_GPUCC_PLUGIN_ALREADY_SERVING: another process serves \/var\/lib\/kubelet\/device-plugins\/sandbox-pgpu.sock/,
+    );
+    expect(kubelet.state().resources['nvidia.com/pgpu']).toMatchObject({ registrations: 1, streaming: true });
+    first.child.kill('SIGTERM');
+    expect(await first.exited).toBe(0);
   });
 
   it('with gpucc-sim kubelet: status, allocate and restart through the fake kubelet’s commands', async () => {

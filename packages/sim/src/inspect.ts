@@ -8,6 +8,8 @@ export interface InspectReport {
   devices: Array<Omit<PciDevice, 'sysfsPath'> & { sysfsPath: string }>;
   groups: Record<string, string[]>;
   problems: Array<Record<string, unknown>>;
+  /** Attributes left unknown on devices that were kept (numa_node…). */
+  warnings: Array<Record<string, unknown>>;
 }
 
 export function inspectHost(sysfs: Sysfs): InspectReport {
@@ -19,6 +21,7 @@ export function inspectHost(sysfs: Sysfs): InspectReport {
     devices: topology.devices,
     groups: Object.fromEntries([...topology.groups].map(([group, members]) => [String(group), members])),
     problems: topology.problems.map((p) => p.toJSON()),
+    warnings: topology.warnings.map((w) => w.toJSON()),
   };
 }
 
@@ -50,5 +53,6 @@ export function formatInspect(report: InspectReport): string {
     ...rows.map(line),
   ];
   for (const problem of report.problems) out.push(`problem: ${problem.code}: ${problem.message}`);
+  for (const warning of report.warnings) out.push(`warning: ${warning.code}: ${warning.message}`);
   return `${out.join('\n')}\n`;
 }

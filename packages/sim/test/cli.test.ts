@@ -38,6 +38,28 @@ describe('gpucc-sim CLI', () => {
     expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(7);
   });
 
+  it('create refuses --gpus and --functions for a profile with a fixed set of devices, instead of ignoring them', async () => {
+    const dir = path.join(tempDir(), 'node');
+    const refused = await run('create', dir, '--profile', 'hgx-h100-8', '--gpus', '64');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/ERR_GPUCC_USAGE: profile hgx-h100-8 has a fixed set of devices: it takes no --gpus/);
+    const scale = await run('create', dir, '--profile', 'scale', '--gpus', '3', '--functions', '1');
+    expect(scale.code).toBe(0);
+    expect(scale.out).toMatch(/profile scale, \d+ PCI functions/);
+  });
+
+  it('a malformed numa_node is a warning: the device is kept with it unknown', async () => {
+    const dir = path.join(tempDir(), 'node');
+    await run('create', dir, '--profile', 'hgx-h100-8');
+    await run('break', dir, '--device', '0000:43:00.0', '--attribute', 'numa_node', '--value', 'banana');
+    const json = JSON.parse((await run('inspect', dir, '--json')).out);
+    expect(json.problems).toEqual([]);
+    expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(8);
+    expect(json.warnings.map((w: { message: string }) => w.message)).toEqual([
+      expect.stringMatching(/^0000:43:00\.0: numa_node is unknown: .*holds "banana"/),
+    ]);
+  });
+
   it('a missing optional attribute is tolerated; a missing required one is reported', async () => {
     const dir = path.join(tempDir(), 'node');
     await run('create', dir, '--profile', 'h100-pcie-1');

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { errnoOf, GpuccError, type Sysfs } from '@gpucc/hal';
 import { simNode as inProcessNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { openSimulatedSysfs } from '../src/kernel/index.js';
 import { injectFault } from '../src/node/faults.js';
 import { readCcState, writeCcState } from '../src/node/state.js';
 
@@ -30,6 +31,21 @@ async function bindVfio(s: Sysfs, bdf: string) {
 }
 
 const H100 = '0000:13:00.0'; // first GPU of hgx-h100-8, IOMMU group 23
+
+describe('kernel simulator: two processes on one node', () => {
+  it('one attaches nvidia after the other removed its proc directory: the unbindLock is there again', async () => {
+    const { sysfs: a, root } = simNode('hgx-h100-8');
+    const b = openSimulatedSysfs(root); // another process's kernel simulator on the same node
+    // a detaches and re-attaches the GPU (its tree now knows the proc directory exists)...
+    await a.write('sys/bus/pci/drivers/nvidia/unbind', H100);
+    await a.write('sys/bus/pci/drivers/nvidia/bind', H100);
+    // ...b detaches it (removing that directory), then a attaches it again
+    await b.write('sys/bus/pci/drivers/nvidia/unbind', H100);
+    await a.write('sys/bus/pci/drivers/nvidia/bind', H100);
+    expect(driverOf(a, H100)).toBe('nvidia');
+    expect(a.readOptional(`proc/driver/nvidia/gpus/${H100}/unbindLock`)).toBe('0\n');
+  });
+});
 
 describe('kernel simulator: binding', () => {
   it('override → unbind → bind moves a GPU to vfio-pci with links both ways and the group node', async () => {

@@ -27,6 +27,8 @@ import { type Observation, unbindLockPath } from './observe.js';
 import type { DeviceStep, GroupPlan, Plan } from './plan.js';
 import { type DeviceRecord, type VfioState, writeState } from './state.js';
 
+const WRITE_TIMEOUT = 'ERR_GPUCC_SYSFS_WRITE_TIMEOUT';
+
 export type Outcome = 'unchanged' | 'bound' | 'released' | 'restored' | 'failed' | 'rolled-back' | 'refused';
 
 export interface DeviceResult {
@@ -48,6 +50,8 @@ export interface ApplyOptions {
   modprobe: ModprobeOptions;
   unbindTimeoutMs: number;
   deviceNodeTimeoutMs: number;
+  /** How long to wait for another vfio-manager's host lock (--lock-timeout); default 30 s. */
+  lockTimeoutMs?: number;
   /** Abort between groups (SIGTERM): a group in flight always finishes or rolls back. */
   signal?: AbortSignal;
 }
@@ -62,15 +66,20 @@ export async function applyBind(
   observation: Observation,
   options: ApplyOptions,
 ): Promise<ApplyReport> {
+  const onDisk: VfioState = structuredClone(observation.state); // writeState keeps it equal to the file
   const state: VfioState = structuredClone(observation.state);
   const results: DeviceResult[] = [];
   // GPUs whose NVIDIA unbind lock this run took: given back unless they leave nvidia (below).
   const locked = new Set<PciAddress>();
   try {
-    await bindGroups(sysfs, plan, observation, options, state, results, locked);
+    await releaseStaleUnbindLocks(sysfs, state, options.logger);
+    await bindGroups(sysfs, plan, observation, options, { state, onDisk }, results, locked);
   } finally {
     await releaseUnbindLocks(sysfs, locked, options.logger); // what an error left behind
+    settleUnbindLocks(sysfs, state);
+    if (JSON.stringify(state) !== JSON.stringify(onDisk)) await writeState(sysfs, state, onDisk);
   }
+  results.push(...unreadableOwnDevices(observation));
   return { ok: results.every((r) => r.outcome === 'unchanged' || r.outcome === 'bound'), results };
 }
 
@@ -79,10 +88,21 @@ async function bindGroups(
   plan: Plan,
   observation: Observation,
   options: ApplyOptions,
-  state: VfioState,
+  { state, onDisk }: { state: VfioState; onDisk: VfioState },
   results: DeviceResult[],
   locked: Set<PciAddress>,
 ): Promise<void> {
+  // The NVIDIA unbind locks about to be taken, on disk before the first one: a run killed while
+  // holding them leaves a record, and the next run gives them back.
+  const lockIntent = plan.groups
+    .filter((g) => !g.refused)
+    .flatMap((g) => g.steps.filter((s) => s.writes.length > 0 && observation.unbindLocks.has(s.address)))
+    .map((s) => s.address);
+  if (lockIntent.length > 0 && !options.signal?.aborted) {
+    state.unbindLocks = [...new Set([...(state.unbindLocks ?? []), ...lockIntent])].sort();
+    await writeState(sysfs, state, onDisk);
+  }
+
   // Pass 1, no sysfs write: refusals and preflight per group.
   const ready: GroupPlan[] = [];
   for (const group of plan.groups) {
@@ -103,7 +123,7 @@ async function bindGroups(
       state.devices[s.address] ??= record(s, group);
       state.devices[s.address]!.phase = 'binding';
     }
-    await writeState(sysfs, state);
+    await writeState(sysfs, state, onDisk);
   }
 
   // Pass 2: the writes, group by group; a shutdown stops between groups, never inside one.
@@ -113,7 +133,7 @@ async function bindGroups(
     // A GPU still on nvidia (refused by the kernel, rolled back, not started) must not keep the lock.
     await releaseUnbindLocks(sysfs, locked, options.logger.child({ group: group.group }), group);
   }
-  if (moving.length > 0 || JSON.stringify(state) !== JSON.stringify(observation.state)) await writeState(sysfs, state);
+  // the results are written by applyBind, after the last lock is given back
 }
 
 /** A refused group, or one whose drivers or preflight fail, ends here with its results; else undefined. */
@@ -169,7 +189,10 @@ async function bindGroup(
         { event: 'bind.failed', device: s.address, err: err.toJSON() },
         `${err.message}; rolling back group ${group.group}`,
       );
-      const rollback = await rollbackGroup(sysfs, changed, state, log);
+      // A write that timed out may still complete in the kernel: its device's record stays until a
+      // later run sees the outcome (restore then finds it unbound and puts it back).
+      const unknown = timedOut(err) ? new Set([s.address]) : new Set<PciAddress>();
+      const rollback = await rollbackGroup(sysfs, changed, state, log, unknown);
       return group.steps.map((other) =>
         other === s
           ? { ...failed(other, group, err), error: { ...err.toJSON(), rollback } }
@@ -266,7 +289,7 @@ async function releaseUnbindLocks(
     locked.delete(address);
     const lock = unbindLockPath(address);
     try {
-      if (currentDriver(sysfs, address) !== 'nvidia' || sysfs.readOptional(lock)?.trim() !== '1') continue;
+      if (!unbindLockHeld(sysfs, address)) continue;
       await sysfs.write(lock, '0');
       log.info(
         { event: 'bind.unbind_lock_released', device: address },
@@ -280,6 +303,34 @@ async function releaseUnbindLocks(
 }
 
 /**
+ * Gives back the NVIDIA unbind locks that a killed run recorded (state.unbindLocks) and left taken:
+ * under the host lock no other run is holding one on purpose. Each is dropped from the record.
+ */
+async function releaseStaleUnbindLocks(sysfs: Sysfs, state: VfioState, log: Logger): Promise<void> {
+  const stale = new Set((state.unbindLocks ?? []) as PciAddress[]);
+  if (stale.size === 0) return;
+  await releaseUnbindLocks(sysfs, stale, log);
+  settleUnbindLocks(sysfs, state);
+}
+
+/** Keeps in state.unbindLocks only the GPUs still on nvidia with their lock taken. */
+function settleUnbindLocks(sysfs: Sysfs, state: VfioState): void {
+  if (state.unbindLocks === undefined) return;
+  const held = state.unbindLocks.filter((a) => unbindLockHeld(sysfs, a as PciAddress));
+  if (held.length > 0) state.unbindLocks = held;
+  else delete state.unbindLocks;
+}
+
+/** Whether a GPU on nvidia has its unbind lock taken (the driver then refuses new clients). */
+export function unbindLockHeld(sysfs: Sysfs, address: PciAddress): boolean {
+  try {
+    return currentDriver(sysfs, address) === 'nvidia' && sysfs.readOptional(unbindLockPath(address))?.trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Undo, in reverse, the functions of one group changed in this run: the recorded override back,
  * off the VFIO driver, back on the recorded driver (or normal matching). A half-converted group is
  * never left behind; entries of devices back where they started are dropped.
@@ -289,6 +340,7 @@ async function rollbackGroup(
   changed: DeviceStep[],
   state: VfioState,
   log: Logger,
+  unknown: ReadonlySet<PciAddress>,
 ): Promise<Array<Record<string, unknown>>> {
   const outcomes: Array<Record<string, unknown>> = [];
   for (const s of [...changed].reverse()) {
@@ -307,8 +359,13 @@ async function rollbackGroup(
         else await probeDevice(sysfs, s.address);
       }
       const back = currentDriver(sysfs, s.address);
-      if (back === previous) delete state.devices[s.address];
-      outcomes.push({ device: s.address, restored: back === previous, driver: back ?? null });
+      if (back === previous && !unknown.has(s.address)) delete state.devices[s.address];
+      outcomes.push({
+        device: s.address,
+        restored: back === previous,
+        driver: back ?? null,
+        ...(unknown.has(s.address) ? { recordKept: 'its unbind timed out and may still complete' } : {}),
+      });
     } catch (error) {
       const err = asGpuccError(error);
       log.error({ event: 'bind.rollback_failed', device: s.address, err: err.toJSON() }, err.message);
@@ -363,9 +420,22 @@ export async function applyRelease(
   observation: Observation,
   options: ApplyOptions,
 ): Promise<ApplyReport> {
+  const onDisk: VfioState = structuredClone(observation.state);
   const state: VfioState = structuredClone(observation.state);
   const results: DeviceResult[] = [];
+  await releaseStaleUnbindLocks(sysfs, state, options.logger);
   for (const group of plan.groups) {
+    if (group.refused) {
+      // a restore that cannot succeed (bad or unloaded recorded driver): no write, the record stays
+      options.logger.error(
+        { event: 'release.refused', group: group.group, err: group.refused.toJSON() },
+        group.refused.message,
+      );
+      results.push(
+        ...group.steps.map((s) => ({ ...base(s, group), outcome: 'refused' as const, error: group.refused!.toJSON() })),
+      );
+      continue;
+    }
     for (const s of group.steps) {
       const log = options.logger.child({ device: s.address });
       if (s.writes.length === 0) {
@@ -406,8 +476,19 @@ export async function applyRelease(
       }
     }
   }
-  if (JSON.stringify(state) !== JSON.stringify(observation.state)) await writeState(sysfs, state);
-  return { ok: results.every((r) => r.outcome !== 'failed'), results };
+  if (JSON.stringify(state) !== JSON.stringify(onDisk)) await writeState(sysfs, state, onDisk);
+  results.push(...unreadableOwnDevices(observation));
+  return { ok: results.every((r) => r.outcome !== 'failed' && r.outcome !== 'refused'), results };
+}
+
+/**
+ * Devices vfio-manager moved (they have a record) that discovery could not read now: nothing can be
+ * done for them (no write to a device it cannot see whole), and the command must not say it is done.
+ */
+function unreadableOwnDevices(observation: Observation): DeviceResult[] {
+  return observation.topology.problems
+    .filter((p) => typeof p.details.address === 'string' && observation.state.devices[p.details.address])
+    .map((p) => ({ address: p.details.address as PciAddress, outcome: 'failed' as const, error: p.toJSON() }));
 }
 
 function record(s: DeviceStep, group: GroupPlan): DeviceRecord {
@@ -436,6 +517,11 @@ function abortedError(): GpuccError {
   return new GpuccError('ERR_GPUCC_INTERRUPTED', 'stopped before this group (shutdown requested)', {
     hint: 'the next run picks it up; nothing of this group was written',
   });
+}
+
+/** A write that did not return in time (directly, or as the cause of an unbind failure): its outcome is unknown. */
+function timedOut(error: GpuccError): boolean {
+  return error.code === WRITE_TIMEOUT || (isGpuccError(error.cause) && error.cause.code === WRITE_TIMEOUT);
 }
 
 function asGpuccError(error: unknown): GpuccError {

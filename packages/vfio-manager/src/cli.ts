@@ -18,7 +18,7 @@ import {
 import { Command } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
-import { bind, exitCodeOf, release, status } from './commands.js';
+import { bind, exitCodeOf, type RunResult, release, status } from './commands.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
 import type { Selection } from './select.js';
 
@@ -35,6 +35,7 @@ const applySchema = {
   modprobe: z.string().min(1),
   unbindTimeout: z.coerce.number().int().positive(),
   deviceNodeTimeout: z.coerce.number().int().positive(),
+  lockTimeout: z.coerce.number().int().nonnegative(),
 };
 const output = { output: z.enum(['table', 'json']) };
 /** The apply options that neither `plan` nor `unbind` uses: no module is loaded, no node awaited. */
@@ -62,13 +63,19 @@ function applyOptions(command: Command): Command {
   );
 }
 
-/** `unbind` loads no module and waits for no node: the unbind deadline is all it takes. */
+/** `unbind` loads no module and waits for no node: the unbind deadline and the lock wait are all it takes. */
 function unbindTimeoutOption(command: Command): Command {
-  return command.addOption(
-    mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
-      default: '10000',
-    }),
-  );
+  return command
+    .addOption(
+      mirroredOption('--unbind-timeout <ms>', 'deadline for one unbind (it blocks while the device is in use)', {
+        default: '10000',
+      }),
+    )
+    .addOption(
+      mirroredOption('--lock-timeout <ms>', 'how long to wait while another vfio-manager changes the devices', {
+        default: '30000',
+      }),
+    );
 }
 
 function foreignMembersFlag() {
@@ -109,6 +116,7 @@ export function applyOptionsOf(
     modprobe: { path: modprobePath },
     unbindTimeoutMs: o.unbindTimeout,
     deviceNodeTimeoutMs: o.deviceNodeTimeout,
+    lockTimeoutMs: o.lockTimeout,
     ...(signal ? { signal } : {}),
   };
 }
@@ -128,17 +136,19 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({ ...selectionSchema, ...output, allowForeignGroupMembers: z.boolean().default(false) }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await bind(
         ctx.sysfs,
         {
-          selection: toSelection(o),
+          selection,
           nvswitches: o.nvswitches,
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: true,
         },
-        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1 }),
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: 1, lockTimeout: 0 }),
       );
+      logDiscovery(ctx.logger, result);
       out(o.output === 'json' ? jsonText(result.plan) : formatPlan(result.plan));
       exit.code = exitCodeOf(result);
     });
@@ -161,17 +171,19 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           dryRun: z.boolean().default(false),
         }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await bind(
         ctx.sysfs,
         {
-          selection: toSelection(o),
+          selection,
           nvswitches: o.nvswitches,
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: o.dryRun,
         },
         applyOptionsOf(ctx, o),
       );
+      logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
     });
@@ -191,17 +203,20 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...selectionSchema,
           unbindTimeout: applySchema.unbindTimeout,
+          lockTimeout: applySchema.lockTimeout,
           ...output,
           restore: z.boolean().default(false),
           dryRun: z.boolean().default(false),
         }),
       );
+      const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
       const result = await release(
         ctx.sysfs,
-        { selection: toSelection(o), nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
-        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout }),
+        { selection, nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
+        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
       );
+      logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
       exit.code = exitCodeOf(result);
     });
@@ -260,6 +275,14 @@ function statusCommandOptions(command: Command): Command {
   return command
     .addOption(mirroredOption('--desired <state>', 'vfio (bound) or none (released)', { default: 'vfio' }))
     .addOption(mirroredFlag('--nvswitches', 'NVSwitches are targets too'));
+}
+
+/** What discovery could not read: a device skipped (problem) or an attribute left unknown (warning). */
+function logDiscovery(logger: Logger, result: RunResult): void {
+  const { problems, warnings } = result.observation.topology;
+  for (const problem of problems)
+    logger.warn({ event: 'discovery.problem', err: problem.toJSON() }, `not acted on: ${problem.message}`);
+  for (const warning of warnings) logger.warn({ event: 'discovery.warning', err: warning.toJSON() }, warning.message);
 }
 
 function printResult(

@@ -18,6 +18,7 @@ export async function runDaemon(
     modprobe: string;
     unbindTimeout: number;
     deviceNodeTimeout: number;
+    lockTimeout: number;
   },
 ): Promise<number> {
   const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');

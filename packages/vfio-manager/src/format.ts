@@ -56,5 +56,19 @@ export function formatStatus(report: StatusReport): string {
     d.matchesDesired ? 'yes' : 'no',
   ]);
   const head = `VFIO model ${report.vfioModel}, IOMMU ${report.iommuEnabled ? 'on' : 'off'}, desired ${report.desired}: ${report.converged ? 'converged' : 'NOT converged'}\n`;
-  return head + table(['ADDRESS', 'KIND', 'ID', 'DRIVER', 'GROUP', 'NODE', 'VIABLE', 'AS DESIRED'], rows);
+  const held = report.devices.filter((d) => d.unbindLockHeld).map((d) => d.address);
+  const locks = held.length
+    ? `NVIDIA unbind lock held (new CUDA clients refused) on ${held.join(', ')}: any vfio-manager bind or unbind gives it back\n`
+    : '';
+  const notes = [
+    ...report.unreadable.map(
+      (u) =>
+        `unreadable: ${u.address}${u.recorded ? ' (moved by vfio-manager)' : ''}: ${u.error.code}: ${u.error.message}`,
+    ),
+    ...report.warnings.map((w) => `warning: ${w.code}: ${w.message}`),
+  ];
+  const tail = notes.length ? `${notes.join('\n')}\n` : '';
+  return (
+    head + locks + table(['ADDRESS', 'KIND', 'ID', 'DRIVER', 'GROUP', 'NODE', 'VIABLE', 'AS DESIRED'], rows) + tail
+  );
 }

@@ -1,4 +1,13 @@
-import { GpuccError, isBridge, isVfioDriver, isViableGroupMember, type PciAddress, type PciDevice } from '@gpucc/hal';
+import {
+  GpuccError,
+  isBridge,
+  isGpuccError,
+  isVfioDriver,
+  isViableGroupMember,
+  type PciAddress,
+  type PciDevice,
+  validateDriverName,
+} from '@gpucc/hal';
 import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
 import { ownFunctions, type Selection, selectTargets } from './select.js';
 
@@ -201,6 +210,7 @@ export function planRelease(observation: Observation, selection: Selection, opti
     for (const member of topology.groups.get(target.iommuGroup ?? -1) ?? []) if (state.devices[member]) own.add(member);
   }
   const byGroup = new Map<number | undefined, DeviceStep[]>();
+  const refusals = new Map<number | undefined, GpuccError>();
   for (const address of [...own].sort()) {
     const device = topology.byAddress.get(address);
     if (!device || isBridge(device)) continue;
@@ -229,6 +239,10 @@ export function planRelease(observation: Observation, selection: Selection, opti
           : { path: '/sys/bus/pci/drivers_probe', value: address },
       );
     }
+    if (options.restore && previous !== undefined && device.driver !== previous) {
+      const problem = restoreProblem(observation, address, previous);
+      if (problem) refusals.set(device.iommuGroup, refusals.get(device.iommuGroup) ?? problem);
+    }
     const steps = byGroup.get(device.iommuGroup) ?? [];
     const reason = options.restore
       ? previous
@@ -242,6 +256,35 @@ export function planRelease(observation: Observation, selection: Selection, opti
     desired: 'none',
     groups: [...byGroup]
       .sort(([a], [b]) => (a ?? -1) - (b ?? -1))
-      .map(([group, steps]) => ({ ...(group === undefined ? {} : { group }), steps })),
+      .map(([group, steps]) => {
+        const refused = refusals.get(group);
+        return { ...(group === undefined ? {} : { group }), steps, ...(refused ? { refused } : {}) };
+      }),
   };
+}
+
+/**
+ * Why a recorded previous driver cannot be restored, checked before the first write (else the
+ * device would be unbound and then left with no driver): a name that is no driver name (a path, a
+ * hand-edited state file), or a driver that is not loaded (restore loads no module).
+ */
+function restoreProblem(observation: Observation, address: PciAddress, previous: string): GpuccError | undefined {
+  try {
+    validateDriverName(previous);
+  } catch (error) {
+    if (!isGpuccError(error)) throw error;
+    return new GpuccError(
+      error.code,
+      `${address}: the recorded previous driver ${JSON.stringify(previous)} is not a driver name`,
+      {
+        hint: 'the state file was edited or damaged: fix that entry (a driver name such as nvidia) and retry; nothing was written',
+        details: { device: address, previousDriver: previous },
+      },
+    );
+  }
+  if (observation.drivers.has(previous)) return undefined;
+  return new GpuccError('ERR_GPUCC_DRIVER_NOT_LOADED', `${address}: its previous driver ${previous} is not loaded`, {
+    hint: `load it (modprobe ${previous}) and retry: restore loads no module; the device stays where it is and keeps its record`,
+    details: { device: address, previousDriver: previous },
+  });
 }

@@ -29,6 +29,8 @@ export function selectTargets(observation: Observation, selection: Selection, op
   for (const raw of selection.devices) {
     const address = parsePciAddress(raw);
     const device = topology.byAddress.get(address);
+    const unreadable = topology.problems.find((p) => p.details.address === address);
+    if (!device && unreadable) throw unreadable; // it exists, but cannot be read: named, nothing done
     if (!device) {
       throw new GpuccError('ERR_GPUCC_DEVICE_NOT_FOUND', `no PCI device ${address} on this host`, {
         hint: 'list the GPUs with: vfio-manager status',

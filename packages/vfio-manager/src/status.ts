@@ -9,6 +9,7 @@ import {
   vfioCdevPath,
   vfioGroupPath,
 } from '@gpucc/hal';
+import { unbindLockHeld } from './apply.js';
 import type { Observation } from './observe.js';
 import { type Plan, planWrites } from './plan.js';
 
@@ -27,6 +28,8 @@ export interface DeviceStatus {
   /** It is where the desired state wants it (no write planned for it). */
   matchesDesired: boolean;
   previousDriver: string | null;
+  /** A GPU on nvidia whose NVIDIA unbind lock is taken: the driver refuses new clients (CUDA) until it is given back. */
+  unbindLockHeld: boolean;
 }
 
 export interface StatusReport {
@@ -35,6 +38,10 @@ export interface StatusReport {
   desired: 'vfio' | 'none';
   converged: boolean;
   devices: DeviceStatus[];
+  /** Functions discovery could not read (identity or binding unreadable): listed, never acted on. */
+  unreadable: Array<{ address: string; recorded: boolean; error: Record<string, unknown> }>;
+  /** Attributes that could not be read of devices that are listed (numa_node…): left unknown. */
+  warnings: Array<Record<string, unknown>>;
 }
 
 /** Every NVIDIA function with its binding, group, node and whether it matches the plan's desired state. */
@@ -71,10 +78,30 @@ export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan)
         groupViable: viable(d.iommuGroup),
         matchesDesired: !pending.has(d.address) && !refused.has(d.address),
         previousDriver: state.devices[d.address]?.previousDriver ?? null,
+        unbindLockHeld: d.driver === 'nvidia' && unbindLockHeld(sysfs, d.address),
       };
     });
-  const converged = planWrites(plan) === 0 && plan.groups.every((g) => !g.refused) && nodesPresent(devices, plan);
-  return { vfioModel: model.model, iommuEnabled: model.iommuEnabled, desired: plan.desired, converged, devices };
+  const unreadable = topology.problems
+    .filter((p) => typeof p.details.address === 'string')
+    .map((p) => {
+      const address = String(p.details.address);
+      return { address, recorded: state.devices[address] !== undefined, error: p.toJSON() };
+    });
+  const converged =
+    planWrites(plan) === 0 &&
+    plan.groups.every((g) => !g.refused) &&
+    nodesPresent(devices, plan) &&
+    devices.every((d) => !d.unbindLockHeld) &&
+    unreadable.every((u) => !u.recorded); // a device of ours that cannot be read cannot be called done
+  return {
+    vfioModel: model.model,
+    iommuEnabled: model.iommuEnabled,
+    desired: plan.desired,
+    converged,
+    devices,
+    unreadable,
+    warnings: topology.warnings.map((w) => w.toJSON()),
+  };
 }
 
 function nodesPresent(devices: DeviceStatus[], plan: Plan): boolean {

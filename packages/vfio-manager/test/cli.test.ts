@@ -235,6 +235,27 @@ describe('vfio-manager run', () => {
     }
   }, 30_000);
 
+  it('waits for a command that holds the host lock, fails that reconcile with ERR_GPUCC_LOCKED, and retries', async () => {
+    const { root } = simNode('h100-pcie-1');
+    expect((await vfio(['bind', '--all', '--host-root', root])).code).toBe(0);
+    // a restore that hangs 4 s in its unbind holds the lock meanwhile
+    await injectFault(root, { kind: 'unbind-hang', device: '0000:41:00.0', delayMs: 4000, times: 1 });
+    const restore = vfio(['unbind', '--all', '--restore', '--host-root', root]);
+    await until(() => existsSync(path.join(root, 'var/lib/gpucc/vfio-manager.lock')));
+    const daemon = await start(root, ['--resync-interval', '600000', '--lock-timeout', '200']);
+    try {
+      const failed = await daemon.waitFor((l) => l.event === 'reconcile.failed');
+      expect(JSON.stringify(failed.err)).toContain('ERR_GPUCC_LOCKED');
+      expect((await restore).code).toBe(0);
+      // the retry after the backoff binds what the restore released
+      await daemon.waitFor((l) => l.event === 'reconcile.done');
+      expect(driversOf(root)['0000:41:00.0']).toEqual(['vfio-pci', 'vfio-pci']);
+    } finally {
+      daemon.child.kill('SIGTERM');
+      await exitOf(daemon.child);
+    }
+  }, 30_000);
+
   it('stays unready with a reason while a device cannot be bound, and retries', async () => {
     const { root } = simNode('h100-pcie-1');
     await injectFault(root, { kind: 'bind-error', device: '0000:41:00.0', errno: 'EIO', times: 1 });

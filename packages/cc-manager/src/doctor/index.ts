@@ -3,7 +3,7 @@ import { type CcMode, GpuccError, type Sysfs } from '@gpucc/hal';
 import type { CapabilityTable } from '../capability.js';
 import { runChecks } from './checks.js';
 import { type DoctorTools, probeFirmware } from './firmware.js';
-import { nfdFeatures, renderNfdFile } from './nfd.js';
+import { checkNfdTarget, nfdFeatures, renderNfdFile } from './nfd.js';
 import { observeDoctor } from './observe.js';
 import { type DoctorReport, makeReport } from './report.js';
 
@@ -15,7 +15,7 @@ export {
   firmwareDevices,
   probeFirmware,
 } from './firmware.js';
-export { type NfdFeatures, nfdFeatures, renderNfdFile } from './nfd.js';
+export { checkNfdTarget, NFD_FILE_HEADER, type NfdFeatures, nfdFeatures, renderNfdFile } from './nfd.js';
 export { type DoctorObservation, observeDoctor } from './observe.js';
 export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
 
@@ -28,6 +28,8 @@ export interface DoctorOptions {
   pciIdsFallback?: string;
   /** Absolute host path of an NFD local feature file to write (e.g. /etc/kubernetes/node-feature-discovery/features.d/gpucc). */
   nfdFeaturesFile?: string;
+  /** Write the NFD file even outside features.d/ or over a file the doctor did not write. */
+  force?: boolean;
 }
 
 /**
@@ -35,6 +37,8 @@ export interface DoctorOptions {
  * NFD feature file (atomically) when asked. Reads only, otherwise: no knob, no reset, no sysfs write.
  */
 export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<DoctorReport> {
+  const file = options.nfdFeaturesFile === undefined ? undefined : hostPath(options.nfdFeaturesFile);
+  if (file !== undefined) checkNfdTarget(sysfs, file, options.force === true); // refused before any tool runs
   const observation = observeDoctor(
     sysfs,
     options.capability,
@@ -43,8 +47,7 @@ export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<Doct
   if (options.tools) observation.firmware = await probeFirmware(observation.devices, options.mode, options.tools);
   const features = nfdFeatures(observation);
   const report = makeReport(options.mode, observation.tee, runChecks(observation, options.mode), features);
-  if (options.nfdFeaturesFile === undefined) return report;
-  const file = hostPath(options.nfdFeaturesFile);
+  if (file === undefined) return report;
   await sysfs.writeFileAtomic(file, renderNfdFile(features));
   return { ...report, nfdFile: file };
 }

@@ -1,4 +1,4 @@
-import { isGpuccError, type NameAliases, validateResourceClass } from '@gpucc/hal';
+import { DEFAULT_ALIASES, GpuccError, isGpuccError, type NameAliases, validateResourceClass } from '@gpucc/hal';
 import type { Command } from 'commander';
 import * as z from 'zod';
 import { mirroredOption } from './options.js';
@@ -26,8 +26,24 @@ export function addAliasOptions(command: Command): Command {
     );
 }
 
-/** The parsed options as the hal's naming contract takes them; unset stays unset. */
+/**
+ * The parsed options as the hal's naming contract takes them; unset stays unset. One rule for both
+ * binaries: GPUs and NVSwitches never share a name (a pod's GPU request would take switches, and a
+ * CDI kind would mix both), whether the two aliases are equal or one equals the other's default.
+ */
 export function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: string | undefined }): NameAliases {
+  const gpu = o.gpuAlias ?? DEFAULT_ALIASES.gpu;
+  const nvswitch = o.nvswitchAlias ?? DEFAULT_ALIASES.nvswitch;
+  if (gpu !== '' && gpu === nvswitch) {
+    throw new GpuccError(
+      'ERR_GPUCC_INVALID_CONFIG',
+      `GPUs and NVSwitches would share the resource name and CDI kind nvidia.com/${gpu} (--gpu-alias (P_GPU_ALIAS) ${JSON.stringify(o.gpuAlias ?? null)}, --nvswitch-alias (NVSWITCH_ALIAS) ${JSON.stringify(o.nvswitchAlias ?? null)})`,
+      {
+        hint: `give each its own name: unset both (nvidia.com/${DEFAULT_ALIASES.gpu}, nvidia.com/${DEFAULT_ALIASES.nvswitch}) or choose two different aliases`,
+        details: { gpuAlias: o.gpuAlias ?? null, nvswitchAlias: o.nvswitchAlias ?? null },
+      },
+    );
+  }
   return {
     ...(o.gpuAlias === undefined ? {} : { gpuAlias: o.gpuAlias }),
     ...(o.nvswitchAlias === undefined ? {} : { nvswitchAlias: o.nvswitchAlias }),

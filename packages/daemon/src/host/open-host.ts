@@ -10,15 +10,17 @@ export interface Host {
 }
 
 /**
- * Opens the host root. A simulated node (and only under a root other than `/`, so that a stray
- * marker on a real host never sends writes to the simulator) gets the kernel simulator that the
- * repository's launch path or a test attached (hal's attachSimulator); production code never loads
- * it. Without one (a deployed binary) it stops before any access. The first line warns that nothing
- * is real.
+ * Opens the host root, refusing (exit 2, ERR_GPUCC_HOST_ROOT_INVALID) one that is no host: missing, a
+ * file, unreadable, or without `sys/bus/pci/devices`. A simulated node (and only under a root other
+ * than `/`, so that a stray marker on a real host never sends writes to the simulator) gets the
+ * kernel simulator that the repository's launch path or a test attached (hal's attachSimulator);
+ * production code never loads it. Without one (a deployed binary) it stops before any access. The
+ * first line warns that nothing is real.
  */
 export async function openHost(hostRoot: string, logger: Logger): Promise<Host> {
   const root = path.resolve(hostRoot);
-  const sysfs = new Sysfs(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root
+  const sysfs = new Sysfs(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root, a file, a loop
+  sysfs.checkHostLayout(); // and for one without sys/bus/pci/devices: before any read or write
   if (root !== '/' && sysfs.kindOf(SIMULATED_NODE_MARKER) === 'file') {
     const load = attachedSimulator();
     if (!load) {

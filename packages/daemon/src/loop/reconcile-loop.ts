@@ -49,8 +49,10 @@ type WaitEnd = 'timer' | 'trigger' | 'abort';
 
 /**
  * Level-triggered reconcile: on start, on every trigger and every `resyncMs`. A failure (a throw or
- * `ok: false`) is retried after an exponential backoff without waiting for a trigger; triggers during
- * the backoff do not shorten it (the retry sees the whole new state anyway) and success resets it.
+ * `ok: false`) is retried after an exponential backoff without waiting for a trigger; success resets
+ * it. The backoff paces retries of the same failure only: a change event ends the wait, and the
+ * reconcile runs at once, except within the first `initialMs` after a failure (so the failing
+ * reconcile's own writes, which raise events too, cannot make it spin).
  */
 export function runReconcileLoop(options: ReconcileLoopOptions): ReconcileLoop {
   const { signal, logger, metrics } = options;
@@ -145,7 +147,12 @@ export function runReconcileLoop(options: ReconcileLoopOptions): ReconcileLoop {
       const outcome = await reconcileOnce(reasons);
       if (signal.aborted) break;
       if (!outcome.ok) {
-        if ((await wait(backoffDelay(options.backoff, state.consecutiveFailures), false)) === 'abort') break;
+        const backoff = backoffDelay(options.backoff, state.consecutiveFailures);
+        const floor = Math.min(options.backoff.initialMs, backoff);
+        pending = new Set(); // events of the failed run itself (its own writes) do not end the wait
+        if ((await wait(floor, false)) === 'abort') break;
+        const rest = backoff - floor;
+        if (pending.size === 0 && rest > 0 && (await wait(rest, true)) === 'abort') break;
         pending.add('retry');
       } else if (pending.size === 0) {
         const end = await wait(options.resyncMs, true);

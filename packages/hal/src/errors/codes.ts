@@ -50,6 +50,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_PLUGIN_SOCKET_FAILED: 'The device plugin could not serve gRPC on its unix socket.',
   ERR_GPUCC_KUBELET_REGISTRATION_FAILED:
     'Registering a device plugin with the kubelet failed; it is retried with backoff.',
+  ERR_GPUCC_PLUGIN_ALREADY_SERVING:
+    'Another live sandbox-device-plugin serves the socket this one would use; it is not taken over.',
   ERR_GPUCC_UNKNOWN_DEVICE_ID: 'An allocation request named a device ID that the device plugin does not serve.',
   ERR_GPUCC_INVALID_ALLOCATION_REQUEST:
     'An allocation request cannot be met: no IDs, an unhealthy device, or a size below its must-include IDs.',
@@ -59,6 +61,12 @@ export const ERROR_CODES = {
     'A CDI spec breaks the official schema or a CDI rule the schema does not check; it was not written.',
   ERR_GPUCC_CDI_SPEC_NOT_OURS:
     'A CDI spec file kata-manager would write was written by another tool; it is left alone.',
+  ERR_GPUCC_LOCKED: 'Another process holds the host-wide lock for these writes; this one waited and gave up.',
+  ERR_GPUCC_LOCK_FAILED: 'The host-wide lock file could not be created.',
+  ERR_GPUCC_NFD_FILE_NOT_OURS:
+    'The NFD feature file the doctor would write exists and was not written by it; it is left alone.',
+  ERR_GPUCC_NFD_FILE_OUTSIDE_FEATURES_DIR:
+    'The NFD feature file the doctor would write is not in a features.d directory; nothing was written.',
   ERR_GPUCC_CDI_DEVICE_CONFLICT: 'Another CDI spec in the same directory declares the same device: it is unresolvable.',
   ERR_GPUCC_CDI_NO_DEVICES: 'No VFIO-bound GPU or NVSwitch of the asked kind exists, so there is no CDI spec to give.',
   ERR_GPUCC_TOOL_OUTPUT_UNRECOGNIZED:

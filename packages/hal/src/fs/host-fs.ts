@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { constants, type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
@@ -313,6 +313,31 @@ export function socketHasListener(abs: string, timeoutMs = 1000): Promise<boolea
     socket.once('connect', () => done(true));
     socket.once('error', (error: NodeJS.ErrnoException) => done(error.code === 'EAGAIN'));
   });
+}
+
+/**
+ * Listens on a new unix socket at `abs`: the server, or 'in-use' when the path exists already (a live
+ * holder or a socket file left by a killed one). The kernel closes the listener when its process dies,
+ * whatever the death, which is what makes a socket a crash-safe lock. The server does not keep the
+ * process alive, and connections to it (liveness probes) are closed at once.
+ */
+export function listenExclusive(abs: string): Promise<Server | 'in-use'> {
+  return new Promise((resolve, reject) => {
+    const server = createServer((socket) => socket.destroy());
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE') resolve('in-use');
+      else reject(error);
+    });
+    server.listen(abs, () => {
+      server.unref();
+      resolve(server);
+    });
+  });
+}
+
+/** Closes a server; for a unix socket this also removes its file. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
 }
 
 // ---- watching --------------------------------------------------------------------------------------

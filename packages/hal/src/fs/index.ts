@@ -1,5 +1,6 @@
 export type { AtomicWriteResult, FileKind } from './host-fs.js';
 export * as hostFs from './host-fs.js';
+export { acquireHostLock, type HostLock, type HostLockOptions } from './host-lock.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
 export {
   attachedSimulator,
@@ -9,5 +10,5 @@ export {
   type SimulatorAttachment,
   type SimulatorLoader,
 } from './simulator.js';
-export { readStateFile, type StateFile, writeStateFile } from './state-file.js';
+export { readStateDocument, readStateFile, type StateDocument, type StateFile, writeStateFile } from './state-file.js';
 export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';

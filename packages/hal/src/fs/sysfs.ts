@@ -41,16 +41,27 @@ export class Sysfs {
 
   constructor(hostRoot: string, options: SysfsOptions = {}) {
     const root = path.resolve(hostRoot);
-    if (hostFs.kindOf(root) === undefined || !hostFs.exists(root)) {
-      throw new GpuccError('ERR_GPUCC_HOST_ROOT_INVALID', `host root ${root} does not exist`, {
-        hint: 'pass --host-root (GPUCC_HOST_ROOT) pointing at / , the mounted host (/host) or a simulated node',
-        details: { hostRoot: root },
-      });
-    }
+    const problem = dirProblem(root);
+    if (problem !== undefined) throw invalidHostRoot(root, `host root ${root} ${problem.text}`, problem.errno);
     this.root = root;
     this.kernel = options.kernel;
     // Counters only unless a recorder is given: a daemon's Sysfs lives for days.
     this.recorder = options.recorder ?? new AccessRecorder({ writeLog: false });
+  }
+
+  /**
+   * Refuses a root that is no host at all (an empty directory, a wrong mount) before anything is
+   * read or written: every operand needs `sys/bus/pci/devices`, so one missing means the root is wrong.
+   */
+  checkHostLayout(): void {
+    const problem = dirProblem(this.resolve(PCI_DEVICES, true));
+    if (problem === undefined) return;
+    throw invalidHostRoot(
+      this.root,
+      `host root ${this.root} is not a host: /${PCI_DEVICES} ${problem.text}`,
+      problem.errno,
+      PCI_DEVICES,
+    );
   }
 
   /** The same host root with a fresh recorder (write log included), for counting one operation's accesses. */
@@ -228,6 +239,26 @@ export class Sysfs {
     }
   }
 
+  /**
+   * Removes the temp files that writeFileAtomic leaves beside `relPath` when its process is killed
+   * mid-write (`.<name>.<pid>.<hex>.tmp`): all of them for a caller that holds the file's lock (no
+   * other writer runs), else only those older than `olderThanMs` (a live write takes milliseconds).
+   * Returns how many were removed.
+   */
+  async removeStaleTempFiles(relPath: string, options: { olderThanMs?: number } = {}): Promise<number> {
+    const dir = path.posix.dirname(relPath.replace(/^\/+/, ''));
+    const pattern = new RegExp(`^\\.${escapeRegExp(path.posix.basename(relPath))}\\.\\d+\\.[0-9a-f]+\\.tmp$`);
+    let removed = 0;
+    for (const name of this.readdir(dir)) {
+      if (!pattern.test(name)) continue;
+      const temp = `${dir}/${name}`;
+      const age = options.olderThanMs === undefined ? undefined : hostFs.ageMs(this.resolve(temp));
+      if (age !== undefined && age < options.olderThanMs!) continue;
+      if (await this.removeFile(temp)) removed++;
+    }
+    return removed;
+  }
+
   /** Removes a regular file; false when it was not there. */
   async removeFile(relPath: string): Promise<boolean> {
     const abs = this.resolve(relPath);
@@ -290,6 +321,41 @@ export class Sysfs {
       details,
     });
   }
+}
+
+const PCI_DEVICES = 'sys/bus/pci/devices';
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Why `abs` is not a directory this process can read, or undefined when it is one. */
+function dirProblem(abs: string): { text: string; errno?: string } | undefined {
+  try {
+    const kind = hostFs.probeReadable(abs);
+    return kind === 'dir' ? undefined : { text: `is a ${kind === 'char' ? 'device node' : kind}, not a directory` };
+  } catch (error) {
+    const errno = errnoOf(error);
+    const text =
+      errno === 'ENOENT' || errno === 'ENOTDIR'
+        ? 'does not exist'
+        : errno === 'ELOOP'
+          ? 'is a symlink loop (ELOOP)'
+          : errno === 'EACCES' || errno === 'EPERM'
+            ? `cannot be read: permission denied (${errno})`
+            : `cannot be opened: ${errno ?? messageOf(error)}`;
+    return { text, ...(errno ? { errno } : {}) };
+  }
+}
+
+function invalidHostRoot(root: string, message: string, errno?: string, missing?: string): GpuccError {
+  return new GpuccError('ERR_GPUCC_HOST_ROOT_INVALID', message, {
+    hint:
+      errno === 'EACCES' || errno === 'EPERM'
+        ? 'run as root, or mount the host readable for this operand'
+        : 'pass --host-root (GPUCC_HOST_ROOT) pointing at / , the mounted host (/host) or a simulated node',
+    details: { hostRoot: root, ...(errno ? { errno } : {}), ...(missing ? { path: missing } : {}) },
+  });
 }
 
 export function messageOf(error: unknown): string {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError } from '../errors/index.js';
+import { GpuccError, isGpuccError } from '../errors/index.js';
 import type { Sysfs } from '../fs/index.js';
 import { isPciAddress, type PciAddress, parsePciAddress } from '../types/index.js';
 import { classifyPci } from './classify.js';
@@ -28,13 +28,13 @@ const VIRTFN = /^virtfn(\d+)$/;
  * Reads one PCI function. Attributes are read from the real device directory, and only those its
  * listing shows, so a missing optional attribute costs no failed syscall.
  */
-export function readPciDevice(sysfs: Sysfs, address: PciAddress): PciDevice {
+export function readPciDevice(sysfs: Sysfs, address: PciAddress, warnings: GpuccError[] = []): PciDevice {
   const bdf = parsePciAddress(address);
   const dir = deviceDir(sysfs, bdf);
   const names = sysfs.readdir(dir);
   if (names.length === 0) throw notFound(sysfs, bdf); // a dangling bus link: the device went away
   const entries = new Set(names);
-  const attrs = new Attributes(sysfs, dir, bdf, entries);
+  const attrs = new Attributes(sysfs, dir, bdf, entries, warnings);
 
   // The uevent carries the IDs, class and driver in one read (syscalls dominate discovery time);
   // trees without one (hand-made, captured) are read attribute by attribute.
@@ -47,15 +47,16 @@ export function readPciDevice(sysfs: Sysfs, address: PciAddress): PciDevice {
     uevent?.classCode ?? attrs.required('class', (raw) => parseHex(raw, 6), 'a 24-bit hex class such as 0x030200');
   const subsystemVendor = uevent
     ? uevent.subsystemVendor
-    : attrs.optional('subsystem_vendor', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
+    : attrs.soft('subsystem_vendor', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
   const subsystemDevice = uevent
     ? uevent.subsystemDevice
-    : attrs.optional('subsystem_device', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
-  const revision = attrs.optional('revision', (raw) => parseHex(raw, 2), 'an 8-bit hex revision such as 0xa1');
-  const numaNode = attrs.optional('numa_node', parseNumaNode, 'a NUMA node number or -1') ?? -1;
+    : attrs.soft('subsystem_device', (raw) => parseHex(raw, 4), 'a 16-bit hex ID');
+  // Descriptive attributes: one that cannot be read costs that attribute (unknown, with a warning), not the device.
+  const revision = attrs.soft('revision', (raw) => parseHex(raw, 2), 'an 8-bit hex revision such as 0xa1');
+  const numaNode = attrs.soft('numa_node', parseNumaNode, 'a NUMA node number or -1') ?? -1;
   const override = attrs.optional('driver_override', parseDriverOverride, 'a driver name or (null)');
-  const resetMethods = attrs.optional('reset_method', parseResetMethods, 'space-separated reset method names') ?? [];
-  const bootVga = attrs.optional('boot_vga', parseBootVga, '0 or 1');
+  const resetMethods = attrs.soft('reset_method', parseResetMethods, 'space-separated reset method names') ?? [];
+  const bootVga = attrs.soft('boot_vga', parseBootVga, '0 or 1');
   const sriov = readSriov(attrs);
   const driverName = uevent ? uevent.driver : attrs.linkName('driver');
   const driver =
@@ -94,6 +95,7 @@ export function readPciDevice(sysfs: Sysfs, address: PciAddress): PciDevice {
     ...(bootVga === undefined ? {} : { bootVga }),
     sysfsPath: dir,
     kind: classifyPci(vendor, classCode),
+    ...(attrs.unknown.length > 0 ? { unknownAttributes: attrs.unknown.map((w) => String(w.details.attribute)) } : {}),
   };
 }
 
@@ -165,7 +167,28 @@ class Attributes {
     private readonly dir: string,
     private readonly address: PciAddress,
     private readonly entries: ReadonlySet<string>,
+    /** The warnings of soft() reads; shared with the caller. */
+    readonly unknown: GpuccError[],
   ) {}
+
+  /** An optional attribute that describes the device without identifying it: unreadable → undefined and a warning. */
+  soft<T>(name: string, parse: (raw: string) => T | undefined, expected: string): T | undefined {
+    try {
+      return this.optional(name, parse, expected);
+    } catch (error) {
+      if (!isGpuccError(error)) throw error;
+      error.details.address = this.address;
+      error.details.attribute = name;
+      this.unknown.push(
+        new GpuccError(error.code, `${this.address}: ${name} is unknown: ${error.message}`, {
+          hint: 'the device is still used; only this attribute is ignored. Fix or report the file',
+          cause: error,
+          details: { ...error.details },
+        }),
+      );
+      return undefined;
+    }
+  }
 
   required<T>(name: string, parse: (raw: string) => T | undefined, expected: string): T {
     const raw = this.sysfs.read(`${this.dir}/${name}`);

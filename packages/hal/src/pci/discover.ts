@@ -9,10 +9,13 @@ import type { PciDevice, PciTopology } from './types.js';
 
 /**
  * Reads every PCI function under `/sys/bus/pci/devices` and the IOMMU groups. A function that cannot
- * be read is skipped and reported in `problems`: one bad device never hides the others.
+ * be read (its identity or binding) is skipped and reported in `problems`: one bad device never hides
+ * the others. One whose descriptive attribute (numa_node…) cannot be read is kept with that attribute
+ * unknown and a warning in `warnings`: one bad attribute costs the attribute, not the device.
  */
 export function discoverPci(sysfs: Sysfs): PciTopology {
   const problems: GpuccError[] = [];
+  const warnings: GpuccError[] = [];
   const addresses: PciAddress[] = [];
   // readdir is sorted, and for fixed-width lower-case BDFs string order is address order.
   for (const name of sysfs.readdir(PCI_DEVICES_DIR)) {
@@ -24,7 +27,7 @@ export function discoverPci(sysfs: Sysfs): PciTopology {
   const members: { address: PciAddress; group: number }[] = [];
   for (const address of addresses) {
     try {
-      const device = readPciDevice(sysfs, address);
+      const device = readPciDevice(sysfs, address, warnings);
       devices.push(device);
       if (device.iommuGroup !== undefined) members.push({ address, group: device.iommuGroup });
     } catch (error) {
@@ -44,6 +47,7 @@ export function discoverPci(sysfs: Sysfs): PciTopology {
     groups: groupsFromLinks(members),
     iommuEnabled: iommu.enabled,
     problems,
+    warnings,
   };
 }
 

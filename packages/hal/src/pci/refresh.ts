@@ -49,6 +49,7 @@ export function refreshPci(sysfs: Sysfs, previous: PciTopology, changes: PciChan
       return undefined; // the full pass reports it as a problem
     }
     if (device.iommuGroup !== before.iommuGroup) return undefined; // groups are rebuilt by a full pass
+    if (device.unknownAttributes) return undefined; // the full pass reports its warnings
     fresh.set(address, device);
   }
   let next = previous;

@@ -54,6 +54,8 @@ export interface PciDevice {
   /** The real device directory, root-relative (`sys/devices/pci0000:40/…/0000:43:00.0`). */
   sysfsPath: string;
   kind: PciKind;
+  /** Descriptive attributes (numa_node, revision…) that could not be read: left unknown, reported in `warnings`. */
+  unknownAttributes?: string[];
 }
 
 export interface PciTopology {
@@ -70,4 +72,6 @@ export interface PciTopology {
   iommuEnabled: boolean;
   /** Functions and entries that could not be read; each was skipped, the rest of the scan went on. */
   problems: GpuccError[];
+  /** Attributes that could not be read of functions that were kept (see `PciDevice.unknownAttributes`). */
+  warnings: GpuccError[];
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { GpuccError } from '@gpucc/hal';
 import { findProfile, type ProfileOptions } from '../profiles/profiles.js';
 import { layoutNode } from './layout.js';
 import type { NodeSpec } from './spec.js';
@@ -21,7 +22,19 @@ export function createNode(
   installTools?: ToolInstaller,
 ): CreateNodeResult {
   const root = path.resolve(dir);
-  const node = findProfile(profileName).build(options);
+  const profile = findProfile(profileName);
+  if (!profile.sized && (options.gpus !== undefined || options.functionsPerCard !== undefined)) {
+    // a silently ignored --gpus 64 would leave a test or benchmark measuring another node than it says
+    throw new GpuccError(
+      'ERR_GPUCC_USAGE',
+      `profile ${profile.name} has a fixed set of devices: it takes no --gpus or --functions`,
+      {
+        hint: `use --profile scale --gpus N --functions N for a node of a chosen size`,
+        details: { profile: profile.name },
+      },
+    );
+  }
+  const node = profile.build(options);
   layoutNode(root, node);
   installTools?.(root);
   return { root, node };

@@ -22,7 +22,9 @@ export class Tree {
 
   private ensureParent(abs: string): void {
     const parent = path.dirname(abs);
-    if (this.madeDirs.has(parent)) return;
+    // On a running node another process may have removed the directory since (a GPU detached from
+    // nvidia in one process, attached in another): only a node being laid out may trust the cache.
+    if (this.madeDirs.has(parent) && !this.options.replaceFiles) return;
     hostFs.makeDir(parent);
     this.madeDirs.add(parent);
   }

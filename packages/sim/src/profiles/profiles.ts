@@ -17,6 +17,8 @@ export interface Profile {
   name: string;
   description: string;
   defaultTee: HostTee;
+  /** Takes --gpus and --functions; every other profile has a fixed set of devices and refuses them. */
+  sized?: true;
   build(options: ProfileOptions): NodeSpec;
 }
 
@@ -351,6 +353,7 @@ export const PROFILES: readonly Profile[] = [
     name: 'scale',
     description: 'N GPU cards (--gpus, default 256) with 1-4 functions each (--functions, default 4), for benchmarks',
     defaultTee: 'sev-snp',
+    sized: true,
     build: (o) => {
       const cards = o.gpus ?? 256;
       const functions = o.functionsPerCard ?? 4;
