@@ -50,7 +50,9 @@ describe('openHost', () => {
     createNode(root, 'h100-pcie-1');
     const { logger: log } = logger();
     expect((await openHost(root, log)).tools?.modprobe).toBe(path.join(root, 'usr/sbin/modprobe'));
-    expect((await openHost(tempDir(), log)).tools).toBeUndefined();
+    const host = tempDir();
+    mkdirSync(path.join(host, 'sys/bus/pci/devices'), { recursive: true });
+    expect((await openHost(host, log)).tools).toBeUndefined();
   });
 
   it('opens any other directory laid out as a host as a real host, read through plain sysfs', async () => {

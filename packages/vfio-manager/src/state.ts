@@ -47,6 +47,7 @@ const FILE: StateFile = {
   field: 'devices',
   owner: 'vfio-manager',
   hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
+  lists: ['unbindLocks'],
 };
 
 export function readState(sysfs: Sysfs): VfioState {
