@@ -89,7 +89,12 @@ export class DeviceManager {
   }
 
   /** Waits until `resource` has `allocatable` devices in the manager's own record. */
-  async waitAllocatable(resource: string, allocatable: number, timeoutMs = 30_000): Promise<ManagedResource> {
+  async waitAllocatable(
+    resource: string,
+    allocatable: number,
+    timeoutMs = 30_000,
+    intervalMs = 50,
+  ): Promise<ManagedResource> {
     return until(
       `${resource} allocatable ${allocatable}`,
       async () => {
@@ -97,6 +102,7 @@ export class DeviceManager {
         return r && r.allocatable === allocatable ? r : undefined;
       },
       timeoutMs,
+      intervalMs,
     );
   }
 

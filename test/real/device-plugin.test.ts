@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceManager, type ManagerState } from './device-manager.js';
@@ -35,9 +35,9 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
 
   const sim = (...args: string[]) =>
     execFileSync(process.execPath, [packageBin('sim', 'gpucc-sim'), ...args], { encoding: 'utf8' });
-  const sysDevice = (id: string) => path.join(root, 'sys/bus/pci/devices', id);
-  const numaOf = (id: string) => Number(readFileSync(path.join(sysDevice(id), 'numa_node'), 'utf8').trim());
-  const groupOf = (id: string) => path.basename(readlinkSync(path.join(sysDevice(id), 'iommu_group')));
+  /** IOMMU group (the plugin's device ID) -> the NUMA node of the devices in it, read from the node's sysfs. */
+  const groups = new Map<string, number>();
+  const numaOf = (id: string) => groups.get(id);
   const startPlugin = async () => {
     metricsPort = await freePort();
     plugin = startProcess('sandbox-device-plugin', process.execPath, [
@@ -79,6 +79,11 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
       '--log-format',
       'json',
     ]);
+    const vfio = path.join(root, 'sys/bus/pci/drivers/vfio-pci');
+    for (const bdf of readdirSync(vfio).filter((n) => /^[0-9a-f]{4,}:/.test(n))) {
+      const group = path.basename(readlinkSync(path.join(vfio, bdf, 'iommu_group')));
+      groups.set(group, Number(readFileSync(path.join(vfio, bdf, 'numa_node'), 'utf8').trim()));
+    }
     pluginDir = path.join(root, 'var/lib/kubelet/device-plugins');
     manager = await DeviceManager.start(tier.bin!, pluginDir, 2);
     await startPlugin();
@@ -134,17 +139,17 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
     const again = await manager.allocate('pod-b', GPU, 2);
     expect(again.deviceIDs).toEqual(ids);
     const paths = again.devices.map((d) => d.hostPath).sort();
-    expect(paths).toEqual(['/dev/vfio/vfio', ...ids.map((id) => `/dev/vfio/${groupOf(id)}`)].sort());
+    expect(paths).toEqual(['/dev/vfio/vfio', ...ids.map((id) => `/dev/vfio/${id}`)].sort());
     for (const d of again.devices) {
       expect(d.containerPath).toBe(d.hostPath);
-      expect(d.permissions).toBe('rw');
+      expect(d.permissions).toBe('mrw');
     }
     expect(again.cdiDevices.sort()).toEqual(ids.map((id) => `${GPU}=${id}`).sort());
   });
 
   it('a /dev/vfio node that goes away makes that GPU unhealthy in the manager, and healthy again when it is back', async () => {
     const free = (await manager.state()).resources[GPU]!.devices.find((d) => d.numa[0] === 1)!.id;
-    const node = path.join(root, 'dev/vfio', groupOf(free));
+    const node = path.join(root, 'dev/vfio', free);
     rmSync(node);
     const down = await manager.waitAllocatable(GPU, GPUS - 1);
     expect(down.capacity).toBe(GPUS);
@@ -160,7 +165,7 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
       const started = performance.now();
       const { starts } = await manager.restart();
       // A new manager starts from its checkpoint with every resource at 0 until the plugin is back.
-      await registered();
+      await registered(5);
       times.push(performance.now() - started);
       const state = await manager.state();
       expect(state.starts).toBe(starts);
