@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CC_MODE_LABEL, CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL } from '@gpucc/cc-manager';
@@ -6,6 +5,7 @@ import { readCcState, readNodeSpec, writeToolSettings } from '@gpucc/sim';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ControlPlane } from './control-plane.js';
 import { recordFigure } from './figures.js';
+import { boundNode } from './node.js';
 import {
   freePort,
   logged,
@@ -16,7 +16,6 @@ import {
   removeTempDirs,
   startProcess,
   stopAll,
-  tempDir,
   until,
 } from './processes.js';
 
@@ -59,7 +58,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     return (r.body.items as Array<{ reason: string; message: string }>).map((e) => e.reason);
   };
   /** Sets the mode label and waits for cc-manager to report that state; returns the time it took. */
-  const switchTo = async (mode: string, timeoutMs = 60_000) => {
+  const switchTo = async (mode: string, timeoutMs = 30_000) => {
     const started = performance.now();
     const r = await setLabels({ [MODE]: mode });
     expect(r.status).toBe(200);
@@ -87,8 +86,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
 
   beforeAll(async () => {
     cp = await ControlPlane.start(tier.bin!);
-    root = path.join(tempDir('cc'), 'node');
-    execFileSync(process.execPath, [packageBin('sim', 'gpucc-sim'), 'create', root, '--profile', 'hgx-h100-8']);
+    root = boundNode('cc');
     // The fake tools at the latency of the real ones (start 150, set 150, reset 1700 ms).
     writeToolSettings(root, { startMs: 150, setMs: 150, resetMs: 1700 });
     gpus = readNodeSpec(root)
@@ -107,7 +105,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
   afterAll(async () => {
     await stopAll();
     removeTempDirs();
-  });
+  }, 60_000);
 
   it('the manifests of deploy/kubernetes apply; cc-manager runs with its ServiceAccount token and reads the node', async () => {
     const applied = await cp.kubectl(['apply', '--server-side', '-k', 'deploy/kubernetes/base']);

@@ -108,6 +108,8 @@ export class ControlPlane {
       path.join(this.dir, 'serving'),
       '--authorization-mode',
       'Node,RBAC',
+      // The operands' DaemonSets are privileged; like kubeadm, allow it (the default refuses them).
+      '--allow-privileged=true',
       '--token-auth-file',
       path.join(this.dir, 'tokens.csv'),
       '--service-account-issuer',
@@ -140,7 +142,8 @@ export class ControlPlane {
   }
 
   async stopApiServer(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    await this.apiServer.stop(signal);
+    // A graceful stop waits for long requests (watches); a test needs no more than a few seconds.
+    await this.apiServer.stop(signal, 5_000);
   }
 
   /** The self-signed serving certificate (and its CA) kube-apiserver wrote into --cert-dir. */
@@ -237,7 +240,7 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
-    await this.apiServer?.stop();
+    await this.apiServer?.stop('SIGTERM', 5_000);
     await this.etcd?.stop();
   }
 }

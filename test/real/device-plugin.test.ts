@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceManager, type ManagerState } from './device-manager.js';
 import { recordFigure } from './figures.js';
+import { boundNode } from './node.js';
 import {
   freePort,
   logged,
@@ -13,7 +13,6 @@ import {
   removeTempDirs,
   startProcess,
   stopAll,
-  tempDir,
 } from './processes.js';
 
 /**
@@ -33,8 +32,6 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
   let plugin: Proc;
   let metricsPort: number;
 
-  const sim = (...args: string[]) =>
-    execFileSync(process.execPath, [packageBin('sim', 'gpucc-sim'), ...args], { encoding: 'utf8' });
   /** IOMMU group (the plugin's device ID) -> the NUMA node of the devices in it, read from the node's sysfs. */
   const groups = new Map<string, number>();
   const numaOf = (id: string) => groups.get(id);
@@ -63,22 +60,7 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
   };
 
   beforeAll(async () => {
-    root = path.join(tempDir('dp'), 'node');
-    sim('create', root, '--profile', 'hgx-h100-8');
-    // The node as vfio-manager leaves it in production: GPUs and NVSwitches on vfio-pci.
-    execFileSync(process.execPath, [
-      packageBin('vfio-manager'),
-      'bind',
-      '--all',
-      '--nvswitches',
-      '--host-root',
-      root,
-      '--load-modules',
-      '--modprobe',
-      path.join(root, 'usr/sbin/modprobe'),
-      '--log-format',
-      'json',
-    ]);
+    root = boundNode('dp');
     const vfio = path.join(root, 'sys/bus/pci/drivers/vfio-pci');
     for (const bdf of readdirSync(vfio).filter((n) => /^[0-9a-f]{4,}:/.test(n))) {
       const group = path.basename(readlinkSync(path.join(vfio, bdf, 'iommu_group')));
@@ -92,7 +74,7 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
   afterAll(async () => {
     await stopAll();
     removeTempDirs();
-  });
+  }, 60_000);
 
   it('registers nvidia.com/pgpu and nvidia.com/nvswitch; the manager records every device healthy on its NUMA node', async () => {
     await registered();

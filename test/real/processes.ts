@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -139,12 +139,21 @@ export function startProcess(
         clearTimeout(timer);
       }
       live.delete(proc);
+      keepLog(proc);
       return exited;
     },
   };
   live.add(proc);
   void exited.then(() => live.delete(proc));
   return proc;
+}
+
+/** GPUCC_REAL_LOGS=DIR keeps what each stopped process printed, as DIR/<name>-<pid>.log. */
+function keepLog(proc: Proc): void {
+  const dir = process.env.GPUCC_REAL_LOGS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${proc.name}-${proc.child.pid}.log`), proc.output());
 }
 
 /** Stops every process still running, newest first (operands before the servers they talk to). */
