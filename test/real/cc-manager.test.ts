@@ -191,11 +191,11 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     const seen = ccManager.logs().length;
     await cp.stopApiServer();
     await cp.startApiServer();
-    await until('cc-manager to relist', () =>
+    await until('cc-manager to see 410 Gone', () =>
       ccManager
         .logs()
         .slice(seen)
-        .some((l) => l.event === 'kube.watch.gone' || l.event === 'kube.watch.relist'),
+        .some((l) => l.event === 'kube.watch.gone'),
     );
     await switchTo('off', 90_000);
     expect(ccModes()).toEqual(gpus.map(() => 'off'));
