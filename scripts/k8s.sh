@@ -8,7 +8,7 @@
 #   sh scripts/k8s.sh key      print the cache key of the current pins
 #
 # Cache: ${GPUCC_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/k8s}/<key>/bin, the key naming
-# the release and a hash of go.mod, go.sum and the harness sources. Rebuild: remove that dir.
+# the release and a hash of go.mod, go.sum, the harness sources and this script. Rebuild: remove that dir.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 mod="$root/test/k8s"
@@ -19,7 +19,8 @@ etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$mod/
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="${GOFLAGS:-} -buildvcs=false -trimpath"
 
 key() {
-  digest=$(cd "$mod" && find go.mod go.sum cmd -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+  # What decides the binaries: the pins, our sources, and this script's build flags.
+  digest=$( (cd "$mod" && find go.mod go.sum cmd -type f | LC_ALL=C sort | xargs cat; cat "$root/scripts/k8s.sh") | sha256sum | cut -c1-12)
   echo "kubernetes-$k8s_version-etcd-$etcd_version-$digest"
 }
 

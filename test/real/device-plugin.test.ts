@@ -52,7 +52,11 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
       '2000',
     ]);
   };
-  const registered = () => Promise.all([manager.waitAllocatable(GPU, GPUS), manager.waitAllocatable(SWITCH, SWITCHES)]);
+  const registered = (intervalMs?: number) =>
+    Promise.all([
+      manager.waitAllocatable(GPU, GPUS, 30_000, intervalMs),
+      manager.waitAllocatable(SWITCH, SWITCHES, 30_000, intervalMs),
+    ]);
   const metric = async (name: string, labels: string) => {
     const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));

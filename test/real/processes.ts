@@ -88,9 +88,19 @@ export interface Proc {
 
 const live = new Set<Proc>();
 
-process.on('exit', () => {
+function killAll(): void {
   for (const p of live) p.child.kill('SIGKILL');
-});
+}
+process.on('exit', killAll);
+// A worker killed by a signal emits no 'exit': stop the children and remove the temp dirs, then
+// die of the same signal.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    removeTempDirs();
+    process.kill(process.pid, signal);
+  });
+}
 
 export function startProcess(
   name: string,
