@@ -54,7 +54,7 @@ build() {
     stamp="$stamp -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
   cd "$mod"
-  echo "k8s: building with $(go version) into $dest (first build: about 25 minutes on 2 cores)" >&2
+  echo "k8s: building with $(go version) into $dest (the first build takes about 20 minutes on 2 cores; later ones reuse it)" >&2
   echo "k8s: [1/3] devicemanager-harness (kubelet device manager of $k8s_version)" >&2
   # -checklinkname=0: the harness reaches the manager's path-taking constructor (see its main.go).
   go build -ldflags "-s -w -checklinkname=0" -o "$tmp/bin/devicemanager-harness" ./cmd/devicemanager-harness

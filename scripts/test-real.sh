@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = --if-built ] && [ "${GPUCC_REAL_K8S:-}" != 1 ]; then
   if ! sh scripts/k8s.sh path >/dev/null 2>&1; then
-    echo "real tier skipped: kube-apiserver, etcd and the kubelet device manager are not built (needs Go; about 25 min once, cached); run it with: npm run test:real (or GPUCC_REAL_K8S=1 npm test)"
+    echo "real tier skipped: kube-apiserver, etcd and the kubelet device manager are not built (needs Go; about 20 min once, then cached); run it with: npm run test:real (or GPUCC_REAL_K8S=1 npm test)"
     exit 0
   fi
 else
