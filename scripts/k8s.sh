@@ -16,6 +16,8 @@ cache="${GPUCC_K8S_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/k8s}"
 # The release comes from go.mod, so that the key, the version stamp and the pins cannot disagree.
 k8s_version=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ { print $2; exit }' "$mod/go.mod")
 etcd_version=$(awk '$1 == "go.etcd.io/etcd/server/v3" { print $2; exit }' "$mod/go.mod")
+# Go's own installer puts it in /usr/local/go/bin, which a non-login shell may not have on its PATH.
+command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="${GOFLAGS:-} -buildvcs=false -trimpath"
 
 key() {
