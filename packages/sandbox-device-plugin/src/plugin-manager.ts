@@ -20,6 +20,8 @@ import { ResourceServer } from './resource-server.js';
 import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
 
+const KUBELET_RESTARTED = 'kubelet restarted';
+
 export interface PluginManagerOptions {
   sysfs: Sysfs;
   logger: Logger;
@@ -348,7 +350,7 @@ export class PluginManager {
       if (!plugin.server.serving) continue;
       if (!plugin.server.socketPresent()) {
         if (!kubeletRestarted) this.counters.socketRestarts++;
-        await this.restartPlugin(plugin, kubeletRestarted ? 'kubelet restarted' : 'socket removed');
+        await this.restartPlugin(plugin, kubeletRestarted ? KUBELET_RESTARTED : 'socket removed');
       } else if (kubeletRestarted) plugin.register('kubelet restarted');
     }
     if (kubeletRestarted) this.wakeup.wake();
@@ -360,7 +362,7 @@ export class PluginManager {
       `serving ${plugin.resourceName} again: ${reason}`,
     );
     try {
-      await plugin.restart(reason);
+      await plugin.restart(reason, { kubeletGone: reason === KUBELET_RESTARTED });
     } catch (error) {
       this.options.logger.error(
         { event: 'plugin.serve-failed', resource: plugin.resourceName, err: error },

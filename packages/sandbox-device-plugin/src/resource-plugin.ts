@@ -83,10 +83,15 @@ export class ResourcePlugin {
     });
   }
 
-  /** Serves again on a fresh socket, then registers: what a kubelet restart or a lost socket needs. */
-  async restart(reason: string): Promise<void> {
+  /**
+   * Serves again on a fresh socket, then registers: what a kubelet restart or a lost socket needs.
+   * After a kubelet restart no call of the old kubelet is worth waiting for: its connections are
+   * cut at once (the real device manager's leave grpc-js waiting out the whole grace otherwise,
+   * docs/real-kubernetes.md).
+   */
+  async restart(reason: string, options: { kubeletGone: boolean } = { kubeletGone: false }): Promise<void> {
     this.abortRegistration();
-    await this.server.stop({ emptyList: false });
+    await this.server.stop({ emptyList: false, ...(options.kubeletGone ? { graceMs: 0 } : {}) });
     await this.server.start();
     this.register(reason);
   }

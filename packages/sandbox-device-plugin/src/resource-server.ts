@@ -115,7 +115,7 @@ export class ResourceServer {
    * drops the resource's allocatable at once instead of waiting for the stream to end (graceful
    * shutdown). Streams are ended and the server closed, which removes the socket file.
    */
-  async stop(options: { emptyList: boolean }): Promise<void> {
+  async stop(options: { emptyList: boolean; graceMs?: number }): Promise<void> {
     const server = this.server;
     this.draining = true;
     for (const stream of this.streams) {
@@ -127,7 +127,7 @@ export class ResourceServer {
     this.server = undefined;
     // Closing the listener unlinks the socket file (libuv does). No second unlink here: by now the
     // path may hold another instance's new socket, and only sockets we created are ours to delete.
-    await shutdownServer(server, this.options.stopGraceMs);
+    await shutdownServer(server, options.graceMs ?? this.options.stopGraceMs);
     this.log.info({ event: 'plugin.stopped' }, `stopped serving ${this.resourceName}`);
   }
 

@@ -1,0 +1,224 @@
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { CC_MODE_LABEL, CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL } from '@gpucc/cc-manager';
+import { readCcState, readNodeSpec, writeToolSettings } from '@gpucc/sim';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ControlPlane } from './control-plane.js';
+import { recordFigure } from './figures.js';
+import { boundNode } from './node.js';
+import {
+  freePort,
+  logged,
+  type Proc,
+  packageBin,
+  REPO,
+  realTier,
+  removeTempDirs,
+  startProcess,
+  stopAll,
+  until,
+} from './processes.js';
+
+/**
+ * cc-manager against a real kube-apiserver + etcd (RBAC and Node authorizers), with the RBAC of
+ * deploy/kubernetes and its ServiceAccount's token, switching a simulated hgx-h100-8 node whose
+ * fake CC tools run at hardware latency.
+ */
+const tier = realTier();
+const NODE = 'gpucc-sim-node';
+const NAMESPACE = 'gpucc-system';
+const MODE = CC_MODE_LABEL;
+const STATE = CC_MODE_STATE_LABEL;
+const READY = CC_READY_STATE_LABEL;
+const DEPLOY = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'].map(
+  (o) => `nvidia.com/gpu.deploy.${o}`,
+);
+
+describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
+  let cp: ControlPlane;
+  let root: string;
+  let ccManager: Proc;
+  let gpus: string[];
+
+  const labels = async (): Promise<Record<string, string>> => {
+    const r = await cp.api('GET', `/api/v1/nodes/${NODE}`);
+    return r.body.metadata?.labels ?? {};
+  };
+  const setLabels = (changes: Record<string, string | null>) =>
+    cp.api(
+      'PATCH',
+      `/api/v1/nodes/${NODE}`,
+      { metadata: { labels: changes } },
+      undefined,
+      'application/strategic-merge-patch+json',
+    );
+  const ccModes = () => gpus.map((address) => readCcState(root, address)?.cc);
+  const events = async () => {
+    const r = await cp.api('GET', `/api/v1/namespaces/default/events?fieldSelector=involvedObject.name=${NODE}`);
+    return (r.body.items as Array<{ reason: string; message: string }>).map((e) => e.reason);
+  };
+  /** Sets the mode label and waits for cc-manager to report that state; returns the time it took. */
+  const switchTo = async (mode: string, timeoutMs = 30_000) => {
+    const started = performance.now();
+    const r = await setLabels({ [MODE]: mode });
+    expect(r.status).toBe(200);
+    await until(`${STATE}=${mode}`, async () => (await labels())[STATE] === mode, timeoutMs);
+    return performance.now() - started;
+  };
+  const startCcManager = async (token: string) => {
+    ccManager = startProcess('cc-manager', process.execPath, [
+      packageBin('cc-manager'),
+      'run',
+      '--host-root',
+      root,
+      '--log-format',
+      'json',
+      '--metrics-address',
+      `127.0.0.1:${await freePort()}`,
+      '--node-name',
+      NODE,
+      '--kubeconfig',
+      cp.kubeconfig('cc-manager', token),
+      '--operand-wait',
+      '30000',
+    ]);
+  };
+
+  beforeAll(async () => {
+    cp = await ControlPlane.start(tier.bin!);
+    root = boundNode('cc');
+    // The fake tools at the latency of the real ones (start 150, set 150, reset 1700 ms).
+    writeToolSettings(root, { startMs: 150, setMs: 150, resetMs: 1700 });
+    gpus = readNodeSpec(root)
+      // NVIDIA 3D controllers: the GPUs (the NVSwitches are bridges)
+      .devices.filter((d) => d.vendor === 0x10de && d.class >> 8 === 0x0302)
+      .map((d) => d.address);
+    // The node as the kubelet registers it, selected for every operand and in mode off.
+    const created = await cp.api('POST', '/api/v1/nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: NODE, labels: { [MODE]: 'off', ...Object.fromEntries(DEPLOY.map((l) => [l, 'true'])) } },
+    });
+    expect(created.status).toBe(201);
+  }, 180_000);
+
+  afterAll(async () => {
+    await stopAll();
+    removeTempDirs();
+  }, 60_000);
+
+  it('the manifests of deploy/kubernetes apply; cc-manager runs with its ServiceAccount token and reads the node', async () => {
+    const applied = await cp.kubectl(['apply', '--server-side', '-k', 'deploy/kubernetes/base']);
+    expect(applied.stderr).toBe('');
+    expect(applied.code).toBe(0);
+    const token = await cp.serviceAccountToken(NAMESPACE, 'cc-manager');
+    await startCcManager(token);
+    await until(`${STATE}=off`, async () => (await labels())[STATE] === 'off');
+    expect(ccModes().every((m) => m === 'off')).toBe(true);
+  }, 60_000);
+
+  it('every overlay of deploy/kubernetes passes a server-side dry-run apply against this release', async () => {
+    const overlays = readdirSync(path.join(REPO, 'deploy/kubernetes/overlays')).map(
+      (o) => `deploy/kubernetes/overlays/${o}`,
+    );
+    expect(overlays.length).toBeGreaterThan(0);
+    for (const dir of ['deploy/kubernetes/base', ...overlays]) {
+      const r = await cp.kubectl(['apply', '--server-side', '--dry-run=server', '-k', dir]);
+      expect({ dir, code: r.code, stderr: r.stderr }).toEqual({ dir, code: 0, stderr: '' });
+      expect(r.stdout).toMatch(/daemonset\.apps\/gpucc-cc-manager serverside-applied \(server dry run\)/);
+    }
+  }, 60_000);
+
+  it('switches the node on -> ppcie -> off by label, writing its state labels and Events', async () => {
+    const onMs = await switchTo('on');
+    expect(ccModes()).toEqual(gpus.map(() => 'on'));
+    expect((await labels())[READY]).toBe('true');
+    recordFigure('label change -> cc.mode.state=on, 8 GPUs at hardware latency, real API server (ms)', onMs);
+
+    await switchTo('ppcie');
+    expect(gpus.map((a) => readCcState(root, a)?.ppcie)).toEqual(gpus.map(() => 'on'));
+    await switchTo('off');
+    expect(ccModes()).toEqual(gpus.map(() => 'off'));
+    const after = await labels();
+    expect(after[READY]).toBe('false');
+    for (const l of DEPLOY) expect(after[l]).toBe('true');
+    const reasons = await events();
+    expect(reasons.filter((r) => r === 'CcModeSwitchStarted').length).toBeGreaterThanOrEqual(3);
+    expect(reasons.filter((r) => r === 'CcModeSwitched').length).toBeGreaterThanOrEqual(3);
+  }, 180_000);
+
+  it('a write its role does not allow fails with 403: cc-manager says so and changes no GPU', async () => {
+    const role = await cp.api('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/gpucc-cc-manager');
+    const full = role.body.rules;
+    const withoutPatch = full.map((r: { resources: string[]; verbs: string[] }) =>
+      r.resources.includes('nodes') ? { ...r, verbs: r.verbs.filter((v) => v !== 'patch') } : r,
+    );
+    // An update of the role as it is now (its resourceVersion), with other rules.
+    const put = async (rules: unknown) => {
+      const now = await cp.api('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/gpucc-cc-manager');
+      return cp.api('PUT', '/apis/rbac.authorization.k8s.io/v1/clusterroles/gpucc-cc-manager', { ...now.body, rules });
+    };
+    expect((await put(withoutPatch)).status).toBe(200);
+    const from = ccModes();
+    const seen = ccManager.logs().length;
+    await setLabels({ [MODE]: 'on' });
+    const refused = await until('cc-manager to report the 403', () =>
+      ccManager
+        .logs()
+        .slice(seen)
+        .find((l) => JSON.stringify(l).includes('ERR_GPUCC_KUBE_FORBIDDEN')),
+    );
+    expect(JSON.stringify(refused)).toMatch(/403 Forbidden/);
+    expect(JSON.stringify(refused)).toMatch(/cannot patch resource \\"nodes\\"/);
+    expect(ccModes()).toEqual(from);
+    expect((await labels())[STATE]).toBe('off');
+
+    // Nothing is lost: with the permission back, the switch the label asks for happens.
+    expect((await put(full)).status).toBe(200);
+    await until(`${STATE}=on`, async () => (await labels())[STATE] === 'on', 90_000);
+    expect(ccModes()).toEqual(gpus.map(() => 'on'));
+  }, 180_000);
+
+  it('a watch that expires (410 Gone) is relisted and the next label change still switches', async () => {
+    // Writes move etcd's revision on; the API server restarted has no cache of the old one, so
+    // cc-manager's watch resumes from a resource version that is gone.
+    for (let i = 0; i < 5; i++) {
+      await cp.api('POST', '/api/v1/namespaces/default/configmaps', {
+        metadata: { generateName: 'churn-' },
+        data: { i: String(i) },
+      });
+    }
+    const seen = ccManager.logs().length;
+    await cp.stopApiServer();
+    await cp.startApiServer();
+    await until('cc-manager to see 410 Gone', () =>
+      ccManager
+        .logs()
+        .slice(seen)
+        .some((l) => l.event === 'kube.watch.gone'),
+    );
+    await switchTo('off', 90_000);
+    expect(ccModes()).toEqual(gpus.map(() => 'off'));
+  }, 180_000);
+
+  it('an API server restart in the middle of a switch: the switch completes once and the labels end right', async () => {
+    const seen = ccManager.logs().length;
+    await setLabels({ [MODE]: 'on' });
+    await logged(ccManager, 'cc.device.switch');
+    await cp.stopApiServer('SIGKILL');
+    await cp.startApiServer();
+    await until(`${STATE}=on`, async () => (await labels())[STATE] === 'on', 120_000);
+    const logs = ccManager.logs().slice(seen);
+    expect(logs.filter((l) => l.event === 'cc.switch.done')).toHaveLength(1);
+    // One switch per GPU: none was repeated after the API server came back.
+    expect(logs.filter((l) => l.event === 'cc.device.switch')).toHaveLength(gpus.length);
+    expect(ccModes()).toEqual(gpus.map(() => 'on'));
+    const end = await labels();
+    expect(end[READY]).toBe('true');
+    for (const l of DEPLOY) expect(end[l]).toBe('true');
+  }, 180_000);
+});
+
+if (!tier.bin) {
+  it.skip('real tier: cc-manager against kube-apiserver + etcd (not built: npm run test:real)');
+}

@@ -1,0 +1,204 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+/**
+ * What every real-tier test starts goes through here, so that nothing outlives it: processes are
+ * stopped by the tests' afterAll/afterEach, killed when the test worker exits for any reason, and
+ * (being in the terminal's process group) interrupted with it on Ctrl-C; temp dirs are removed.
+ */
+
+export const REPO = path.resolve(import.meta.dirname, '../..');
+
+/** The bin dir of the real components (scripts/k8s.sh), or why there is none. */
+export function realBinDir(): { dir: string } | { why: string } {
+  try {
+    const dir = execFileSync('sh', [path.join(REPO, 'scripts/k8s.sh'), 'path'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+    return { dir };
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+    return { why: stderr || 'scripts/k8s.sh path failed' };
+  }
+}
+
+/**
+ * The real tier runs when the components are built; GPUCC_REAL_K8S=1 (CI, `npm run test:real`)
+ * makes a missing build a failure instead of a skip.
+ */
+export function realTier(): { bin: string | undefined; required: boolean } {
+  const found = realBinDir();
+  const required = process.env.GPUCC_REAL_K8S === '1';
+  if ('why' in found && required) {
+    throw new Error(`GPUCC_REAL_K8S=1 but the real components are not built: ${found.why}`);
+  }
+  return { bin: 'dir' in found ? found.dir : undefined, required };
+}
+
+/** A bin script of this repository's packages (they load the bundles of `pnpm run build`). */
+export function packageBin(pkg: string, name = pkg): string {
+  return path.join(REPO, 'packages', pkg, 'bin', `${name}.mjs`);
+}
+
+const dirs = new Set<string>();
+
+/** A fresh temp dir, removed by removeTempDirs (tmpfs where there is one: nodes are many small files). */
+export function tempDir(prefix: string): string {
+  const base = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
+  const dir = mkdtempSync(path.join(base, `gpucc-real-${prefix}-`));
+  dirs.add(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  dirs.clear();
+}
+
+/** A free loopback port (the kernel picks it; the listener is closed before the port is used). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export interface Proc {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (or the signal's name) when the process has exited. */
+  readonly exited: Promise<number | string>;
+  /** Everything it printed so far, stdout and stderr interleaved. */
+  output(): string;
+  /** Lines of its JSON logs (pino) so far, parsed; other lines are skipped. */
+  logs(): Array<Record<string, unknown>>;
+  /** SIGTERM (or the given signal), SIGKILL after `graceMs`; resolves when it has exited. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | string>;
+}
+
+const live = new Set<Proc>();
+
+function killAll(): void {
+  for (const p of live) p.child.kill('SIGKILL');
+}
+process.on('exit', killAll);
+// A worker killed by a signal emits no 'exit': stop the children and remove the temp dirs, then
+// die of the same signal.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll();
+    removeTempDirs();
+    process.kill(process.pid, signal);
+  });
+}
+
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; stdin?: boolean } = {},
+): Proc {
+  const child = spawn(command, args, {
+    env: { ...process.env, ...options.env },
+    stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  let text = '';
+  const append = (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    // Bounded: an API server at verbosity 2 says a lot over a long test.
+    if (text.length > 4_000_000) text = text.slice(-2_000_000);
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const exited = new Promise<number | string>((resolve) => {
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+    child.once('error', (error) => {
+      text += `\nspawn failed: ${error.message}\n`;
+      resolve('spawn-failed');
+    });
+  });
+  const proc: Proc = {
+    name,
+    child,
+    exited,
+    output: () => text,
+    logs: () =>
+      text.split('\n').flatMap((line) => {
+        if (!line.startsWith('{')) return [];
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      }),
+    async stop(signal = 'SIGTERM', graceMs = 10_000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        await exited;
+        clearTimeout(timer);
+      }
+      live.delete(proc);
+      keepLog(proc);
+      return exited;
+    },
+  };
+  live.add(proc);
+  void exited.then(() => live.delete(proc));
+  return proc;
+}
+
+/** GPUCC_REAL_LOGS=DIR keeps what each stopped process printed, as DIR/<name>-<pid>.log. */
+function keepLog(proc: Proc): void {
+  const dir = process.env.GPUCC_REAL_LOGS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${proc.name}-${proc.child.pid}.log`), proc.output());
+}
+
+/** Stops every process still running, newest first (operands before the servers they talk to). */
+export async function stopAll(): Promise<void> {
+  for (const p of [...live].reverse()) await p.stop();
+}
+
+/** Waits until `test` holds (polling: for conditions no event announces); names what it waited for. */
+export async function until<T>(
+  what: string,
+  test: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 30_000,
+  intervalMs = 50,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await test();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** The first JSON log line of `proc` with this `event` (and matching fields), once it is there. */
+export function logged(proc: Proc, event: string, match: Record<string, unknown> = {}, timeoutMs = 30_000) {
+  return until(
+    `${proc.name} to log ${event} ${JSON.stringify(match)}`,
+    () => proc.logs().find((l) => l.event === event && Object.entries(match).every(([k, v]) => l[k] === v)),
+    timeoutMs,
+  );
+}
