@@ -19,7 +19,18 @@ export {
 } from './engine.js';
 export { CC_MODE_LABEL, CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, readyStateFor, stateLabels } from './labels.js';
 export { observe } from './observe.js';
-export { OPERAND_LABELS, PAUSED, pausedValue, pausePatch, restoredValue, restorePatch } from './operands.js';
+export {
+  ABSENT_MEANINGS,
+  type AbsentMeaning,
+  OPERAND_LABELS,
+  OPERATOR_OPERAND_LABELS,
+  type OperandLabels,
+  PAUSED,
+  pausedValue,
+  pausePatch,
+  restoredValue,
+  restorePatch,
+} from './operands.js';
 export { type DevicePlan, isConverged, type Observation, type Plan, planSwitch, ppcieRefusal } from './plan.js';
 export { READY_MARKER } from './reconcile.js';
 export { readCcState, STATE_FILE } from './state.js';

@@ -4,6 +4,7 @@ import type { BACKENDS } from './backend/backend.js';
 import { selectBackend } from './backend/select.js';
 import type { CapabilityTable } from './capability.js';
 import type { DefaultMode } from './desired.js';
+import type { OperandLabels } from './operands.js';
 import { createReconciler } from './reconcile.js';
 
 export const BINARY = 'cc-manager';
@@ -21,6 +22,7 @@ export interface RunSettings {
   kubeconfig?: string;
   defaultMode: DefaultMode;
   evictOperands: boolean;
+  operandLabels: OperandLabels;
   operandWait: number;
   operandSocketPrefix: string;
   resyncInterval: number;
@@ -67,6 +69,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
       backend: backend.name,
       defaultMode: s.defaultMode,
       evictOperands: s.evictOperands,
+      operandLabels: s.operandLabels.keys,
       hostRoot: config.hostRoot,
     },
     `${BINARY} ${VERSION} starting for node ${s.nodeName}`,
@@ -81,6 +84,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
     client,
     defaultMode: s.defaultMode,
     evictOperands: s.evictOperands,
+    operandLabels: s.operandLabels,
     operandWaitMs: s.operandWait,
     operandSocketPrefix: s.operandSocketPrefix,
     delay: runtime.abortableDelay,

@@ -133,7 +133,9 @@ describe('kata-manager write', () => {
     const refused = await kata(['write', '--host-root', root]);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/ERR_GPUCC_CDI_SPEC_NOT_OURS[\s\S]*hint: run one CDI writer per node/);
-    expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'utf8')).toBe('kind: nvidia.com/pgpu\n');
+    expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'utf8')).toBe(
+      'kind: nvidia.com/pgpu\n',
+    );
   });
 
   it.each([

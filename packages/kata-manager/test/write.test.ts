@@ -106,7 +106,9 @@ describe('kata-manager write', () => {
       { kind: 'nvidia.com/pgpu', devices: ['11'], ours: 'nvidia.com-pgpu_gpucc.yaml', theirs },
     ]);
     expect(result.report!.errors.map((e) => e.code)).toEqual(['ERR_GPUCC_CDI_DEVICE_CONFLICT']);
-    expect(result.report!.errors[0]!.message).toContain(`/var/run/cdi/${theirs} (another CDI writer) already declares nvidia.com/pgpu=11`);
+    expect(result.report!.errors[0]!.message).toContain(
+      `/var/run/cdi/${theirs} (another CDI writer) already declares nvidia.com/pgpu=11`,
+    );
     expect(exitCodeOf(result)).toBe(1);
     expect(readFileSync(path.join(dir, theirs), 'utf8')).toBe(text); // reported, not touched
     expect(readdirSync(dir)).toEqual([theirs]); // and not declared twice: theirs still resolves

@@ -56,7 +56,10 @@ function selectionOptions(command: Command): Command {
  * no variable of its own, so one variable decides.
  */
 function nvswitchesFlag(): Option {
-  return mirroredFlag('--nvswitches', 'NVSwitches are targets too (the default; full passthrough, no host Fabric Manager)');
+  return mirroredFlag(
+    '--nvswitches',
+    'NVSwitches are targets too (the default; full passthrough, no host Fabric Manager)',
+  );
 }
 function noNvswitchesFlag(): Option {
   return new Option('--no-nvswitches', 'leave NVSwitches alone (GPUCC_NVSWITCHES=false)');
