@@ -8,6 +8,7 @@ export { selectBackend } from './backend/select.js';
 export { type CapabilityTable, capabilityTable, DEFAULT_CAPABILITY, parseIdRanges } from './capability.js';
 export { type Desired, resolveDesired } from './desired.js';
 export { type CcDevice, findCcDevices } from './devices.js';
+export { DOCTOR_PASSED_LABEL, GPUCC_LABEL_PREFIX } from './doctor/nfd.js';
 export {
   type Engine,
   nodeMode,
