@@ -62,18 +62,42 @@ describe('systemd units', () => {
     }
   });
 
-  it('have an exposure level of at most 3.5 each (systemd-analyze security)', () => {
+  it('exposure (systemd-analyze security): at most 2.0 where the job allows, the rest argued setting by setting in the unit', () => {
     stage();
+    // kata-manager and the device plugin need no capability; vfio-manager and cc-manager are root with
+    // the capabilities their sysfs work needs, and say in the unit why each remaining setting is not taken.
+    const ceiling: Record<string, number> = {
+      'kata-manager': 2.0,
+      'sandbox-device-plugin': 2.0,
+      'vfio-manager': 2.1,
+      'cc-manager': 2.6,
+    };
     for (const operand of OPERANDS) {
-      const out = execFileSync(
-        'systemd-analyze',
-        ['security', '--offline=yes', path.join(work, `gpucc-${operand}.service`)],
-        {
-          encoding: 'utf8',
-        },
-      );
+      const unit = path.join(work, `gpucc-${operand}.service`);
+      const out = execFileSync('systemd-analyze', ['security', '--offline=yes', unit], { encoding: 'utf8' });
       const level = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(out)?.[1]);
-      expect(level, operand).toBeLessThanOrEqual(3.5);
+      expect(level, operand).toBeLessThanOrEqual(ceiling[operand]!);
+      if (level <= 2.0) continue;
+      // every setting the analysis marks as exposed is named in the unit's comments, with a reason
+      const comments = readFileSync(unit, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('#'))
+        .join('\n');
+      expect(comments, operand).toContain(`Exposure ${level.toFixed(1)}`);
+      const exposed = [...out.matchAll(/^✗ (\w+)=/gmu)].map((m) => m[1]!);
+      for (const setting of new Set(exposed))
+        expect(comments, `${operand}: ${setting}= argued`).toContain(`${setting}=`);
     }
+  });
+
+  it('kata-manager runs as a dynamic non-root user owning /run/cdi; the two that need no network outside loopback deny it', () => {
+    expect(directive('kata-manager', 'DynamicUser')).toEqual(['yes']);
+    expect(directive('kata-manager', 'RuntimeDirectory')).toEqual(['cdi']);
+    for (const operand of ['kata-manager', 'sandbox-device-plugin', 'vfio-manager']) {
+      expect(directive(operand, 'IPAddressDeny'), operand).toEqual(['any']);
+      expect(directive(operand, 'IPAddressAllow'), operand).toEqual(['localhost']);
+      expect(directive(operand, 'DevicePolicy'), operand).toEqual(['closed']);
+    }
+    for (const operand of OPERANDS) expect(directive(operand, 'ProtectProc'), operand).toEqual(['invisible']);
   });
 });
