@@ -12,6 +12,7 @@ import {
   pausePatch,
   restorePatch,
 } from '@gpucc/cc-manager';
+import { evaluate } from '@marcbachmann/cel-js';
 import {
   ValidatingAdmissionPolicy,
   ValidatingAdmissionPolicyBinding,
@@ -355,6 +356,75 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
         [...rules.matchAll(/startsWith\('([^']+)'\)/g)].some((m) => key.startsWith(m[1]!)),
         key,
       ).toBe(true);
+  });
+
+  it('admission, evaluated (cel-js): own node and own labels pass; another node, no node claim, the spec or a foreign label are denied', () => {
+    const policy = objects.find((o) => o.kind === 'ValidatingAdmissionPolicy') as unknown as {
+      spec: {
+        matchConditions: Array<{ expression: string }>;
+        variables: Array<{ name: string; expression: string }>;
+        validations: Array<{ expression: string; message: string }>;
+      };
+    };
+    const sa = `system:serviceaccount:gpucc-system:${podOf(objects, 'cc-manager').serviceAccountName}`;
+    type Node = { metadata: { name: string; labels?: Labels }; spec: Record<string, unknown> };
+    const node = (name: string, labels: Labels = {}, spec: Record<string, unknown> = {}): Node => ({
+      metadata: { name, labels: { 'kubernetes.io/hostname': name, ...labels } },
+      spec: { podCIDR: '10.0.0.0/24', ...spec },
+    });
+    /** The API server's order: match conditions, then the variables, then every validation. */
+    const admit = (
+      user: string,
+      claim: string | undefined,
+      oldObject: Node,
+      object: Node,
+    ): string | 'allowed' | 'not matched' => {
+      const request = {
+        userInfo: {
+          username: user,
+          ...(claim ? { extra: { 'authentication.kubernetes.io/node-name': [claim] } } : {}),
+        },
+      };
+      if (!policy.spec.matchConditions.every((c) => evaluate(c.expression, { request }) === true)) return 'not matched';
+      const variables: Record<string, unknown> = {};
+      for (const v of policy.spec.variables)
+        variables[v.name] = evaluate(v.expression, { request, object, oldObject, variables });
+      const failed = policy.spec.validations.find(
+        (v) => evaluate(v.expression, { request, object, oldObject, variables }) !== true,
+      );
+      return failed ? failed.message : 'allowed';
+    };
+    const before = node('gpu-1', { 'nvidia.com/cc.mode': 'on', [`${D}vfio-manager`]: 'true' });
+    const withLabels = (n: Node, labels: Labels) => ({
+      ...n,
+      metadata: { ...n.metadata, labels: { ...n.metadata.labels, ...labels } },
+    });
+    // its own node, its own labels: the state labels and a pause
+    expect(admit(sa, 'gpu-1', before, withLabels(before, { 'nvidia.com/cc.mode.state': 'on' }))).toBe('allowed');
+    expect(admit(sa, 'gpu-1', before, withLabels(before, { [`${D}vfio-manager`]: 'paused-for-cc-mode-change' }))).toBe(
+      'allowed',
+    );
+    expect(admit(sa, 'gpu-1', before, withLabels(before, { 'gpucc.io/deploy.sandbox-device-plugin': 'true' }))).toBe(
+      'allowed',
+    );
+    // another node, or a token without the node claim
+    expect(admit(sa, 'gpu-2', before, withLabels(before, { 'nvidia.com/cc.mode.state': 'on' }))).toMatch(
+      /only the node its pod runs on/,
+    );
+    expect(admit(sa, undefined, before, withLabels(before, { 'nvidia.com/cc.mode.state': 'on' }))).toMatch(
+      /only the node its pod runs on/,
+    );
+    // the spec, or a label that is not its own (even on its own node)
+    expect(admit(sa, 'gpu-1', before, { ...before, spec: { ...before.spec, unschedulable: true } })).toMatch(
+      /never the node's spec/,
+    );
+    expect(admit(sa, 'gpu-1', before, withLabels(before, { 'node-role.kubernetes.io/control-plane': '' }))).toMatch(
+      /changes only/,
+    );
+    const removed = { ...before, metadata: { name: 'gpu-1', labels: { 'nvidia.com/cc.mode': 'on' } } };
+    expect(admit(sa, 'gpu-1', before, removed)).toMatch(/changes only/); // kubernetes.io/hostname removed
+    // anyone else is not this policy's business
+    expect(admit('system:node:gpu-1', 'gpu-1', before, withLabels(before, { x: 'y' }))).toBe('not matched');
   });
 
   it('metrics: every pod isolated; scrapes only from namespaces labelled gpucc.io/metrics-scraper; cc-manager out to the API server only', () => {
