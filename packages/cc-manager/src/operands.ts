@@ -1,4 +1,4 @@
-import type { Sysfs } from '@gpucc/hal';
+import { isLabelKey, type Sysfs } from '@gpucc/hal';
 
 /**
  * The operand-pause protocol (reference/cc-mode.md §3): the operands' DaemonSets select on one node
@@ -86,15 +86,10 @@ export function pausesDevicePlugin(patch: Readonly<Record<string, string>>): boo
   return Object.keys(patch).some(isDevicePluginLabel);
 }
 
-/** `--operand-labels`: comma-separated label keys (prefix/name, as Kubernetes allows them). */
-const LABEL_KEY =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** `--operand-labels`: comma-separated label keys, each valid by the Kubernetes rules; undefined if not. */
 export function parseOperandLabelKeys(text: string): string[] | undefined {
-  const keys = text
-    .split(/[\s,]+/)
-    .map((k) => k.trim())
-    .filter(Boolean);
-  return keys.length > 0 && keys.every((k) => LABEL_KEY.test(k) && k.length <= 317) ? [...new Set(keys)] : undefined;
+  const keys = text.split(/[\s,]+/).filter(Boolean);
+  return keys.length > 0 && keys.every(isLabelKey) ? [...new Set(keys)] : undefined;
 }
 
 export const DEVICE_PLUGIN_DIR = 'var/lib/kubelet/device-plugins';
