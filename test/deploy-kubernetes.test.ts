@@ -219,7 +219,7 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
   it('least privilege: nothing privileged, no escalation, seccomp RuntimeDefault, capabilities as argued', () => {
     const added: Record<Operand, string[]> = {
       'cc-manager': ['SYS_ADMIN', 'SYS_RAWIO'],
-      'vfio-manager': ['SYS_ADMIN'],
+      'vfio-manager': [],
       'kata-manager': [],
       'sandbox-device-plugin': [],
     };
