@@ -71,8 +71,9 @@ describe('systemd units', () => {
       'sandbox-device-plugin': 2.0,
       'vfio-manager': 2.0,
       'cc-manager': 2.6,
+      doctor: 2.0,
     };
-    for (const operand of OPERANDS) {
+    for (const operand of [...OPERANDS, 'doctor']) {
       const unit = path.join(work, `gpucc-${operand}.service`);
       const out = execFileSync('systemd-analyze', ['security', '--offline=yes', unit], { encoding: 'utf8' });
       const level = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(out)?.[1]);
@@ -99,5 +100,18 @@ describe('systemd units', () => {
       expect(directive(operand, 'DevicePolicy'), operand).toEqual(['closed']);
     }
     for (const operand of OPERANDS) expect(directive(operand, 'ProtectProc'), operand).toEqual(['invisible']);
+  });
+
+  it('gpucc-doctor.service writes the NFD feature file the standalone overlay selects on, before the kubelet, offline', () => {
+    const standalone = readFileSync(path.resolve(UNITS, '../kubernetes/overlays/standalone/README.md'), 'utf8');
+    const [command] = directive('doctor', 'ExecStart');
+    const file = /--nfd-features-file (\S+)/.exec(command!)?.[1];
+    expect(command).toMatch(/^\/usr\/local\/bin\/cc-manager doctor /);
+    expect(standalone).toContain(`--nfd-features-file ${file}`);
+    expect(directive('doctor', 'ReadWritePaths')).toEqual([path.dirname(file!)]);
+    expect(directive('doctor', 'Before').join(' ')).toContain('kubelet.service');
+    // exit 1 is the verdict "not fit", written into the file: not a failed unit
+    expect(directive('doctor', 'SuccessExitStatus')).toEqual(['1']);
+    expect(directive('doctor', 'PrivateNetwork')).toEqual(['yes']);
   });
 });
