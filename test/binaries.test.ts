@@ -164,9 +164,10 @@ describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
       gpus.map((g) => [g.address, 'nvidia']),
     );
 
-    await ok(bundle('vfio-manager'), ['bind', '--all', ...hostRoot]);
+    // GPUs only (NVSwitches are bound by default): one kind, one spec below
+    await ok(bundle('vfio-manager'), ['bind', '--all', '--no-nvswitches', ...hostRoot]);
     const after = JSON.parse(
-      await ok(bundle('vfio-manager'), ['status', ...hostRoot, '--output', 'json']),
+      await ok(bundle('vfio-manager'), ['status', '--no-nvswitches', ...hostRoot, '--output', 'json']),
     ) as VfioStatus;
     expect(after.devices.filter((d) => d.kind === 'gpu').map((d) => [d.address, d.driver, d.deviceNode])).toEqual(
       gpus.map((g) => [g.address, 'vfio-pci', `/dev/vfio/${g.iommuGroup}`]),

@@ -39,7 +39,7 @@ describe('the README demo (npm run demo)', () => {
     ])
       expect(stdout).toMatch(step);
     expect(stdout).toMatch(/\d+\.\d\ds {2}vfio-manager +binding 0000:\S+ to vfio-pci/);
-    expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu\.yaml/);
+    expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu_gpucc\.yaml/);
     expect(stdout).toMatch(/sandbox-device-plugin +registered nvidia\.com\/pgpu with the kubelet/);
     expect(stdout).toMatch(/cc-manager +8 GPU\(s\) and 4 NVSwitch\(es\) switched to ppcie/);
     expect(stdout).toMatch(/devices \d+, \d+ → .*\/dev\/vfio\/vfio; CDI nvidia\.com\/pgpu=\d+ nvidia\.com\/pgpu=\d+/);

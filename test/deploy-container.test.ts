@@ -235,15 +235,18 @@ describe('deploy/container/Containerfile', () => {
       expect(name, image).toBeDefined();
       expect(stageNamed(name!), `target for ${image}`).toBeDefined();
     }
-    // the version label and the README's tags are the kustomization's tag
+    // the README tags each target with the version label; the kustomization pins each image by the
+    // digest the release sets, under a registry the release sets too
     const kustomization = parseYaml(readFileSync(path.join(BASE, 'kustomization.yaml'), 'utf8')) as {
-      images: Array<{ name: string; newTag: string }>;
+      images: Array<{ name: string; newName: string; digest: string }>;
     };
     const readme = readFileSync(README, 'utf8');
-    for (const { name, newTag } of kustomization.images) {
-      expect(newTag).toBe(globalArgs.get('VERSION'));
+    const version = globalArgs.get('VERSION');
+    for (const { name, newName, digest } of kustomization.images) {
+      expect(newName.endsWith(`/${name}`), newName).toBe(true);
+      expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
       const operand = name.replace(/^gpucc\//, '');
-      expect(readme).toMatch(new RegExp(`--target ${operand} +-t ${name}:${newTag} \\.`));
+      expect(readme).toMatch(new RegExp(`--target ${operand} +-t ${name}:${version} \\.`));
     }
   });
 
@@ -515,7 +518,7 @@ describe('the images’ command lines on a simulated node (the bundles their COP
 
     // kata-manager: run (the CMD) with the DaemonSet's GPUCC_CDI_DIR writes into the mounted /run/cdi
     const kata = start(commandLine('kata-manager', undefined, perModel, imageFiles));
-    const spec = path.join(root, 'run/cdi/nvidia.com-GH100_FROM_THE_IMAGE.yaml');
+    const spec = path.join(root, 'run/cdi/nvidia.com-GH100_FROM_THE_IMAGE_gpucc.yaml');
     await until(() => existsSync(spec), `kata-manager wrote ${spec}`);
     kata.child.kill('SIGTERM');
     expect(await kata.exited, kata.stderr()).toBe(0);
@@ -526,8 +529,10 @@ describe('the images’ command lines on a simulated node (the bundles their COP
     const list = JSON.parse((await execFileAsync(plugin.file, plugin.argv, { env: plugin.env })).stdout) as {
       resources: Array<{ resourceName: string; devices: unknown[] }>;
     };
+    // NVSwitches too: bound and advertised by default
     expect(list.resources.map((r) => [r.resourceName, r.devices.length])).toEqual([
       ['nvidia.com/GH100_FROM_THE_IMAGE', 8],
+      ['nvidia.com/nvswitch', 4],
     ]);
   }, 90_000);
 });

@@ -33,6 +33,7 @@ import type { Context } from './context.js';
 import { DEFAULT_MODES } from './desired.js';
 import { doctor, exitCodeOf, formatDoctor } from './doctor/index.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
+import { ABSENT_MEANINGS, OPERAND_LABELS, parseOperandLabelKeys } from './operands.js';
 import { isConverged } from './plan.js';
 
 export const BINARY = 'cc-manager';
@@ -315,8 +316,22 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .addOption(
       mirroredOption(
         '--evict-operands <bool>',
-        'pause the GPU Operator operands (nvidia.com/gpu.deploy.*) around a switch',
+        'pause the operands that use the GPUs (their --operand-labels) around a switch',
         { default: 'true' },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--operand-labels <keys>',
+        'the node labels that select the operands paused around a switch, comma separated (the overlay in use sets them)',
+        { default: OPERAND_LABELS.join(',') },
+      ),
+    )
+    .addOption(
+      mirroredOption(
+        '--operand-labels-absent <meaning>',
+        `what an absent operand label means: ${ABSENT_MEANINGS.join(' (left absent) or ')} (paused, then "true")`,
+        { default: 'not-deployed' },
       ),
     )
     .addOption(
@@ -357,6 +372,13 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           // An empty DEFAULT_CC_MODE (a template that renders nothing) means the default, as absent does.
           defaultMode: z.preprocess((v) => (v === '' ? 'on' : v), z.enum(DEFAULT_MODES)),
           evictOperands: booleanWord,
+          operandLabels: z.string().transform((text, ctx) => {
+            const keys = parseOperandLabelKeys(text);
+            if (keys) return keys;
+            ctx.addIssue({ code: 'custom', message: 'expected comma-separated node label keys (prefix/name)' });
+            return z.NEVER;
+          }),
+          operandLabelsAbsent: z.enum(ABSENT_MEANINGS),
           operandWait: z.coerce.number().int().min(0),
           operandSocketPrefix: z.string().min(1),
           resyncInterval: z.coerce.number().int().positive(),
@@ -376,6 +398,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         defaultMode: o.defaultMode,
         evictOperands: o.evictOperands,
+        operandLabels: { keys: o.operandLabels, absent: o.operandLabelsAbsent },
         operandWait: o.operandWait,
         operandSocketPrefix: o.operandSocketPrefix,
         resyncInterval: o.resyncInterval,

@@ -5,6 +5,7 @@ import { selectBackend } from './backend/select.js';
 import type { CapabilityTable } from './capability.js';
 import { BINARY, VERSION } from './cli.js';
 import type { DefaultMode } from './desired.js';
+import type { OperandLabels } from './operands.js';
 import { createReconciler } from './reconcile.js';
 
 export interface RunSettings {
@@ -19,6 +20,7 @@ export interface RunSettings {
   kubeconfig?: string;
   defaultMode: DefaultMode;
   evictOperands: boolean;
+  operandLabels: OperandLabels;
   operandWait: number;
   operandSocketPrefix: string;
   resyncInterval: number;
@@ -65,6 +67,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
       backend: backend.name,
       defaultMode: s.defaultMode,
       evictOperands: s.evictOperands,
+      operandLabels: s.operandLabels.keys,
       hostRoot: config.hostRoot,
     },
     `${BINARY} ${VERSION} starting for node ${s.nodeName}`,
@@ -79,6 +82,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
     client,
     defaultMode: s.defaultMode,
     evictOperands: s.evictOperands,
+    operandLabels: s.operandLabels,
     operandWaitMs: s.operandWait,
     operandSocketPrefix: s.operandSocketPrefix,
     delay: runtime.abortableDelay,

@@ -1,17 +1,20 @@
-import type { Sysfs } from '@gpucc/hal';
+import { isLabelKey, type Sysfs } from '@gpucc/hal';
 
 /**
- * The operand-pause protocol (docs/facts/cc-mode.md#operand-pause-protocol): the GPU Operator's DaemonSets select
- * `nvidia.com/gpu.deploy.<operand>: "true"`, so any other value removes their pods for the switch.
- * The mappings are invertible, so a restart finds what to restore in the labels alone. Pure, except
- * the bounded wait at the end.
+ * The operand-pause protocol (docs/facts/cc-mode.md#operand-pause-protocol): the operands' DaemonSets select on one node
+ * label each, so another value removes their pods for the switch. Which labels, and what an absent one
+ * means, depend on the deployment (deploy/README.md): the GPU Operator's `nvidia.com/gpu.deploy.*`
+ * (selected with `=true`; absent: not deployed there) or gpucc's own `gpucc.io/deploy.*` (selected
+ * with NotIn [false, paused]; absent: running). The mappings are invertible, so a restart finds what
+ * to restore in the labels alone. Pure, except the bounded wait at the end.
  */
 
 export const PAUSED = 'paused-for-cc-mode-change';
 
 /**
- * Every operand that uses the GPUs; kata-sandbox-device-plugin included (upstream forgets it:
- * docs/facts/cc-mode.md#upstream-bugs, B4).
+ * The GPU Operator's labels of every operand that uses the GPUs; kata-sandbox-device-plugin included
+ * (upstream forgets it:
+ * docs/facts/cc-mode.md#upstream-bugs, B4). kata-manager is not among them: it only reads sysfs and writes CDI specs.
  */
 export const OPERAND_LABELS = [
   'nvidia.com/gpu.deploy.vfio-manager',
@@ -22,18 +25,29 @@ export const OPERAND_LABELS = [
   'nvidia.com/gpu.deploy.kata-sandbox-device-plugin',
 ] as const;
 
-/** The device plugins: their sockets vanish when their pods stop, which is what the wait watches. */
-export const DEVICE_PLUGIN_LABELS = [
-  'nvidia.com/gpu.deploy.sandbox-device-plugin',
-  'nvidia.com/gpu.deploy.kata-sandbox-device-plugin',
-] as const;
+/** What an absent operand label means: its owner does not deploy it there, or it runs by default. */
+export const ABSENT_MEANINGS = ['not-deployed', 'deployed'] as const;
+export type AbsentMeaning = (typeof ABSENT_MEANINGS)[number];
+
+/** The labels that select the operands to pause on this node (`--operand-labels`). */
+export interface OperandLabels {
+  keys: readonly string[];
+  absent: AbsentMeaning;
+}
+
+export const OPERATOR_OPERAND_LABELS: OperandLabels = { keys: OPERAND_LABELS, absent: 'not-deployed' };
+
+/** A device plugin's label: its socket vanishing is what the wait watches. */
+const isDevicePluginLabel = (key: string) => key.endsWith('device-plugin');
 
 /**
- * The paused value of a label, or undefined to leave it. Absent labels stay absent (upstream writes
- * "" there, creating labels the operator never set), "" and false stay, a paused value stays.
+ * The paused value of a label, or undefined to leave it. Absent labels stay absent unless absent means
+ * deployed (upstream writes "" there, creating labels the operator never set); "" and false stay, a
+ * paused value stays.
  */
-export function pausedValue(current: string | undefined): string | undefined {
-  if (current === undefined || current === '' || current === 'false' || current.includes(PAUSED)) return undefined;
+export function pausedValue(current: string | undefined, absent: AbsentMeaning = 'not-deployed'): string | undefined {
+  if (current === undefined) return absent === 'deployed' ? PAUSED : undefined;
+  if (current === '' || current === 'false' || current.includes(PAUSED)) return undefined;
   return current === 'true' ? PAUSED : `${current}_${PAUSED}`;
 }
 
@@ -47,9 +61,13 @@ export function restoredValue(current: string | undefined): string | undefined {
     .replace(/^_+|_+$/g, '');
 }
 
-function patchFrom(labels: Readonly<Record<string, string>>, map: (v: string | undefined) => string | undefined) {
+function patchFrom(
+  labels: Readonly<Record<string, string>>,
+  keys: readonly string[],
+  map: (v: string | undefined) => string | undefined,
+) {
   const patch: Record<string, string> = {};
-  for (const key of OPERAND_LABELS) {
+  for (const key of keys) {
     const value = map(labels[key]);
     if (value !== undefined && value !== labels[key]) patch[key] = value;
   }
@@ -57,14 +75,22 @@ function patchFrom(labels: Readonly<Record<string, string>>, map: (v: string | u
 }
 
 /** The one patch that pauses every running operand. */
-export const pausePatch = (labels: Readonly<Record<string, string>>) => patchFrom(labels, pausedValue);
+export const pausePatch = (labels: Readonly<Record<string, string>>, operands = OPERATOR_OPERAND_LABELS) =>
+  patchFrom(labels, operands.keys, (v) => pausedValue(v, operands.absent));
 
 /** The one patch that restores every paused operand (also after a crash between pause and restore). */
-export const restorePatch = (labels: Readonly<Record<string, string>>) => patchFrom(labels, restoredValue);
+export const restorePatch = (labels: Readonly<Record<string, string>>, operands = OPERATOR_OPERAND_LABELS) =>
+  patchFrom(labels, operands.keys, restoredValue);
 
 /** Whether a pause patch stops a device plugin (then its socket is waited for). */
 export function pausesDevicePlugin(patch: Readonly<Record<string, string>>): boolean {
-  return DEVICE_PLUGIN_LABELS.some((key) => key in patch);
+  return Object.keys(patch).some(isDevicePluginLabel);
+}
+
+/** `--operand-labels`: comma-separated label keys, each valid by the Kubernetes rules; undefined if not. */
+export function parseOperandLabelKeys(text: string): string[] | undefined {
+  const keys = text.split(/[\s,]+/).filter(Boolean);
+  return keys.length > 0 && keys.every(isLabelKey) ? [...new Set(keys)] : undefined;
 }
 
 export const DEVICE_PLUGIN_DIR = 'var/lib/kubelet/device-plugins';

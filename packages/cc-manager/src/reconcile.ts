@@ -16,7 +16,14 @@ import {
   stateLabels,
 } from './labels.js';
 import { observeHost, readModes } from './observe.js';
-import { pausePatch, pausesDevicePlugin, restorePatch, waitForOperands } from './operands.js';
+import {
+  OPERATOR_OPERAND_LABELS,
+  type OperandLabels,
+  pausePatch,
+  pausesDevicePlugin,
+  restorePatch,
+  waitForOperands,
+} from './operands.js';
 import { type DevicePlan, type Plan, planSwitch, ppcieRefusal, toSwitch } from './plan.js';
 
 /**
@@ -34,6 +41,8 @@ export interface ReconcilerOptions {
   client: NodeClient;
   defaultMode: DefaultMode;
   evictOperands: boolean;
+  /** The labels that select the operands paused around a switch (the overlay's, deploy/README.md); default the GPU Operator's. */
+  operandLabels?: OperandLabels;
   operandWaitMs: number;
   operandSocketPrefix: string;
   delay: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -46,6 +55,7 @@ export interface ReconcilerOptions {
  */
 export function createReconciler(options: ReconcilerOptions): (signal: AbortSignal) => Promise<ReconcileOutcome> {
   const { sysfs, backend, capability, logger, client } = options;
+  const operandLabels = options.operandLabels ?? OPERATOR_OPERAND_LABELS;
   // Events about conditions that persist (a bad label, a refused mode) are emitted once per message.
   const announced = new Map<string, string>();
 
@@ -86,7 +96,7 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
 
   /** Operands left paused (by a crash, or a failed restore): restored before anything else is decided. */
   async function restoreLeftovers(node: KubeNode): Promise<KubeNode> {
-    const restore = restorePatch(node.labels);
+    const restore = restorePatch(node.labels, operandLabels);
     if (Object.keys(restore).length === 0) return node;
     logger.info({ event: 'cc.operands.restore', labels: restore }, 'restoring operands left paused');
     return patch(node, restore);
@@ -197,7 +207,7 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
     node = await patch(node, { [CC_READY_STATE_LABEL]: READY_STATE_SWITCHING });
 
     if (options.evictOperands) {
-      const pause = pausePatch(node.labels);
+      const pause = pausePatch(node.labels, operandLabels);
       if (Object.keys(pause).length > 0) {
         try {
           node = await patch(node, pause);

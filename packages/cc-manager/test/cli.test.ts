@@ -84,6 +84,14 @@ describe('cc-manager status and set', () => {
       [['set', 'on', '--backend', 'nvidia-smi'], /ERR_GPUCC_CC_BACKEND_CANNOT_SWITCH/],
       [['run'], /--node-name \(NODE_NAME\).*required: set NODE_NAME or --node-name/],
       [
+        ['run', '--node-name', 'n1', '--operand-labels', 'gpucc.io/deploy vfio-manager=true'],
+        /--operand-labels \(GPUCC_OPERAND_LABELS\).*expected comma-separated node label keys/,
+      ],
+      [
+        ['run', '--node-name', 'n1', '--operand-labels-absent', 'running'],
+        /--operand-labels-absent \(GPUCC_OPERAND_LABELS_ABSENT\).*one of: not-deployed, deployed/,
+      ],
+      [
         ['run', '--node-name', 'n1', '--kubeconfig', '/nonexistent'],
         /ERR_GPUCC_KUBE_CONFIG: cannot load kubeconfig \/nonexistent/,
       ],

@@ -174,6 +174,7 @@ describe('cc-manager doctor', () => {
       summary: { pass: 12, warn: 0, fail: 0 },
       checks: expect.any(Array),
       features: {
+        'gpucc.io/doctor.passed': true,
         'nvidia.com/cc.capable': true,
         'nvidia.com/cc.tee': 'sev-snp',
         'nvidia.com/cc.ppcie.capable': true,
@@ -208,6 +209,7 @@ describe('cc-manager doctor', () => {
     expect(readFileSync(file, 'utf8')).toBe(
       [
         '# written by cc-manager doctor: CC features of this node',
+        'gpucc.io/doctor.passed=true',
         'nvidia.com/cc.capable=true',
         'nvidia.com/cc.tee=sev-snp',
         'nvidia.com/cc.ppcie.capable=true',
@@ -218,7 +220,7 @@ describe('cc-manager doctor', () => {
     const b200 = simNode('hgx-b200-8', { tee: 'none' });
     await doctorCli(['--host-root', b200.root, '--nfd-features-file', NFD_FILE]);
     expect(readFileSync(path.join(b200.root, NFD_FILE), 'utf8')).toContain(
-      'nvidia.com/cc.capable=false\nnvidia.com/cc.tee=none\nnvidia.com/cc.ppcie.capable=false\nnvidia.com/cc.iommu=true\n',
+      'gpucc.io/doctor.passed=false\nnvidia.com/cc.capable=false\nnvidia.com/cc.tee=none\nnvidia.com/cc.ppcie.capable=false\nnvidia.com/cc.iommu=true\n',
     );
   });
 

@@ -16,8 +16,11 @@ import { resolveDesired } from '../src/desired.js';
 import { readyStateFor } from '../src/labels.js';
 import {
   DEVICE_PLUGIN_DIR,
+  OPERATOR_OPERAND_LABELS,
+  parseOperandLabelKeys,
   pausedValue,
   pausePatch,
+  pausesDevicePlugin,
   restoredValue,
   restorePatch,
   waitForOperands,
@@ -157,6 +160,34 @@ describe('operand pause and restore mappings (docs/facts/cc-mode.md#operand-paus
       'nvidia.com/gpu.deploy.kata-sandbox-device-plugin': 'true',
     });
     expect(restorePatch(labels)).toEqual({});
+  });
+
+  it('standalone labels (absent means deployed): an absent label is paused too, and restored to "true"', () => {
+    const standalone = {
+      keys: ['gpucc.io/deploy.vfio-manager', 'gpucc.io/deploy.sandbox-device-plugin'],
+      absent: 'deployed' as const,
+    };
+    const labels = { 'gpucc.io/deploy.vfio-manager': 'false', 'nvidia.com/gpu.deploy.vfio-manager': 'true' };
+    const pause = pausePatch(labels, standalone);
+    // "false" is the admin's opt-out and stays; the Operator's label is not ours to touch here
+    expect(pause).toEqual({ 'gpucc.io/deploy.sandbox-device-plugin': 'paused-for-cc-mode-change' });
+    expect(pausesDevicePlugin(pause)).toBe(true);
+    expect(restorePatch({ ...labels, ...pause }, standalone)).toEqual({
+      'gpucc.io/deploy.sandbox-device-plugin': 'true',
+    });
+    // the Operator's labels: absent stays absent, so no operand the Operator did not deploy is created
+    expect(pausePatch({}, OPERATOR_OPERAND_LABELS)).toEqual({});
+  });
+
+  it.each([
+    ['gpucc.io/deploy.vfio-manager,gpucc.io/deploy.sandbox-device-plugin', 2],
+    [' nvidia.com/gpu.deploy.vfio-manager , nvidia.com/gpu.deploy.vfio-manager ', 1],
+    ['vfio-manager', 1],
+    ['', undefined],
+    ['gpucc.io/deploy.vfio-manager=true', undefined],
+    ['Gpucc.IO/x', undefined],
+  ])('--operand-labels %j: %s keys', (text, count) => {
+    expect(parseOperandLabelKeys(text)?.length).toBe(count);
   });
 });
 

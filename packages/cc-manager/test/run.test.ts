@@ -16,6 +16,7 @@ import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CAPABILITY } from '../src/capability.js';
 import { type Controller, startController } from '../src/controller.js';
+import type { OperandLabels } from '../src/operands.js';
 import { createReconciler, READY_MARKER } from '../src/reconcile.js';
 import { B200_GPUS, backendFor, counted, H100_GPUS, NVSWITCHES, resets } from './helpers.js';
 
@@ -37,7 +38,13 @@ afterEach(async () => {
 /** `cc-manager run`'s controller in this process: real client, fake API server, the node's fake tools. */
 async function startRun(
   profile: string,
-  o: { labels?: Record<string, string | null>; nvswitches?: boolean; bind?: boolean; timeoutMs?: number } = {},
+  o: {
+    labels?: Record<string, string | null>;
+    nvswitches?: boolean;
+    bind?: boolean;
+    timeoutMs?: number;
+    operandLabels?: OperandLabels;
+  } = {},
 ) {
   const { root, sysfs } = simNode(profile);
   if (o.bind !== false) await bindAll(sysfs, { nvswitches: o.nvswitches ?? false });
@@ -61,6 +68,7 @@ async function startRun(
     client,
     defaultMode: 'on',
     evictOperands: true,
+    ...(o.operandLabels ? { operandLabels: o.operandLabels } : {}),
     operandWaitMs: 5_000,
     operandSocketPrefix: 'sandbox-',
     delay: async () => {},
@@ -148,6 +156,31 @@ describe('cc-manager run: labels, Events and operands a user sees', () => {
         expect(key).toMatch(OURS);
     }
     expect(run.server.requests.filter((r) => r.method === 'GET' && r.query.watch === 'true')).toHaveLength(1);
+  });
+
+  it('standalone labels (deploy/kubernetes/overlays/standalone): pauses and restores gpucc.io/deploy.*, leaves the Operator’s alone', async () => {
+    const standalone: OperandLabels = {
+      keys: ['gpucc.io/deploy.vfio-manager', 'gpucc.io/deploy.sandbox-device-plugin'],
+      absent: 'deployed',
+    };
+    const run = await startRun('hgx-b200-8', { labels: { [MODE]: 'off' }, operandLabels: standalone });
+    await run.settled('off');
+    const operator = Object.fromEntries(
+      Object.entries(run.labels()).filter(([k]) => k.startsWith('nvidia.com/gpu.deploy.')),
+    );
+    const before = run.patches().length;
+    setLabels(run.root, { [MODE]: 'on' });
+    await run.settled('on', 2);
+    expect(run.patches().slice(before)).toEqual([
+      { [READY]: '' },
+      {
+        'gpucc.io/deploy.vfio-manager': 'paused-for-cc-mode-change',
+        'gpucc.io/deploy.sandbox-device-plugin': 'paused-for-cc-mode-change',
+      },
+      { 'gpucc.io/deploy.vfio-manager': 'true', 'gpucc.io/deploy.sandbox-device-plugin': 'true' },
+      { [STATE]: 'on', [READY]: 'true' },
+    ]);
+    expect(run.labels()).toMatchObject(operator); // untouched
   });
 
   it('hgx-h100-8: ppcie on the 8 GPUs and 4 NVSwitches, and back to off with PPCIe really off', async () => {

@@ -108,7 +108,7 @@ export async function write(sysfs: Sysfs, options: WriteOptions): Promise<WriteR
 function reportOf(plan: SpecPlan, results: SpecResult[], skipped: SkippedDevice[]): WriteReport {
   const errors = [
     ...results.flatMap((r) => (r.error ? [r.error] : [])),
-    ...plan.conflicts.map((c) => conflictError(plan.dir, c)),
+    ...unrefusedConflicts(plan),
     ...skipped.flatMap((s) => (s.error ? [s.error] : [])),
   ];
   return { ok: errors.length === 0, results, conflicts: plan.conflicts, skipped, errors };
@@ -120,9 +120,19 @@ export function resultErrors(result: WriteResult): GpuccError[] {
   const { plan, generated } = result;
   return [
     ...plan.actions.flatMap((a) => (a.action === 'refuse' ? [a.error] : [])),
-    ...plan.conflicts.map((c) => conflictError(plan.dir, c)),
+    ...unrefusedConflicts(plan),
     ...generated.selection.skipped.flatMap((s) => (s.error ? [s.error] : [])),
   ];
+}
+
+/** Conflicts not already reported by their spec's refusal (one refused for another reason first). */
+function unrefusedConflicts(plan: SpecPlan): GpuccError[] {
+  const reported = new Set(
+    plan.actions.flatMap((a) =>
+      a.action === 'refuse' && a.error.code === 'ERR_GPUCC_CDI_DEVICE_CONFLICT' ? [a.fileName] : [],
+    ),
+  );
+  return plan.conflicts.filter((c) => !reported.has(c.ours)).map((c) => conflictError(plan.dir, c));
 }
 
 /** Exit code of a one-shot command: 0 every spec true, 1 something refused, failed or conflicting. */

@@ -25,7 +25,7 @@ export interface DeviceObservation {
 
 /** One entry of the CDI directory: the spec files a loader would read (`*.yaml`, `*.json`). */
 export interface CdiDirEntry {
-  /** Base name, e.g. `nvidia.com-pgpu.yaml`. */
+  /** Base name, e.g. `nvidia.com-pgpu_gpucc.yaml`. */
   name: string;
   type: FileKind | undefined;
   /** The content of a regular file (symlinks followed inside the root); undefined when unreadable. */

@@ -44,15 +44,21 @@ export interface SpecPlan {
 export function planSpecs(dir: string, desired: readonly DesiredSpec[], entries: readonly CdiDirEntry[]): SpecPlan {
   const existing = new Map(entries.map((e) => [e.name, e]));
   const wanted = new Set(desired.map((d) => d.fileName));
+  const conflicts = findConflicts(desired, entries);
   const writes: SpecAction[] = [];
   for (const spec of desired) {
     const devices = spec.deviceNames.length;
     const current = existing.get(spec.fileName);
     const base = { fileName: spec.fileName, kind: spec.kind, devices };
+    // The coexistence rule (README "Another CDI writer on the node"): devices another writer's file
+    // already declares are never declared again, which would make both unresolvable.
+    const conflict = conflicts.find((c) => c.ours === spec.fileName);
     if (spec.content === undefined) {
       writes.push({ action: 'refuse', ...base, error: spec.error! });
     } else if (current !== undefined && (current.type !== 'file' || !isOwnSpecText(current.text))) {
       writes.push({ action: 'refuse', ...base, error: notOurs(dir, spec.fileName, current) });
+    } else if (conflict !== undefined) {
+      writes.push({ action: 'refuse', ...base, error: conflictError(dir, conflict) });
     } else if (current?.text === spec.content) {
       writes.push({ action: 'unchanged', ...base });
     } else {
@@ -68,7 +74,7 @@ export function planSpecs(dir: string, desired: readonly DesiredSpec[], entries:
       kind: kindOf(e.text),
       why: 'no VFIO device of its kind is left (device unbound or gone, or the alias changed)',
     }));
-  return { dir, actions: [...writes, ...removals], conflicts: findConflicts(desired, entries) };
+  return { dir, actions: [...writes, ...removals], conflicts };
 }
 
 /** A file of another writer that shares a kind and device names with one of ours. */
@@ -125,9 +131,9 @@ export function conflictError(dir: string, conflict: SpecConflict): GpuccError {
   const names = conflict.devices.map((n) => `${conflict.kind}=${n}`).join(', ');
   return new GpuccError(
     'ERR_GPUCC_CDI_DEVICE_CONFLICT',
-    `/${dir}/${conflict.theirs} also declares ${names}: runtimes drop conflicting devices, so they are unresolvable`,
+    `/${dir}/${conflict.theirs} (another CDI writer) already declares ${names}: kata-manager does not declare them again in ${conflict.ours}, as runtimes drop devices declared twice`,
     {
-      hint: `remove /${dir}/${conflict.theirs} and stop the tool that writes it; kata-manager's ${conflict.ours} then stands alone`,
+      hint: `run one CDI writer per device: stop the tool that writes /${dir}/${conflict.theirs} (e.g. the GPU Operator's kata sandbox device plugin: kataSandboxDevicePlugin.enabled=false) and remove the file; kata-manager then writes ${conflict.ours}`,
       details: { kind: conflict.kind, devices: conflict.devices, ours: conflict.ours, theirs: conflict.theirs },
     },
   );

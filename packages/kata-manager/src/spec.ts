@@ -39,17 +39,25 @@ export interface CdiSpec {
 /** One spec and where it goes. */
 export interface SpecForKind {
   kind: string;
-  /** `<vendor>-<class>.yaml`, e.g. `nvidia.com-pgpu.yaml`. */
+  /** `<vendor>-<class>_gpucc.yaml`, e.g. `nvidia.com-pgpu_gpucc.yaml`. */
   fileName: string;
   spec: CdiSpec;
   devices: PublishedDevice[];
 }
 
-/** `nvidia.com/pgpu` → `nvidia.com-pgpu.yaml` (the CDI Go helper's GenerateSpecName). */
+/**
+ * `nvidia.com/pgpu` → `nvidia.com-pgpu_gpucc.yaml`: CDI's name for one of several writers of a kind
+ * (`<vendor>-<class>_<id>`, the Go helper's GenerateTransientSpecName; reference/cdi.md §4), so no
+ * other writer's `nvidia.com-pgpu.yaml` (GenerateSpecName) is ever ours to replace. The kind, which
+ * the naming contract fixes, is unchanged.
+ */
 export function specFileName(kind: string): string {
   const { vendor, class: cdiClass } = parseCdiKind(kind);
-  return `${vendor}-${cdiClass}.yaml`;
+  return `${vendor}-${cdiClass}_${SPEC_FILE_ID}.yaml`;
 }
+
+/** The writer id in our spec file names. */
+export const SPEC_FILE_ID = 'gpucc';
 
 /** One spec per kind, kinds in name order, devices in numeric ID order ("8" before "10"). */
 export function buildSpecs(devices: readonly PublishedDevice[]): SpecForKind[] {

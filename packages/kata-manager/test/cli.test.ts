@@ -38,7 +38,7 @@ async function until(test: () => boolean | Promise<boolean>, what: string, timeo
 
 const cdiFiles = (root: string, dir = 'var/run/cdi') =>
   existsSync(path.join(root, dir)) ? readdirSync(path.join(root, dir)).sort() : [];
-const specNames = (root: string, file = 'nvidia.com-pgpu.yaml') => {
+const specNames = (root: string, file = 'nvidia.com-pgpu_gpucc.yaml') => {
   const p = path.join(root, 'var/run/cdi', file);
   return existsSync(p) ? [...readFileSync(p, 'utf8').matchAll(/name: "(\d+)"/g)].map((m) => m[1]) : [];
 };
@@ -119,8 +119,8 @@ describe('kata-manager write', () => {
     const { root } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: true });
     const first = await kata(['write', '--host-root', root]);
     expect(first.code).toBe(0);
-    expect(first.stdout).toMatch(/\/var\/run\/cdi\/nvidia\.com-pgpu\.yaml\s+nvidia\.com\/pgpu\s+8\s+written/);
-    expect(cdiFiles(root)).toEqual(['nvidia.com-nvswitch.yaml', 'nvidia.com-pgpu.yaml']);
+    expect(first.stdout).toMatch(/\/var\/run\/cdi\/nvidia\.com-pgpu_gpucc\.yaml\s+nvidia\.com\/pgpu\s+8\s+written/);
+    expect(cdiFiles(root)).toEqual(['nvidia.com-nvswitch_gpucc.yaml', 'nvidia.com-pgpu_gpucc.yaml']);
 
     const again = await kata(['write', '--report', 'json', '--host-root', root]);
     expect(again.code).toBe(0);
@@ -131,23 +131,25 @@ describe('kata-manager write', () => {
 
     const renamed = await kata(['write', '--host-root', root], { P_GPU_ALIAS: '', NVSWITCH_ALIAS: 'switch' });
     expect(renamed.code).toBe(0);
-    expect(cdiFiles(root)).toEqual(['nvidia.com-GH100_H100_SXM5_80GB.yaml', 'nvidia.com-switch.yaml']);
+    expect(cdiFiles(root)).toEqual(['nvidia.com-GH100_H100_SXM5_80GB_gpucc.yaml', 'nvidia.com-switch_gpucc.yaml']);
   });
 
   it('--dry-run prints the plan and writes nothing; a foreign file with our name exits 1 and is kept', async () => {
     const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const dry = await kata(['write', '--dry-run', '--host-root', root]);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/nvidia\.com-pgpu\.yaml\s+nvidia\.com\/pgpu\s+1\s+write \(new\)/);
+    expect(dry.stdout).toMatch(/nvidia\.com-pgpu_gpucc\.yaml\s+nvidia\.com\/pgpu\s+1\s+write \(new\)/);
     expect(dry.stdout).toMatch(/nvidia\.com\/pgpu=11\s+0000:41:00\.0\s+\/dev\/vfio\/vfio,\/dev\/vfio\/11/);
     expect(cdiFiles(root)).toEqual([]);
 
     mkdirSync(path.join(root, 'var/run/cdi'), { recursive: true });
-    writeFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'), 'kind: nvidia.com/pgpu\n');
+    writeFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'kind: nvidia.com/pgpu\n');
     const refused = await kata(['write', '--host-root', root]);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toMatch(/ERR_GPUCC_CDI_SPEC_NOT_OURS[\s\S]*hint: run one CDI writer per node/);
-    expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'), 'utf8')).toBe('kind: nvidia.com/pgpu\n');
+    expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'utf8')).toBe(
+      'kind: nvidia.com/pgpu\n',
+    );
   });
 
   it.each([
@@ -211,7 +213,7 @@ describe('kata-manager run', () => {
 
       // Our own writes wake nothing; someone deleting our file does, and it comes back.
       expect(cdiTriggers()).toEqual([]);
-      rmSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'));
+      rmSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'));
       await until(() => specNames(root).join() === '27,31', 'restored after deletion');
       expect(cdiTriggers().length).toBeGreaterThan(0);
 
@@ -249,7 +251,7 @@ describe('kata-manager run', () => {
       await until(() => specNames(root).join() === '0', 'first cdev');
       await bindToVfio(sysfs, '0000:23:00.0');
       await until(() => specNames(root).join() === '0,1', 'second cdev');
-      expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'), 'utf8')).toContain(
+      expect(readFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'utf8')).toContain(
         '- path: /dev/vfio/devices/vfio1',
       );
     } finally {
@@ -261,20 +263,20 @@ describe('kata-manager run', () => {
   it('an alias change at restart removes the old file; a foreign file with our name keeps it unready', async () => {
     const { root } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     const first = await start(root);
-    await until(() => cdiFiles(root).join() === 'nvidia.com-pgpu.yaml', 'default kind');
+    await until(() => cdiFiles(root).join() === 'nvidia.com-pgpu_gpucc.yaml', 'default kind');
     first.child.kill('SIGTERM');
     expect(await exitOf(first.child)).toBe(0);
 
     const second = await start(root, [], { P_GPU_ALIAS: '' });
     try {
-      await until(() => cdiFiles(root).join() === 'nvidia.com-GH100_H100_PCIE.yaml', 'per-model kind only');
+      await until(() => cdiFiles(root).join() === 'nvidia.com-GH100_H100_PCIE_gpucc.yaml', 'per-model kind only');
       second.child.kill('SIGTERM');
       expect(await exitOf(second.child)).toBe(0);
     } finally {
       second.child.kill('SIGKILL');
     }
 
-    writeFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'), 'kind: nvidia.com/pgpu\n');
+    writeFileSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'), 'kind: nvidia.com/pgpu\n');
     const third = await start(root);
     try {
       await until(() => third.lines.some((l) => l.event === 'reconcile.failed'), 'a failed reconcile');
@@ -282,10 +284,10 @@ describe('kata-manager run', () => {
       expect(ready.status).toBe(503);
       expect(await ready.text()).toMatch(/ERR_GPUCC_CDI_SPEC_NOT_OURS/);
       expect(third.lines.find((l) => l.event === 'spec.refused')).toMatchObject({
-        file: '/var/run/cdi/nvidia.com-pgpu.yaml',
+        file: '/var/run/cdi/nvidia.com-pgpu_gpucc.yaml',
       });
       // Its per-model file from before is ours and no longer wanted: removed all the same.
-      expect(cdiFiles(root)).toEqual(['nvidia.com-pgpu.yaml']);
+      expect(cdiFiles(root)).toEqual(['nvidia.com-pgpu_gpucc.yaml']);
     } finally {
       third.child.kill('SIGTERM');
       await exitOf(third.child);

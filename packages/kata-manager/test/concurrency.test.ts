@@ -51,7 +51,7 @@ describe('atomic replacement', () => {
     const sysfs = new Sysfs(root);
     const a = renderSpec(spec([23, 27, 31, 35, 39, 43, 47, 51]), 'yaml');
     const b = renderSpec(spec([23, 27]), 'yaml');
-    const file = 'var/run/cdi/nvidia.com-pgpu.yaml';
+    const file = 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml';
     await writeSpecFile(sysfs, file, a);
 
     const script = path.join(root, 'reader.mjs');

@@ -164,7 +164,7 @@ describe('buildSpecs and renderSpec', () => {
     const [spec] = buildSpecs(devices);
     expect(spec!.spec.devices.map((d) => d.name)).toEqual(['8', '9', '10', '100']);
     expect(renderSpec(buildSpecs([...devices].reverse())[0]!.spec, 'yaml')).toBe(renderSpec(spec!.spec, 'yaml'));
-    expect(spec!.fileName).toBe('nvidia.com-pgpu.yaml');
+    expect(spec!.fileName).toBe('nvidia.com-pgpu_gpucc.yaml');
   });
 
   it('quotes cdiVersion and every name in YAML; JSON carries no header', () => {

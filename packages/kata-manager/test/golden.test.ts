@@ -25,8 +25,8 @@ interface Case {
   files: string[];
 }
 
-const PGPU = 'nvidia.com-pgpu.yaml';
-const NVSWITCH = 'nvidia.com-nvswitch.yaml';
+const PGPU = 'nvidia.com-pgpu_gpucc.yaml';
+const NVSWITCH = 'nvidia.com-nvswitch_gpucc.yaml';
 const legacy = { iommufd: false };
 const iommufd = { iommufd: true };
 
@@ -40,14 +40,14 @@ const CASES: Case[] = [
     profile: 'hgx-h100-8',
     node: legacy,
     aliases: { gpuAlias: '', nvswitchAlias: '' },
-    files: ['nvidia.com-GH100_H100_NVSWITCH.yaml', 'nvidia.com-GH100_H100_SXM5_80GB.yaml'],
+    files: ['nvidia.com-GH100_H100_NVSWITCH_gpucc.yaml', 'nvidia.com-GH100_H100_SXM5_80GB_gpucc.yaml'],
   },
   {
     name: 'hgx-h100-8.legacy.aliases',
     profile: 'hgx-h100-8',
     node: legacy,
     aliases: { gpuAlias: 'h100', nvswitchAlias: 'nvlink-switch' },
-    files: ['nvidia.com-h100.yaml', 'nvidia.com-nvlink-switch.yaml'],
+    files: ['nvidia.com-h100_gpucc.yaml', 'nvidia.com-nvlink-switch_gpucc.yaml'],
   },
   { name: 'hgx-b200-8.legacy', profile: 'hgx-b200-8', node: legacy, files: [PGPU] },
   { name: 'hgx-b200-8.iommufd', profile: 'hgx-b200-8', node: iommufd, files: [PGPU] },
@@ -80,7 +80,7 @@ const CASES: Case[] = [
     node: iommufd,
     bind: { allowForeignGroupMembers: true },
     aliases: { gpuAlias: '' },
-    files: ['nvidia.com-GH100_H100_PCIE.yaml', 'nvidia.com-TU104GL_QUADRO_RTX_4000.yaml'],
+    files: ['nvidia.com-GH100_H100_PCIE_gpucc.yaml', 'nvidia.com-TU104GL_QUADRO_RTX_4000_gpucc.yaml'],
   },
   { name: 'iommufd-h200-2.iommufd', profile: 'iommufd-h200-2', files: [PGPU] },
   { name: 'iommufd-h200-2.legacy', profile: 'iommufd-h200-2', node: legacy, files: [PGPU] },

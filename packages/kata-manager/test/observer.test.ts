@@ -156,7 +156,7 @@ describe('run: the watches feed the observer', () => {
       },
     );
     const names = () => {
-      const file = path.join(root, CDI, 'nvidia.com-pgpu.yaml');
+      const file = path.join(root, CDI, 'nvidia.com-pgpu_gpucc.yaml');
       return hostFs.exists(file) ? [...hostFs.readText(file).matchAll(/name: "(\d+)"/g)].map((m) => m[1]) : [];
     };
     const group = (address: string) => sysfs.readlink(`sys/bus/pci/devices/${address}/iommu_group`)!.split('/').at(-1)!;
@@ -222,7 +222,7 @@ describe('run: the watches feed the observer', () => {
     const observer = new DeviceObserver();
     const options = { aliases: {}, cdiDir: `/${CDI}`, observer };
     hostFs.makeDir(path.join(root, CDI));
-    hostFs.writeFileSync(path.join(root, CDI, 'nvidia.com-pgpu.yaml'), 'not ours\n'); // another writer's file
+    hostFs.writeFileSync(path.join(root, CDI, 'nvidia.com-pgpu_gpucc.yaml'), 'not ours\n'); // another writer's file
     const failed = await reconcileOnce(sysfs, options, silentLogger());
     expect(failed.ok).toBe(false);
     observer.note({ type: 'node', path: 'dev/vfio/vfio' });

@@ -35,17 +35,17 @@ describe('kata-manager write', () => {
     const first = sysfs.withRecorder();
     const one = await write(first, opts());
     expect(one.report!.results.map((r) => [r.fileName, r.outcome])).toEqual([
-      ['nvidia.com-nvswitch.yaml', 'written'],
-      ['nvidia.com-pgpu.yaml', 'written'],
+      ['nvidia.com-nvswitch_gpucc.yaml', 'written'],
+      ['nvidia.com-pgpu_gpucc.yaml', 'written'],
     ]);
     expect(first.recorder.writes).toBe(2);
-    const before = statSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'));
+    const before = statSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'));
 
     const second = sysfs.withRecorder();
     const two = await write(second, opts());
     expect(second.recorder.writes).toBe(0);
     expect(two.report!.results.every((r) => r.outcome === 'unchanged')).toBe(true);
-    expect(statSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml')).ino).toBe(before.ino);
+    expect(statSync(path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml')).ino).toBe(before.ino);
     expect(exitCodeOf(two)).toBe(0);
   });
 
@@ -66,32 +66,32 @@ describe('kata-manager write', () => {
   it('follows unbind and rebind, and removes a spec whose last device left instead of writing it empty', async () => {
     const { root, sysfs } = await boundNode('iommufd-h200-2', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
-    expect(namesIn(read(root, 'nvidia.com-pgpu.yaml'))).toEqual(['43', '47']);
+    expect(namesIn(read(root, 'nvidia.com-pgpu_gpucc.yaml'))).toEqual(['43', '47']);
 
     await sysfs.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');
     await write(sysfs, opts());
-    expect(namesIn(read(root, 'nvidia.com-pgpu.yaml'))).toEqual(['47']);
+    expect(namesIn(read(root, 'nvidia.com-pgpu_gpucc.yaml'))).toEqual(['47']);
 
     await sysfs.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:43:00.0');
     const empty = await write(sysfs, opts());
-    expect(empty.report!.results).toMatchObject([{ fileName: 'nvidia.com-pgpu.yaml', outcome: 'removed' }]);
+    expect(empty.report!.results).toMatchObject([{ fileName: 'nvidia.com-pgpu_gpucc.yaml', outcome: 'removed' }]);
     expect(list(root)).toEqual([]);
 
     await sysfs.write('sys/bus/pci/drivers/vfio-pci/bind', '0000:43:00.0');
     await write(sysfs, opts());
-    expect(namesIn(read(root, 'nvidia.com-pgpu.yaml'))).toEqual(['47']);
+    expect(namesIn(read(root, 'nvidia.com-pgpu_gpucc.yaml'))).toEqual(['47']);
   });
 
   it('an alias change writes the new kind first, then removes the old file', async () => {
     const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
-    expect(list(root)).toEqual(['nvidia.com-nvswitch.yaml', 'nvidia.com-pgpu.yaml']);
+    expect(list(root)).toEqual(['nvidia.com-nvswitch_gpucc.yaml', 'nvidia.com-pgpu_gpucc.yaml']);
     const s = sysfs.withRecorder();
     await write(s, opts({ aliases: { gpuAlias: '' } }));
-    expect(list(root)).toEqual(['nvidia.com-GH100_H100_SXM5_80GB.yaml', 'nvidia.com-nvswitch.yaml']);
+    expect(list(root)).toEqual(['nvidia.com-GH100_H100_SXM5_80GB_gpucc.yaml', 'nvidia.com-nvswitch_gpucc.yaml']);
     expect(s.recorder.writeLog.map((w) => [path.basename(w.path), w.value])).toEqual([
-      ['nvidia.com-GH100_H100_SXM5_80GB.yaml', expect.stringMatching(/bytes/)],
-      ['nvidia.com-pgpu.yaml', '<unlink>'],
+      ['nvidia.com-GH100_H100_SXM5_80GB_gpucc.yaml', expect.stringMatching(/bytes/)],
+      ['nvidia.com-pgpu_gpucc.yaml', '<unlink>'],
     ]);
   });
 
@@ -101,35 +101,41 @@ describe('kata-manager write', () => {
     mkdirSync(dir, { recursive: true });
     const theirs =
       'cdiVersion: "0.5.0"\nkind: nvidia.com/pgpu\ndevices:\n  - name: "11"\n    containerEdits:\n      deviceNodes:\n        - path: /dev/vfio/11\n';
-    writeFileSync(path.join(dir, 'nvidia.com-pgpu.yaml'), theirs);
+    writeFileSync(path.join(dir, 'nvidia.com-pgpu_gpucc.yaml'), theirs);
     writeFileSync(path.join(dir, 'vendor.com-other.yaml'), 'cdiVersion: 0.3.0\nkind: vendor.com/other\n');
     const result = await write(sysfs, opts());
     expect(result.report!.results).toMatchObject([
-      { fileName: 'nvidia.com-pgpu.yaml', outcome: 'refused', error: { code: 'ERR_GPUCC_CDI_SPEC_NOT_OURS' } },
+      { fileName: 'nvidia.com-pgpu_gpucc.yaml', outcome: 'refused', error: { code: 'ERR_GPUCC_CDI_SPEC_NOT_OURS' } },
     ]);
     expect(exitCodeOf(result)).toBe(1);
-    expect(read(root, 'nvidia.com-pgpu.yaml')).toBe(theirs);
+    expect(read(root, 'nvidia.com-pgpu_gpucc.yaml')).toBe(theirs);
     expect(read(root, 'vendor.com-other.yaml')).toBe('cdiVersion: 0.3.0\nkind: vendor.com/other\n');
   });
 
-  it('reports another file in the directory that declares one of our devices (both would be unresolvable)', async () => {
-    const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
+  it.each([
+    ['nvidia.json', 'a stale file'],
+    ['nvidia.com-pgpu.yaml', 'the GPU Operator’s kata sandbox device plugin, at its GenerateSpecName name'],
+  ])('refuses to declare devices that another writer’s %s already declares (%s)', async (theirs) => {
+    const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
     const dir = path.join(root, 'var/run/cdi');
     mkdirSync(dir, { recursive: true });
-    const stale = JSON.stringify({
+    const text = JSON.stringify({
       cdiVersion: '0.5.0',
       kind: 'nvidia.com/pgpu',
       devices: [{ name: '11', containerEdits: { deviceNodes: [{ path: '/dev/vfio/11' }] } }],
     });
-    writeFileSync(path.join(dir, 'nvidia.json'), stale);
+    writeFileSync(path.join(dir, theirs), text);
     const result = await write(sysfs, opts());
     expect(result.report!.conflicts).toEqual([
-      { kind: 'nvidia.com/pgpu', devices: ['11'], ours: 'nvidia.com-pgpu.yaml', theirs: 'nvidia.json' },
+      { kind: 'nvidia.com/pgpu', devices: ['11'], ours: 'nvidia.com-pgpu_gpucc.yaml', theirs },
     ]);
     expect(result.report!.errors.map((e) => e.code)).toEqual(['ERR_GPUCC_CDI_DEVICE_CONFLICT']);
+    expect(result.report!.errors[0]!.message).toContain(
+      `/var/run/cdi/${theirs} (another CDI writer) already declares nvidia.com/pgpu=11`,
+    );
     expect(exitCodeOf(result)).toBe(1);
-    expect(readFileSync(path.join(dir, 'nvidia.json'), 'utf8')).toBe(stale); // reported, not touched
-    expect(read(root, 'nvidia.com-pgpu.yaml')).toContain('name: "11"'); // ours is still written
+    expect(readFileSync(path.join(dir, theirs), 'utf8')).toBe(text); // reported, not touched
+    expect(readdirSync(dir)).toEqual([theirs]); // and not declared twice: theirs still resolves
   });
 
   it('removes only our own stale specs, recognised by the header', async () => {
@@ -140,22 +146,22 @@ describe('kata-manager write', () => {
       path.join(dir, 'nvidia.com-old.yaml'),
       `${OWNER_HEADER}\ncdiVersion: "0.5.0"\nkind: nvidia.com/old\n`,
     );
-    writeFileSync(path.join(dir, 'nvidia.com-pgpu.yaml'), 'cdiVersion: "0.5.0"\nkind: nvidia.com/pgpu\n');
+    writeFileSync(path.join(dir, 'nvidia.com-pgpu_gpucc.yaml'), 'cdiVersion: "0.5.0"\nkind: nvidia.com/pgpu\n');
     const result = await write(sysfs, opts());
     expect(result.report!.results).toMatchObject([
       { fileName: 'nvidia.com-old.yaml', kind: 'nvidia.com/old', outcome: 'removed' },
     ]);
-    expect(list(root)).toEqual(['nvidia.com-pgpu.yaml']);
+    expect(list(root)).toEqual(['nvidia.com-pgpu_gpucc.yaml']);
   });
 
   it('writes to /etc/cdi when asked, and refuses to write through a symlink', async () => {
     const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     await write(sysfs, opts({ cdiDir: '/etc/cdi' }));
-    expect(list(root, 'etc/cdi')).toEqual(['nvidia.com-pgpu.yaml']);
+    expect(list(root, 'etc/cdi')).toEqual(['nvidia.com-pgpu_gpucc.yaml']);
     expect(list(root)).toEqual([]);
 
     mkdirSync(path.join(root, 'var/run/cdi'), { recursive: true });
-    symlinkSync('/etc/cdi/nvidia.com-pgpu.yaml', path.join(root, 'var/run/cdi/nvidia.com-pgpu.yaml'));
+    symlinkSync('/etc/cdi/nvidia.com-pgpu_gpucc.yaml', path.join(root, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml'));
     const result = await write(sysfs, opts());
     expect(result.report!.results[0]).toMatchObject({
       outcome: 'refused',
@@ -169,7 +175,7 @@ describe('kata-manager write', () => {
     const result = await write(s, opts({ dryRun: true }));
     expect(result.report).toBeUndefined();
     expect(result.plan.actions).toMatchObject([
-      { action: 'write', fileName: 'nvidia.com-pgpu.yaml', why: 'new', devices: 1 },
+      { action: 'write', fileName: 'nvidia.com-pgpu_gpucc.yaml', why: 'new', devices: 1 },
     ]);
     expect(s.recorder.writes).toBe(0);
     expect(list(root)).toEqual([]);
@@ -187,13 +193,13 @@ describe('kata-manager write', () => {
     expect(list(root)).toEqual([]);
     writeFileSync(path.join(root, 'dev/vfio/11'), ''); // udev catches up
     await write(sysfs, opts());
-    expect(namesIn(read(root, 'nvidia.com-pgpu.yaml'))).toEqual(['11']);
+    expect(namesIn(read(root, 'nvidia.com-pgpu_gpucc.yaml'))).toEqual(['11']);
   });
 
   it('the writer refuses an invalid spec with ERR_GPUCC_CDI_SPEC_INVALID and leaves the file as it was', async () => {
     const { root, sysfs } = await boundNode('h100-pcie-1', { nvswitches: true, iommufd: false });
     await write(sysfs, opts());
-    const good = read(root, 'nvidia.com-pgpu.yaml');
+    const good = read(root, 'nvidia.com-pgpu_gpucc.yaml');
     const s = sysfs.withRecorder();
     const bad = [
       good.replace('name: "11"', 'name: 11'), // a number, not a string
@@ -202,13 +208,13 @@ describe('kata-manager write', () => {
       good.replace('cdiVersion: "0.5.0"', 'cdiVersion: "0.4.0"'), // below the digit-name minimum
     ];
     for (const text of bad) {
-      await expect(writeSpecFile(s, 'var/run/cdi/nvidia.com-pgpu.yaml', text)).rejects.toMatchObject({
+      await expect(writeSpecFile(s, 'var/run/cdi/nvidia.com-pgpu_gpucc.yaml', text)).rejects.toMatchObject({
         code: 'ERR_GPUCC_CDI_SPEC_INVALID',
       });
     }
     expect(s.recorder.writes).toBe(0);
-    expect(read(root, 'nvidia.com-pgpu.yaml')).toBe(good);
-    expect(readdirSync(path.join(root, 'var/run/cdi'))).toEqual(['nvidia.com-pgpu.yaml']); // no temp file left
+    expect(read(root, 'nvidia.com-pgpu_gpucc.yaml')).toBe(good);
+    expect(readdirSync(path.join(root, 'var/run/cdi'))).toEqual(['nvidia.com-pgpu_gpucc.yaml']); // no temp file left
   });
 
   it('an alias that breaks the CDI class rules reaches no file', async () => {

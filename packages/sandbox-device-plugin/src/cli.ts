@@ -17,7 +17,7 @@ import {
   stderrLogger,
 } from '@gpucc/daemon';
 import type { PciIdsSource } from '@gpucc/hal';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
 import type { PluginSettings } from './settings.js';
@@ -26,13 +26,15 @@ export const BINARY = 'sandbox-device-plugin';
 export const VERSION = '0.1.0';
 
 function deviceOptions(command: Command): Command {
-  return addPciIdsOption(addAliasOptions(command)).addOption(
-    mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'),
-  );
+  // NVSwitches by default: a multi-GPU CC pod on HGX needs its switches too (kata-containers#13179).
+  // `--no-nvswitches` is GPUCC_NVSWITCHES=false; it has no variable of its own, so one variable decides.
+  return addPciIdsOption(addAliasOptions(command))
+    .addOption(mirroredFlag('--nvswitches', 'advertise VFIO-bound NVSwitches (as nvidia.com/nvswitch; the default)'))
+    .addOption(new Option('--no-nvswitches', 'advertise GPUs only (GPUCC_NVSWITCHES=false)'));
 }
 
 const deviceSchema = {
-  nvswitches: z.boolean().default(false),
+  nvswitches: z.boolean().default(true),
   ...aliasSchema,
 };
 

@@ -109,7 +109,7 @@ export function buildInventory(input: InventoryInput): Inventory {
     const type = targetType(device, input.nvswitches);
     if (type === undefined) {
       if (isNvSwitchFunction(device))
-        skipped.push(skip(device, 'nvswitch', 'NVSwitches are advertised with --nvswitches'));
+        skipped.push(skip(device, 'nvswitch', 'NVSwitches are left out (--no-nvswitches)'));
       continue;
     }
     const why = notAdvertisable(device, model);

@@ -88,6 +88,17 @@ describe('sandbox-device-plugin list', () => {
     ]);
   });
 
+  it('advertises NVSwitches by default; --no-nvswitches or GPUCC_NVSWITCHES=false advertises GPUs only', async () => {
+    const { root } = await boundNode('hgx-h100-8', { nvswitches: true });
+    const resources = async (args: string[], env: Record<string, string> = {}) =>
+      JSON.parse((await cli(['list', '--output', 'json', '--host-root', root, ...args], env)).out).resources.map(
+        (r: { resourceName: string }) => r.resourceName,
+      );
+    expect(await resources([])).toEqual(['nvidia.com/nvswitch', 'nvidia.com/pgpu']);
+    expect(await resources(['--no-nvswitches'])).toEqual(['nvidia.com/pgpu']);
+    expect(await resources([], { GPUCC_NVSWITCHES: 'false' })).toEqual(['nvidia.com/pgpu']);
+  });
+
   it('P_GPU_ALIAS="" names GPUs per model; an alias that is no valid resource name exits 2 with the reason', async () => {
     const { root } = await boundNode('h100-pcie-1');
     const json = JSON.parse((await cli(['list', '--output', 'json', '--host-root', root], { P_GPU_ALIAS: '' })).out);

@@ -35,7 +35,7 @@ describe('inventory: what the plugin advertises', () => {
     expect(inventory.devices).toEqual([]);
     const reasons = Object.fromEntries(inventory.skipped.map((s) => [s.address, s.reason]));
     expect(reasons['0000:13:00.0']).toBe('on nvidia, not a VFIO driver');
-    expect(reasons['0000:07:00.0']).toBe('NVSwitches are advertised with --nvswitches');
+    expect(reasons['0000:07:00.0']).toBe('NVSwitches are left out (--no-nvswitches)');
   });
 
   it('iommufd-h200-2: IDs are the N of /dev/vfio/devices/vfioN, and the cdev is the device node', async () => {

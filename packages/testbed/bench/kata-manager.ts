@@ -82,7 +82,7 @@ async function eventPath(
   gpus?: number,
 ) {
   const dir = path.join(root, 'var/run/cdi');
-  const file = path.join(dir, 'nvidia.com-pgpu.yaml');
+  const file = path.join(dir, 'nvidia.com-pgpu_gpucc.yaml');
   const names = () => (existsSync(file) ? readFileSync(file, 'utf8') : '');
   const daemon = await startDaemon(root);
   const appear: number[] = [];

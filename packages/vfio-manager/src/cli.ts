@@ -15,7 +15,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import * as z from 'zod';
 import type { ApplyOptions } from './apply.js';
 import { bind, exitCodeOf, type RunResult, release, status } from './commands.js';
@@ -28,7 +28,7 @@ export const BINARY = 'vfio-manager';
 const selectionSchema = {
   all: z.boolean().default(false),
   device: z.union([z.string(), z.array(z.string())]).optional(),
-  nvswitches: z.boolean().default(false),
+  nvswitches: z.boolean().default(true),
 };
 const applySchema = {
   loadModules: z.boolean().default(false),
@@ -43,11 +43,27 @@ const NO_LOAD_NO_WAIT = { loadModules: false, modprobe: 'modprobe', deviceNodeTi
 
 function selectionOptions(command: Command): Command {
   return command
-    .addOption(mirroredFlag('--all', 'every GPU of the node (and NVSwitch with --nvswitches)'))
+    .addOption(mirroredFlag('--all', 'every GPU of the node and its NVSwitches (unless --no-nvswitches)'))
     .addOption(
       mirroredOption('--device <bdf...>', 'these GPUs (dddd:bb:dd.f); comma or space separated in GPUCC_DEVICE'),
     )
-    .addOption(mirroredFlag('--nvswitches', 'also NVSwitches (full passthrough, no host Fabric Manager)'));
+    .addOption(nvswitchesFlag())
+    .addOption(noNvswitchesFlag());
+}
+
+/**
+ * NVSwitches are targets by default: a multi-GPU CC pod on HGX needs its switches passed through
+ * (kata-containers#13179; deploy/README.md). `--no-nvswitches` is GPUCC_NVSWITCHES=false; it has
+ * no variable of its own, so one variable decides.
+ */
+function nvswitchesFlag(): Option {
+  return mirroredFlag(
+    '--nvswitches',
+    'NVSwitches are targets too (the default; full passthrough, no host Fabric Manager)',
+  );
+}
+function noNvswitchesFlag(): Option {
+  return new Option('--no-nvswitches', 'leave NVSwitches alone (GPUCC_NVSWITCHES=false)');
 }
 
 /** What `bind` and `run` take: module loading, the unbind deadline, the device-node deadline. */
@@ -230,7 +246,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
   }).action(async (_o, command: Command) => {
     const o = readOptions(
       command,
-      z.object({ ...output, desired: z.enum(['vfio', 'none']), nvswitches: z.boolean().default(false) }),
+      z.object({ ...output, desired: z.enum(['vfio', 'none']), nvswitches: z.boolean().default(true) }),
     );
     const ctx = await context(command);
     const report = status(ctx.sysfs, o.desired, {
@@ -259,7 +275,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...applySchema,
           desired: z.enum(['vfio', 'none']),
-          nvswitches: z.boolean().default(false),
+          nvswitches: z.boolean().default(true),
           allowForeignGroupMembers: z.boolean().default(false),
           resyncInterval: z.coerce.number().int().positive(),
         }),
@@ -274,7 +290,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
 function statusCommandOptions(command: Command): Command {
   return command
     .addOption(mirroredOption('--desired <state>', 'vfio (bound) or none (released)', { default: 'vfio' }))
-    .addOption(mirroredFlag('--nvswitches', 'NVSwitches are targets too'));
+    .addOption(nvswitchesFlag())
+    .addOption(noNvswitchesFlag());
 }
 
 /** What discovery could not read: a device skipped (problem) or an attribute left unknown (warning). */

@@ -56,6 +56,21 @@ describe('vfio-manager binary', () => {
     expect(readWriteLog(root).length).toBe(writes);
   });
 
+  it('NVSwitches are targets by default (HGX CC pods need them); --no-nvswitches or GPUCC_NVSWITCHES=false leaves them', async () => {
+    const { root } = simNode('hgx-h100-8');
+    const switches = async (args: string[], env: Record<string, string> = {}) => {
+      const status = JSON.parse((await vfio(['status', '--output', 'json', '--host-root', root, ...args], env)).stdout);
+      // on the host driver: a target does not match the desired state yet, a left-out switch does
+      return status.devices.filter(
+        (d: { kind: string; matchesDesired: boolean }) => d.kind === 'nvswitch' && !d.matchesDesired,
+      ).length;
+    };
+    expect(await switches([])).toBe(4);
+    expect(await switches(['--no-nvswitches'])).toBe(0);
+    expect(await switches([], { GPUCC_NVSWITCHES: 'false' })).toBe(0);
+    expect(await switches(['--nvswitches'], { GPUCC_NVSWITCHES: 'false' })).toBe(4); // a flag wins
+  });
+
   it('plan prints the writes and why, and writes nothing', async () => {
     const { root } = simNode('workstation-mixed');
     const plan = await vfio(['plan', '--device', '0000:01:00.0', '--host-root', root]);

@@ -15,7 +15,15 @@ export {
   firmwareDevices,
   probeFirmware,
 } from './firmware.js';
-export { checkNfdTarget, NFD_FILE_HEADER, type NfdFeatures, nfdFeatures, renderNfdFile } from './nfd.js';
+export {
+  checkNfdTarget,
+  DOCTOR_PASSED_LABEL,
+  GPUCC_LABEL_PREFIX,
+  NFD_FILE_HEADER,
+  type NfdFeatures,
+  nfdFeatures,
+  renderNfdFile,
+} from './nfd.js';
 export { type DoctorObservation, observeDoctor } from './observe.js';
 export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
 
@@ -45,8 +53,12 @@ export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<Doct
     options.pciIdsFallback === undefined ? {} : { pciIdsFallback: options.pciIdsFallback },
   );
   if (options.tools) observation.firmware = await probeFirmware(observation.devices, options.mode, options.tools);
-  const features = nfdFeatures(observation);
-  const report = makeReport(options.mode, observation.tee, runChecks(observation, options.mode), features);
+  const checks = runChecks(observation, options.mode);
+  const features = nfdFeatures(
+    observation,
+    checks.every((c) => c.status !== 'fail'),
+  );
+  const report = makeReport(options.mode, observation.tee, checks, features);
   if (file === undefined) return report;
   await sysfs.writeFileAtomic(file, renderNfdFile(features));
   return { ...report, nfdFile: file };

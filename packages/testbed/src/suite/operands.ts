@@ -44,12 +44,12 @@ export function operandArgs(operand: Operand, ctx: OperandContext): string[] {
         '30000',
       ];
     case 'vfio-manager':
-      // NVSwitches too: `ppcie` switches them, and they must be on VFIO for that.
-      return [...common, '--nvswitches', '--resync-interval', '5000'];
+      // NVSwitches too, by default: `ppcie` switches them, and they must be on VFIO for that.
+      return [...common, '--resync-interval', '5000'];
     case 'kata-manager':
       return common;
     case 'sandbox-device-plugin':
-      return [...common, '--nvswitches', '--cdi-devices', '--resync-interval', '2000'];
+      return [...common, '--cdi-devices', '--resync-interval', '2000'];
   }
 }
 
