@@ -1,3 +1,4 @@
+export * from './cc/index.js';
 export * from './binding/index.js';
 export * from './devnodes/index.js';
 export * from './errors/index.js';

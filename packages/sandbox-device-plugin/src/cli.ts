@@ -21,23 +21,31 @@ import { Command } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
 import { checkSettings, type PluginSettings } from './settings.js';
+import { TOPOLOGY_POLICIES, type TopologyPolicy } from './topology.js';
 
 export const BINARY = 'sandbox-device-plugin';
 export const VERSION = '0.1.0';
 
 function deviceOptions(command: Command): Command {
-  return addPciIdsOption(addAliasOptions(command)).addOption(
-    mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'),
-  );
+  return addPciIdsOption(addAliasOptions(command))
+    .addOption(mirroredFlag('--nvswitches', 'also advertise NVSwitches (as nvidia.com/nvswitch)'))
+    .addOption(
+      mirroredOption(
+        '--cc-topology <policy>',
+        'enforce: refuse GPU sets a confidential VM cannot boot with in the node CC mode; warn: log and allocate',
+        { default: 'enforce' },
+      ),
+    );
 }
 
 const deviceSchema = {
   nvswitches: z.boolean().default(false),
+  ccTopology: z.enum(TOPOLOGY_POLICIES),
   ...aliasSchema,
 };
 
 function settingsOf(
-  o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string },
+  o: { nvswitches: boolean; ccTopology: TopologyPolicy; gpuAlias?: string; nvswitchAlias?: string },
   pciIds: PciIdsSource,
   cdiDevices = false,
 ) {
@@ -46,6 +54,7 @@ function settingsOf(
     aliases: aliasesOf(o),
     cdiDevices,
     pciIds,
+    ccTopology: o.ccTopology,
   };
   return checkSettings(settings);
 }

@@ -11,6 +11,7 @@ import {
   type VfioModel,
 } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
+import type { TopologyCheck } from './allocate.js';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
@@ -19,6 +20,7 @@ import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
 import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
+import { readNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 export interface PluginManagerOptions {
   sysfs: Sysfs;
@@ -77,6 +79,7 @@ export class PluginManager {
   private lastProblems = '';
   private lastSkipped = '';
   private lastModel: VfioModel | undefined;
+  private lastRule = '';
 
   constructor(private readonly options: PluginManagerOptions) {
     this.counters = options.counters ?? new PluginCounters();
@@ -105,6 +108,7 @@ export class PluginManager {
       },
     );
     await this.enqueue(() => this.scan('start'));
+    this.topologyRule(); // says the rule in force at start
     this.timer = setInterval(() => this.resync(), this.options.resyncMs);
     this.timer.unref();
   }
@@ -159,6 +163,36 @@ export class PluginManager {
   /** The advertised devices now, per resource. */
   devices(): DeviceState {
     return this.state;
+  }
+
+  /**
+   * The CC topology rule in force now: cc-manager's mode record is read at each allocation (a small
+   * file), so a mode applied between two allocations governs the second. A new rule is logged once.
+   */
+  topologyRule(): TopologyRule {
+    const cc = readNodeCc(this.options.sysfs);
+    const rule = topologyRule(cc, [...this.state.values()].flatMap((devices) => [...devices.values()]));
+    const said = `${rule.summary}\u0000${cc.problem ?? ''}`;
+    if (said !== this.lastRule) {
+      this.lastRule = said;
+      const { logger } = this.options;
+      if (cc.problem) logger.warn({ event: 'cc.mode.unreadable', problem: cc.problem }, cc.problem);
+      logger.info({ event: 'cc.rule', rule: rule.summary, state: rule.state, arch: rule.arch }, rule.summary);
+    }
+    return rule;
+  }
+
+  private topologyCheck(): TopologyCheck {
+    const { logger, settings } = this.options;
+    return {
+      rule: this.topologyRule(),
+      policy: settings.ccTopology,
+      warn: (error) =>
+        logger.warn(
+          { event: 'allocate.topology-warning', err: error },
+          `allocating anyway (--cc-topology warn): ${error.message}`,
+        ),
+    };
   }
 
   // ---- discovery --------------------------------------------------------------------------------
@@ -258,6 +292,7 @@ export class PluginManager {
       cdiDevices: settings.cdiDevices,
       counters: this.counters,
       stopGraceMs,
+      topology: () => this.topologyCheck(),
     });
     const plugin = new ResourcePlugin({
       server,

@@ -1,4 +1,5 @@
 import { GpuccError, type NameAliases, type PciIdsSource, resourceNamingFor } from '@gpucc/hal';
+import type { TopologyPolicy } from './topology.js';
 
 /** What decides which devices are advertised and how they are named; shared by `run` and `list`. */
 export interface PluginSettings {
@@ -10,6 +11,8 @@ export interface PluginSettings {
   cdiDevices: boolean;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`, `GPUCC_PCI_IDS`). */
   pciIds?: PciIdsSource;
+  /** `enforce`: refuse sets a confidential VM cannot boot with; `warn`: allocate them with a warning. */
+  ccTopology: TopologyPolicy;
 }
 
 /**

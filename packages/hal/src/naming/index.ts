@@ -29,3 +29,13 @@ export {
   type PciIdsSource,
   parseNvidiaPciIds,
 } from './pci-ids.js';
+export {
+  BLACKWELL_CHIPS,
+  type GpuArch,
+  type GpuChip,
+  type GpuClass,
+  gpuArchOf,
+  gpuChipOf,
+  HOPPER_CHIP,
+  NVSWITCH_GEN3_DEVICE_ID,
+} from './gpu-arch.js';
