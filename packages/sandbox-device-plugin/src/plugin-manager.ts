@@ -171,7 +171,10 @@ export class PluginManager {
    */
   topologyRule(): TopologyRule {
     const cc = readNodeCc(this.options.sysfs);
-    const rule = topologyRule(cc, [...this.state.values()].flatMap((devices) => [...devices.values()]));
+    const rule = topologyRule(
+      cc,
+      [...this.state.values()].flatMap((devices) => [...devices.values()]),
+    );
     const said = `${rule.summary}\u0000${cc.problem ?? ''}`;
     if (said !== this.lastRule) {
       this.lastRule = said;

@@ -1,8 +1,8 @@
 import {
   type CcModeState,
   type CcSwitching,
-  GpuccError,
   type GpuChip,
+  GpuccError,
   gpuChipOf,
   isGpuccError,
   readCcNodeState,
@@ -113,7 +113,9 @@ function summaryOf(
   totals: TopologyRule['totals'],
 ): string {
   if (state === 'unknown') return 'mode unknown (cc-manager has recorded none): any set, not checked';
-  if (sizes.gpus === 'any') return `mode ${state}${arch ? `, ${arch}` : ''}: any set (no CC on these GPUs)`;
+  const at = arch ? `, ${arch}` : '';
+  if (state === 'off') return `mode off${at}: any set (no CC)`;
+  if (sizes.gpus === 'any') return `mode ${state}${at}: any set (these GPUs have no CC mode)`;
   return `mode ${state}, ${arch}: ${allowedText(sizes.gpus, sizes.nvswitches, totals)}`;
 }
 
@@ -145,7 +147,11 @@ function uniqueChips(gpus: PluginDevice[]): GpuChip[] {
 }
 
 function archName(chips: GpuChip[]): string {
-  const names = [...new Set(chips.map((c) => (c.arch === 'blackwell' && c.class === 'pcie' ? `Blackwell (${c.chip})` : capital(c.arch))))];
+  const names = [
+    ...new Set(
+      chips.map((c) => (c.arch === 'blackwell' && c.class === 'pcie' ? `Blackwell (${c.chip})` : capital(c.arch))),
+    ),
+  ];
   return names.sort().join(' + ');
 }
 

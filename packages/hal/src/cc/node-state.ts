@@ -56,11 +56,15 @@ export function readCcNodeState(sysfs: Sysfs): CcNodeState | undefined {
       throw new Error('unexpected shape');
     return parsed as CcNodeState;
   } catch (error) {
-    throw new GpuccError('ERR_GPUCC_STATE_FILE_INVALID', `${sysfs.display(CC_NODE_STATE_FILE)} is not a valid cc-manager mode record`, {
-      hint: 'cc-manager rewrites it at its next reconcile; remove it if it was edited by hand',
-      cause: error,
-      details: { path: CC_NODE_STATE_FILE },
-    });
+    throw new GpuccError(
+      'ERR_GPUCC_STATE_FILE_INVALID',
+      `${sysfs.display(CC_NODE_STATE_FILE)} is not a valid cc-manager mode record`,
+      {
+        hint: 'cc-manager rewrites it at its next reconcile; remove it if it was edited by hand',
+        cause: error,
+        details: { path: CC_NODE_STATE_FILE },
+      },
+    );
   }
 }
 

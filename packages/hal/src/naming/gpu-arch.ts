@@ -40,7 +40,13 @@ export const BLACKWELL_CHIPS: readonly ChipRange[] = [
 ];
 
 /** The same file's Hopper range (gh100), checked only when no Blackwell range matched. */
-export const HOPPER_CHIP: ChipRange = { first: 0x22f0, last: 0x237f, chip: 'gh100', arch: 'hopper', class: 'datacenter' };
+export const HOPPER_CHIP: ChipRange = {
+  first: 0x22f0,
+  last: 0x237f,
+  chip: 'gh100',
+  arch: 'hopper',
+  class: 'datacenter',
+};
 
 /** NVSwitch gen3 (Hopper era, `10de:22a3`): the only switch that takes PPCIe. */
 export const NVSWITCH_GEN3_DEVICE_ID = 0x22a3;

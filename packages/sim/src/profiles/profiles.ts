@@ -304,7 +304,8 @@ export const PROFILES: readonly Profile[] = [
     description:
       'four RTX PRO 6000 Blackwell Server Edition (GB202, 10de:2bb5) PCIe cards, each with its audio function (10de:22e8) in its IOMMU group',
     defaultTee: 'sev-snp',
-    build: (o) => baseNode('rtx-pro-6000-4', o.tee ?? 'sev-snp', pcieCards(RTX_PRO_6000_BSE, 4, new GroupCounter(60)), o),
+    build: (o) =>
+      baseNode('rtx-pro-6000-4', o.tee ?? 'sev-snp', pcieCards(RTX_PRO_6000_BSE, 4, new GroupCounter(60)), o),
   },
   {
     name: 'workstation-mixed',
