@@ -57,8 +57,9 @@ describe('the kubelet restarts mid-scenario', () => {
       await suite.converged('ppcie', 'every GPU allocatable again after the second restart');
       const kubelet = await suite.kubelet();
       expect(kubelet.restarts).toBe(2);
-      const allocation = await suite.allocate('nvidia.com/pgpu', 2);
-      expect(allocation.deviceIds).toHaveLength(2);
+      // ppcie on Hopper: the whole node in one pod.
+      const allocation = await suite.allocate('nvidia.com/pgpu', 8);
+      expect(allocation.deviceIds).toHaveLength(8);
     },
     TIMEOUT,
   );
@@ -91,7 +92,7 @@ describe('a device node vanishes while its GPU is allocated', () => {
     async () => {
       const suite = await startSuite({ initialLabels: { [CC_MODE_LABEL]: 'on' } });
       await suite.converged('on', 'converged on on');
-      const allocation = await suite.allocate('nvidia.com/pgpu', 2);
+      const allocation = await suite.allocate('nvidia.com/pgpu', 1); // mode on, Hopper: 1 GPU per pod
       const id = allocation.deviceIds[0];
       const node = path.join(suite.root, 'dev/vfio', String(id));
       const away = path.join(suite.root, `dev/.vfio-${id}-gone`);

@@ -74,7 +74,7 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
 
   /**
    * The mode record the device plugin follows (hal's CC_NODE_STATE_FILE): the state as the labels say
-   * it, and while a switch runs the mode it goes to. Written after the labels, before the next step.
+   * it, and while a switch runs the mode it goes to.
    */
   async function record(state: ModeState | 'unknown', switchingTo?: CcMode): Promise<void> {
     const since = new Date().toISOString();
@@ -86,8 +86,9 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
   }
 
   async function writeState(node: KubeNode, state: ModeState): Promise<KubeNode> {
-    const after = await patch(node, stateLabels(state));
+    // The record first: it says what the devices are in now, even if the API server is away.
     await record(state);
+    const after = await patch(node, stateLabels(state));
     if (after !== node)
       logger.info({ event: 'cc.state', state, ready: stateLabels(state)[CC_READY_STATE_LABEL] }, `node state ${state}`);
     return after;
