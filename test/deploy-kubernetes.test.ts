@@ -105,6 +105,15 @@ describe.each(['base', 'overlays/sev-snp', 'overlays/tdx'])('kubernetes manifest
     expect(writable('vfio-manager', '/host/proc/driver/nvidia/gpus/0000:13:00.0/unbindLock')).toBe(true);
     expect(writable('vfio-manager', '/host/var/lib/gpucc/vfio-manager.json')).toBe(true);
     expect(writable('cc-manager', '/host/var/lib/gpucc/cc-manager.json')).toBe(true);
+    expect(writable('cc-manager', '/host/var/lib/gpucc/cc-mode.json')).toBe(true);
+  });
+
+  it('the device plugin reads the mode record of cc-manager (read-only), so it follows the CC topology rules', () => {
+    const mounts = daemonSet(objects, 'sandbox-device-plugin').spec.template.spec.containers[0].volumeMounts as Array<{
+      mountPath: string;
+      readOnly?: boolean;
+    }>;
+    expect(mounts).toContainEqual({ name: 'host-var-lib-gpucc', mountPath: '/host/var/lib/gpucc', readOnly: true });
   });
 
   it('RBAC: get/list/watch/patch nodes and create events, for cc-manager only, nothing else', () => {
