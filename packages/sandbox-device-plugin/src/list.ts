@@ -4,7 +4,7 @@ import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
-import { readNodeCc, type TopologyRule, topologyRule } from './topology.js';
+import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 /** What `list` shows: the resources and devices the plugin would advertise now, and what it would not. */
 export interface ListReport {
@@ -24,7 +24,7 @@ export function listReport(
   const inventory = scanInventory(sysfs, settings, pciIds);
   const state = nextDeviceState(new Map(), inventory);
   const cc = readNodeCc(sysfs);
-  const rule = topologyRule(cc, inventory.devices);
+  const rule = topologyRule(cc, inventory.devices, hiddenNvswitches(inventory.skipped));
   return {
     vfioModel: inventory.model,
     ccTopology: { ...rule, policy: settings.ccTopology, ...(cc.problem ? { problem: cc.problem } : {}) },

@@ -20,7 +20,7 @@ import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
 import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
-import { readNodeCc, type TopologyRule, topologyRule } from './topology.js';
+import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 export interface PluginManagerOptions {
   sysfs: Sysfs;
@@ -80,6 +80,8 @@ export class PluginManager {
   private lastSkipped = '';
   private lastModel: VfioModel | undefined;
   private lastRule = '';
+  /** NVSwitches left out because --nvswitches is off (ppcie needs them in the pod). */
+  private hiddenNvswitches = 0;
 
   constructor(private readonly options: PluginManagerOptions) {
     this.counters = options.counters ?? new PluginCounters();
@@ -171,10 +173,8 @@ export class PluginManager {
    */
   topologyRule(): TopologyRule {
     const cc = readNodeCc(this.options.sysfs);
-    const rule = topologyRule(
-      cc,
-      [...this.state.values()].flatMap((devices) => [...devices.values()]),
-    );
+    const devices = [...this.state.values()].flatMap((byId) => [...byId.values()]);
+    const rule = topologyRule(cc, devices, this.hiddenNvswitches);
     const said = `${rule.summary}\u0000${cc.problem ?? ''}`;
     if (said !== this.lastRule) {
       this.lastRule = said;
@@ -265,6 +265,7 @@ export class PluginManager {
       logger.info({ event: 'vfio.model', model: inventory.model }, `VFIO device-node model: ${inventory.model}`);
     }
     // Said once per change, not at every resync: why a GPU is not advertised is the first thing asked.
+    this.hiddenNvswitches = hiddenNvswitches(inventory.skipped);
     const skipped = JSON.stringify(inventory.skipped);
     if (skipped !== this.lastSkipped) {
       this.lastSkipped = skipped;

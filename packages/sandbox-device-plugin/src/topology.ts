@@ -8,7 +8,7 @@ import {
   readCcNodeState,
   type Sysfs,
 } from '@gpucc/hal';
-import type { PluginDevice } from './inventory.js';
+import { NVSWITCHES_OPT_IN, type PluginDevice, type SkippedDevice } from './inventory.js';
 
 /**
  * Which GPU and NVSwitch sets a confidential VM can boot with, from the node's CC mode as cc-manager
@@ -62,8 +62,11 @@ export interface TopologyRule {
   switching?: CcSwitching;
 }
 
-/** The rule in force on a node with these devices (every resource) and this CC state. */
-export function topologyRule(cc: NodeCc, devices: Iterable<PluginDevice>): TopologyRule {
+/**
+ * The rule in force on a node with these devices (every resource) and this CC state.
+ * `hiddenNvswitches`: NVSwitches on the node that are not advertised (no `--nvswitches`).
+ */
+export function topologyRule(cc: NodeCc, devices: Iterable<PluginDevice>, hiddenNvswitches = 0): TopologyRule {
   const all = [...devices];
   const gpus = all.filter((d) => d.type === 'gpu');
   const totals = { gpus: gpus.length, nvswitches: all.length - gpus.length };
@@ -87,7 +90,18 @@ export function topologyRule(cc: NodeCc, devices: Iterable<PluginDevice>): Topol
     };
   }
   const sizes = setSizes(cc.state, chips);
-  return { ...base, ...sizes, summary: summaryOf(cc.state, arch, sizes, totals) };
+  const summary = summaryOf(cc.state, arch, sizes, totals);
+  // PPCIe passes the switches with the GPUs: a pod that cannot ask for them gets a VM that cannot boot.
+  const warning =
+    sizes.nvswitches === 'all' && hiddenNvswitches > 0
+      ? `; but ${hiddenNvswitches} NVSwitch(es) are not advertised: run the plugin with --nvswitches`
+      : '';
+  return { ...base, ...sizes, summary: `${summary}${warning}` };
+}
+
+/** NVSwitches the inventory left out only because `--nvswitches` is off. */
+export function hiddenNvswitches(skipped: readonly SkippedDevice[]): number {
+  return skipped.filter((s) => s.type === 'nvswitch' && s.reason === NVSWITCHES_OPT_IN).length;
 }
 
 function setSizes(state: NodeCc['state'], chips: GpuChip[]): { gpus: SetSize; nvswitches: SetSize } {
