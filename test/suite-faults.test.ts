@@ -13,6 +13,15 @@ import { describe, expect, it } from 'vitest';
 
 const TIMEOUT = 120_000;
 
+/** Waits until the supervisor has recorded the operand's `n`th SIGKILL exit (it sees exits at its next tick). */
+async function killSeen(suite: Awaited<ReturnType<typeof startSuite>>, operand: (typeof OPERANDS)[number], n: number) {
+  await suite.waitFor(
+    `${operand} exit recorded`,
+    () => suite.history(operand).exits.filter((e) => e.signal === 'SIGKILL').length >= n,
+    { quiet: true },
+  );
+}
+
 describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
   it.each(OPERANDS)(
     '%s: killed while the node is set up and again during a switch, everything converges',
@@ -24,6 +33,7 @@ describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
       await suite.waitFor(`${operand} running`, () => suite.isRunning(operand), { quiet: true });
       await sleep(Math.floor(random() * 1500));
       expect(suite.kill(operand)).toBe(true);
+      await killSeen(suite, operand, 1);
       await suite.converged('off', 'converged on off after the kill');
 
       // During the switch to on: vfio-manager and the plugin are paused for part of it, so the kill
@@ -32,6 +42,8 @@ describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
       await sleep(Math.floor(random() * 2500));
       await suite.waitFor(`${operand} running`, () => suite.isRunning(operand), { quiet: true });
       expect(suite.kill(operand)).toBe(true);
+      // The node may already be converged: without this wait the exit could still be unrecorded.
+      await killSeen(suite, operand, 2);
       await suite.converged('on', 'converged on on after the kill');
 
       const { starts, exits } = suite.history(operand);
