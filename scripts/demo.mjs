@@ -88,7 +88,8 @@ The suite keeps running on ${s.root} until Ctrl-C. From another shell:
   ${sim} label ${s.root}                                  # the node's labels
   ${sim} events ${s.root}                                 # the Events cc-manager posted
   ${sim} kubelet-status ${s.root}                         # what the kubelet was told
-  ${sim} kubelet-allocate ${s.root} nvidia.com/pgpu 2     # a pod asking for 2 GPUs
+  ${sim} kubelet-allocate ${s.root} nvidia.com/pgpu 1     # a pod asking for 1 GPU (the rule of the mode: sandbox-device-plugin list)
+  ${sim} kubelet-release ${s.root} nvidia.com/pgpu        # the pod ends: its devices go back
   ${sim} inspect ${s.root}                                # drivers, groups, device nodes
   curl -s ${s.metricsUrl('cc-manager')}/metrics            # cc-manager (also /healthz, /readyz)
   curl -s ${s.metricsUrl('vfio-manager')}/metrics          # vfio-manager

@@ -33,8 +33,10 @@ describe('the README demo (npm run demo)', () => {
     for (const step of [
       /ok .* vfio-manager binds/,
       /ok .*cc\.mode=on:/,
-      /ok .* 2 GPUs/,
+      /ok .* asking for 2 GPUs is refused/,
+      /ok .* asks for 1 GPU and gets it/,
       /ok .*cc\.mode=ppcie:/,
+      /ok .* the whole node, 8 GPUs and 4 NVSwitches/,
       /ok .*cc\.mode=off:/,
     ])
       expect(stdout).toMatch(step);
@@ -42,7 +44,12 @@ describe('the README demo (npm run demo)', () => {
     expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu_gpucc\.yaml/);
     expect(stdout).toMatch(/sandbox-device-plugin +registered nvidia\.com\/pgpu with the kubelet/);
     expect(stdout).toMatch(/cc-manager +8 GPU\(s\) and 4 NVSwitch\(es\) switched to ppcie/);
-    expect(stdout).toMatch(/devices \d+, \d+ → .*\/dev\/vfio\/vfio; CDI nvidia\.com\/pgpu=\d+ nvidia\.com\/pgpu=\d+/);
+    expect(stdout).toMatch(/nvidia\.com\/pgpu \d+ → .*\/dev\/vfio\/vfio; CDI nvidia\.com\/pgpu=\d+$/m);
+    // The refused pod's message, as the kubelet gives it, and the rule the plugin follows.
+    expect(stdout).toMatch(
+      /kubelet +pod refused: .*mode on on Hopper allows 1 GPU per pod; request 1, or label the node nvidia\.com\/cc\.mode=ppcie and request all 8 GPUs and 4 NVSwitches/,
+    );
+    expect(stdout).toMatch(/sandbox-device-plugin +mode on, Hopper: 1 GPU per pod/);
     // Paused around each of the three switches and started again by the DaemonSet controller.
     expect(stdout.match(/stopping sandbox-device-plugin: its label/g)).toHaveLength(3);
     const pids = startedPids(stdout);

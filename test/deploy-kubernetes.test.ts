@@ -272,6 +272,8 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
         '/dev Directory ro',
         '/var/lib/kubelet/device-plugins Directory rw',
         '/usr/share/misc Directory ro',
+        // cc-manager's mode record (cc-mode.json): the CC topology rule in force
+        '/var/lib/gpucc DirectoryOrCreate ro',
       ],
     };
     for (const operand of OPERANDS) {

@@ -13,6 +13,15 @@ import { describe, expect, it } from 'vitest';
 
 const TIMEOUT = 120_000;
 
+/** Waits until the supervisor has recorded the operand's `n`th SIGKILL exit (it sees exits at its next tick). */
+async function killSeen(suite: Awaited<ReturnType<typeof startSuite>>, operand: (typeof OPERANDS)[number], n: number) {
+  await suite.waitFor(
+    `${operand} exit recorded`,
+    () => suite.history(operand).exits.filter((e) => e.signal === 'SIGKILL').length >= n,
+    { quiet: true },
+  );
+}
+
 describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
   it.each(OPERANDS)(
     '%s: killed while the node is set up and again during a switch, everything converges',
@@ -24,6 +33,7 @@ describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
       await suite.waitFor(`${operand} running`, () => suite.isRunning(operand), { quiet: true });
       await sleep(Math.floor(random() * 1500));
       expect(suite.kill(operand)).toBe(true);
+      await killSeen(suite, operand, 1);
       await suite.converged('off', 'converged on off after the kill');
 
       // During the switch to on: vfio-manager and the plugin are paused for part of it, so the kill
@@ -32,6 +42,8 @@ describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
       await sleep(Math.floor(random() * 2500));
       await suite.waitFor(`${operand} running`, () => suite.isRunning(operand), { quiet: true });
       expect(suite.kill(operand)).toBe(true);
+      // The node may already be converged: without this wait the exit could still be unrecorded.
+      await killSeen(suite, operand, 2);
       await suite.converged('on', 'converged on on after the kill');
 
       const { starts, exits } = suite.history(operand);
@@ -57,8 +69,9 @@ describe('the kubelet restarts mid-scenario', () => {
       await suite.converged('ppcie', 'every GPU allocatable again after the second restart');
       const kubelet = await suite.kubelet();
       expect(kubelet.restarts).toBe(2);
-      const allocation = await suite.allocate('nvidia.com/pgpu', 2);
-      expect(allocation.deviceIds).toHaveLength(2);
+      // ppcie on Hopper: the whole node in one pod.
+      const allocation = await suite.allocate('nvidia.com/pgpu', 8);
+      expect(allocation.deviceIds).toHaveLength(8);
     },
     TIMEOUT,
   );
@@ -91,7 +104,7 @@ describe('a device node vanishes while its GPU is allocated', () => {
     async () => {
       const suite = await startSuite({ initialLabels: { [CC_MODE_LABEL]: 'on' } });
       await suite.converged('on', 'converged on on');
-      const allocation = await suite.allocate('nvidia.com/pgpu', 2);
+      const allocation = await suite.allocate('nvidia.com/pgpu', 1); // mode on, Hopper: 1 GPU per pod
       const id = allocation.deviceIds[0];
       const node = path.join(suite.root, 'dev/vfio', String(id));
       const away = path.join(suite.root, `dev/.vfio-${id}-gone`);

@@ -1,4 +1,4 @@
-import { GpuccError } from '@gpucc/hal';
+import { BLACKWELL_CHIPS, GpuccError, gpuArchOf, HOPPER_CHIP, NVSWITCH_GEN3_DEVICE_ID } from '@gpucc/hal';
 
 /**
  * Which devices can take which mode, from the PCI device ID alone (docs/facts/cc-mode.md#capability-by-device-id,
@@ -12,22 +12,12 @@ export interface IdRange {
   last: number;
 }
 
-// Blackwell ranges are checked first; the Hopper range only when none of them matched.
-export const BLACKWELL_RANGES: readonly IdRange[] = [
-  { first: 0x2900, last: 0x297f }, // gb100
-  { first: 0x2980, last: 0x29ff }, // gb102
-  { first: 0x3180, last: 0x31ff }, // gb110
-  { first: 0x3200, last: 0x327f }, // gb112
-  { first: 0x2b80, last: 0x2bff }, // gb202
-  { first: 0x2c00, last: 0x2c7f }, // gb203
-  { first: 0x2f00, last: 0x2f7f }, // gb205
-  { first: 0x2d00, last: 0x2d7f }, // gb206
-  { first: 0x2d80, last: 0x2dff }, // gb207
-];
-export const HOPPER_RANGE: IdRange = { first: 0x22f0, last: 0x237f }; // gh100
+// The chip table lives in the hal (one place for the device-plugin's topology rules too).
+export const BLACKWELL_RANGES: readonly IdRange[] = BLACKWELL_CHIPS.map(({ first, last }) => ({ first, last }));
+export const HOPPER_RANGE: IdRange = { first: HOPPER_CHIP.first, last: HOPPER_CHIP.last };
 
 /** NVSwitch gen3 (Hopper era): the only switch with PPCIe. LR10 (0x1af1, A100 era) has none. */
-export const NVSWITCH_GEN3 = 0x22a3;
+export const NVSWITCH_GEN3 = NVSWITCH_GEN3_DEVICE_ID;
 
 export interface CapabilityTable {
   /** GPUs that can query and set a CC mode. */
@@ -47,8 +37,8 @@ export const DEFAULT_CAPABILITY: CapabilityTable = {
 const inRanges = (id: number, ranges: readonly IdRange[]) => ranges.some((r) => id >= r.first && id <= r.last);
 
 export function archOf(deviceId: number): Arch {
-  if (inRanges(deviceId, BLACKWELL_RANGES)) return 'blackwell';
-  return inRanges(deviceId, [HOPPER_RANGE]) ? 'hopper' : 'older';
+  const arch = gpuArchOf(deviceId);
+  return arch === 'pre-hopper' ? 'older' : arch;
 }
 
 export function isCcCapable(kind: 'gpu' | 'nvswitch', deviceId: number, table: CapabilityTable): boolean {

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
 import type { KubeNode, LabelChanges, NodeClient, NodeEvent } from '@gpucc/daemon/kube';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { CC_MODES, type GpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { CC_MODES, type CcMode, type GpuccError, messageOf, type Sysfs, writeCcNodeState } from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
 import type { CcBackend } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
@@ -82,7 +82,22 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
     return (await client.patchLabels(changes)) ?? node;
   }
 
+  /**
+   * The mode record the device plugin follows (hal's CC_NODE_STATE_FILE): the state as the labels say
+   * it, and while a switch runs the mode it goes to.
+   */
+  async function record(state: ModeState | 'unknown', switchingTo?: CcMode): Promise<void> {
+    const since = new Date().toISOString();
+    await writeCcNodeState(sysfs, {
+      state,
+      since,
+      ...(switchingTo === undefined ? {} : { switching: { from: state, to: switchingTo, since } }),
+    });
+  }
+
   async function writeState(node: KubeNode, state: ModeState): Promise<KubeNode> {
+    // The record first: it says what the devices are in now, even if the API server is away.
+    await record(state);
     const after = await patch(node, stateLabels(state));
     if (after !== node)
       logger.info({ event: 'cc.state', state, ready: stateLabels(state)[CC_READY_STATE_LABEL] }, `node state ${state}`);
@@ -203,6 +218,9 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
       message: `switching ${what} to CC mode ${mode} (${CC_MODE_LABEL}=${node.labels[CC_MODE_LABEL] ?? `unset, default ${options.defaultMode}`}); the node was ${was}`,
     });
     await marker(false);
+    // The device plugin makes no allocation under a mode about to change.
+    const before = node.labels[CC_MODE_STATE_LABEL] === undefined ? 'unknown' : stateOf(node);
+    await record(before, mode);
     // No Kata runtime class may schedule onto GPUs that are resetting.
     node = await patch(node, { [CC_READY_STATE_LABEL]: READY_STATE_SWITCHING });
 
@@ -238,6 +256,7 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
       // Stopping before any device was touched: put the operands back, change nothing else.
       node = await restoreLeftovers(node);
       await patch(node, stateLabels(stateOf(node)));
+      await record(stateOf(node));
       return { ok: false, reason: 'stopped before the switch began; nothing was changed' };
     }
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { createNodeClient, loadKubeConfig } from '@gpucc/daemon/kube';
 import { abortableDelay } from '@gpucc/daemon/runtime';
-import { hostFs } from '@gpucc/hal';
+import { type CcNodeState, hostFs, readCcNodeState } from '@gpucc/hal';
 import {
   type ApiServer,
   injectFault,
@@ -181,6 +181,26 @@ describe('cc-manager run: labels, Events and operands a user sees', () => {
       { [STATE]: 'on', [READY]: 'true' },
     ]);
     expect(run.labels()).toMatchObject(operator); // untouched
+  });
+
+  it('keeps the mode record the device plugin follows: the state, and the mode being applied while devices reset', async () => {
+    const run = await startRun('hgx-h100-8', { labels: { [MODE]: 'off' } });
+    await run.settled('off');
+    expect(readCcNodeState(run.sysfs)).toMatchObject({ version: 1, state: 'off' });
+    expect(readCcNodeState(run.sysfs)?.switching).toBeUndefined();
+    const seen: Array<CcNodeState | undefined> = [];
+    const apply = run.backend.apply.bind(run.backend);
+    run.backend.apply = async (device, step) => {
+      seen.push(readCcNodeState(run.sysfs));
+      return apply(device, step);
+    };
+    setLabels(run.root, { [MODE]: 'on' });
+    await run.settled('on', 2);
+    expect(seen.length).toBe(8);
+    expect(seen[0]).toMatchObject({ state: 'off', switching: { from: 'off', to: 'on' } });
+    const after = readCcNodeState(run.sysfs);
+    expect(after).toMatchObject({ version: 1, state: 'on' });
+    expect(after?.switching).toBeUndefined();
   });
 
   it('hgx-h100-8: ppcie on the 8 GPUs and 4 NVSwitches, and back to off with PPCIe really off', async () => {

@@ -1,4 +1,5 @@
 export * from './binding/index.js';
+export * from './cc/index.js';
 export * from './devnodes/index.js';
 export * from './errors/index.js';
 export * from './fs/index.js';

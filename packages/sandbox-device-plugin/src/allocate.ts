@@ -9,9 +9,18 @@ import type {
   PreferredAllocationResponse,
 } from '@gpucc/hal/kubelet';
 import type { PluginDevice } from './inventory.js';
+import { type TopologyPolicy, type TopologyRule, topologyRefusal } from './topology.js';
 
 /** The gRPC status an allocation error is answered with. */
-export type RefusalStatus = 'NOT_FOUND' | 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION';
+export type RefusalStatus = 'NOT_FOUND' | 'INVALID_ARGUMENT' | 'FAILED_PRECONDITION' | 'UNAVAILABLE';
+
+/** The CC topology rule in force for one call (docs/facts/cc-topology.md#the-rules). */
+export interface TopologyCheck {
+  rule: TopologyRule;
+  policy: TopologyPolicy;
+  /** Told of each refusal that the `warn` policy lets through. */
+  warn: (error: GpuccError) => void;
+}
 
 export interface AllocationContext {
   resourceName: string;
@@ -19,6 +28,8 @@ export interface AllocationContext {
   devices: ReadonlyMap<string, PluginDevice>;
   /** Also name each device in `cdi_devices` (`nvidia.com/pgpu=12`), for CDI-enabled runtimes. */
   cdiDevices: boolean;
+  /** The CC topology rule, read at each call; absent = no check. */
+  topology?: TopologyCheck;
 }
 
 /** Device nodes are opened read-write; `m` lets the container create the node if it must. */
@@ -42,6 +53,7 @@ function containerResponse(ids: string[], context: AllocationContext): Container
   const wanted = [...new Set(ids)].sort(compareDeviceIds);
   if (wanted.length === 0) throw refusal(context, 'INVALID_ARGUMENT', 'a container request names no device');
   const devices = wanted.map((id) => servedHealthy(id, context));
+  checkTopology(context, devices[0]!.type, devices.length);
   const specs = new Map<string, DeviceSpec>();
   for (const device of devices) {
     for (const path of device.deviceNodes) {
@@ -55,6 +67,20 @@ function containerResponse(ids: string[], context: AllocationContext): Container
     annotations: {},
     cdi_devices: context.cdiDevices ? devices.map((d) => ({ name: `${d.cdiKind}=${d.id}` })) : [],
   };
+}
+
+/**
+ * Refuses a set a confidential VM cannot boot with under the node's CC mode, or allocates it with a
+ * warning under the `warn` policy. Checked per container request: the kubelet asks each resource
+ * separately, so "all GPUs and all NVSwitches" is checked as all of each.
+ */
+function checkTopology(context: AllocationContext, type: 'gpu' | 'nvswitch', count: number): void {
+  const check = context.topology;
+  if (check === undefined) return;
+  const refusal = topologyRefusal(check.rule, { name: context.resourceName, type, total: context.devices.size }, count);
+  if (refusal === undefined) return;
+  if (check.policy === 'warn') check.warn(refusal);
+  else throw refusal;
 }
 
 function servedHealthy(id: string, context: AllocationContext): PluginDevice {
@@ -123,6 +149,8 @@ function preferredFor(request: ContainerPreferredAllocationRequest, context: All
   if (size < must.length) {
     throw refusal(context, 'INVALID_ARGUMENT', `allocation size ${size} is below the ${must.length} must-include IDs`);
   }
+  const known = [...context.devices.values()][0];
+  if (known !== undefined) checkTopology(context, known.type, size);
   const mustSet = new Set(must);
   // Unknown or unhealthy available IDs are left out: they could only fail at Allocate.
   const candidates = [...new Set(request.available_deviceIDs)]

@@ -21,6 +21,7 @@ import { Command, Option } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
 import type { PluginSettings } from './settings.js';
+import { TOPOLOGY_POLICIES, type TopologyPolicy } from './topology.js';
 
 export const BINARY = 'sandbox-device-plugin';
 export const VERSION = '0.1.0';
@@ -30,21 +31,35 @@ function deviceOptions(command: Command): Command {
   // `--no-nvswitches` is GPUCC_NVSWITCHES=false; it has no variable of its own, so one variable decides.
   return addPciIdsOption(addAliasOptions(command))
     .addOption(mirroredFlag('--nvswitches', 'advertise VFIO-bound NVSwitches (as nvidia.com/nvswitch; the default)'))
-    .addOption(new Option('--no-nvswitches', 'advertise GPUs only (GPUCC_NVSWITCHES=false)'));
+    .addOption(new Option('--no-nvswitches', 'advertise GPUs only (GPUCC_NVSWITCHES=false)'))
+    .addOption(
+      mirroredOption(
+        '--cc-topology <policy>',
+        'enforce: refuse GPU sets a confidential VM cannot boot with in the node CC mode; warn: log and allocate',
+        { default: 'enforce' },
+      ),
+    );
 }
 
 const deviceSchema = {
   nvswitches: z.boolean().default(true),
+  ccTopology: z.enum(TOPOLOGY_POLICIES),
   ...aliasSchema,
 };
 
 function settingsOf(
-  o: { nvswitches: boolean; gpuAlias?: string; nvswitchAlias?: string },
+  o: { nvswitches: boolean; ccTopology: TopologyPolicy; gpuAlias?: string; nvswitchAlias?: string },
   pciIds: PciIdsSource,
   cdiDevices = false,
 ) {
   // aliasesOf refuses GPUs and NVSwitches under one name, the same way for kata-manager
-  const settings: PluginSettings = { nvswitches: o.nvswitches, aliases: aliasesOf(o), cdiDevices, pciIds };
+  const settings: PluginSettings = {
+    nvswitches: o.nvswitches,
+    aliases: aliasesOf(o),
+    cdiDevices,
+    pciIds,
+    ccTopology: o.ccTopology,
+  };
   return settings;
 }
 

@@ -99,6 +99,9 @@ export function scanInventory(sysfs: Sysfs, settings: InventorySettings, pciIds:
 
 const NVIDIA = 0x10de;
 
+/** Why an NVSwitch is not advertised when `--nvswitches` is off. */
+export const NVSWITCHES_OPT_IN = 'NVSwitches are left out (--no-nvswitches)';
+
 /** The devices to advertise, from discovered data. Pure apart from the `exists` probe. */
 export function buildInventory(input: InventoryInput): Inventory {
   const { topology, model } = input;
@@ -108,8 +111,7 @@ export function buildInventory(input: InventoryInput): Inventory {
   for (const device of topology.devices) {
     const type = targetType(device, input.nvswitches);
     if (type === undefined) {
-      if (isNvSwitchFunction(device))
-        skipped.push(skip(device, 'nvswitch', 'NVSwitches are left out (--no-nvswitches)'));
+      if (isNvSwitchFunction(device)) skipped.push(skip(device, 'nvswitch', NVSWITCHES_OPT_IN));
       continue;
     }
     const why = notAdvertisable(device, model);

@@ -4,10 +4,13 @@ import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
+import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 /** What `list` shows: the resources and devices the plugin would advertise now, and what it would not. */
 export interface ListReport {
   vfioModel: VfioModel;
+  /** The CC topology rule allocations follow now, and whether it is enforced or only warned about. */
+  ccTopology: TopologyRule & { policy: PluginSettings['ccTopology']; problem?: string };
   resources: Array<{ resourceName: string; socket: string; devices: PluginDevice[] }>;
   notAdvertised: SkippedDevice[];
   problems: ReturnType<GpuccError['toJSON']>[];
@@ -20,8 +23,11 @@ export function listReport(
 ): ListReport {
   const inventory = scanInventory(sysfs, settings, pciIds);
   const state = nextDeviceState(new Map(), inventory);
+  const cc = readNodeCc(sysfs);
+  const rule = topologyRule(cc, inventory.devices, hiddenNvswitches(inventory.skipped));
   return {
     vfioModel: inventory.model,
+    ccTopology: { ...rule, policy: settings.ccTopology, ...(cc.problem ? { problem: cc.problem } : {}) },
     resources: [...state].map(([resourceName, devices]) => ({
       resourceName,
       socket: socketNameFor(resourceName),
@@ -49,6 +55,9 @@ export function formatList(report: ListReport): string {
     }
   }
   lines.push(`VFIO model: ${report.vfioModel}`);
+  const cc = report.ccTopology;
+  lines.push(`CC topology: ${cc.summary}${cc.policy === 'warn' ? ' (warn only: --cc-topology warn)' : ''}`);
+  if (cc.problem) lines.push(`  ${cc.problem}`);
   if (rows.length === 0) lines.push('no GPU or NVSwitch on a VFIO driver: nothing to advertise');
   else lines.push(table(['RESOURCE', 'ID', 'HEALTH', 'NUMA', 'FUNCTIONS', 'DEVICE NODES'], rows).trimEnd());
   for (const resource of report.resources) {

@@ -11,6 +11,7 @@ import {
   type VfioModel,
 } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
+import type { TopologyCheck } from './allocate.js';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
@@ -19,6 +20,7 @@ import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
 import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
+import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 const KUBELET_RESTARTED = 'kubelet restarted';
 
@@ -79,6 +81,9 @@ export class PluginManager {
   private lastProblems = '';
   private lastSkipped = '';
   private lastModel: VfioModel | undefined;
+  private lastRule = '';
+  /** NVSwitches left out because --nvswitches is off (ppcie needs them in the pod). */
+  private hiddenNvswitches = 0;
 
   constructor(private readonly options: PluginManagerOptions) {
     this.counters = options.counters ?? new PluginCounters();
@@ -107,6 +112,7 @@ export class PluginManager {
       },
     );
     await this.enqueue(() => this.scan('start'));
+    this.topologyRule(); // says the rule in force at start
     this.timer = setInterval(() => this.resync(), this.options.resyncMs);
     this.timer.unref();
   }
@@ -161,6 +167,37 @@ export class PluginManager {
   /** The advertised devices now, per resource. */
   devices(): DeviceState {
     return this.state;
+  }
+
+  /**
+   * The CC topology rule in force now: cc-manager's mode record is read at each allocation (a small
+   * file), so a mode applied between two allocations governs the second. A new rule is logged once.
+   */
+  topologyRule(): TopologyRule {
+    const cc = readNodeCc(this.options.sysfs);
+    const devices = [...this.state.values()].flatMap((byId) => [...byId.values()]);
+    const rule = topologyRule(cc, devices, this.hiddenNvswitches);
+    const said = `${rule.summary}\u0000${cc.problem ?? ''}`;
+    if (said !== this.lastRule) {
+      this.lastRule = said;
+      const { logger } = this.options;
+      if (cc.problem) logger.warn({ event: 'cc.mode.unreadable', problem: cc.problem }, cc.problem);
+      logger.info({ event: 'cc.rule', rule: rule.summary, state: rule.state, arch: rule.arch }, rule.summary);
+    }
+    return rule;
+  }
+
+  private topologyCheck(): TopologyCheck {
+    const { logger, settings } = this.options;
+    return {
+      rule: this.topologyRule(),
+      policy: settings.ccTopology,
+      warn: (error) =>
+        logger.warn(
+          { event: 'allocate.topology-warning', err: error },
+          `allocating anyway (--cc-topology warn): ${error.message}`,
+        ),
+    };
   }
 
   // ---- discovery --------------------------------------------------------------------------------
@@ -230,6 +267,7 @@ export class PluginManager {
       logger.info({ event: 'vfio.model', model: inventory.model }, `VFIO device-node model: ${inventory.model}`);
     }
     // Said once per change, not at every resync: why a GPU is not advertised is the first thing asked.
+    this.hiddenNvswitches = hiddenNvswitches(inventory.skipped);
     const skipped = JSON.stringify(inventory.skipped);
     if (skipped !== this.lastSkipped) {
       this.lastSkipped = skipped;
@@ -260,6 +298,7 @@ export class PluginManager {
       cdiDevices: settings.cdiDevices,
       counters: this.counters,
       stopGraceMs,
+      topology: () => this.topologyCheck(),
     });
     const plugin = new ResourcePlugin({
       server,

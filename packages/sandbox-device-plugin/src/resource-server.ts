@@ -9,7 +9,13 @@ import {
   shutdownServer,
 } from '@gpucc/hal/kubelet';
 import * as grpc from '@grpc/grpc-js';
-import { type AllocationContext, allocate, preferredAllocation, type RefusalStatus } from './allocate.js';
+import {
+  type AllocationContext,
+  allocate,
+  preferredAllocation,
+  type RefusalStatus,
+  type TopologyCheck,
+} from './allocate.js';
 import type { PluginDevice } from './inventory.js';
 import type { PluginCounters } from './metrics.js';
 import { listAndWatchResponse } from './wire.js';
@@ -32,6 +38,8 @@ export interface ResourceServerOptions {
   counters: PluginCounters;
   /** How long calls in flight may take to finish when the server stops. */
   stopGraceMs: number;
+  /** The CC topology rule in force now, asked at each allocation; absent = no check. */
+  topology?: () => TopologyCheck | undefined;
 }
 
 type Stream = grpc.ServerWritableStream<Empty, ListAndWatchResponse>;
@@ -141,7 +149,13 @@ export class ResourceServer {
   }
 
   private context(): AllocationContext {
-    return { resourceName: this.resourceName, devices: this.devices, cdiDevices: this.options.cdiDevices };
+    const topology = this.options.topology?.();
+    return {
+      resourceName: this.resourceName,
+      devices: this.devices,
+      cdiDevices: this.options.cdiDevices,
+      ...(topology === undefined ? {} : { topology }),
+    };
   }
 
   private handlers(): grpc.UntypedServiceImplementation {

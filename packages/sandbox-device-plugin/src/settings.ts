@@ -1,4 +1,5 @@
 import type { NameAliases, PciIdsSource } from '@gpucc/hal';
+import type { TopologyPolicy } from './topology.js';
 
 /** What decides which devices are advertised and how they are named; shared by `run` and `list`. */
 export interface PluginSettings {
@@ -10,6 +11,8 @@ export interface PluginSettings {
   cdiDevices: boolean;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`, `GPUCC_PCI_IDS`). */
   pciIds?: PciIdsSource;
+  /** `enforce`: refuse sets a confidential VM cannot boot with; `warn`: allocate them with a warning. */
+  ccTopology: TopologyPolicy;
 }
 
 /** pci.ids (1.3 MB on a real host) is needed only for per-model names (an alias set to ""). */

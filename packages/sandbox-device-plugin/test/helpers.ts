@@ -21,7 +21,12 @@ export async function startKubelet(root: string, options: Omit<FakeKubeletOption
   return kubelet;
 }
 
-export const DEFAULT_SETTINGS: PluginSettings = { nvswitches: false, aliases: {}, cdiDevices: false };
+export const DEFAULT_SETTINGS: PluginSettings = {
+  nvswitches: false,
+  aliases: {},
+  cdiDevices: false,
+  ccTopology: 'enforce',
+};
 
 /** The plugin in-process, with fast retries; stopped (gracefully) after the test. */
 export async function startPlugin(

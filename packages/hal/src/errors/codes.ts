@@ -55,6 +55,10 @@ export const ERROR_CODES = {
   ERR_GPUCC_UNKNOWN_DEVICE_ID: 'An allocation request named a device ID that the device plugin does not serve.',
   ERR_GPUCC_INVALID_ALLOCATION_REQUEST:
     'An allocation request cannot be met: no IDs, an unhealthy device, or a size below its must-include IDs.',
+  ERR_GPUCC_CC_TOPOLOGY_REFUSED:
+    'An allocation asks for a set of GPUs or NVSwitches that a confidential VM cannot boot with in the node’s CC mode.',
+  ERR_GPUCC_CC_MODE_UNSETTLED:
+    'No allocation is made while cc-manager is switching the node’s CC mode or its last switch failed.',
   ERR_GPUCC_SIM_KUBELET_UNREACHABLE: 'No fake kubelet answers on the simulated node’s control socket.',
   ERR_GPUCC_SIM_KUBELET_REFUSED: 'The fake kubelet refused a request as the kubelet would.',
   ERR_GPUCC_CDI_SPEC_INVALID:

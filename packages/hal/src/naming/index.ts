@@ -18,6 +18,16 @@ export {
 } from './contract.js';
 export { groupIntoUnits, isVfioFunction, unitNaming, type VfioDeviceUnit, vfioDeviceUnit } from './device-unit.js';
 export {
+  BLACKWELL_CHIPS,
+  type GpuArch,
+  type GpuChip,
+  type GpuClass,
+  gpuArchOf,
+  gpuChipOf,
+  HOPPER_CHIP,
+  NVSWITCH_GEN3_DEVICE_ID,
+} from './gpu-arch.js';
+export {
   checkPciIdsFile,
   findPciIds,
   loadPciIds,

@@ -72,6 +72,25 @@ export function registerKubeletCommands(cli: Command, out: (text: string) => voi
     });
 
   cli
+    .command('kubelet-release')
+    .description(
+      "give back RESOURCE's allocated devices (all, or the allocation holding ID...), as when a pod is deleted",
+    )
+    .argument('<dir>')
+    .argument('<resource>', 'e.g. nvidia.com/pgpu')
+    .argument('[ids...]', 'device IDs of the allocation to release')
+    .action(async (dir: string, resource: string, ids: string[]) => {
+      const { controlRequest } = await import('./control.js');
+      const released = (await controlRequest(dir, 'POST', '/release', {
+        resource,
+        ...(ids.length ? { ids } : {}),
+      })) as KubeletAllocation[];
+      out(
+        `released ${released.length} allocation(s): ${released.map((a) => a.deviceIds.join(',')).join(' ') || 'none'}\n`,
+      );
+    });
+
+  cli
     .command('kubelet-restart')
     .description('restart the fake kubelet of DIR: close streams, delete the sockets, listen again')
     .argument('<dir>')

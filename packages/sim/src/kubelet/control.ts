@@ -47,9 +47,15 @@ export async function serveControl(kubelet: FakeKubelet): Promise<{ close(): Pro
 }
 
 async function handle(kubelet: FakeKubelet, method: string, url: string, text: string): Promise<unknown> {
-  const body = (text ? JSON.parse(text) : {}) as { resource?: string; count?: number; delayMs?: number };
+  const body = (text ? JSON.parse(text) : {}) as {
+    resource?: string;
+    count?: number;
+    delayMs?: number;
+    ids?: string[];
+  };
   if (method === 'GET' && url === '/status') return kubelet.state();
   if (method === 'POST' && url === '/allocate') return kubelet.allocate(String(body.resource), Number(body.count));
+  if (method === 'POST' && url === '/release') return kubelet.release(String(body.resource), body.ids);
   if (method === 'POST' && url === '/restart') {
     await kubelet.restart({ delayMs: Number(body.delayMs ?? 0) });
     return kubelet.state();

@@ -312,6 +312,23 @@ export class FakeKubelet {
     return allocation;
   }
 
+  /**
+   * Gives back the devices of a resource, as the kubelet does when their pod is deleted: all of the
+   * resource's allocations, or only the one holding `deviceIds`. Returns the allocations released.
+   */
+  release(resourceName: string, deviceIds?: readonly string[]): KubeletAllocation[] {
+    const wanted = deviceIds === undefined ? undefined : new Set(deviceIds);
+    const released = this.allocations.filter(
+      (a) => a.resourceName === resourceName && (wanted === undefined || a.deviceIds.some((id) => wanted.has(id))),
+    );
+    if (released.length === 0) return [];
+    this.allocations = this.allocations.filter((a) => !released.includes(a));
+    this.writeCheckpoint();
+    this.say(`released ${resourceName} ${released.flatMap((a) => a.deviceIds).join(',')}`);
+    this.changed();
+    return released;
+  }
+
   // ---- Registration --------------------------------------------------------------------------------
 
   private async listen(): Promise<void> {

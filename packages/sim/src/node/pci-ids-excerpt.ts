@@ -18,6 +18,7 @@ export const PCI_IDS_EXCERPT = `#
 	1eb1  TU104GL [Quadro RTX 4000]
 	20b5  GA100 [A100 PCIe 80GB]
 	22a3  GH100 [H100 NVSwitch]
+	22e8  GB202 High Definition Audio Controller
 	2330  GH100 [H100 SXM5 80GB]
 		10de 16c1  H100 SXM5 80GB
 	2331  GH100 [H100 PCIe]
@@ -26,6 +27,7 @@ export const PCI_IDS_EXCERPT = `#
 	2342  GH100 [GH200 120GB / 480GB]
 	2901  GB100 [B200]
 	2941  GB100 [GB200]
+	2bb5  GB202GL [RTX PRO 6000 Blackwell Server Edition]
 15b3  Mellanox Technologies
 	1021  MT2910 Family [ConnectX-7]
 `;

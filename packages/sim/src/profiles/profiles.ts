@@ -96,6 +96,10 @@ const H100_PCIE: GpuModel = { device: 0x2331, subsystemDevice: 0x1626, ccName: '
 const H200_SXM: GpuModel = { device: 0x2335, subsystemDevice: 0x18be, ccName: 'H200' };
 const B200_SXM: GpuModel = { device: 0x2901, subsystemDevice: 0x1999, ccName: 'B200' };
 const GH200: GpuModel = { device: 0x2342, subsystemDevice: 0x16eb, ccName: 'GH200' };
+// lspci names 10de:2bb5 `GB202GL [RTX PRO 6000 Blackwell Server Edition]`, a 3D controller (0302).
+const RTX_PRO_6000_BSE: GpuModel = { device: 0x2bb5, subsystemDevice: 0x204e, ccName: 'RTX PRO 6000 BSE' };
+/** GB202's HD audio function (10de:22e8), function 1 of the card, in the GPU's IOMMU group. */
+const GB202_AUDIO = 0x22e8;
 
 function gpu(
   address: string,
@@ -178,6 +182,36 @@ function hgx(model: GpuModel, nvswitches: number, groups: GroupCounter | undefin
         bar0: 0x2c000000000 + s * 0x2000000,
       });
     }
+  }
+  return devices;
+}
+
+/** PCIe cards, one per root port, each GPU with its audio function in one IOMMU group (no NVLink). */
+function pcieCards(model: GpuModel, count: number, groups: GroupCounter): DeviceSpec[] {
+  const devices: DeviceSpec[] = [];
+  for (let i = 0; i < count; i++) {
+    const numa = i < count / 2 ? 0 : 1;
+    const bus = 0x20 + i * 0x20;
+    const port = bdf(0, bus, 1, 1);
+    const root = `pci0000:${bus.toString(16).padStart(2, '0')}`;
+    const group = groups.take();
+    devices.push(bridge(port, root, groups.take(), numa, 0x14ab));
+    const card = gpu(bdf(0, bus + 1, 0, 0), model, `${root}/${port}`, group, numa, i);
+    const audio: DeviceSpec = {
+      address: bdf(0, bus + 1, 0, 1),
+      vendor: NVIDIA,
+      device: GB202_AUDIO,
+      class: 0x040300,
+      subsystemVendor: NVIDIA,
+      subsystemDevice: model.subsystemDevice,
+      revision: 0xa1,
+      numaNode: numa,
+      parent: `${root}/${port}`,
+      iommuGroup: group,
+      driver: 'snd_hda_intel',
+      resetMethods: ['flr', 'bus'],
+    };
+    devices.push({ ...card, consumers: [audio.address] }, audio);
   }
   return devices;
 }
@@ -266,6 +300,14 @@ export const PROFILES: readonly Profile[] = [
     description: 'HGX B200: 8 B200 (10de:2901, subsystem 10de:1999); NVSwitches are not PCI functions in CC',
     defaultTee: 'tdx',
     build: (o) => baseNode('hgx-b200-8', o.tee ?? 'tdx', hgx(B200_SXM, 0, new GroupCounter(20)), o),
+  },
+  {
+    name: 'rtx-pro-6000-4',
+    description:
+      'four RTX PRO 6000 Blackwell Server Edition (GB202, 10de:2bb5) PCIe cards, each with its audio function (10de:22e8) in its IOMMU group',
+    defaultTee: 'sev-snp',
+    build: (o) =>
+      baseNode('rtx-pro-6000-4', o.tee ?? 'sev-snp', pcieCards(RTX_PRO_6000_BSE, 4, new GroupCounter(60)), o),
   },
   {
     name: 'workstation-mixed',

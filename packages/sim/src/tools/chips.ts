@@ -1,3 +1,4 @@
+import { gpuArchOf, NVSWITCH_GEN3_DEVICE_ID } from '@gpucc/hal';
 import { NVIDIA } from '../node/spec.js';
 
 /**
@@ -7,31 +8,10 @@ import { NVIDIA } from '../node/spec.js';
  */
 
 export type NvidiaKind = 'gpu' | 'nvswitch' | 'other';
-export type GpuArch = 'blackwell' | 'hopper' | 'pre-hopper';
-
-interface ChipRange {
-  first: number;
-  last: number;
-  chip: string;
-  arch: GpuArch;
-}
-
-// Blackwell ranges are checked first; the Hopper range only when none of them matched.
-const BLACKWELL: readonly ChipRange[] = [
-  { first: 0x2900, last: 0x297f, chip: 'gb100', arch: 'blackwell' },
-  { first: 0x2980, last: 0x29ff, chip: 'gb102', arch: 'blackwell' },
-  { first: 0x3180, last: 0x31ff, chip: 'gb110', arch: 'blackwell' },
-  { first: 0x3200, last: 0x327f, chip: 'gb112', arch: 'blackwell' },
-  { first: 0x2b80, last: 0x2bff, chip: 'gb202', arch: 'blackwell' },
-  { first: 0x2c00, last: 0x2c7f, chip: 'gb203', arch: 'blackwell' },
-  { first: 0x2f00, last: 0x2f7f, chip: 'gb205', arch: 'blackwell' },
-  { first: 0x2d00, last: 0x2d7f, chip: 'gb206', arch: 'blackwell' },
-  { first: 0x2d80, last: 0x2dff, chip: 'gb207', arch: 'blackwell' },
-];
-const HOPPER: ChipRange = { first: 0x22f0, last: 0x237f, chip: 'gh100', arch: 'hopper' };
+export type { GpuArch } from '@gpucc/hal';
 
 /** NVSwitch gen3 (Hopper era): the only switch with PPCIe. */
-export const NVSWITCH_GEN3 = 0x22a3;
+export const NVSWITCH_GEN3 = NVSWITCH_GEN3_DEVICE_ID;
 // The real tool maps switches by PMC_BOOT_0; by PCI ID that is gen3 = 0x22a3, LR10 = 0x1af1.
 const NVSWITCH_NAMES: Readonly<Record<number, string>> = { [NVSWITCH_GEN3]: 'NVSwitch_gen3', 6897: 'LR10' };
 
@@ -42,11 +22,8 @@ export function nvidiaKind(vendor: number, classCode: number): NvidiaKind {
   return 'other';
 }
 
-export function gpuArch(deviceId: number): GpuArch {
-  const range = BLACKWELL.find((r) => deviceId >= r.first && deviceId <= r.last);
-  if (range) return range.arch;
-  return deviceId >= HOPPER.first && deviceId <= HOPPER.last ? 'hopper' : 'pre-hopper';
-}
+/** The architecture by device ID: hal's chip table, the one gpu-admin-tools uses. */
+export const gpuArch = gpuArchOf;
 
 /** CC query and set: Hopper or newer GPUs. */
 export function isCcCapable(kind: NvidiaKind, deviceId: number): boolean {

@@ -1,13 +1,15 @@
 import { CC_MODE_LABEL } from '@gpucc/cc-manager';
-import { messageOf } from '@gpucc/hal';
+import { isGpuccError, messageOf } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
+import type { KubeletAllocation } from '@gpucc/sim';
 import type { Suite } from './suite.js';
 
 /**
  * The scenario an operator lives through on a CC GPU node, walked by the four operands as processes:
  * vfio-manager binds the GPUs and NVSwitches, kata-manager writes their CDI specs, the device plugin
  * advertises them; `nvidia.com/cc.mode=on` makes cc-manager pause the operands, switch and restore;
- * a pod gets two GPUs; then `ppcie` (GPUs and NVSwitches) and back to `off`. Every step is checked
+ * a pod asking for two GPUs is refused (mode on on Hopper allows one per pod) and a pod asking for one
+ * gets it; then `ppcie`, where one pod takes every GPU and NVSwitch, and back to `off`. Every step is checked
  * against the node itself (drivers, CC registers, spec files, the kubelet), never the operands' word.
  *
  * The GPUs are bound before the first switch: gpu-admin-tools cannot change a mode while the nvidia
@@ -51,22 +53,25 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
     },
   },
   {
-    title: 'a pod asks for 2 GPUs: the kubelet allocates through the device plugin',
+    title: 'mode on, Hopper: a pod asking for 2 GPUs is refused at admission with the rule and the fix',
     run: async (suite) => {
-      const allocation = await suite.allocate('nvidia.com/pgpu', 2);
-      const snapshot = await suite.snapshot();
-      const spec = Object.values(snapshot.specs).find((s) => s.kind === 'nvidia.com/pgpu');
-      const nodes = allocation.response.devices.map((d) => d.host_path).sort();
-      for (const id of allocation.deviceIds) {
-        const specNodes = spec?.devices[id];
-        if (!specNodes) throw new Error(`device ${id} has no CDI device in ${DEFAULT_CDI_DIR}`);
-        for (const node of specNodes)
-          if (!nodes.includes(node)) throw new Error(`Allocate did not hand over ${node} of device ${id}`);
+      const message = await refusal(suite.allocate('nvidia.com/pgpu', 2));
+      if (!message.includes('ERR_GPUCC_CC_TOPOLOGY_REFUSED') || !message.includes('allows 1 GPU per pod')) {
+        throw new Error(`refused, but not for the CC topology: ${message}`);
       }
-      const cdi = allocation.response.cdi_devices.map((d) => d.name);
-      const wanted = allocation.deviceIds.map((id) => `nvidia.com/pgpu=${id}`);
-      if (cdi.join() !== wanted.join()) throw new Error(`cdi_devices ${cdi.join()} ≠ ${wanted.join()}`);
-      return `devices ${allocation.deviceIds.join(', ')} → ${nodes.join(' ')}; CDI ${cdi.join(' ')}`;
+      suite.note('kubelet', `pod refused: ${message}`);
+      const kubelet = await suite.kubelet();
+      if (kubelet.allocations.length > 0) throw new Error('the refused pod holds devices');
+      return 'refused; nothing allocated';
+    },
+  },
+  {
+    title: 'mode on, Hopper: a pod asks for 1 GPU and gets it through the device plugin',
+    run: async (suite) => {
+      const allocation = await suite.allocate('nvidia.com/pgpu', 1);
+      const detail = await checkHandedOver(suite, allocation, 'nvidia.com/pgpu');
+      await suite.release('nvidia.com/pgpu'); // the pod ends before the node changes mode
+      return detail;
     },
   },
   {
@@ -79,6 +84,20 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
     },
   },
   {
+    title: 'mode ppcie, Hopper: one pod takes the whole node, 8 GPUs and 4 NVSwitches',
+    run: async (suite) => {
+      const gpus = await suite.allocate('nvidia.com/pgpu', 8);
+      const switches = await suite.allocate('nvidia.com/nvswitch', 4);
+      const detail = [
+        await checkHandedOver(suite, gpus, 'nvidia.com/pgpu'),
+        await checkHandedOver(suite, switches, 'nvidia.com/nvswitch'),
+      ];
+      await suite.release('nvidia.com/pgpu');
+      await suite.release('nvidia.com/nvswitch');
+      return detail.join('; ');
+    },
+  },
+  {
     title: `label ${CC_MODE_LABEL}=off: back to no CC (PPCIe turned off first)`,
     run: async (suite) => {
       suite.label({ [CC_MODE_LABEL]: 'off' });
@@ -88,6 +107,34 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
     },
   },
 ];
+
+/** The message of an allocation the kubelet refused; throws when it was not refused. */
+async function refusal(allocation: Promise<KubeletAllocation>): Promise<string> {
+  try {
+    const got = await allocation;
+    throw new Error(`allocated ${got.deviceIds.join(', ')} where the rule refuses the set`);
+  } catch (error) {
+    if (isGpuccError(error) && error.code === 'ERR_GPUCC_SIM_KUBELET_REFUSED') return error.message;
+    throw error;
+  }
+}
+
+/** Checks that Allocate handed over every device node of the devices' CDI entries, and their CDI names. */
+async function checkHandedOver(suite: Suite, allocation: KubeletAllocation, kind: string): Promise<string> {
+  const snapshot = await suite.snapshot();
+  const spec = Object.values(snapshot.specs).find((s) => s.kind === kind);
+  const nodes = allocation.response.devices.map((d) => d.host_path).sort();
+  for (const id of allocation.deviceIds) {
+    const specNodes = spec?.devices[id];
+    if (!specNodes) throw new Error(`device ${id} has no CDI device in ${DEFAULT_CDI_DIR}`);
+    for (const node of specNodes)
+      if (!nodes.includes(node)) throw new Error(`Allocate did not hand over ${node} of device ${id}`);
+  }
+  const cdi = allocation.response.cdi_devices.map((d) => d.name);
+  const wanted = allocation.deviceIds.map((id) => `${kind}=${id}`);
+  if (cdi.join() !== wanted.join()) throw new Error(`cdi_devices ${cdi.join()} ≠ ${wanted.join()}`);
+  return `${kind} ${allocation.deviceIds.join(', ')} → ${nodes.join(' ')}; CDI ${cdi.join(' ')}`;
+}
 
 /** Runs the steps in order, stopping at the first failure (later steps depend on it). */
 export async function runScenario(suite: Suite, steps = SCENARIO): Promise<ScenarioResult> {

@@ -221,6 +221,11 @@ export class Suite {
     return controlRequest(this.root, 'POST', '/allocate', { resource, count }) as Promise<KubeletAllocation>;
   }
 
+  /** The pods holding `resource`'s devices end: the kubelet gives the devices back. */
+  async release(resource: string): Promise<void> {
+    await controlRequest(this.root, 'POST', '/release', { resource });
+  }
+
   /** The kubelet restarts: streams close, its sockets are deleted and it listens again. */
   async restartKubelet(): Promise<void> {
     this.note('suite', 'kubelet restarted (sockets deleted)');

@@ -36,6 +36,7 @@ const NOTABLE_EVENTS = new Set([
   'kubelet.registered',
   'kubelet.restart-detected',
   'allocate',
+  'cc.rule',
   'daemon.stop',
 ]);
 
