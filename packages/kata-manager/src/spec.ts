@@ -47,7 +47,7 @@ export interface SpecForKind {
 
 /**
  * `nvidia.com/pgpu` → `nvidia.com-pgpu_gpucc.yaml`: CDI's name for one of several writers of a kind
- * (`<vendor>-<class>_<id>`, the Go helper's GenerateTransientSpecName; reference/cdi.md §4), so no
+ * (`<vendor>-<class>_<id>`, the Go helper's GenerateTransientSpecName; docs/facts/cdi.md#names), so no
  * other writer's `nvidia.com-pgpu.yaml` (GenerateSpecName) is ever ours to replace. The kind, which
  * the naming contract fixes, is unchanged.
  */

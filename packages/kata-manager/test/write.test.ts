@@ -53,14 +53,14 @@ describe('kata-manager write', () => {
     const { root, sysfs } = await boundNode('h100-pcie-1', { iommufd: false });
     const dir = path.join(root, 'var/run/cdi');
     mkdirSync(dir, { recursive: true });
-    const stale = path.join(dir, '.nvidia.com-pgpu.yaml.4242.0badcafe.tmp');
-    const live = path.join(dir, '.nvidia.com-pgpu.yaml.4343.0000beef.tmp');
+    const stale = path.join(dir, '.nvidia.com-pgpu_gpucc.yaml.4242.0badcafe.tmp');
+    const live = path.join(dir, '.nvidia.com-pgpu_gpucc.yaml.4343.0000beef.tmp');
     writeFileSync(stale, 'cdiVersion: ');
     writeFileSync(live, 'cdiVersion: ');
     const old = new Date(Date.now() - 120_000);
     utimesSync(stale, old, old);
     await write(sysfs, opts());
-    expect(list(root)).toEqual(['.nvidia.com-pgpu.yaml.4343.0000beef.tmp', 'nvidia.com-pgpu.yaml']);
+    expect(list(root)).toEqual(['.nvidia.com-pgpu_gpucc.yaml.4343.0000beef.tmp', 'nvidia.com-pgpu_gpucc.yaml']);
   });
 
   it('follows unbind and rebind, and removes a spec whose last device left instead of writing it empty', async () => {

@@ -94,7 +94,7 @@ export function topologyRule(cc: NodeCc, devices: Iterable<PluginDevice>, hidden
   // PPCIe passes the switches with the GPUs: a pod that cannot ask for them gets a VM that cannot boot.
   const warning =
     sizes.nvswitches === 'all' && hiddenNvswitches > 0
-      ? `; but ${hiddenNvswitches} NVSwitch(es) are not advertised: run the plugin with --nvswitches`
+      ? `; but ${hiddenNvswitches} NVSwitch(es) are not advertised: run the plugin without --no-nvswitches`
       : '';
   return { ...base, ...sizes, summary: `${summary}${warning}` };
 }

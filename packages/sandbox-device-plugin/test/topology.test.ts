@@ -206,19 +206,20 @@ describe('Allocate checks by itself', () => {
   });
 });
 
-describe('ppcie without --nvswitches', () => {
+describe('ppcie with --no-nvswitches', () => {
   it('list warns that the pod cannot ask for the NVSwitches its VM needs', async () => {
     const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: true });
     await record(sysfs, 'ppcie');
     const { out } = await captureCli(main, 'sandbox-device-plugin', [
       'list',
+      '--no-nvswitches',
       '--host-root',
       root,
       '--log-level',
       'error',
     ]);
     expect(out).toContain(
-      'CC topology: mode ppcie, Hopper: all 8 GPUs in one pod; but 4 NVSwitch(es) are not advertised: run the plugin with --nvswitches',
+      'CC topology: mode ppcie, Hopper: all 8 GPUs in one pod; but 4 NVSwitch(es) are not advertised: run the plugin without --no-nvswitches',
     );
   });
 });
