@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
 import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
+import { recordModes } from './modes-record.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
 import { mapBounded } from './pool.js';
 import { readIntentRecord, writeIntentRecord } from './state.js';
@@ -150,6 +151,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     }
   }
 
+  await recordModes(sysfs, logger, after, plan.mode);
   // Verified devices have nothing pending any more; failed ones keep their record (status shows it).
   const latest = readIntentRecord(sysfs);
   for (const d of moving) if (!failed.has(d.address)) delete latest.pending[d.address];

@@ -11,6 +11,7 @@ import {
   type VfioModel,
 } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
+import { DeviceRecordWriter } from './device-record.js';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
@@ -78,7 +79,10 @@ export class PluginManager {
   private lastSkipped = '';
   private lastModel: VfioModel | undefined;
 
+  private readonly record: DeviceRecordWriter;
+
   constructor(private readonly options: PluginManagerOptions) {
+    this.record = new DeviceRecordWriter(options.sysfs, options.logger);
     this.counters = options.counters ?? new PluginCounters();
   }
 
@@ -196,6 +200,7 @@ export class PluginManager {
       );
     }
     this.state = next;
+    await this.record.write(next);
     const added: ResourcePlugin[] = [];
     for (const [resourceName, devices] of next) {
       let plugin = this.plugins.get(resourceName);

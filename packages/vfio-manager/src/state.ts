@@ -1,4 +1,12 @@
-import { type PciAddress, readStateFile, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
+import {
+  type PciAddress,
+  readStateFile,
+  type StateFile,
+  type Sysfs,
+  VFIO_MANAGER_STATE_FILE,
+  type VfioDeviceRecord,
+  writeStateFile,
+} from '@gpucc/hal';
 
 /**
  * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it
@@ -7,18 +15,10 @@ import { type PciAddress, readStateFile, type StateFile, type Sysfs, writeStateF
  * changed). An unbind writes it once at the end when it changed. A process killed between any two
  * sysfs writes therefore still knows every device's previous driver on the next start.
  */
-export const STATE_FILE = 'var/lib/gpucc/vfio-manager.json';
+export const STATE_FILE = VFIO_MANAGER_STATE_FILE;
 
-export interface DeviceRecord {
-  /** The driver before gpucc first moved the device; undefined = it was unbound. */
-  previousDriver?: string;
-  /** The driver_override before gpucc first moved the device; undefined = unset. */
-  previousOverride?: string;
-  targetDriver: string;
-  group?: number;
-  /** `binding`: a sequence started and may be half done; `bound`: converged on the target. */
-  phase: 'binding' | 'bound';
-}
+/** Its format is in the hal, where others read it (gpucc status). */
+export type DeviceRecord = VfioDeviceRecord;
 
 export interface VfioState {
   version: 1;

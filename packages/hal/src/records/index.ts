@@ -1,0 +1,21 @@
+export {
+  type KubeletCheckpoint,
+  KUBELET_CHECKPOINT_PATH,
+  type PodDeviceAllocation,
+  parseKubeletCheckpoint,
+  readKubeletCheckpoint,
+} from './kubelet-checkpoint.js';
+export {
+  type AdvertisedDeviceRecord,
+  advertisedKey,
+  CC_MANAGER_READY_MARKER,
+  CC_MODES_FILE,
+  type CcModesRecord,
+  DEVICE_PLUGIN_STATE_FILE,
+  readAdvertisedDevices,
+  readCcModes,
+  VFIO_MANAGER_STATE_FILE,
+  type VfioDeviceRecord,
+  writeAdvertisedDevices,
+  writeCcModes,
+} from './operand-files.js';
