@@ -20,7 +20,7 @@ export interface Holder {
 }
 
 export interface HolderScan {
-  /** False when the host's proc/ is not there (a container without the host's /proc, a captured tree). */
+  /** False when the host's proc/ is not there or lists no process (a container without the host's /proc, a captured tree). */
   readable: boolean;
   holders: Holder[];
   /** Processes whose fds could not be listed (permissions, or gone during the scan). */
@@ -47,6 +47,8 @@ export function scanHolders(sysfs: Sysfs): HolderScan {
   } catch {
     return { readable: false, holders: [], unreadable: 0 };
   }
+  // A live proc always lists processes (pid 1 at least); a tree with only proc/cmdline is a capture.
+  if (pids.length === 0) return { readable: false, holders: [], unreadable: 0 };
   const holders: Holder[] = [];
   let unreadable = 0;
   for (const pid of pids) {

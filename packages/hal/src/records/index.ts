@@ -19,3 +19,5 @@ export {
   writeAdvertisedDevices,
   writeCcModes,
 } from './operand-files.js';
+// The device-plugin directory without the gRPC half of the kubelet module (@gpucc/hal/kubelet).
+export { DEVICE_PLUGIN_DIR } from '../kubelet/constants.js';
