@@ -62,10 +62,16 @@ function program(terminal: Terminal, exit: { code: number }): Command {
     .description(
       'every GPU and NVSwitch: mode, VFIO, CDI, advertised health, pod, holder; then what is wrong and how to fix it',
     )
-    .addOption(mirroredOption('--host-root <dir>', 'host root: /, /host or a captured or simulated node', { default: '/' }))
+    .addOption(
+      mirroredOption('--host-root <dir>', 'host root: /, /host or a captured or simulated node', { default: '/' }),
+    )
     .addOption(mirroredOption('--output <format>', 'table or json', { default: 'table' }))
     .addOption(mirroredFlag('--watch', 'redraw when anything changes (appended lines when not a terminal)'))
-    .addOption(mirroredOption('--interval <ms>', 'with --watch: poll for what sends no event (sysfs, proc)', { default: '2000' }))
+    .addOption(
+      mirroredOption('--interval <ms>', 'with --watch: poll for what sends no event (sysfs, proc)', {
+        default: '2000',
+      }),
+    )
     .addOption(mirroredOption('--node-name <name>', 'the node name to show (default: NODE_NAME, else etc/hostname)'))
     .addOption(
       mirroredOption('--cdi-dir <dir...>', 'CDI spec directories on the host', { default: '/var/run/cdi,/etc/cdi' }),

@@ -9,10 +9,7 @@ export interface RenderOptions {
 }
 
 /** Colour on a terminal unless NO_COLOR is set (any value, https://no-color.org) or TERM is dumb. */
-export function renderOptionsFor(
-  stream: { isTTY?: boolean; columns?: number },
-  env: NodeJS.ProcessEnv,
-): RenderOptions {
+export function renderOptionsFor(stream: { isTTY?: boolean; columns?: number }, env: NodeJS.ProcessEnv): RenderOptions {
   const tty = stream.isTTY === true;
   const color = tty && env.NO_COLOR === undefined && env.TERM !== 'dumb';
   return { color, ...(tty && stream.columns ? { columns: stream.columns } : {}) };

@@ -1,17 +1,17 @@
 import {
   type AdvertisedDeviceRecord,
-  type CcModesRecord,
   CC_MANAGER_READY_MARKER,
+  type CcModesRecord,
   DEVICE_PLUGIN_DIR,
   detectHostTee,
   detectVfioModel,
   discoverPci,
   groupIntoUnits,
   type HolderScan,
-  holdersOf,
   type HostTee,
-  kernelRelease,
+  holdersOf,
   type KubeletCheckpoint,
+  kernelRelease,
   loadPciIds,
   lookupNvidiaDeviceName,
   messageOf,
@@ -22,8 +22,8 @@ import {
   readCcModes,
   readKubeletCheckpoint,
   readStateFile,
-  scanHolders,
   type Sysfs,
+  scanHolders,
   VFIO_CONTAINER_PATH,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
@@ -164,7 +164,11 @@ export async function observeNode(sysfs: Sysfs, options: ObserveOptions = {}): P
   else if (checkpoint.state === 'invalid') unreadable.push(`kubelet checkpoint: ${checkpoint.reason}`);
   else if (checkpoint.state === 'absent') unreadable.push('no kubelet checkpoint yet: allocations unknown');
 
-  const holders: HolderScan = attempt('proc/', () => scanHolders(sysfs), { readable: false, holders: [], unreadable: 0 });
+  const holders: HolderScan = attempt('proc/', () => scanHolders(sysfs), {
+    readable: false,
+    holders: [],
+    unreadable: 0,
+  });
   if (!holders.readable) unreadable.push('no proc/ of the host under the root: holders unknown');
   else if (holders.unreadable > 0)
     unreadable.push(`${holders.unreadable} process(es) whose fds could not be read (run as root to see them)`);

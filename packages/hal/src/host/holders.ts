@@ -29,7 +29,9 @@ export interface HolderScan {
 
 /** The device nodes that matter: VFIO groups and cdevs, and the NVIDIA driver's own nodes. */
 export function isGpuDeviceNode(target: string): boolean {
-  return /^\/dev\/(vfio\/(devices\/)?(noiommu-)?(vfio)?\d+|nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset|-caps\/.*))$/.test(target);
+  return /^\/dev\/(vfio\/(devices\/)?(noiommu-)?(vfio)?\d+|nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset|-caps\/.*))$/.test(
+    target,
+  );
 }
 
 // comm is truncated to 15 bytes by the kernel: `qemu-system-x86_64` reads `qemu-system-x86`.

@@ -1,6 +1,8 @@
+// The device-plugin directory without the gRPC half of the kubelet module (@gpucc/hal/kubelet).
+export { DEVICE_PLUGIN_DIR } from '../kubelet/constants.js';
 export {
-  type KubeletCheckpoint,
   KUBELET_CHECKPOINT_PATH,
+  type KubeletCheckpoint,
   type PodDeviceAllocation,
   parseKubeletCheckpoint,
   readKubeletCheckpoint,
@@ -19,5 +21,3 @@ export {
   writeAdvertisedDevices,
   writeCcModes,
 } from './operand-files.js';
-// The device-plugin directory without the gRPC half of the kubelet module (@gpucc/hal/kubelet).
-export { DEVICE_PLUGIN_DIR } from '../kubelet/constants.js';
