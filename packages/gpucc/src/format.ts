@@ -103,16 +103,19 @@ export function deviceTable(rows: DeviceRow[], options: RenderOptions): { text: 
   const hidden: string[] = [];
   if (options.columns !== undefined) {
     const limit = options.columns;
-    // First cut long cells to their minimum, widest first; then drop columns, least needed first.
-    for (const c of [...columns].filter((c) => c.min !== undefined).sort((a, b) => widths.get(b)! - widths.get(a)!)) {
-      if (total() <= limit) break;
-      widths.set(c, Math.max(c.min!, c.head.length, widths.get(c)! - (total() - limit)));
-    }
+    // Drop the least needed columns while even their shortest cells do not fit; then cut the widest.
+    const shortest = (c: Column) =>
+      c.min === undefined ? widths.get(c)! : Math.min(widths.get(c)!, Math.max(c.min, c.head.length));
+    const minTotal = () => columns.reduce((sum, c) => sum + shortest(c), 0) + 2 * (columns.length - 1);
     const byKeep = [...columns].sort((a, b) => a.keep - b.keep);
-    while (total() > limit && columns.length > 1) {
+    while (minTotal() > limit && columns.length > 1) {
       const drop = byKeep.shift()!;
       columns = columns.filter((c) => c !== drop);
       hidden.push(drop.head);
+    }
+    for (const c of [...columns].filter((c) => c.min !== undefined).sort((a, b) => widths.get(b)! - widths.get(a)!)) {
+      if (total() <= limit) break;
+      widths.set(c, Math.max(shortest(c), widths.get(c)! - (total() - limit)));
     }
   }
   const line = (values: string[], paints: Array<PaintName | undefined>) =>
@@ -172,23 +175,49 @@ export function formatStatus(view: NodeView, problems: Problem[], options: Rende
     const table = deviceTable(view.devices, options);
     lines.push(table.text);
     if (table.hidden.length > 0)
-      lines.push(paint('dim', `(hidden to fit: ${table.hidden.join(', ')}; widen the terminal or use --output json)`));
+      lines.push(
+        paint(
+          'dim',
+          wrapText(
+            `(hidden to fit: ${table.hidden.join(', ')}; widen the terminal or use --output json)`,
+            options.columns,
+            '',
+          ),
+        ),
+      );
   }
   lines.push('');
   if (problems.length === 0) lines.push(paint('green', 'no problems'));
   else {
     lines.push(paint('bold', `${problems.length} problem(s):`));
     for (const p of problems) {
-      lines.push(`${paint(p.severity === 'error' ? 'red' : 'yellow', p.severity)} ${p.subject}: ${p.message}`);
-      lines.push(`  fix: ${p.fix}`);
+      const head = wrapText(`${p.severity} ${p.subject}: ${p.message}`, options.columns, '  ');
+      lines.push(paint(p.severity === 'error' ? 'red' : 'yellow', p.severity) + head.slice(p.severity.length));
+      lines.push(wrapText(`  fix: ${p.fix}`, options.columns, '       '));
     }
   }
   if (view.unreadable.length > 0) {
     lines.push('');
     lines.push(paint('dim', 'not read:'));
-    for (const u of view.unreadable) lines.push(paint('dim', `  ${u}`));
+    for (const u of view.unreadable) lines.push(paint('dim', wrapText(`  ${u}`, options.columns, '    ')));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** A long line broken at spaces to the width, the continuation lines indented; a word longer than the width is cut. */
+function wrapText(text: string, width: number | undefined, indent: string): string {
+  if (width === undefined || text.length <= width) return text;
+  const out: string[] = [];
+  let current = '';
+  for (const word of text.split(' ')) {
+    const next = current === '' ? word : `${current} ${word}`;
+    if (current !== '' && current.trim() !== '' && next.length > width) {
+      out.push(current);
+      current = `${indent}${word}`;
+    } else current = next;
+  }
+  out.push(current);
+  return out.map((l) => cut(l, width)).join('\n');
 }
 
 /** Items joined on one line, or on several when the terminal is narrower. */
