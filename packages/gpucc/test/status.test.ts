@@ -1,5 +1,6 @@
 import path from 'node:path';
 import {
+  type AdvertisedDeviceRecord,
   discoverPci,
   hostFs,
   KUBELET_CHECKPOINT_PATH,
@@ -81,7 +82,7 @@ function gpusOf(sysfs: Sysfs): string[] {
 async function advertise(sysfs: Sysfs, groups: string[], health: Record<string, 'Unhealthy'> = {}) {
   const topology = discoverPci(sysfs);
   const records = Object.fromEntries(
-    groups.map((g) => {
+    groups.map((g): [string, AdvertisedDeviceRecord] => {
       const functions = (topology.groups.get(Number(g)) ?? []).filter((a) => topology.byAddress.get(a)?.kind === 'gpu');
       return [
         `nvidia.com/pgpu=${g}`,
@@ -93,7 +94,7 @@ async function advertise(sysfs: Sysfs, groups: string[], health: Record<string, 
           functions,
           deviceNodes: ['/dev/vfio/vfio', `/dev/vfio/${g}`],
         },
-      ] as const;
+      ];
     }),
   );
   await writeAdvertisedDevices(sysfs, records);
