@@ -27,7 +27,7 @@ export interface HolderScan {
   unreadable: number;
 }
 
-/** The device nodes that matter: VFIO groups and cdevs, and the NVIDIA driver's own nodes. */
+/** The device nodes that name GPUs: VFIO groups and cdevs (not the shared /dev/vfio/vfio), and the NVIDIA driver's nodes. */
 export function isGpuDeviceNode(target: string): boolean {
   return /^\/dev\/(vfio\/(devices\/)?(noiommu-)?(vfio)?\d+|nvidia(\d+|ctl|-uvm|-uvm-tools|-modeset|-caps\/.*))$/.test(
     target,
