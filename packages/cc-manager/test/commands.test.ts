@@ -1,3 +1,4 @@
+import { readCcModes } from '@gpucc/hal';
 import { injectFault, openSimulatedSysfs } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
@@ -27,6 +28,10 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     const again = await setMode(engine, { mode: 'on', dryRun: false });
     expect(again.report?.results.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged']);
     expect(resets(root)).toHaveLength(2);
+    // What gpucc status shows: the verified modes, recorded for others (cc-manager alone runs the tools).
+    expect(readCcModes(sysfs)).toEqual(
+      Object.fromEntries(H200_GPUS.map((a) => [a, { cc: 'on', ppcie: 'off', desired: 'on' }])),
+    );
   });
 
   it('--device narrows the switch to those devices', async () => {
