@@ -178,7 +178,7 @@ export async function observeNode(sysfs: Sysfs, options: ObserveOptions = {}): P
     ccModes,
     vfioRecords,
     advertised: Object.values(advertised),
-    cdiDevices: cdi.devices,
+    cdiByNode: byNode(cdi.devices),
     checkpoint,
     holders,
     unreadable,
@@ -211,7 +211,8 @@ interface RowSources {
   ccModes: Record<string, CcModesRecord>;
   vfioRecords: Record<string, VfioDeviceRecord>;
   advertised: AdvertisedDeviceRecord[];
-  cdiDevices: CdiDevice[];
+  /** The CDI devices naming each device node: a row finds its own in one look-up. */
+  cdiByNode: ReadonlyMap<string, CdiDevice[]>;
   checkpoint: KubeletCheckpoint;
   holders: HolderScan;
   unreadable: string[];
@@ -247,7 +248,7 @@ function deviceRow(
   const unitNodes = vfioNodes;
   const cdi =
     unitNodes.length > 0
-      ? sources.cdiDevices.find((c) => unitNodes.every((n) => c.deviceNodes.includes(n)))
+      ? sources.cdiByNode.get(unitNodes[0]!)?.find((c) => unitNodes.every((n) => c.deviceNodes.includes(n)))
       : undefined;
   const resource = advertised
     ? { name: advertised.resourceName, id: advertised.id }
@@ -291,6 +292,18 @@ function deviceRow(
     holders: held,
     vfioManager: vfio ? { phase: vfio.phase, targetDriver: vfio.targetDriver } : null,
   };
+}
+
+function byNode(devices: CdiDevice[]): Map<string, CdiDevice[]> {
+  const map = new Map<string, CdiDevice[]>();
+  for (const device of devices) {
+    for (const node of device.deviceNodes) {
+      const list = map.get(node);
+      if (list) list.push(device);
+      else map.set(node, [device]);
+    }
+  }
+  return map;
 }
 
 /** `/dev/nvidia<minor>` of a GPU on the NVIDIA driver (docs/facts/real-hosts.md#nvidia-device-nodes). */
