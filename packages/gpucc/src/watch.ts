@@ -14,6 +14,7 @@ export const WATCHED_DIRS = [
   'etc/cdi',
   DEVICE_PLUGIN_DIR,
   'var/lib/gpucc',
+  'run/gpucc',
   'run/nvidia/validations',
   'sys/bus/pci/drivers/vfio-pci',
 ] as const;

@@ -4,7 +4,7 @@ import type { DeviceState } from './device-state.js';
 
 /**
  * Mirrors what the plugin advertises, health included, into the hal's record
- * (`var/lib/gpucc/sandbox-device-plugin.json`): the kubelet keeps health in memory only, and
+ * (`run/gpucc/sandbox-device-plugin.json`): the kubelet keeps health in memory only, and
  * `gpucc status` reads it from there. The write is atomic and skipped when nothing changed; a failed
  * one (a read-only host mount) costs a warning once, never the serving.
  */

@@ -57,11 +57,12 @@ export async function writeCcModes(sysfs: Sysfs, devices: Record<string, CcModes
 }
 
 /**
- * What the device plugin last advertised (`var/lib/gpucc/sandbox-device-plugin.json`, field
- * `devices`, keyed `<resource name>=<device ID>`): written whenever its device state changes, so its
- * health survives in a file others can read (the kubelet only keeps it in memory).
+ * What the device plugin last advertised (`run/gpucc/sandbox-device-plugin.json`, field `devices`,
+ * keyed `<resource name>=<device ID>`): written whenever its device state changes, so its health is in
+ * a file others can read (the kubelet keeps it in memory only). Under run/: it is runtime state, gone
+ * with a reboot as the advertisement is.
  */
-export const DEVICE_PLUGIN_STATE_FILE = 'var/lib/gpucc/sandbox-device-plugin.json';
+export const DEVICE_PLUGIN_STATE_FILE = 'run/gpucc/sandbox-device-plugin.json';
 
 export interface AdvertisedDeviceRecord {
   resourceName: string;
