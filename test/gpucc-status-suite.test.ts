@@ -10,10 +10,14 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const GPUCC = path.resolve(import.meta.dirname, '../packages/gpucc/bin/gpucc.mjs');
+const OPERANDS = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'] as const;
 
 /** The repository's gpucc as an operator runs it: a process, the simulator attached by its bin script. */
 async function gpuccStatus(suite: Suite): Promise<{ code: number; doc: StatusDocument }> {
+  // Each operand's /readyz where the suite runs it (the defaults would be 127.0.0.1:9471-9474).
+  const health = OPERANDS.map((o) => `${o}=${suite.metricsUrl(o).replace(/^http:\/\//, '')}`).join(',');
   const args = [GPUCC, 'status', '--host-root', suite.path('.'), '--output', 'json', '--node-name', suite.nodeName];
+  args.push('--health-address', health);
   try {
     const { stdout } = await run(process.execPath, args, { timeout: 30_000 });
     return { code: 0, doc: JSON.parse(stdout) as StatusDocument };
@@ -48,8 +52,12 @@ async function expectAgreement(suite: Suite, doc: StatusDocument, mode: string):
     const resource = kubelet.resources[row.advertised!.resource];
     expect(resource?.devices.map((d) => d.ID)).toContain(row.advertised!.id);
   }
-  expect(doc.operands.find((o) => o.name === 'cc-manager')?.state).toBe('ready');
-  expect(doc.operands.find((o) => o.name === 'sandbox-device-plugin')?.state).toBe('ready');
+  // Every operand answered its /readyz.
+  for (const operand of OPERANDS)
+    expect(doc.operands.find((o) => o.name === operand)).toMatchObject({
+      state: 'ready',
+      evidence: expect.stringMatching(/\/readyz$/),
+    });
   expect(doc.header.nodeName).toBe(suite.nodeName);
 }
 

@@ -1,5 +1,6 @@
 import {
   createLogger,
+  defaultMetricsAddress,
   jsonText,
   keepExitCodes,
   LOG_FORMATS,
@@ -13,7 +14,8 @@ import {
 import { Command } from 'commander';
 import * as z from 'zod';
 import { formatStatus, renderOptionsFor } from './format.js';
-import { type NodeView, observeNode } from './observe.js';
+import { withHealth } from './health.js';
+import { type NodeView, type OperandName, observeNode } from './observe.js';
 import { findProblems, type Problem } from './problems.js';
 import { watchStatus } from './watch.js';
 
@@ -48,10 +50,40 @@ const statusSchema = z.object({
   watch: z.boolean().default(false),
   interval: z.coerce.number().int().min(100),
   nodeName: z.string().optional(),
-  cdiDir: z.union([z.string(), z.array(z.string())]).transform((v) => (Array.isArray(v) ? v : v.split(','))),
+  cdiDir: z.union([z.string(), z.array(z.string())]).transform((v) =>
+    [v]
+      .flat()
+      .flatMap((d) => d.split(','))
+      .filter((d) => d !== ''),
+  ),
   logFormat: z.enum(LOG_FORMATS),
   logLevel: z.enum(LOG_LEVELS),
+  probeHealth: z.boolean().default(false),
+  healthAddress: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .transform((v, ctx) => {
+      const entries = (v === undefined ? [] : [v].flat()).flatMap((e) => e.split(',')).filter((e) => e !== '');
+      const addresses: Partial<Record<OperandName, string>> = {};
+      for (const entry of entries) {
+        const match = /^(cc-manager|vfio-manager|kata-manager|sandbox-device-plugin)=([^\s,=]+:\d+)$/.exec(entry);
+        if (!match) {
+          ctx.addIssue({ code: 'custom', message: `expected <operand>=<host>:<port>, not ${JSON.stringify(entry)}` });
+          return z.NEVER;
+        }
+        addresses[match[1] as OperandName] = match[2]!;
+      }
+      return addresses;
+    }),
 });
+
+const OPERANDS: OperandName[] = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'];
+
+/** Where to ask each operand's /readyz: the given addresses, and with --probe-health the defaults for the rest. */
+function healthAddresses(o: z.infer<typeof statusSchema>): Partial<Record<OperandName, string>> {
+  const defaults = o.probeHealth ? Object.fromEntries(OPERANDS.map((n) => [n, defaultMetricsAddress(n)])) : {};
+  return { ...defaults, ...o.healthAddress };
+}
 
 function program(terminal: Terminal, exit: { code: number }): Command {
   const cli = new Command(BINARY)
@@ -76,6 +108,12 @@ function program(terminal: Terminal, exit: { code: number }): Command {
     .addOption(
       mirroredOption('--cdi-dir <dir...>', 'CDI spec directories on the host', { default: '/var/run/cdi,/etc/cdi' }),
     )
+    .addOption(
+      mirroredFlag('--probe-health', "ask each operand's /readyz at its default address (127.0.0.1:9471-9474)"),
+    )
+    .addOption(
+      mirroredOption('--health-address <operand=host:port...>', "ask this operand's /readyz here (implies probing it)"),
+    )
     .addOption(mirroredOption('--log-format <format>', `log format: ${LOG_FORMATS.join(', ')}`, { default: 'auto' }))
     .addOption(mirroredOption('--log-level <level>', `log level: ${LOG_LEVELS.join(', ')}`, { default: 'warn' }))
     .action(async (_o, command: Command) => {
@@ -91,8 +129,10 @@ function program(terminal: Terminal, exit: { code: number }): Command {
       const nodeName = o.nodeName ?? terminal.env.NODE_NAME;
       const observeOptions = { cdiDirs: o.cdiDir, ...(nodeName ? { nodeName } : {}) };
       const render = renderOptionsFor(terminal, terminal.env);
+      const health = healthAddresses(o);
       const document = async (): Promise<StatusDocument> => {
-        const view = await observeNode(sysfs, observeOptions);
+        const observed = await observeNode(sysfs, observeOptions);
+        const view = { ...observed, operands: await withHealth(observed.operands, health) };
         return { ...view, problems: findProblems(view) };
       };
       const frame = async () => {

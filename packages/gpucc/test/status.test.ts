@@ -229,3 +229,41 @@ describe('gpucc status on a simulated node', () => {
     expect(err).toMatch(/--output.*table, json/);
   });
 });
+
+describe('operand health', () => {
+  it('lays each /readyz answer over what the files say; no answer leaves the files’ word', async () => {
+    const { withHealth } = await import('../src/health.js');
+    const files = [
+      { name: 'cc-manager', state: 'ready', evidence: '/run/nvidia/validations/.cc-manager-ctr-ready' },
+      { name: 'vfio-manager', state: 'seen', evidence: '/var/lib/gpucc/vfio-manager.json' },
+      { name: 'kata-manager', state: 'absent', evidence: 'no CDI spec names a VFIO device' },
+    ] as const;
+    const answers: Record<string, Awaited<ReturnType<typeof import('../src/health.js').probeReady>>> = {
+      'h:1': { ready: false, reason: 'reconcile failed: ERR_GPUCC_TOOL_TIMEOUT' },
+      'h:2': { ready: true },
+    };
+    const states = await withHealth(
+      [...files],
+      { 'cc-manager': 'h:1', 'vfio-manager': 'h:2', 'kata-manager': 'h:3' },
+      async (address) => answers[address],
+    );
+    expect(states).toEqual([
+      { name: 'cc-manager', state: 'not ready', evidence: 'h:1/readyz: reconcile failed: ERR_GPUCC_TOOL_TIMEOUT' },
+      { name: 'vfio-manager', state: 'ready', evidence: 'h:2/readyz' },
+      { name: 'kata-manager', state: 'absent', evidence: 'no CDI spec names a VFIO device; no answer on h:3/readyz' },
+    ]);
+  });
+
+  it('refuses a --health-address that is not <operand>=<host>:<port>', async () => {
+    const node = simNode('h100-pcie-1');
+    const { code, err } = await captureCli((argv, out) => main(argv, { write: out, env: {} }), 'gpucc', [
+      'status',
+      '--host-root',
+      node.root,
+      '--health-address',
+      'nvidia-smi=127.0.0.1:1',
+    ]);
+    expect(code).toBe(2);
+    expect(err).toMatch(/expected <operand>=<host>:<port>/);
+  });
+});

@@ -1,5 +1,5 @@
-// What a person sees on a terminal. The terminal is injected (isTTY, columns, env) rather than a real
-// pseudo-terminal: node-pty, a native addon, is not built here (see the package README).
+// What a person sees on a terminal, with the terminal injected (isTTY, columns, env): every case of the
+// rendering and of --watch, fast and in process. pty.test.ts runs the binary in a real pseudo-terminal.
 import { writeCcModes } from '@gpucc/hal';
 import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
