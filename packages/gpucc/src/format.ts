@@ -155,7 +155,7 @@ export function formatStatus(view: NodeView, problems: Problem[], options: Rende
   const facts = [
     `node ${h.nodeName ?? '(unknown)'}`,
     `TEE ${h.tee}`,
-    `kernel ${h.kernel}`,
+    h.kernelSource === 'host' ? `kernel ${h.kernel}` : `kernel ${h.kernel} (gpucc's own: no host proc/)`,
     ...(h.os ? [h.os] : []),
     ...(h.cpu ? [`CPU ${h.cpu}`] : []),
     `IOMMU ${h.iommu ? 'on' : 'off'}`,

@@ -21,7 +21,7 @@ import {
   readAdvertisedDevices,
   readCcModes,
   readKubeletCheckpoint,
-  readStateFile,
+  readVfioManagerState,
   type Sysfs,
   scanHolders,
   VFIO_CONTAINER_PATH,
@@ -44,6 +44,8 @@ export interface HostHeader {
   nodeName?: string;
   tee: HostTee;
   kernel: string;
+  /** `host`: proc/sys/kernel/osrelease under the root; `local`: the kernel gpucc runs on (no host proc/). */
+  kernelSource: 'host' | 'local';
   os?: string;
   cpu?: string;
   iommu: boolean;
@@ -130,6 +132,8 @@ export async function observeNode(sysfs: Sysfs, options: ObserveOptions = {}): P
     }
   }
 
+  if (sysfs.kindOf('sys/bus/pci/devices') === undefined)
+    unreadable.push('no sys/bus/pci/devices under the root: no PCI device could be read');
   const topology = discoverPci(sysfs);
   for (const problem of topology.problems) unreadable.push(`PCI: ${problem.message}`);
   const model = detectVfioModel(sysfs);
@@ -139,13 +143,7 @@ export async function observeNode(sysfs: Sysfs, options: ObserveOptions = {}): P
   const ccModes = attempt('cc-manager modes record', () => readCcModes(sysfs), {} as Record<string, CcModesRecord>);
   const vfioRecords = attempt(
     'vfio-manager state',
-    () =>
-      readStateFile<VfioDeviceRecord>(sysfs, {
-        path: VFIO_MANAGER_STATE_FILE,
-        field: 'devices',
-        owner: 'vfio-manager',
-        hint: '',
-      }),
+    () => readVfioManagerState(sysfs),
     {} as Record<string, VfioDeviceRecord>,
   );
   const advertised = attempt(
@@ -323,6 +321,7 @@ function readHeader(sysfs: Sysfs, vfioModel: VfioModel, iommu: boolean, nodeName
     ...(name ? { nodeName: name } : {}),
     tee: detectHostTee(sysfs),
     kernel: kernelRelease(sysfs),
+    kernelSource: sysfs.exists('proc/sys/kernel/osrelease') ? 'host' : 'local',
     ...(os ? { os } : {}),
     ...(cpu ? { cpu } : {}),
     iommu,

@@ -9,7 +9,7 @@ import {
   writeCcModes,
 } from '@gpucc/hal';
 import { main as kataManager } from '@gpucc/kata-manager';
-import { boundNode, captureCli, simNode } from '@gpucc/testbed/vitest';
+import { boundNode, captureCli, simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { main, type StatusDocument, type Terminal } from '../src/index.js';
 
@@ -200,6 +200,18 @@ describe('gpucc status on a simulated node', () => {
     expect(table.out).toMatch(
       /not read:\n {2}no kubelet dir \(\/var\/lib\/kubelet\/device-plugins\): allocations unknown/,
     );
+  });
+
+  it('reads an empty tree: no device, and every source it could not read named', async () => {
+    const { doc, code } = await statusJson(tempDir());
+    expect(code).toBe(0);
+    expect(doc.devices).toEqual([]);
+    expect(doc.header.kernelSource).toBe('local');
+    expect(doc.unreadable).toEqual([
+      'no sys/bus/pci/devices under the root: no PCI device could be read',
+      'no kubelet dir (/var/lib/kubelet/device-plugins): allocations unknown',
+      'no proc/ of the host under the root: holders unknown',
+    ]);
   });
 
   it('shows a GPU still on the NVIDIA driver and the host process holding it', async () => {

@@ -1,8 +1,8 @@
 import {
   type PciAddress,
   readStateFile,
-  type StateFile,
   type Sysfs,
+  VFIO_MANAGER_STATE,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
   writeStateFile,
@@ -29,12 +29,7 @@ export function emptyState(): VfioState {
   return { version: 1, devices: {} };
 }
 
-const FILE: StateFile = {
-  path: STATE_FILE,
-  field: 'devices',
-  owner: 'vfio-manager',
-  hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
-};
+const FILE = VFIO_MANAGER_STATE;
 
 export function readState(sysfs: Sysfs): VfioState {
   return { version: 1, devices: readStateFile<DeviceRecord>(sysfs, FILE) };

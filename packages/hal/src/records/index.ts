@@ -16,6 +16,8 @@ export {
   DEVICE_PLUGIN_STATE_FILE,
   readAdvertisedDevices,
   readCcModes,
+  readVfioManagerState,
+  VFIO_MANAGER_STATE,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
   writeAdvertisedDevices,

@@ -22,6 +22,18 @@ export interface VfioDeviceRecord {
   phase: 'binding' | 'bound';
 }
 
+/** vfio-manager's state file as the hal's state-file helpers take it (vfio-manager writes it, others read). */
+export const VFIO_MANAGER_STATE: StateFile = {
+  path: VFIO_MANAGER_STATE_FILE,
+  field: 'devices',
+  owner: 'vfio-manager',
+  hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
+};
+
+export function readVfioManagerState(sysfs: Sysfs): Record<string, VfioDeviceRecord> {
+  return readStateFile<VfioDeviceRecord>(sysfs, VFIO_MANAGER_STATE);
+}
+
 /** cc-manager's readiness marker: present while the node is converged on its CC mode. */
 export const CC_MANAGER_READY_MARKER = 'run/nvidia/validations/.cc-manager-ctr-ready';
 
