@@ -43,7 +43,7 @@ export interface Chart {
 /** The node sizes every size table and chart shows, measured or not. */
 export const STANDARD_SIZES = [8, 64, 256];
 /** The benchmarks in the order of the report (others follow by name): foundation first, then by binary. */
-const ORDER = ['foundation', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin', 'cc-manager'];
+const ORDER = ['foundation', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin', 'cc-manager', 'gpucc'];
 
 export function orderRecords(records: BenchRecord[]): BenchRecord[] {
   const rank = (name: string) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The four operands as files that run without the repository (`pnpm build:binaries`):
+// The four operands and gpucc as files that run without the repository (`pnpm build:binaries`):
 //   <out>/<bin>.mjs  one ES module with every dependency in it: `node <bin>.mjs` or `./<bin>.mjs`
 //   <out>/<bin>      a single executable application (SEA): a copy of this Node with the bundle injected
 // Options: --out-dir DIR (default dist/binaries), --only BIN[,BIN] (repeatable), --no-sea,
@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { BINARIES, entryOf, esbuildOptions, root } from './bundle.mjs';
 
-const OPERANDS = ['vfio-manager', 'cc-manager', 'kata-manager', 'sandbox-device-plugin'];
+const OPERANDS = ['vfio-manager', 'cc-manager', 'kata-manager', 'sandbox-device-plugin', 'gpucc'];
 // The fuse that postject flips in a Node binary built with SEA support (Node's src/node_sea.cc).
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 

@@ -19,6 +19,7 @@ export const BINARIES = [
   { pkg: 'cc-manager', bin: 'cc-manager' },
   { pkg: 'kata-manager', bin: 'kata-manager' },
   { pkg: 'sandbox-device-plugin', bin: 'sandbox-device-plugin' },
+  { pkg: 'gpucc', bin: 'gpucc' },
 ];
 
 /** The compiled module that a binary bundles (it exports `main(argv): Promise<number>`). */

@@ -12,5 +12,12 @@ if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm --version 2>/dev/null)" != "$P
   PATH="$PWD/.tools/node_modules/.bin:$PATH"
   export PATH
 fi
+# node-pty (gpucc's terminal tests) compiles a native addon with node-gyp, which would download Node's
+# headers: point it at the running Node's own, where they are installed, so nothing is fetched.
+NODE_PREFIX=$(dirname "$(dirname "$(node -p process.execPath)")")
+if [ -z "${npm_config_nodedir:-}" ] && [ -f "$NODE_PREFIX/include/node/node_api.h" ]; then
+  npm_config_nodedir=$NODE_PREFIX
+  export npm_config_nodedir
+fi
 pnpm install --frozen-lockfile --reporter=silent
 pnpm run --silent build

@@ -31,6 +31,7 @@ const OPERANDS = {
   'cc-manager': ['status', 'doctor', 'set', 'run'],
   'kata-manager': ['generate', 'write', 'run'],
   'sandbox-device-plugin': ['list', 'run'],
+  gpucc: ['status'],
 } as const;
 type Operand = keyof typeof OPERANDS;
 // The executable tested: cc-manager status also starts the node's fake CC tool, a second process.
@@ -76,7 +77,7 @@ async function ok(file: string, args: string[]): Promise<string> {
   return result.stdout;
 }
 
-let modules: string; // the four .mjs bundles
+let modules: string; // the five .mjs bundles
 let executables: string; // the one SEA
 let seaBuilt: Promise<unknown>; // its build's error, if any
 
@@ -192,6 +193,16 @@ describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
         new RegExp(`^nvidia\\.com/pgpu +${gpu.iommuGroup} +Healthy +${gpu.numaNode} +${gpu.address} `, 'm'),
       );
     }
+
+    // gpucc reads what the others left: the GPUs on VFIO, and vfio-manager's record of them.
+    type Status = { devices: { address: string; driver: string; vfioNodes: string[]; vfioManager: unknown }[] };
+    const gpucc = JSON.parse(await ok(bundle('gpucc'), ['status', ...hostRoot, '--output', 'json'])) as Status;
+    for (const gpu of gpus)
+      expect(gpucc.devices.find((d) => d.address === gpu.address)).toMatchObject({
+        driver: 'vfio-pci',
+        vfioNodes: [`/dev/vfio/${gpu.iommuGroup}`],
+        vfioManager: { phase: 'bound', targetDriver: 'vfio-pci' },
+      });
   });
 });
 

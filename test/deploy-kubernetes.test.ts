@@ -272,6 +272,8 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
         '/dev Directory ro',
         '/var/lib/kubelet/device-plugins Directory rw',
         '/usr/share/misc Directory ro',
+        // its record of what it advertises, health included (gpucc status)
+        '/run/gpucc DirectoryOrCreate rw',
         // cc-manager's mode record (cc-mode.json): the CC topology rule in force
         '/var/lib/gpucc DirectoryOrCreate ro',
       ],

@@ -1,7 +1,8 @@
 import { performance } from 'node:perf_hooks';
-import type { Logger } from '@gpucc/daemon';
+import type { Logger, ProgressSink } from '@gpucc/daemon';
 import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
+import { recordModes } from './modes-record.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
 import { mapBounded } from './pool.js';
 import { readIntentRecord, writeIntentRecord } from './state.js';
@@ -42,6 +43,8 @@ export interface ApplyOptions {
   logger: Logger;
   /** Tool calls (hence device resets) in flight at once. */
   maxParallel: number;
+  /** Told of each device as its reset ends and as it is verified (`set` on a terminal). */
+  progress?: ProgressSink;
 }
 
 function knobsOf(d: DevicePlan): SwitchStep {
@@ -111,12 +114,20 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
         },
         `${d.address}: setting ${describeModes(step)} and resetting`,
       );
+      const stepStarted = performance.now();
       try {
         await backend.apply(d.device, step);
+        options.progress?.({
+          device: d.address,
+          what: `${describeModes(step)} set, reset`,
+          ms: performance.now() - stepStarted,
+          ok: true,
+        });
       } catch (error) {
         const err = asError(error);
         failed.set(d.address, err);
         log.warn({ event: 'cc.device.failed', err }, `${d.address}: ${err.message}`);
+        options.progress?.({ device: d.address, what: `failed: ${err.message}`, ok: false });
       }
     });
     phases.push({
@@ -135,13 +146,16 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     for (const d of toVerify) {
       const answer = answers.get(d.address);
       if (!answer || 'error' in answer) {
-        failed.set(d.address, answer?.error ?? verifyError(d, undefined));
+        const err = answer?.error ?? verifyError(d, undefined);
+        failed.set(d.address, err);
+        options.progress?.({ device: d.address, what: `not verified: ${err.message}`, ok: false });
         continue;
       }
       after.set(d.address, answer.modes);
       const ok =
         (d.expect.cc === undefined || answer.modes.cc === d.expect.cc) &&
         (d.expect.ppcie === undefined || answer.modes.ppcie === d.expect.ppcie);
+      options.progress?.({ device: d.address, what: `verified: ${describeModes(answer.modes)}`, ok });
       if (!ok) failed.set(d.address, verifyError(d, answer.modes));
       else
         logger
@@ -150,6 +164,7 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     }
   }
 
+  await recordModes(sysfs, logger, after, plan.mode);
   // Verified devices have nothing pending any more; failed ones keep their record (status shows it).
   const latest = readIntentRecord(sysfs);
   for (const d of moving) if (!failed.has(d.address)) delete latest.pending[d.address];

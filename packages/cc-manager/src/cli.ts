@@ -13,6 +13,7 @@ import {
   readOptions,
   runCli,
   stderrLogger,
+  terminalProgress,
   usageError,
 } from '@gpucc/daemon';
 import { CC_MODES, GpuccError, PLUGIN_SOCKET_PREFIX, parseCcMode } from '@gpucc/hal';
@@ -274,7 +275,16 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           },
         );
       }
-      const result = await setMode(engine, { mode, ...(devices.length ? { devices } : {}), dryRun: o.dryRun });
+      // On a terminal, one line per device as it goes replaces the per-device info logs (unless a
+      // log level was asked for); piped or with --output json, nothing extra.
+      const showProgress = process.stderr.isTTY === true && o.output !== 'json' && !o.dryRun;
+      if (showProgress && command.getOptionValueSource('logLevel') === 'default') engine.logger.level = 'warn';
+      const result = await setMode(engine, {
+        mode,
+        ...(devices.length ? { devices } : {}),
+        dryRun: o.dryRun,
+        ...(showProgress ? { progress: (steps: number) => terminalProgress(process.stderr, steps) } : {}),
+      });
       if (o.output === 'json') {
         out(jsonText(result.report ? { plan: result.plan, report: result.report } : { plan: result.plan }));
       } else out(result.report ? formatReport(result.report) : formatPlan(result.plan));

@@ -1,3 +1,4 @@
+import type { ProgressSink } from '@gpucc/daemon';
 import { type CcMode, GpuccError, type HostTee, parsePciAddress } from '@gpucc/hal';
 import { type ApplyReport, applyPlan } from './apply.js';
 import type { BackendName, DeviceModes } from './backend/backend.js';
@@ -5,7 +6,7 @@ import type { Arch } from './capability.js';
 import type { Context } from './context.js';
 import { hexId } from './devices.js';
 import { observe } from './observe.js';
-import { describeModes, expectedModes, type Observation, type Plan, planSwitch } from './plan.js';
+import { describeModes, expectedModes, type Observation, type Plan, planSwitch, toSwitch } from './plan.js';
 import type { PendingRecord } from './state.js';
 
 export interface DeviceStatus {
@@ -88,6 +89,8 @@ export interface SetRequest {
   /** Only these devices (validated against the host); all when absent. */
   devices?: readonly string[];
   dryRun: boolean;
+  /** Where to show each device as it goes, given the number of steps; none when undefined. */
+  progress?: (steps: number) => ProgressSink | undefined;
 }
 
 export interface SetResult {
@@ -129,11 +132,14 @@ export async function setMode(engine: Context, request: SetRequest): Promise<Set
   }
   const plan = planSwitch(request.mode, scoped);
   if (request.dryRun) return { observation, plan };
+  // One progress line per device step (a reset; two when leaving PPCIe) and one per verification.
+  const progress = request.progress?.(toSwitch(plan).reduce((n, d) => n + d.steps.length + 1, 0));
   const report = await applyPlan(plan, {
     backend: engine.backend,
     sysfs: engine.sysfs,
     logger: engine.logger,
     maxParallel: engine.maxParallel,
+    ...(progress ? { progress } : {}),
   });
   return { observation, plan, report };
 }

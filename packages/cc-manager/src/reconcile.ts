@@ -2,7 +2,15 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
 import type { KubeNode, LabelChanges, NodeClient, NodeEvent } from '@gpucc/daemon/kube';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { CC_MODES, type CcMode, type GpuccError, messageOf, type Sysfs, writeCcNodeState } from '@gpucc/hal';
+import {
+  CC_MANAGER_READY_MARKER,
+  CC_MODES,
+  type CcMode,
+  type GpuccError,
+  messageOf,
+  type Sysfs,
+  writeCcNodeState,
+} from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
 import type { CcBackend } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
@@ -15,6 +23,7 @@ import {
   READY_STATE_SWITCHING,
   stateLabels,
 } from './labels.js';
+import { recordModes } from './modes-record.js';
 import { observeHost, readModes } from './observe.js';
 import {
   OPERATOR_OPERAND_LABELS,
@@ -30,7 +39,7 @@ import { type DevicePlan, type Plan, planSwitch, ppcieRefusal, toSwitch } from '
  * What GPU Operator's sandbox validator waits for (`CC_READINESS_FILE`,
  * docs/facts/cc-mode.md#desired-mode-and-defaults), under the host root.
  */
-export const READY_MARKER = 'run/nvidia/validations/.cc-manager-ctr-ready';
+export const READY_MARKER = CC_MANAGER_READY_MARKER;
 
 export interface ReconcilerOptions {
   sysfs: Sysfs;
@@ -156,6 +165,13 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
     const queryStarted = performance.now();
     const observation = await readModes(host, backend, signal);
     const query: PhaseTiming = { phase: 'query', devices: host.devices.length, ms: performance.now() - queryStarted };
+    await recordModes(
+      sysfs,
+      logger,
+      new Map(observation.devices.flatMap((d) => (d.modes ? [[d.address, d.modes] as const] : []))),
+      mode,
+      observation.devices.map((d) => d.address),
+    );
     const plan = planSwitch(mode, observation);
     const skipped = plan.devices.filter((d) => d.decision === 'skipped');
     if (skipped.length > 0) {

@@ -1,3 +1,5 @@
+import type { ProgressEvent } from '@gpucc/daemon';
+import { readCcModes } from '@gpucc/hal';
 import { injectFault, openSimulatedSysfs } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
@@ -27,6 +29,34 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
     const again = await setMode(engine, { mode: 'on', dryRun: false });
     expect(again.report?.results.map((r) => r.outcome)).toEqual(['unchanged', 'unchanged']);
     expect(resets(root)).toHaveLength(2);
+    // What gpucc status shows: the verified modes, recorded for others (cc-manager alone runs the tools).
+    expect(readCcModes(sysfs)).toEqual(
+      Object.fromEntries(H200_GPUS.map((a) => [a, { cc: 'on', ppcie: 'off', desired: 'on' }])),
+    );
+  });
+
+  it('tells a progress sink of each device as its reset ends and as it is verified', async () => {
+    const { root, sysfs } = simNode('iommufd-h200-2');
+    await bindAll(sysfs);
+    const events: ProgressEvent[] = [];
+    let steps = 0;
+    const result = await setMode(contextFor(root, sysfs), {
+      mode: 'on',
+      dryRun: false,
+      progress: (n) => {
+        steps = n;
+        return (e) => events.push(e);
+      },
+    });
+    expect(result.report?.ok).toBe(true);
+    expect(steps).toBe(4); // a reset and a verification for each of the two GPUs
+    expect(events.map((e) => [e.device, e.what, e.ok]).sort()).toEqual(
+      H200_GPUS.flatMap((a) => [
+        [a, 'cc on set, reset', true],
+        [a, 'verified: cc on, ppcie off', true],
+      ]).sort(),
+    );
+    for (const e of events.filter((e) => e.what.endsWith('reset'))) expect(e.ms).toBeGreaterThan(0);
   });
 
   it('--device narrows the switch to those devices', async () => {

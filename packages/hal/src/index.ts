@@ -6,5 +6,6 @@ export * from './fs/index.js';
 export * from './host/index.js';
 export * from './naming/index.js';
 export * from './pci/index.js';
+export * from './records/index.js';
 export * from './tools/index.js';
 export * from './types/index.js';

@@ -12,6 +12,7 @@ import {
 } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR, KUBELET_SOCKET } from '@gpucc/hal/kubelet';
 import type { TopologyCheck } from './allocate.js';
+import { DeviceRecordWriter } from './device-record.js';
 import { type DeviceState, diffDeviceState, nextDeviceState } from './device-state.js';
 import type { Inventory } from './inventory.js';
 import { PluginCounters } from './metrics.js';
@@ -85,7 +86,10 @@ export class PluginManager {
   /** NVSwitches left out because --nvswitches is off (ppcie needs them in the pod). */
   private hiddenNvswitches = 0;
 
+  private readonly record: DeviceRecordWriter;
+
   constructor(private readonly options: PluginManagerOptions) {
+    this.record = new DeviceRecordWriter(options.sysfs, options.logger);
     this.counters = options.counters ?? new PluginCounters();
   }
 
@@ -235,6 +239,7 @@ export class PluginManager {
       );
     }
     this.state = next;
+    await this.record.write(next);
     const added: ResourcePlugin[] = [];
     for (const [resourceName, devices] of next) {
       let plugin = this.plugins.get(resourceName);

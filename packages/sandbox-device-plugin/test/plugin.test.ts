@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { hostFs, readAdvertisedDevices } from '@gpucc/hal';
 import {
   bindUnix,
   DEVICE_PLUGIN_DIR,
@@ -126,8 +126,16 @@ describe('health follows the device node and the driver, both ways', () => {
     const down = await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 7);
     expect(down.resources[PGPU]!.capacity).toBe(8);
     expect(seen(kubelet, PGPU)['39']).toBe('Unhealthy');
+    // The health the kubelet keeps in memory is in the plugin's record too, for gpucc status.
+    expect(readAdvertisedDevices(sysfs)[`${PGPU}=39`]).toMatchObject({
+      health: 'Unhealthy',
+      functions: ['0000:53:00.0'],
+      reason: expect.stringMatching(/^no longer advertisable/),
+    });
     await sysfs.write('sys/bus/pci/drivers/vfio-pci/bind', '0000:53:00.0');
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
+    await until(() => readAdvertisedDevices(sysfs)[`${PGPU}=39`]?.health === 'Healthy');
+    expect(Object.keys(readAdvertisedDevices(sysfs))).toHaveLength(8);
   });
 
   it('PCI remove + rescan: Unhealthy while gone and while on nvidia after the rescan; Healthy once bound to VFIO again', async () => {

@@ -1,4 +1,12 @@
-import { type PciAddress, readStateDocument, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
+import {
+  type PciAddress,
+  readStateDocument,
+  type Sysfs,
+  VFIO_MANAGER_STATE,
+  VFIO_MANAGER_STATE_FILE,
+  type VfioDeviceRecord,
+  writeStateFile,
+} from '@gpucc/hal';
 
 /**
  * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it
@@ -9,24 +17,13 @@ import { type PciAddress, readStateDocument, type StateFile, type Sysfs, writeSt
  * writer holds LOCK_FILE from its read of the state to its last write, and each write merges its
  * own changes into the file as it is on disk then (never a whole copy from an older read).
  */
-export const STATE_FILE = 'var/lib/gpucc/vfio-manager.json';
+export const STATE_FILE = VFIO_MANAGER_STATE_FILE;
 
 /** One vfio-manager writes sysfs and the state at a time, host-wide (hal acquireHostLock). */
 export const LOCK_FILE = 'var/lib/gpucc/vfio-manager.lock';
 
-export interface DeviceRecord {
-  /** The driver before gpucc first moved the device; undefined = it was unbound. */
-  previousDriver?: string;
-  /** The driver_override before gpucc first moved the device; undefined = unset. */
-  previousOverride?: string;
-  targetDriver: string;
-  group?: number;
-  /**
-   * `binding`: a sequence started and may be half done (also: an unbind timed out and may still
-   * complete, so the outcome is unknown); `bound`: converged on the target.
-   */
-  phase: 'binding' | 'bound';
-}
+/** Its format is in the hal, where others read it (gpucc status). */
+export type DeviceRecord = VfioDeviceRecord;
 
 export interface VfioState {
   version: 1;
@@ -42,13 +39,7 @@ export function emptyState(): VfioState {
   return { version: 1, devices: {} };
 }
 
-const FILE: StateFile = {
-  path: STATE_FILE,
-  field: 'devices',
-  owner: 'vfio-manager',
-  hint: 'it records the previous drivers: inspect it, restore it, or remove it knowing they are then unknown',
-  lists: ['unbindLocks'],
-};
+const FILE = VFIO_MANAGER_STATE;
 
 export function readState(sysfs: Sysfs): VfioState {
   const { records, lists } = readStateDocument<DeviceRecord>(sysfs, FILE);

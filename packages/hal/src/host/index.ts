@@ -1,3 +1,4 @@
+export { type Holder, type HolderScan, holdersOf, isGpuDeviceNode, isVmProcess, scanHolders } from './holders.js';
 export { kernelRelease } from './kernel.js';
 export { readVfioAliases, type VfioAlias, vfioModuleFor } from './modules-alias.js';
 export { detectHostTee, type HostTee } from './tee.js';

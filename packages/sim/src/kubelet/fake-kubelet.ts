@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { compareDeviceIds, GpuccError, hostFs, messageOf } from '@gpucc/hal';
 import {
@@ -71,6 +72,9 @@ export interface KubeletResourceState {
 }
 
 export interface KubeletAllocation {
+  /** The pod and container it was for (the fake admits one made-up pod per allocation). */
+  podUid: string;
+  containerName: string;
   resourceName: string;
   deviceIds: string[];
   /** What GetPreferredAllocation suggested (absent when the plugin does not offer it). */
@@ -299,6 +303,8 @@ export class FakeKubelet {
     const first = response.container_responses[0];
     if (first === undefined) throw refused('no containers return in allocation response', { resourceName });
     const allocation: KubeletAllocation = {
+      podUid: randomUUID(),
+      containerName: 'workload',
       resourceName,
       deviceIds: [...chosen].sort(compareDeviceIds),
       ...(preferred === undefined ? {} : { preferred }),
@@ -493,9 +499,9 @@ export class FakeKubelet {
   private readCheckpoint(): KubeletAllocation[] {
     try {
       const data = JSON.parse(hostFs.readText(path.join(this.dir, KUBELET_CHECKPOINT))) as {
-        allocations?: KubeletAllocation[];
+        GpuccSimAllocations?: KubeletAllocation[];
       };
-      return Array.isArray(data.allocations) ? data.allocations : [];
+      return Array.isArray(data.GpuccSimAllocations) ? data.GpuccSimAllocations : [];
     } catch {
       return []; // none yet, or another kubelet's format: start empty as a kubelet with a bad checkpoint does
     }
@@ -504,8 +510,32 @@ export class FakeKubelet {
   private writeCheckpoint(): void {
     const abs = path.join(this.dir, KUBELET_CHECKPOINT);
     const temp = `${abs}.${process.pid}.tmp`;
-    hostFs.writeFileSync(temp, `${JSON.stringify({ allocations: this.allocations }, null, 1)}\n`, 0o600);
+    hostFs.writeFileSync(temp, `${JSON.stringify(this.checkpoint())}\n`, 0o600);
     hostFs.renameSync(temp, abs);
+  }
+
+  /**
+   * The kubelet's own format (docs/facts/real-hosts.md#the-kubelet-checkpoint), so that readers of
+   * a real one read this one; `Checksum` is 0 (only Go computes the real one) and what the fake needs
+   * to restore its allocations rides in a key the kubelet ignores.
+   */
+  private checkpoint(): unknown {
+    const registered: Record<string, string[]> = {};
+    for (const [name, record] of this.resources) registered[name] = record.devices.map((d) => d.ID);
+    return {
+      Data: {
+        PodDeviceEntries: this.allocations.map((a) => ({
+          PodUID: a.podUid,
+          ContainerName: a.containerName,
+          ResourceName: a.resourceName,
+          DeviceIDs: { '-1': a.deviceIds },
+          AllocResp: Buffer.from(JSON.stringify(a.response)).toString('base64'),
+        })),
+        RegisteredDevices: registered,
+      },
+      Checksum: 0,
+      GpuccSimAllocations: this.allocations,
+    };
   }
 
   private writeStatus(): void {

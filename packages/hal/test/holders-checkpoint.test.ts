@@ -1,0 +1,96 @@
+import path from 'node:path';
+import { hostFs, parseKubeletCheckpoint, readKubeletCheckpoint, Sysfs, scanHolders } from '@gpucc/hal';
+import { tempDir } from '@gpucc/testbed/vitest';
+import { describe, expect, it } from 'vitest';
+
+function tree(): { root: string; sysfs: Sysfs; proc: (pid: number, comm: string, fds: string[]) => void } {
+  const root = tempDir();
+  return {
+    root,
+    sysfs: new Sysfs(root),
+    proc: (pid, comm, fds) => {
+      hostFs.makeDir(path.join(root, `proc/${pid}/fd`));
+      hostFs.writeFileSync(path.join(root, `proc/${pid}/comm`), `${comm}\n`);
+      fds.forEach((target, i) => {
+        hostFs.symlinkSync(target, path.join(root, `proc/${pid}/fd/${i}`));
+      });
+    },
+  };
+}
+
+describe('scanHolders (the host proc/, read-only)', () => {
+  it('finds VMs and host processes by the GPU device nodes they hold, and nothing else', () => {
+    const t = tree();
+    t.proc(1, 'systemd', ['/dev/null', '/run/systemd/notify']);
+    t.proc(310, 'qemu-system-x86', ['/dev/kvm', '/dev/vfio/vfio', '/dev/vfio/23', '/dev/vfio/27']);
+    t.proc(311, 'cloud-hyperviso', ['/dev/iommu', '/dev/vfio/devices/vfio4']);
+    t.proc(90, 'nvidia-persiste', ['/dev/nvidiactl', '/dev/nvidia0', '/dev/nvidia-uvm']);
+    const scan = scanHolders(t.sysfs);
+    expect(scan.readable).toBe(true);
+    expect(scan.holders).toEqual([
+      { pid: 90, comm: 'nvidia-persiste', vm: false, nodes: ['/dev/nvidia-uvm', '/dev/nvidia0', '/dev/nvidiactl'] },
+      // /dev/vfio/vfio (the legacy container) names no GPU: not listed.
+      { pid: 310, comm: 'qemu-system-x86', vm: true, nodes: ['/dev/vfio/23', '/dev/vfio/27'] },
+      { pid: 311, comm: 'cloud-hyperviso', vm: true, nodes: ['/dev/vfio/devices/vfio4'] },
+    ]);
+  });
+
+  it('says proc/ is unreadable when it is missing or lists no process (a captured tree)', () => {
+    const t = tree();
+    expect(scanHolders(t.sysfs)).toEqual({ readable: false, holders: [], unreadable: 0 });
+    hostFs.makeDir(path.join(t.root, 'proc'));
+    hostFs.writeFileSync(path.join(t.root, 'proc/cmdline'), 'ro\n');
+    expect(scanHolders(t.sysfs).readable).toBe(false);
+  });
+
+  it('counts a process whose fds cannot be listed, and goes on', () => {
+    const t = tree();
+    t.proc(1, 'init', []);
+    hostFs.makeDir(path.join(t.root, 'proc/77'));
+    // Another user's process reads EACCES as root does not; a link loop fails the listing alike.
+    hostFs.symlinkSync('fd', path.join(t.root, 'proc/77/fd'));
+    t.proc(78, 'qemu-kvm', ['/dev/vfio/5']);
+    const scan = scanHolders(t.sysfs);
+    expect(scan.unreadable).toBe(1);
+    expect(scan.holders.map((h) => h.pid)).toEqual([78]);
+  });
+});
+
+describe('the kubelet checkpoint', () => {
+  const entry = { PodUID: 'uid-1', ContainerName: 'c', ResourceName: 'nvidia.com/pgpu', AllocResp: 'e30=' };
+
+  it('reads v2 (IDs by NUMA node), v1 (a list) and the BootID beside Data', () => {
+    const v2 = parseKubeletCheckpoint(
+      JSON.stringify({
+        Data: {
+          PodDeviceEntries: [{ ...entry, DeviceIDs: { '0': ['23'], '1': ['51', '23'] } }],
+          RegisteredDevices: { 'nvidia.com/pgpu': ['23', '51'] },
+        },
+        Checksum: 42,
+        BootID: 'b00t',
+      }),
+    );
+    expect(v2).toEqual({
+      state: 'read',
+      allocations: [{ podUid: 'uid-1', containerName: 'c', resourceName: 'nvidia.com/pgpu', deviceIds: ['23', '51'] }],
+      registered: { 'nvidia.com/pgpu': ['23', '51'] },
+      bootId: 'b00t',
+    });
+    const v1 = parseKubeletCheckpoint(
+      JSON.stringify({ Data: { PodDeviceEntries: [{ ...entry, DeviceIDs: ['7'] }], RegisteredDevices: null } }),
+    );
+    expect(v1).toMatchObject({ state: 'read', allocations: [{ deviceIds: ['7'] }], registered: {} });
+  });
+
+  it('tolerates null lists and odd entries; refuses what is not a checkpoint, without throwing', () => {
+    expect(parseKubeletCheckpoint('{"Data":{"PodDeviceEntries":null,"RegisteredDevices":null},"Checksum":1}')).toEqual({
+      state: 'read',
+      allocations: [],
+      registered: {},
+    });
+    expect(parseKubeletCheckpoint('{"Data":{"PodDeviceEntries":[7,{"PodUID":1}]}}')).toMatchObject({ allocations: [] });
+    expect(parseKubeletCheckpoint('{')).toMatchObject({ state: 'invalid' });
+    expect(parseKubeletCheckpoint('{"allocations":[]}')).toEqual({ state: 'invalid', reason: 'no Data object' });
+    expect(readKubeletCheckpoint(new Sysfs(tempDir()))).toEqual({ state: 'absent' });
+  });
+});
