@@ -64,15 +64,17 @@ async function expectAgreement(suite: Suite, doc: StatusDocument, mode: string):
 describe('gpucc status on the whole suite', () => {
   it('after the demo scenario agrees with what each operand did, allocations included', async () => {
     const suite = await startSuite();
-    // Up to and including the pod's allocation: bind, specs, advertise, mode on, 2 GPUs allocated.
+    // Bind, specs, advertise, mode on, a 2-GPU pod refused (the CC topology rule); then a 1-GPU pod
+    // that stays allocated while gpucc looks (the scenario's own 1-GPU step ends its pod at once).
     const firstPart = await runScenario(suite, SCENARIO.slice(0, 3));
     expect(firstPart.steps.filter((s) => !s.ok)).toEqual([]);
     await suite.waitFor('cc-manager recorded the modes', async () =>
       (await gpuccStatus(suite)).doc.devices.every((d) => d.cc?.desired === 'on'),
     );
+    await suite.allocate('nvidia.com/pgpu', 1);
     const { code, doc } = await gpuccStatus(suite);
     await expectAgreement(suite, doc, 'on');
-    // The two allocated devices show the fake kubelet's pod; no proc/ of processes here, so no holder problem.
+    // The allocated device shows the fake kubelet's pod; no proc/ of processes here, so no holder problem.
     const allocations = (await suite.kubelet()).allocations;
     expect(allocations).toHaveLength(1);
     const allocated = doc.devices.filter((d) => d.allocations.length > 0);
@@ -81,9 +83,10 @@ describe('gpucc status on the whole suite', () => {
       expect(d.allocations).toEqual([{ podUid: allocations[0]!.podUid, container: 'workload' }]);
     expect(doc.problems).toEqual([]);
     expect(code).toBe(0);
+    await suite.release('nvidia.com/pgpu');
 
     // The rest of the scenario: ppcie, then off.
-    const secondPart = await runScenario(suite, SCENARIO.slice(3));
+    const secondPart = await runScenario(suite, SCENARIO.slice(4));
     expect(secondPart.steps.filter((s) => !s.ok)).toEqual([]);
     await suite.waitFor('cc-manager recorded the modes', async () =>
       (await gpuccStatus(suite)).doc.devices.every((d) => d.cc?.desired === 'off'),

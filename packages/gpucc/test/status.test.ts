@@ -10,7 +10,7 @@ import {
 } from '@gpucc/hal';
 import { main as kataManager } from '@gpucc/kata-manager';
 import { boundNode, captureCli, simNode, tempDir } from '@gpucc/testbed/vitest';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { main, type StatusDocument, type Terminal } from '../src/index.js';
 
 /** `gpucc status` in-process, as a pipe sees it unless told otherwise. */
@@ -124,7 +124,7 @@ describe('gpucc status on a simulated node', () => {
       iommuGroup: 23,
       vfioNodes: ['/dev/vfio/23'],
       cc: { cc: 'on', ppcie: 'off', desired: 'on' },
-      cdi: { name: 'nvidia.com/pgpu=23', file: '/var/run/cdi/nvidia.com-pgpu.yaml' },
+      cdi: { name: 'nvidia.com/pgpu=23', file: '/var/run/cdi/nvidia.com-pgpu_gpucc.yaml' },
       advertised: { resource: 'nvidia.com/pgpu', id: '23', health: 'Healthy' },
       allocations: [{ podUid: '6f1c2d3e-0000-4000-8000-000000000001', container: 'trainer' }],
       holders: [{ pid: 4242, comm: 'qemu-system-x86', vm: true }],
@@ -202,16 +202,16 @@ describe('gpucc status on a simulated node', () => {
     );
   });
 
-  it('reads an empty tree: no device, and every source it could not read named', async () => {
-    const { doc, code } = await statusJson(tempDir());
-    expect(code).toBe(0);
-    expect(doc.devices).toEqual([]);
-    expect(doc.header.kernelSource).toBe('local');
-    expect(doc.unreadable).toEqual([
-      'no sys/bus/pci/devices under the root: no PCI device could be read',
-      'no kubelet dir (/var/lib/kubelet/device-plugins): allocations unknown',
-      'no proc/ of the host under the root: holders unknown',
-    ]);
+  it('refuses an empty tree as every binary does: exit 2, ERR_GPUCC_HOST_ROOT_INVALID, no table', async () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const { code, out } = await status(tempDir(), ['--output', 'json']);
+      expect(code).toBe(2);
+      expect(out).toBe('');
+      expect(stderr.mock.calls.map(([chunk]) => String(chunk)).join('')).toContain('ERR_GPUCC_HOST_ROOT_INVALID');
+    } finally {
+      stderr.mockRestore();
+    }
   });
 
   it('shows a GPU still on the NVIDIA driver and the host process holding it', async () => {
