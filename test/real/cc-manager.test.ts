@@ -137,7 +137,13 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
       token,
     );
     expect(review.body.status.userInfo.username).toBe(`system:serviceaccount:${NAMESPACE}:cc-manager`);
-    expect(review.body.status.userInfo.extra['authentication.kubernetes.io/node-name']).toEqual([NODE]);
+    const node = await cp.api('GET', `/api/v1/nodes/${NODE}`);
+    expect(review.body.status.userInfo.extra).toMatchObject({
+      'authentication.kubernetes.io/pod-name': [pod.body.metadata.name],
+      'authentication.kubernetes.io/pod-uid': [pod.body.metadata.uid],
+      'authentication.kubernetes.io/node-name': [NODE],
+      'authentication.kubernetes.io/node-uid': [node.body.metadata.uid],
+    });
     await startCcManager(token);
     await until(`${STATE}=off`, async () => (await labels())[STATE] === 'off');
     expect(ccModes().every((m) => m === 'off')).toBe(true);
@@ -155,11 +161,11 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
       name: `gpucc-cc-manager-${NODE}`,
       uid: (await cp.api('GET', `/api/v1/namespaces/${NAMESPACE}/pods/gpucc-cc-manager-${NODE}`)).body.metadata.uid,
     });
-    const patch = (node: string, changes: Record<string, string>, as = token) =>
+    const patch = (node: string, changes: Record<string, string | null>, as = token, spec?: object) =>
       cp.api(
         'PATCH',
         `/api/v1/nodes/${node}`,
-        { metadata: { labels: changes } },
+        { metadata: { labels: changes }, ...(spec ? { spec } : {}) },
         as,
         'application/strategic-merge-patch+json',
       );
@@ -172,7 +178,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     expect(refusal(await patch(other, { [STATE]: 'on' }))).toEqual({
       status: 403,
       message: expect.stringMatching(
-        /ValidatingAdmissionPolicy 'gpucc-cc-manager-own-node'.*denied request: cc-manager may change only the node its pod runs on/,
+        /^nodes "gpucc-other-node" is forbidden: ValidatingAdmissionPolicy 'gpucc-cc-manager-own-node' with binding 'gpucc-cc-manager-own-node' denied request: cc-manager may change only the node its pod runs on/,
       ),
     });
     expect((await cp.api('GET', `/api/v1/nodes/${other}`)).body.metadata.labels[STATE]).toBeUndefined();
@@ -184,7 +190,20 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     // Its own node, its own label: allowed.
     const own = await patch(NODE, { 'nvidia.com/cc.probe': 'x' });
     expect(own.status).toBe(200);
-    expect((await patch(NODE, { 'nvidia.com/cc.probe': null as unknown as string })).status).toBe(200);
+    expect((await patch(NODE, { 'nvidia.com/cc.probe': null })).status).toBe(200);
+    // Its own node, its own label, with a change of the node's spec: refused.
+    expect(refusal(await patch(NODE, { 'nvidia.com/cc.probe': 'x' }, token, { unschedulable: true }))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/denied request: cc-manager changes node labels, never the node's spec/),
+    });
+    const after = await cp.api('GET', `/api/v1/nodes/${NODE}`);
+    expect({
+      unschedulable: after.body.spec.unschedulable,
+      probe: after.body.metadata.labels['nvidia.com/cc.probe'],
+    }).toEqual({
+      unschedulable: undefined,
+      probe: undefined,
+    });
     // The same identity with a token bound to no pod (no node claim): no node at all.
     const unbound = await cp.serviceAccountToken(NAMESPACE, 'cc-manager');
     expect(refusal(await patch(NODE, { 'nvidia.com/cc.probe': 'x' }, unbound))).toEqual({
