@@ -8,7 +8,6 @@ import { recordFigure } from './figures.js';
 import { boundNode } from './node.js';
 import {
   freePort,
-  logged,
   type Proc,
   packageBin,
   REPO,
@@ -309,11 +308,19 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
 
   it('an API server restart in the middle of a switch: the switch completes once and the labels end right', async () => {
     const seen = ccManager.logs().length;
+    const since = (event: string) => () =>
+      ccManager
+        .logs()
+        .slice(seen)
+        .find((l) => l.event === event);
     await setLabels({ [MODE]: 'on' });
-    await logged(ccManager, 'cc.device.switch');
+    // This switch's first GPU reset under way (not an earlier switch's), then the kill.
+    await until('cc-manager to start switching a GPU', since('cc.device.switch'));
     await cp.stopApiServer('SIGKILL');
     await cp.startApiServer();
     await until(`${STATE}=on`, async () => (await labels())[STATE] === 'on', 120_000);
+    // The state label is written just before the switch's last log line.
+    await until('cc-manager to log the end of the switch', since('cc.switch.done'));
     const logs = ccManager.logs().slice(seen);
     expect(logs.filter((l) => l.event === 'cc.switch.done')).toHaveLength(1);
     // One switch per GPU: none was repeated after the API server came back.
