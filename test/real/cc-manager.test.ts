@@ -8,7 +8,6 @@ import { recordFigure } from './figures.js';
 import { boundNode } from './node.js';
 import {
   freePort,
-  logged,
   type Proc,
   packageBin,
   REPO,
@@ -107,25 +106,131 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     removeTempDirs();
   }, 60_000);
 
-  it('the manifests of deploy/kubernetes apply; cc-manager runs with its ServiceAccount token and reads the node', async () => {
-    const applied = await cp.kubectl(['apply', '--server-side', '-k', 'deploy/kubernetes/base']);
-    expect(applied.stderr).toBe('');
-    expect(applied.code).toBe(0);
-    const token = await cp.serviceAccountToken(NAMESPACE, 'cc-manager');
+  it('the manifests apply as deploy/README.md orders them; cc-manager runs with its pod-bound token and reads the node', async () => {
+    // As a cluster admin: the namespace once, then an overlay (the base and node-events). The
+    // node's labels are the GPU Operator's, so the gpu-operator overlay.
+    for (const dir of ['deploy/kubernetes/namespace', 'deploy/kubernetes/overlays/gpu-operator']) {
+      const applied = await cp.kubectl(['apply', '--server-side', '-k', dir]);
+      expect({ dir, code: applied.code, stderr: applied.stderr }).toEqual({ dir, code: 0, stderr: '' });
+    }
+    // The DaemonSet's pod on this node, as its controller would create it (no kubelet runs it).
+    const ds = await cp.api('GET', `/apis/apps/v1/namespaces/${NAMESPACE}/daemonsets/gpucc-cc-manager`);
+    expect(ds.status).toBe(200);
+    const pod = await cp.api('POST', `/api/v1/namespaces/${NAMESPACE}/pods`, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: `gpucc-cc-manager-${NODE}`, labels: ds.body.spec.template.metadata.labels },
+      spec: { ...ds.body.spec.template.spec, nodeName: NODE },
+    });
+    expect({ status: pod.status, message: pod.body.message }).toEqual({ status: 201, message: undefined });
+    expect(pod.body.spec.serviceAccountName).toBe('cc-manager');
+    const token = await cp.serviceAccountToken(NAMESPACE, 'cc-manager', {
+      name: pod.body.metadata.name,
+      uid: pod.body.metadata.uid,
+    });
+    // What the API server makes of the token: cc-manager's user, with the pod's node.
+    const review = await cp.api(
+      'POST',
+      '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      token,
+    );
+    expect(review.body.status.userInfo.username).toBe(`system:serviceaccount:${NAMESPACE}:cc-manager`);
+    const node = await cp.api('GET', `/api/v1/nodes/${NODE}`);
+    expect(review.body.status.userInfo.extra).toMatchObject({
+      'authentication.kubernetes.io/pod-name': [pod.body.metadata.name],
+      'authentication.kubernetes.io/pod-uid': [pod.body.metadata.uid],
+      'authentication.kubernetes.io/node-name': [NODE],
+      'authentication.kubernetes.io/node-uid': [node.body.metadata.uid],
+    });
     await startCcManager(token);
     await until(`${STATE}=off`, async () => (await labels())[STATE] === 'off');
     expect(ccModes().every((m) => m === 'off')).toBe(true);
   }, 60_000);
 
-  it('every overlay of deploy/kubernetes passes a server-side dry-run apply against this release', async () => {
+  it('the admission policy: its own node and its own labels only, and only with a token bound to that node', async () => {
+    const other = 'gpucc-other-node';
+    const created = await cp.api('POST', '/api/v1/nodes', {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: other, labels: { [MODE]: 'off' } },
+    });
+    expect(created.status).toBe(201);
+    const token = await cp.serviceAccountToken(NAMESPACE, 'cc-manager', {
+      name: `gpucc-cc-manager-${NODE}`,
+      uid: (await cp.api('GET', `/api/v1/namespaces/${NAMESPACE}/pods/gpucc-cc-manager-${NODE}`)).body.metadata.uid,
+    });
+    const patch = (node: string, changes: Record<string, string | null>, as = token, spec?: object) =>
+      cp.api(
+        'PATCH',
+        `/api/v1/nodes/${node}`,
+        { metadata: { labels: changes }, ...(spec ? { spec } : {}) },
+        as,
+        'application/strategic-merge-patch+json',
+      );
+    const refusal = (r: { status: number; body: { message?: string } }) => ({
+      status: r.status,
+      message: r.body.message,
+    });
+
+    // RBAC lets it patch every node; the policy refuses every node but its own.
+    expect(refusal(await patch(other, { [STATE]: 'on' }))).toEqual({
+      status: 403,
+      message: expect.stringMatching(
+        /^nodes "gpucc-other-node" is forbidden: ValidatingAdmissionPolicy 'gpucc-cc-manager-own-node' with binding 'gpucc-cc-manager-own-node' denied request: cc-manager may change only the node its pod runs on/,
+      ),
+    });
+    expect((await cp.api('GET', `/api/v1/nodes/${other}`)).body.metadata.labels[STATE]).toBeUndefined();
+    // Its own node, a label outside its prefixes: refused.
+    expect(refusal(await patch(NODE, { 'node-role.kubernetes.io/gpu': '' }))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/denied request: cc-manager changes only nvidia\.com\/cc\.\*/),
+    });
+    // Its own node, its own label: allowed.
+    const own = await patch(NODE, { 'nvidia.com/cc.probe': 'x' });
+    expect(own.status).toBe(200);
+    expect((await patch(NODE, { 'nvidia.com/cc.probe': null })).status).toBe(200);
+    // Its own node, its own label, with a change of the node's spec: refused.
+    expect(refusal(await patch(NODE, { 'nvidia.com/cc.probe': 'x' }, token, { unschedulable: true }))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/denied request: cc-manager changes node labels, never the node's spec/),
+    });
+    const after = await cp.api('GET', `/api/v1/nodes/${NODE}`);
+    expect({
+      unschedulable: after.body.spec.unschedulable,
+      probe: after.body.metadata.labels['nvidia.com/cc.probe'],
+    }).toEqual({
+      unschedulable: undefined,
+      probe: undefined,
+    });
+    // The same identity with a token bound to no pod (no node claim): no node at all.
+    const unbound = await cp.serviceAccountToken(NAMESPACE, 'cc-manager');
+    expect(refusal(await patch(NODE, { 'nvidia.com/cc.probe': 'x' }, unbound))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/cc-manager may change only the node its pod runs on/),
+    });
+  });
+
+  it('namespace/, node-events/ and every overlay pass a server-side dry-run apply against this release', async () => {
     const overlays = readdirSync(path.join(REPO, 'deploy/kubernetes/overlays')).map(
       (o) => `deploy/kubernetes/overlays/${o}`,
     );
-    expect(overlays.length).toBeGreaterThan(0);
-    for (const dir of ['deploy/kubernetes/base', ...overlays]) {
+    expect(overlays.sort()).toEqual([
+      'deploy/kubernetes/overlays/gpu-operator',
+      'deploy/kubernetes/overlays/standalone',
+    ]);
+    const expected: Record<string, RegExp> = {
+      'deploy/kubernetes/namespace': /namespace\/gpucc-system serverside-applied \(server dry run\)/,
+      'deploy/kubernetes/node-events':
+        /role\.rbac\.authorization\.k8s\.io\/gpucc-cc-manager-events serverside-applied \(server dry run\)/,
+      ...Object.fromEntries(
+        overlays.map((o) => [o, /daemonset\.apps\/gpucc-cc-manager serverside-applied \(server dry run\)/]),
+      ),
+    };
+    for (const [dir, output] of Object.entries(expected)) {
       const r = await cp.kubectl(['apply', '--server-side', '--dry-run=server', '-k', dir]);
       expect({ dir, code: r.code, stderr: r.stderr }).toEqual({ dir, code: 0, stderr: '' });
-      expect(r.stdout).toMatch(/daemonset\.apps\/gpucc-cc-manager serverside-applied \(server dry run\)/);
+      expect(r.stdout).toMatch(output);
     }
   }, 60_000);
 
@@ -203,11 +308,19 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
 
   it('an API server restart in the middle of a switch: the switch completes once and the labels end right', async () => {
     const seen = ccManager.logs().length;
+    const since = (event: string) => () =>
+      ccManager
+        .logs()
+        .slice(seen)
+        .find((l) => l.event === event);
     await setLabels({ [MODE]: 'on' });
-    await logged(ccManager, 'cc.device.switch');
+    // This switch's first GPU reset under way (not an earlier switch's), then the kill.
+    await until('cc-manager to start switching a GPU', since('cc.device.switch'));
     await cp.stopApiServer('SIGKILL');
     await cp.startApiServer();
     await until(`${STATE}=on`, async () => (await labels())[STATE] === 'on', 120_000);
+    // The state label is written just before the switch's last log line.
+    await until('cc-manager to log the end of the switch', since('cc.switch.done'));
     const logs = ccManager.logs().slice(seen);
     expect(logs.filter((l) => l.event === 'cc.switch.done')).toHaveLength(1);
     // One switch per GPU: none was repeated after the API server came back.

@@ -108,8 +108,8 @@ export class ControlPlane {
       path.join(this.dir, 'serving'),
       '--authorization-mode',
       'Node,RBAC',
-      // The operands' DaemonSets are privileged; like kubeadm, allow it (the default refuses them).
-      '--allow-privileged=true',
+      // No --allow-privileged: the default (false) refuses privileged containers, and
+      // deploy/kubernetes has none.
       '--token-auth-file',
       path.join(this.dir, 'tokens.csv'),
       '--service-account-issuer',
@@ -228,12 +228,18 @@ export class ControlPlane {
     });
   }
 
-  /** A ServiceAccount token from the TokenRequest API, as the kubelet gets one for a pod. */
-  async serviceAccountToken(namespace: string, name: string): Promise<string> {
+  /**
+   * A ServiceAccount token from the TokenRequest API. Bound to a pod, as the kubelet asks for a
+   * pod's projected token, it carries the pod's node (authentication.kubernetes.io/node-name).
+   */
+  async serviceAccountToken(namespace: string, name: string, pod?: { name: string; uid: string }): Promise<string> {
     const r = await this.api('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
+      spec: {
+        expirationSeconds: 3600,
+        ...(pod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...pod } } : {}),
+      },
     });
     if (r.status !== 201) throw new Error(`TokenRequest: ${r.status} ${JSON.stringify(r.body)}`);
     return r.body.status.token as string;

@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { type CcModeState, Sysfs, writeCcNodeState } from '@gpucc/hal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceManager, type ManagerState } from './device-manager.js';
 import { recordFigure } from './figures.js';
@@ -185,6 +186,100 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
     expect(d.deviceIDs.filter((id) => taken.has(id))).toEqual([]);
     expect(new Set(d.deviceIDs.map(numaOf))).toEqual(new Set([1]));
   });
+});
+
+describe.skipIf(!tier.bin)('CC topology rules through the real kubelet device manager (hgx-h100-8)', () => {
+  let root: string;
+  let pluginDir: string;
+  let manager: DeviceManager;
+  let metricsPort: number;
+
+  /** cc-manager's mode record, as it writes it after a switch (docs/facts/cc-topology.md). */
+  const record = (state: CcModeState) => writeCcNodeState(new Sysfs(root), { state, since: new Date().toISOString() });
+  /** A kubelet that starts on an empty node: no checkpoint, every device free. */
+  const freshManager = async () => {
+    await manager?.stop();
+    rmSync(path.join(pluginDir, 'kubelet_internal_checkpoint'), { force: true });
+    manager = await DeviceManager.start(tier.bin!, pluginDir, 2);
+    await manager.waitAllocatable(GPU, GPUS);
+    await manager.waitAllocatable(SWITCH, SWITCHES);
+  };
+  /** GetPreferredAllocation calls for GPUs the plugin answered with a set (not a refusal). */
+  const preferredAnswers = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find(
+        (l) =>
+          l.startsWith('gpucc_device_plugin_preferred_allocations_total{') &&
+          l.includes(`"${GPU}"`) &&
+          l.includes('result="success"'),
+      );
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
+  /** The allocation's device IDs, or the manager's error. */
+  const tryAllocate = (pod: string, resource: string, count: number, container = 'main') =>
+    manager.allocate(pod, resource, count, container).then(
+      (a) => a.deviceIDs,
+      (error: Error) => error.message,
+    );
+
+  beforeAll(async () => {
+    root = boundNode('dp-cc');
+    await record('on');
+    pluginDir = path.join(root, 'var/lib/kubelet/device-plugins');
+    metricsPort = await freePort();
+    manager = await DeviceManager.start(tier.bin!, pluginDir, 2);
+    // The plugin as deployed: NVSwitches by default, --cc-topology enforce by default.
+    startProcess('sandbox-device-plugin', process.execPath, [
+      packageBin('sandbox-device-plugin'),
+      'run',
+      '--host-root',
+      root,
+      '--log-format',
+      'json',
+      '--metrics-address',
+      `127.0.0.1:${metricsPort}`,
+      '--cdi-devices',
+    ]);
+    await manager.waitAllocatable(GPU, GPUS);
+    await manager.waitAllocatable(SWITCH, SWITCHES);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll();
+    removeTempDirs();
+  }, 60_000);
+
+  it("mode on: 2 GPUs are refused with the plugin's message and nothing is allocated; 1 GPU is allocated", async () => {
+    const refused = await tryAllocate('pod-two', GPU, 2);
+    // The manager asks GetPreferredAllocation (2 of 8 free), and the plugin refuses there.
+    expect(refused).toMatch(/GetPreferredAllocation rpc failed/);
+    expect(refused).toMatch(/ERR_GPUCC_CC_TOPOLOGY_REFUSED/);
+    expect(refused).toContain(
+      'mode on on Hopper allows 1 GPU per pod; request 1, or label the node nvidia.com/cc.mode=ppcie and request all 8 GPUs and 4 NVSwitches',
+    );
+    expect((await manager.state()).checkpoint?.Data.PodDeviceEntries ?? []).toEqual([]);
+    expect(await tryAllocate('pod-one', GPU, 1)).toHaveLength(1);
+  });
+
+  it('mode ppcie: part of the node is refused; all 8 GPUs and 4 NVSwitches are allocated', async () => {
+    await record('ppcie');
+    await freshManager();
+    const part = await tryAllocate('pod-part', GPU, 4);
+    expect(part).toMatch(/ERR_GPUCC_CC_TOPOLOGY_REFUSED/);
+    expect(part).toContain('mode ppcie on Hopper allows only the whole node in one pod: all 8 GPUs and 4 NVSwitches');
+    const before = await preferredAnswers();
+    // One pod, a container per resource (the harness answers a container's devices of every resource).
+    const gpus = await tryAllocate('pod-all', GPU, GPUS, 'gpus');
+    const switches = await tryAllocate('pod-all', SWITCH, SWITCHES, 'switches');
+    // With no NUMA hint (Topology Manager policy none) the manager asks GetPreferredAllocation even
+    // for every free device (devicesToAllocate); the plugin's answer, the whole node, is taken.
+    expect(await preferredAnswers()).toBe(before + 1);
+    const all = (await manager.state()).resources[GPU]!.devices.map((d) => d.id);
+    expect([...(gpus as string[])].sort()).toEqual([...all].sort());
+    expect(switches).toHaveLength(SWITCHES);
+  }, 60_000);
 });
 
 if (!tier.bin) {
