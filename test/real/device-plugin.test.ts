@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { type CcModeState, Sysfs, writeCcNodeState } from '@gpucc/hal';
+import { type CcModeState, HostRoot, writeCcNodeState } from '@gpucc/hal';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceManager, type ManagerState } from './device-manager.js';
 import { recordFigure } from './figures.js';
@@ -195,7 +195,8 @@ describe.skipIf(!tier.bin)('CC topology rules through the real kubelet device ma
   let metricsPort: number;
 
   /** cc-manager's mode record, as it writes it after a switch (docs/facts/cc-topology.md). */
-  const record = (state: CcModeState) => writeCcNodeState(new Sysfs(root), { state, since: new Date().toISOString() });
+  const record = (state: CcModeState) =>
+    writeCcNodeState(new HostRoot(root), { state, since: new Date().toISOString() });
   /** A kubelet that starts on an empty node: no checkpoint, every device free. */
   const freshManager = async () => {
     await manager?.stop();

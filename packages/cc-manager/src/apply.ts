@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger, ProgressSink } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
+import { GpuccError, type HostRoot, isGpuccError, type PciAddress } from '@gpucc/hal';
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
 import { recordModes } from './modes-record.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
@@ -39,7 +39,7 @@ export interface ApplyReport {
 
 export interface ApplyOptions {
   backend: CcBackend;
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
   /** Tool calls (hence device resets) in flight at once. */
   maxParallel: number;
@@ -57,7 +57,7 @@ function knobsOf(d: DevicePlan): SwitchStep {
  * Forgets pending records of devices that read their target now (a switch finished after its record
  * was written, e.g. by a tool that outlived a killed cc-manager): nothing is pending on them any more.
  */
-export async function forgetApplied(sysfs: Sysfs, plan: Plan): Promise<void> {
+export async function forgetApplied(sysfs: HostRoot, plan: Plan): Promise<void> {
   const applied = plan.devices.filter((d) => d.decision === 'converged' && d.pending);
   if (applied.length === 0) return;
   const state = readIntentRecord(sysfs);

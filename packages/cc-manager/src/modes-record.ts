@@ -1,5 +1,5 @@
 import type { Logger } from '@gpucc/daemon';
-import { type CcMode, type CcModesRecord, messageOf, readCcModes, type Sysfs, writeCcModes } from '@gpucc/hal';
+import { type CcMode, type CcModesRecord, type HostRoot, messageOf, readCcModes, writeCcModes } from '@gpucc/hal';
 import type { DeviceModes } from './backend/backend.js';
 
 /**
@@ -8,7 +8,7 @@ import type { DeviceModes } from './backend/backend.js';
  * a device whose query failed keeps its previous entry. A failed write costs a log line, never a switch.
  */
 export async function recordModes(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   logger: Logger,
   modes: ReadonlyMap<string, DeviceModes>,
   desired: CcMode,
@@ -30,7 +30,7 @@ export async function recordModes(
   }
 }
 
-function readCcModesOrEmpty(sysfs: Sysfs): Record<string, CcModesRecord> {
+function readCcModesOrEmpty(sysfs: HostRoot): Record<string, CcModesRecord> {
   try {
     return readCcModes(sysfs);
   } catch {

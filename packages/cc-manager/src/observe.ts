@@ -1,4 +1,4 @@
-import { detectHostTee, discoverPci, type HostTee, type Sysfs } from '@gpucc/hal';
+import { detectHostTee, discoverPci, type HostRoot, type HostTee } from '@gpucc/hal';
 import type { CcBackend } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';
@@ -12,7 +12,7 @@ export interface HostView {
   pending: IntentRecord['pending'];
 }
 
-export function observeHost(sysfs: Sysfs, table: CapabilityTable): HostView {
+export function observeHost(sysfs: HostRoot, table: CapabilityTable): HostView {
   return {
     tee: detectHostTee(sysfs),
     devices: findCcDevices(discoverPci(sysfs), table),
@@ -45,7 +45,7 @@ export async function readModes(host: HostView, backend: CcBackend, signal?: Abo
  * driver (sysfs), their current modes (the backend's tools), and what cc-manager left pending.
  */
 export async function observe(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   backend: CcBackend,
   table: CapabilityTable,
   signal?: AbortSignal,

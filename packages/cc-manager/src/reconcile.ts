@@ -7,8 +7,8 @@ import {
   CC_MODES,
   type CcMode,
   type GpuccError,
+  type HostRoot,
   messageOf,
-  type Sysfs,
   writeCcNodeState,
 } from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
@@ -42,7 +42,7 @@ import { type DevicePlan, type Plan, planSwitch, ppcieRefusal, toSwitch } from '
 export const READY_MARKER = CC_MANAGER_READY_MARKER;
 
 export interface ReconcilerOptions {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   backend: CcBackend;
   capability: CapabilityTable;
   logger: Logger;

@@ -1,4 +1,4 @@
-import { messageOf, type Sysfs } from '@gpucc/hal';
+import { type HostRoot, messageOf } from '@gpucc/hal';
 import { parse } from 'yaml';
 
 /** A device of a CDI spec on disk: its fully qualified name and the host paths of its device nodes. */
@@ -20,7 +20,7 @@ export interface CdiSpecs {
  * Every device of every spec (`*.yaml`, `*.json` only: docs/facts/cdi.md#spec-directories) in the CDI
  * directories, read-only. A spec that cannot be parsed is named in `unreadable`, the others still count; a missing directory is normal.
  */
-export function readCdiSpecs(sysfs: Sysfs, dirs: readonly string[]): CdiSpecs {
+export function readCdiSpecs(sysfs: HostRoot, dirs: readonly string[]): CdiSpecs {
   const devices: CdiDevice[] = [];
   const unreadable: string[] = [];
   for (const dir of dirs) {

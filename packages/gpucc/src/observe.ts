@@ -8,6 +8,7 @@ import {
   discoverPci,
   groupIntoUnits,
   type HolderScan,
+  type HostRoot,
   type HostTee,
   holdersOf,
   type KubeletCheckpoint,
@@ -22,7 +23,6 @@ import {
   readCcModes,
   readKubeletCheckpoint,
   readVfioManagerState,
-  type Sysfs,
   scanHolders,
   VFIO_CONTAINER_PATH,
   VFIO_MANAGER_STATE_FILE,
@@ -120,7 +120,7 @@ export interface ObserveOptions {
   cdiDirs?: readonly string[];
 }
 
-export async function observeNode(sysfs: Sysfs, options: ObserveOptions = {}): Promise<NodeView> {
+export async function observeNode(sysfs: HostRoot, options: ObserveOptions = {}): Promise<NodeView> {
   const unreadable: string[] = [];
   /** Reads one source; a failure becomes a line in `unreadable` and the fallback. */
   function attempt<T>(what: string, read: () => T, fallback: T): T {
@@ -216,7 +216,7 @@ interface RowSources {
   unreadable: string[];
 }
 
-function deviceRows(sysfs: Sysfs, topology: PciTopology, model: VfioModel, sources: RowSources): DeviceRow[] {
+function deviceRows(sysfs: HostRoot, topology: PciTopology, model: VfioModel, sources: RowSources): DeviceRow[] {
   const targets = topology.devices.filter((d) => d.kind === 'gpu' || d.kind === 'nvswitch');
   const rows: DeviceRow[] = [];
   for (const unitTargets of groupIntoUnits(targets)) {
@@ -234,7 +234,7 @@ function deviceRows(sysfs: Sysfs, topology: PciTopology, model: VfioModel, sourc
 }
 
 function deviceRow(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   topology: PciTopology,
   device: PciDevice,
   vfioNodes: string[],
@@ -305,14 +305,14 @@ function byNode(devices: CdiDevice[]): Map<string, CdiDevice[]> {
 }
 
 /** `/dev/nvidia<minor>` of a GPU on the NVIDIA driver (docs/facts/real-hosts.md#nvidia-device-nodes). */
-function nvidiaNodesOf(sysfs: Sysfs, device: PciDevice): string[] {
+function nvidiaNodesOf(sysfs: HostRoot, device: PciDevice): string[] {
   if (device.driver !== 'nvidia') return [];
   const info = sysfs.readOptional(`proc/driver/nvidia/gpus/${device.address}/information`);
   const minor = info ? /^Device Minor:\s*(\d+)/m.exec(info)?.[1] : undefined;
   return minor === undefined ? [] : [`/dev/nvidia${minor}`];
 }
 
-function readHeader(sysfs: Sysfs, vfioModel: VfioModel, iommu: boolean, nodeName: string | undefined): HostHeader {
+function readHeader(sysfs: HostRoot, vfioModel: VfioModel, iommu: boolean, nodeName: string | undefined): HostHeader {
   const hostname = sysfs.readOptional('etc/hostname')?.trim();
   const name = nodeName ?? (hostname || undefined);
   const os = /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(sysfs.readOptional('etc/os-release') ?? '')?.[1];
@@ -330,7 +330,7 @@ function readHeader(sysfs: Sysfs, vfioModel: VfioModel, iommu: boolean, nodeName
 }
 
 async function operandStates(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   seen: {
     ccModes: Record<string, unknown>;
     vfioRecords: Record<string, unknown>;

@@ -1,5 +1,5 @@
 import { watchDirs } from '@gpucc/daemon';
-import { DEVICE_PLUGIN_DIR, type Sysfs } from '@gpucc/hal';
+import { DEVICE_PLUGIN_DIR, type HostRoot } from '@gpucc/hal';
 
 /**
  * The directories whose entries change when the node does, the ones the operands themselves watch:
@@ -20,7 +20,7 @@ export const WATCHED_DIRS = [
 ] as const;
 
 export interface WatchOptions {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   /** One frame of the screen (the table, or one JSON document). */
   frame: () => Promise<string>;
   write: (text: string) => void;

@@ -2,9 +2,9 @@ import path from 'node:path';
 import {
   type AdvertisedDeviceRecord,
   discoverPci,
-  hostFs,
+  type HostRoot,
   KUBELET_CHECKPOINT_PATH,
-  type Sysfs,
+  localFs,
   writeAdvertisedDevices,
   writeCcModes,
 } from '@gpucc/hal';
@@ -32,16 +32,16 @@ async function statusJson(root: string): Promise<{ code: number; doc: StatusDocu
 }
 
 function file(root: string, rel: string, text: string): void {
-  hostFs.makeDir(path.dirname(path.join(root, rel)));
-  hostFs.writeFileSync(path.join(root, rel), text);
+  localFs.makeDir(path.dirname(path.join(root, rel)));
+  localFs.writeFileSync(path.join(root, rel), text);
 }
 
 /** A process of the host's proc/: its name and the files its fds point at. */
 function proc(root: string, pid: number, comm: string, fds: string[]): void {
   file(root, `proc/${pid}/comm`, `${comm}\n`);
-  hostFs.makeDir(path.join(root, `proc/${pid}/fd`));
+  localFs.makeDir(path.join(root, `proc/${pid}/fd`));
   fds.forEach((target, i) => {
-    hostFs.symlinkSync(target, path.join(root, `proc/${pid}/fd/${i + 3}`));
+    localFs.symlinkSync(target, path.join(root, `proc/${pid}/fd/${i + 3}`));
   });
 }
 
@@ -73,13 +73,13 @@ async function convergedNode() {
   return { ...node, gpus };
 }
 
-function gpusOf(sysfs: Sysfs): string[] {
+function gpusOf(sysfs: HostRoot): string[] {
   return discoverPci(sysfs)
     .devices.filter((d) => d.kind === 'gpu')
     .map((d) => d.address);
 }
 
-async function advertise(sysfs: Sysfs, groups: string[], health: Record<string, 'Unhealthy'> = {}) {
+async function advertise(sysfs: HostRoot, groups: string[], health: Record<string, 'Unhealthy'> = {}) {
   const topology = discoverPci(sysfs);
   const records = Object.fromEntries(
     groups.map((g): [string, AdvertisedDeviceRecord] => {
@@ -155,7 +155,7 @@ describe('gpucc status on a simulated node', () => {
     );
     proc(node.root, 1, 'systemd', []);
     await advertise(node.sysfs, ['23', '27', '31', '35', '39', '43', '47', '51', '99']);
-    hostFs.removeSync(path.join(node.root, 'dev/vfio/31'));
+    localFs.removeSync(path.join(node.root, 'dev/vfio/31'));
     // 0000:43:00.0 reads CC off while the node asks for on.
     await writeCcModes(node.sysfs, { '0000:43:00.0': { cc: 'off', ppcie: 'off', desired: 'on' } });
     // vfio-manager bound 0000:53:00.0, and it is no longer on vfio-pci.
@@ -182,8 +182,8 @@ describe('gpucc status on a simulated node', () => {
 
   it('reads a tree with no proc/ and no kubelet dir, and says what it could not read', async () => {
     const node = await boundNode('h100-pcie-1');
-    hostFs.removeSync(path.join(node.root, 'proc'));
-    hostFs.removeSync(path.join(node.root, 'var/lib/kubelet'));
+    localFs.removeSync(path.join(node.root, 'proc'));
+    localFs.removeSync(path.join(node.root, 'var/lib/kubelet'));
     const { code, doc } = await statusJson(node.root);
     expect(code).toBe(0);
     expect(doc.devices).toHaveLength(1);

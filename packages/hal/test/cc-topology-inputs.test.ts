@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as hostFs from '../src/fs/host-fs.js';
-import { CC_NODE_STATE_FILE, gpuChipOf, readCcNodeState, Sysfs, writeCcNodeState } from '../src/index.js';
+import * as localFs from '../src/fs/local-fs.js';
+import { CC_NODE_STATE_FILE, gpuChipOf, HostRoot, readCcNodeState, writeCcNodeState } from '../src/index.js';
 
 describe('the chip of a PCI device ID (gpu-admin-tools ranges)', () => {
   it.each([
@@ -21,12 +21,12 @@ describe("cc-manager's mode record", () => {
   let root: string;
   beforeEach(() => {
     root = path.join(tmpdir(), `gpucc-ccmode-${randomUUID()}`);
-    hostFs.makeDir(root);
+    localFs.makeDir(root);
   });
-  afterEach(() => hostFs.removeSync(root));
+  afterEach(() => localFs.removeSync(root));
 
   it('is absent until written, then reads back; an unchanged state is not rewritten', async () => {
-    const sysfs = new Sysfs(root);
+    const sysfs = new HostRoot(root);
     expect(readCcNodeState(sysfs)).toBeUndefined();
     await writeCcNodeState(sysfs, { state: 'on', since: '2026-12-07T22:00:00.000Z' });
     await writeCcNodeState(sysfs, { state: 'on', since: '2026-12-07T23:00:00.000Z' });
@@ -37,9 +37,9 @@ describe("cc-manager's mode record", () => {
   });
 
   it('a record that is not one is refused with a coded error, not guessed at', () => {
-    hostFs.makeDir(path.join(root, 'var/lib/gpucc'));
-    hostFs.writeFileSync(path.join(root, CC_NODE_STATE_FILE), '{"version":1,"state":"On","since":"x"}');
-    expect(() => readCcNodeState(new Sysfs(root))).toThrow(
+    localFs.makeDir(path.join(root, 'var/lib/gpucc'));
+    localFs.writeFileSync(path.join(root, CC_NODE_STATE_FILE), '{"version":1,"state":"On","since":"x"}');
+    expect(() => readCcNodeState(new HostRoot(root))).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_STATE_FILE_INVALID' }),
     );
   });

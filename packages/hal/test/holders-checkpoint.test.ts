@@ -1,18 +1,18 @@
 import path from 'node:path';
-import { hostFs, parseKubeletCheckpoint, readKubeletCheckpoint, Sysfs, scanHolders } from '@gpucc/hal';
+import { HostRoot, localFs, parseKubeletCheckpoint, readKubeletCheckpoint, scanHolders } from '@gpucc/hal';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 
-function tree(): { root: string; sysfs: Sysfs; proc: (pid: number, comm: string, fds: string[]) => void } {
+function tree(): { root: string; sysfs: HostRoot; proc: (pid: number, comm: string, fds: string[]) => void } {
   const root = tempDir();
   return {
     root,
-    sysfs: new Sysfs(root),
+    sysfs: new HostRoot(root),
     proc: (pid, comm, fds) => {
-      hostFs.makeDir(path.join(root, `proc/${pid}/fd`));
-      hostFs.writeFileSync(path.join(root, `proc/${pid}/comm`), `${comm}\n`);
+      localFs.makeDir(path.join(root, `proc/${pid}/fd`));
+      localFs.writeFileSync(path.join(root, `proc/${pid}/comm`), `${comm}\n`);
       fds.forEach((target, i) => {
-        hostFs.symlinkSync(target, path.join(root, `proc/${pid}/fd/${i}`));
+        localFs.symlinkSync(target, path.join(root, `proc/${pid}/fd/${i}`));
       });
     },
   };
@@ -38,17 +38,17 @@ describe('scanHolders (the host proc/, read-only)', () => {
   it('says proc/ is unreadable when it is missing or lists no process (a captured tree)', () => {
     const t = tree();
     expect(scanHolders(t.sysfs)).toEqual({ readable: false, holders: [], unreadable: 0 });
-    hostFs.makeDir(path.join(t.root, 'proc'));
-    hostFs.writeFileSync(path.join(t.root, 'proc/cmdline'), 'ro\n');
+    localFs.makeDir(path.join(t.root, 'proc'));
+    localFs.writeFileSync(path.join(t.root, 'proc/cmdline'), 'ro\n');
     expect(scanHolders(t.sysfs).readable).toBe(false);
   });
 
   it('counts a process whose fds cannot be listed, and goes on', () => {
     const t = tree();
     t.proc(1, 'init', []);
-    hostFs.makeDir(path.join(t.root, 'proc/77'));
+    localFs.makeDir(path.join(t.root, 'proc/77'));
     // Another user's process reads EACCES as root does not; a link loop fails the listing alike.
-    hostFs.symlinkSync('fd', path.join(t.root, 'proc/77/fd'));
+    localFs.symlinkSync('fd', path.join(t.root, 'proc/77/fd'));
     t.proc(78, 'qemu-kvm', ['/dev/vfio/5']);
     const scan = scanHolders(t.sysfs);
     expect(scan.unreadable).toBe(1);
@@ -91,6 +91,6 @@ describe('the kubelet checkpoint', () => {
     expect(parseKubeletCheckpoint('{"Data":{"PodDeviceEntries":[7,{"PodUID":1}]}}')).toMatchObject({ allocations: [] });
     expect(parseKubeletCheckpoint('{')).toMatchObject({ state: 'invalid' });
     expect(parseKubeletCheckpoint('{"allocations":[]}')).toEqual({ state: 'invalid', reason: 'no Data object' });
-    expect(readKubeletCheckpoint(new Sysfs(tempDir()))).toEqual({ state: 'absent' });
+    expect(readKubeletCheckpoint(new HostRoot(tempDir()))).toEqual({ state: 'absent' });
   });
 });

@@ -1,5 +1,11 @@
 import type { Logger } from '@gpucc/daemon';
-import { type AdvertisedDeviceRecord, advertisedKey, messageOf, type Sysfs, writeAdvertisedDevices } from '@gpucc/hal';
+import {
+  type AdvertisedDeviceRecord,
+  advertisedKey,
+  type HostRoot,
+  messageOf,
+  writeAdvertisedDevices,
+} from '@gpucc/hal';
 import type { DeviceState } from './device-state.js';
 
 /**
@@ -12,7 +18,7 @@ export class DeviceRecordWriter {
   private warned = false;
 
   constructor(
-    private readonly sysfs: Sysfs,
+    private readonly sysfs: HostRoot,
     private readonly logger: Logger,
   ) {}
 

@@ -1,10 +1,10 @@
 import { type DirWatches, type Logger, watchDirs } from '@gpucc/daemon';
 import type { Readiness } from '@gpucc/daemon/runtime';
 import {
+  type HostRoot,
   loadPciIds,
   PCI_DEVICES_DIR,
   type PciIdsDb,
-  type Sysfs,
   socketNameFor,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
@@ -26,7 +26,7 @@ import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from '.
 const KUBELET_RESTARTED = 'kubelet restarted';
 
 export interface PluginManagerOptions {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
   settings: PluginSettings;
   /** Periodic rediscovery and serving check (what the watches miss: real sysfs sends no events). */

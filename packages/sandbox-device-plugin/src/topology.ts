@@ -4,9 +4,9 @@ import {
   type GpuChip,
   GpuccError,
   gpuChipOf,
+  type HostRoot,
   isGpuccError,
   readCcNodeState,
-  type Sysfs,
 } from '@gpucc/hal';
 import { NVSWITCHES_OPT_IN, type PluginDevice, type SkippedDevice } from './inventory.js';
 
@@ -30,7 +30,7 @@ export interface NodeCc {
 }
 
 /** cc-manager's record of the mode; an unreadable one counts as no record, with its reason. */
-export function readNodeCc(sysfs: Sysfs): NodeCc {
+export function readNodeCc(sysfs: HostRoot): NodeCc {
   try {
     const record = readCcNodeState(sysfs);
     if (record === undefined) return { state: 'unknown' };

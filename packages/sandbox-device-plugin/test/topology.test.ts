@@ -1,4 +1,4 @@
-import { type CcMode, type CcModeState, type Sysfs, writeCcNodeState } from '@gpucc/hal';
+import { type CcMode, type CcModeState, type HostRoot, writeCcNodeState } from '@gpucc/hal';
 import type { FakeKubelet } from '@gpucc/sim';
 import { boundNode, captureCli } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { startKubelet, startPlugin } from './helpers.js';
 const PGPU = 'nvidia.com/pgpu';
 const NVSWITCH = 'nvidia.com/nvswitch';
 
-async function record(sysfs: Sysfs, state: CcModeState, switchingTo?: CcMode): Promise<void> {
+async function record(sysfs: HostRoot, state: CcModeState, switchingTo?: CcMode): Promise<void> {
   const since = '2026-12-07T22:00:00.000Z';
   await writeCcNodeState(sysfs, {
     state,
@@ -28,7 +28,7 @@ async function node(
   profile: string,
   state: CcModeState | undefined,
   settings: Partial<PluginSettings> = {},
-): Promise<{ sysfs: Sysfs; kubelet: FakeKubelet; root: string }> {
+): Promise<{ sysfs: HostRoot; kubelet: FakeKubelet; root: string }> {
   const nvswitches = profile === 'hgx-h100-8';
   const { root, sysfs } = await boundNode(profile, { nvswitches });
   if (state !== undefined) await record(sysfs, state);

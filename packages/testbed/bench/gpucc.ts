@@ -15,14 +15,14 @@ import { createInterface } from 'node:readline';
 import { findProblems, observeNode } from '@gpucc/gpucc';
 import {
   discoverPci,
-  hostFs,
+  type HostRoot,
   KUBELET_CHECKPOINT_PATH,
-  type Sysfs,
+  localFs,
   writeAdvertisedDevices,
   writeCcModes,
 } from '@gpucc/hal';
 import { main as kataManager } from '@gpucc/kata-manager';
-import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { createNode, openSimulatedHost } from '@gpucc/sim';
 import { vfioApplyOptions } from '@gpucc/testbed/fixtures';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
@@ -34,9 +34,9 @@ const results: BenchResult[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 /** A converged node of `gpus` GPUs, as the four operands and the kubelet leave it. */
-async function convergedNode(root: string, gpus: number): Promise<Sysfs> {
+async function convergedNode(root: string, gpus: number): Promise<HostRoot> {
   createNode(root, 'scale', { gpus, functionsPerCard: 1 });
-  const sysfs = openSimulatedSysfs(root);
+  const sysfs = openSimulatedHost(root);
   const bound = await bind(
     sysfs,
     { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
@@ -69,7 +69,7 @@ async function convergedNode(root: string, gpus: number): Promise<Sysfs> {
     Object.fromEntries(units.map((d) => [d.address, { cc: 'on', ppcie: 'off', desired: 'on' }])),
   );
   const allocated = units.slice(0, Math.ceil(units.length / 2));
-  hostFs.writeFileSync(
+  localFs.writeFileSync(
     path.join(root, KUBELET_CHECKPOINT_PATH),
     JSON.stringify({
       Data: {
@@ -87,9 +87,9 @@ async function convergedNode(root: string, gpus: number): Promise<Sysfs> {
   );
   // pid 1 and one qemu per allocated GPU, each with a few other fds, as on a host.
   const proc = (pid: number, comm: string, fds: string[]) => {
-    hostFs.makeDir(path.join(root, `proc/${pid}/fd`));
-    hostFs.writeFileSync(path.join(root, `proc/${pid}/comm`), `${comm}\n`);
-    for (const [i, t] of fds.entries()) hostFs.symlinkSync(t, path.join(root, `proc/${pid}/fd/${i}`));
+    localFs.makeDir(path.join(root, `proc/${pid}/fd`));
+    localFs.writeFileSync(path.join(root, `proc/${pid}/comm`), `${comm}\n`);
+    for (const [i, t] of fds.entries()) localFs.symlinkSync(t, path.join(root, `proc/${pid}/fd/${i}`));
   };
   proc(1, 'systemd', ['/dev/null', '/dev/kmsg']);
   for (const [i, d] of allocated.entries())
@@ -110,7 +110,7 @@ function processWall(root: string, runs: number): number {
 }
 
 /** --watch: a cc-manager record rewritten → the next JSON line, `rounds` times. */
-async function watchLatency(root: string, sysfs: Sysfs, rounds: number): Promise<number[]> {
+async function watchLatency(root: string, sysfs: HostRoot, rounds: number): Promise<number[]> {
   const child = spawn(process.execPath, [
     BIN,
     'status',

@@ -1,10 +1,10 @@
 import {
   detectVfioModel,
   discoverPci,
+  type HostRoot,
   type PciAddress,
   type PciTopology,
   readVfioAliases,
-  type Sysfs,
   type VfioAlias,
   type VfioHostModel,
   vfioModuleFor,
@@ -25,7 +25,7 @@ export interface Observation {
   state: VfioState;
 }
 
-export function observe(sysfs: Sysfs): Observation {
+export function observe(sysfs: HostRoot): Observation {
   const topology = discoverPci(sysfs);
   const modaliases = new Map<PciAddress, string>();
   for (const device of topology.devices) {

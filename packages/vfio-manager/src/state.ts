@@ -1,7 +1,7 @@
 import {
+  type HostRoot,
   type PciAddress,
   readStateDocument,
-  type Sysfs,
   VFIO_MANAGER_STATE,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
@@ -41,7 +41,7 @@ export function emptyState(): VfioState {
 
 const FILE = VFIO_MANAGER_STATE;
 
-export function readState(sysfs: Sysfs): VfioState {
+export function readState(sysfs: HostRoot): VfioState {
   const { records, lists } = readStateDocument<DeviceRecord>(sysfs, FILE);
   const unbindLocks = lists.unbindLocks ?? [];
   return { version: 1, devices: records, ...(unbindLocks.length > 0 ? { unbindLocks } : {}) };
@@ -52,7 +52,7 @@ export function readState(sysfs: Sysfs): VfioState {
  * is now: a record this process did not change stays as the file has it. (Under LOCK_FILE the file
  * cannot have changed; the merge keeps that true even for a writer that does not hold the lock.)
  */
-export async function writeState(sysfs: Sysfs, state: VfioState, base: VfioState): Promise<void> {
+export async function writeState(sysfs: HostRoot, state: VfioState, base: VfioState): Promise<void> {
   const current = readState(sysfs);
   const devices = { ...current.devices };
   for (const address of new Set([...Object.keys(base.devices), ...Object.keys(state.devices)])) {

@@ -1,11 +1,11 @@
 import {
+  type HostRoot,
   isBridge,
   isVfioDriver,
   isViableGroupMember,
   noiommuGroupPath,
   type PciAddress,
   type PciDevice,
-  type Sysfs,
   vfioCdevPath,
   vfioGroupPath,
 } from '@gpucc/hal';
@@ -45,7 +45,7 @@ export interface StatusReport {
 }
 
 /** Every NVIDIA function with its binding, group, node and whether it matches the plan's desired state. */
-export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan): StatusReport {
+export function statusReport(sysfs: HostRoot, observation: Observation, plan: Plan): StatusReport {
   const { topology, model, state } = observation;
   const pending = new Set<PciAddress>();
   const refused = new Set<PciAddress>();

@@ -7,7 +7,7 @@
  */
 
 import { GpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/sysfs.js';
+import type { HostRoot } from '../fs/host-root.js';
 import { type CcMode, isCcMode } from '../types/cc-mode.js';
 
 /** Host path, relative to the root. */
@@ -38,7 +38,7 @@ export interface CcNodeState {
 const isState = (v: unknown): v is CcModeState => v === 'failed' || isCcMode(v);
 
 /** The record, or undefined when cc-manager has written none. Throws ERR_GPUCC_STATE_FILE_INVALID. */
-export function readCcNodeState(sysfs: Sysfs): CcNodeState | undefined {
+export function readCcNodeState(sysfs: HostRoot): CcNodeState | undefined {
   const text = sysfs.readOptional(CC_NODE_STATE_FILE);
   if (text === undefined) return undefined;
   try {
@@ -69,7 +69,7 @@ export function readCcNodeState(sysfs: Sysfs): CcNodeState | undefined {
 }
 
 /** Writes the record atomically; nothing is written when state and switch are what the file already says. */
-export async function writeCcNodeState(sysfs: Sysfs, next: Omit<CcNodeState, 'version'>): Promise<void> {
+export async function writeCcNodeState(sysfs: HostRoot, next: Omit<CcNodeState, 'version'>): Promise<void> {
   let current: CcNodeState | undefined;
   try {
     current = readCcNodeState(sysfs);

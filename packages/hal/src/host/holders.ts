@@ -1,4 +1,4 @@
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 
 /**
  * Who holds the GPU device nodes open, from the host's proc/ under the host root, read-only:
@@ -41,7 +41,7 @@ export function isVmProcess(comm: string): boolean {
   return VM_COMMS.some((re) => re.test(comm));
 }
 
-export function scanHolders(sysfs: Sysfs): HolderScan {
+export function scanHolders(sysfs: HostRoot): HolderScan {
   if (sysfs.kindOf('proc') !== 'dir') return { readable: false, holders: [], unreadable: 0 };
   let pids: string[];
   try {

@@ -4,7 +4,7 @@
  * (docs/facts/real-hosts.md#the-kubelet-checkpoint). Read-only and tolerant: the kubelet owns it.
  */
 
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { DEVICE_PLUGIN_DIR, KUBELET_CHECKPOINT } from '../kubelet/constants.js';
 
 export const KUBELET_CHECKPOINT_PATH = `${DEVICE_PLUGIN_DIR}/${KUBELET_CHECKPOINT}`;
@@ -67,7 +67,7 @@ export function parseKubeletCheckpoint(text: string): KubeletCheckpoint {
   };
 }
 
-export function readKubeletCheckpoint(sysfs: Sysfs): KubeletCheckpoint {
+export function readKubeletCheckpoint(sysfs: HostRoot): KubeletCheckpoint {
   const text = sysfs.readOptional(KUBELET_CHECKPOINT_PATH);
   return text === undefined ? { state: 'absent' } : parseKubeletCheckpoint(text);
 }

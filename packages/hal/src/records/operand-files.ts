@@ -5,7 +5,7 @@
  * (`{ "version": 1, "<field>": { key: record } }`, see fs/state-file.ts), written atomically.
  */
 
-import { readStateFile, type StateFile, type Sysfs, writeStateFile } from '../fs/index.js';
+import { type HostRoot, readStateFile, type StateFile, writeStateFile } from '../fs/index.js';
 import type { CcMode } from '../types/index.js';
 
 /** vfio-manager's crash-safety record: each device's previous driver and its binding phase. */
@@ -35,7 +35,7 @@ export const VFIO_MANAGER_STATE: StateFile = {
   lists: ['unbindLocks'],
 };
 
-export function readVfioManagerState(sysfs: Sysfs): Record<string, VfioDeviceRecord> {
+export function readVfioManagerState(sysfs: HostRoot): Record<string, VfioDeviceRecord> {
   return readStateFile<VfioDeviceRecord>(sysfs, VFIO_MANAGER_STATE);
 }
 
@@ -65,11 +65,11 @@ const CC_MODES: StateFile = {
   hint: 'it only caches the modes cc-manager last read: remove it, the next reconcile writes it again',
 };
 
-export function readCcModes(sysfs: Sysfs): Record<string, CcModesRecord> {
+export function readCcModes(sysfs: HostRoot): Record<string, CcModesRecord> {
   return readStateFile<CcModesRecord>(sysfs, CC_MODES);
 }
 
-export async function writeCcModes(sysfs: Sysfs, devices: Record<string, CcModesRecord>): Promise<void> {
+export async function writeCcModes(sysfs: HostRoot, devices: Record<string, CcModesRecord>): Promise<void> {
   await writeStateFile(sysfs, CC_MODES, devices);
 }
 
@@ -103,12 +103,12 @@ export function advertisedKey(resourceName: string, id: string): string {
   return `${resourceName}=${id}`;
 }
 
-export function readAdvertisedDevices(sysfs: Sysfs): Record<string, AdvertisedDeviceRecord> {
+export function readAdvertisedDevices(sysfs: HostRoot): Record<string, AdvertisedDeviceRecord> {
   return readStateFile<AdvertisedDeviceRecord>(sysfs, DEVICE_PLUGIN);
 }
 
 export async function writeAdvertisedDevices(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   devices: Record<string, AdvertisedDeviceRecord>,
 ): Promise<void> {
   await writeStateFile(sysfs, DEVICE_PLUGIN, devices);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs, type KernelHook } from '@gpucc/hal';
+import { type KernelHook, localFs } from '@gpucc/hal';
 import {
   attachDriver,
   boundDriver,
@@ -75,7 +75,7 @@ export class KernelSimulator implements KernelHook {
   constructor(readonly root: string) {
     this.tree = new Tree(root, { replaceFiles: true });
     this.node = readNodeSpec(root);
-    this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    this.nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
   }
 
   checkRead(relPath: string): void {
@@ -288,7 +288,7 @@ export class KernelSimulator implements KernelHook {
       target.dynamicIds = [...ids];
       writeNodeSpec(this.root, node);
       this.node = node;
-      this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+      this.nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
     });
     if (!add) return;
     // new_id probes every unbound device the new ID matches: all cards of that model.
@@ -358,9 +358,9 @@ export class KernelSimulator implements KernelHook {
   // ---- helpers --------------------------------------------------------------------------------
 
   private genericStore(rel: string, data: Uint8Array): void {
-    if ((hostFs.modeOf(this.tree.abs(rel)) & 0o222) === 0) fail('EACCES', `${rel} is read-only`);
+    if ((localFs.modeOf(this.tree.abs(rel)) & 0o222) === 0) fail('EACCES', `${rel} is read-only`);
     if (data.length === 0) return;
-    hostFs.writeAttributeSync(this.tree.abs(rel), data);
+    localFs.writeAttributeSync(this.tree.abs(rel), data);
   }
 
   private storeBool(rel: string, data: Uint8Array): void {
@@ -370,7 +370,7 @@ export class KernelSimulator implements KernelHook {
   }
 
   private storeText(rel: string, text: string): void {
-    hostFs.writeAttributeSync(this.tree.abs(rel), Buffer.from(`${text}\n`));
+    localFs.writeAttributeSync(this.tree.abs(rel), Buffer.from(`${text}\n`));
   }
 
   private override(device: DeviceSpec): string | undefined {
@@ -392,12 +392,12 @@ export class KernelSimulator implements KernelHook {
 
   /** Picks up changes other processes made to node.json and faults.json (cheap stat check). */
   private refresh(): void {
-    const nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    const nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
     if (nodeMtime !== this.nodeMtime) {
       this.node = readNodeSpec(this.root);
       this.nodeMtime = nodeMtime;
     }
-    const faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+    const faultsMtime = localFs.fileStamp(this.tree.abs(FAULTS_FILE));
     if (faultsMtime !== this.faultsMtime) {
       this.faults = readFaults(this.root);
       this.faultsMtime = faultsMtime;
@@ -421,14 +421,14 @@ export class KernelSimulator implements KernelHook {
           writeFaults(this.root, faults);
         }
         this.faults = faults;
-        this.faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+        this.faultsMtime = localFs.fileStamp(this.tree.abs(FAULTS_FILE));
       });
     }
     return fault;
   }
 
   private log(rel: string, value: string, result: string, writer: number): void {
-    hostFs.appendText(
+    localFs.appendText(
       this.tree.abs(WRITE_LOG),
       `${JSON.stringify({ t: Date.now(), pid: writer, path: rel, value, result })}\n`,
     );

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { WRITE_LOG } from './paths.js';
 
 export interface LoggedWrite {
@@ -14,9 +14,9 @@ export interface LoggedWrite {
 export function readWriteLog(root: string): LoggedWrite[] {
   let text: string;
   try {
-    text = hostFs.readText(path.join(root, WRITE_LOG));
+    text = localFs.readText(path.join(root, WRITE_LOG));
   } catch (error) {
-    if (hostFs.isMissing(error)) return [];
+    if (localFs.isMissing(error)) return [];
     throw error;
   }
   return text

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { errnoOf, type Sysfs } from '@gpucc/hal';
+import { errnoOf, type HostRoot } from '@gpucc/hal';
 import { initialCcState } from '../node/layout.js';
 import { PCI_DEVICES } from '../node/paths.js';
 import type { CcState } from '../node/spec.js';
@@ -81,7 +81,7 @@ class GpuToolsRun {
   private readonly toolDir: string;
   private settings!: ToolSettings;
   private options!: GpuToolsOptions;
-  private sysfs: Sysfs | undefined;
+  private sysfs: HostRoot | undefined;
   private faults: Fault[] | undefined;
   /** Devices whose power control was forced on, restored (with a warning) when the process ends. */
   private readonly forced: ToolDevice[] = [];

@@ -1,7 +1,8 @@
 /**
- * The only module of gpucc that imports `node:fs`. Everything else reaches the host through `Sysfs`
+ * The only module of gpucc that imports `node:fs`. Everything else reaches the host through `HostRoot`
  * (rooted, validated, recorded) or, for the simulator that builds host trees, through these functions.
- * Paths here are absolute and already checked by the caller.
+ * Paths here are absolute and already checked by the caller: this is the local machine's own
+ * filesystem, unrooted (a HostRoot is the host's, every path joined under its root).
  */
 
 import { execFileSync } from 'node:child_process';
