@@ -1,6 +1,8 @@
 import {
   detectVfioModel,
   discoverPci,
+  findHolders,
+  type HolderScan,
   type PciAddress,
   type PciTopology,
   readVfioAliases,
@@ -22,6 +24,11 @@ export interface Observation {
   drivers: ReadonlySet<string>;
   /** Whether the NVIDIA driver offers an unbind lock for a GPU (procfs). */
   unbindLocks: ReadonlySet<PciAddress>;
+  /**
+   * Processes with a GPU's node open (host /proc): an unbind from nvidia under one blocks until it
+   * exits (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client), a VM holds a VFIO device.
+   */
+  holders: HolderScan;
   state: VfioState;
 }
 
@@ -46,6 +53,7 @@ export function observe(sysfs: Sysfs): Observation {
     modaliases,
     drivers: new Set(sysfs.readdir('sys/bus/pci/drivers')),
     unbindLocks,
+    holders: findHolders(sysfs),
     state: readState(sysfs),
   };
 }

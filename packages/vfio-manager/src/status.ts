@@ -1,4 +1,6 @@
 import {
+  describeHolder,
+  holdersOf,
   isBridge,
   isVfioDriver,
   isViableGroupMember,
@@ -30,6 +32,8 @@ export interface DeviceStatus {
   previousDriver: string | null;
   /** A GPU on nvidia whose NVIDIA unbind lock is taken: the driver refuses new clients (CUDA) until it is given back. */
   unbindLockHeld: boolean;
+  /** Processes with its device node open, e.g. `nvidia-persistenced (pid 1234)`. */
+  heldBy: string[];
 }
 
 export interface StatusReport {
@@ -79,6 +83,7 @@ export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan)
         matchesDesired: !pending.has(d.address) && !refused.has(d.address),
         previousDriver: state.devices[d.address]?.previousDriver ?? null,
         unbindLockHeld: d.driver === 'nvidia' && unbindLockHeld(sysfs, d.address),
+        heldBy: holdersOf(observation.holders, d.address).map(describeHolder),
       };
     });
   const unreadable = topology.problems

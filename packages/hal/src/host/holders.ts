@@ -1,0 +1,121 @@
+import { isGpuccError } from '../errors/index.js';
+import type { Sysfs } from '../fs/index.js';
+import { isPciAddress, type PciAddress } from '../types/index.js';
+
+/** What kind of device node a process holds open. */
+export type HeldNodeKind = 'nvidia' | 'vfio-group' | 'vfio-device';
+
+/** A process with a GPU's device node open (read from the host's /proc, as `fuser` does). */
+export interface Holder {
+  pid: number;
+  /** The process name from proc/<pid>/comm ("" when it could not be read). */
+  comm: string;
+  /** The device node as the process sees it, e.g. /dev/nvidia0, /dev/vfio/12, /dev/vfio/devices/vfio0. */
+  node: string;
+  kind: HeldNodeKind;
+  /** The PCI functions behind that node: one for an NVIDIA or VFIO cdev node, the group's members for a group. */
+  addresses: PciAddress[];
+}
+
+export interface HolderScan {
+  holders: Holder[];
+  /** Processes whose fd directory could not be read (no hostPID, no privilege): holders may be missed. */
+  unreadable: number;
+}
+
+const NVIDIA_NODE = /^\/dev\/nvidia(\d+)$/;
+const VFIO_GROUP_NODE = /^\/dev\/vfio\/((?:noiommu-)?\d+)$/;
+const VFIO_DEVICE_NODE = /^\/dev\/vfio\/devices\/(?:noiommu-)?(vfio\d+)$/;
+
+/**
+ * Every process under the host root's proc/ with an fd on a GPU device node, and the PCI functions
+ * each node stands for. Read-only; works on any host-like tree. The NVIDIA minor comes from the
+ * GPU's proc/driver/nvidia/gpus/<bdf>/information "Device Minor" line (docs/facts/real-hosts.md#nvidia-device-nodes).
+ * A process that exits during the scan is skipped.
+ */
+export function findHolders(sysfs: Sysfs): HolderScan {
+  const resolveNode = nodeResolver(sysfs);
+  const holders: Holder[] = [];
+  let unreadable = 0;
+  for (const entry of safeReaddir(sysfs, 'proc') ?? []) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fds = safeReaddir(sysfs, `proc/${entry}/fd`);
+    if (fds === undefined) {
+      unreadable++;
+      continue;
+    }
+    const seen = new Set<string>();
+    for (const fd of fds) {
+      const target = safe(() => sysfs.readlink(`proc/${entry}/fd/${fd}`));
+      if (target === undefined || seen.has(target)) continue;
+      const held = resolveNode(target);
+      if (!held) continue;
+      seen.add(target);
+      const comm = safe(() => sysfs.readOptional(`proc/${entry}/comm`))?.trim() ?? '';
+      holders.push({ pid: Number(entry), comm, node: target, ...held });
+    }
+  }
+  return { holders, unreadable };
+}
+
+/** The holders of one PCI function. */
+export function holdersOf(scan: HolderScan, address: PciAddress): Holder[] {
+  return scan.holders.filter((h) => h.addresses.includes(address));
+}
+
+/** `nvidia-persistenced (pid 1234)`, the way an operator names a process. */
+export function describeHolder(holder: Holder): string {
+  return `${holder.comm || 'unknown process'} (pid ${holder.pid})`;
+}
+
+function nodeResolver(sysfs: Sysfs): (node: string) => Omit<Holder, 'pid' | 'comm' | 'node'> | undefined {
+  let minors: Map<number, PciAddress> | undefined;
+  return (node) => {
+    const nvidia = NVIDIA_NODE.exec(node);
+    if (nvidia) {
+      minors ??= nvidiaMinors(sysfs);
+      const address = minors.get(Number(nvidia[1]));
+      return { kind: 'nvidia', addresses: address ? [address] : [] };
+    }
+    const group = VFIO_GROUP_NODE.exec(node);
+    if (group) {
+      const number = group[1]!.replace('noiommu-', '');
+      const members = safeReaddir(sysfs, `sys/kernel/iommu_groups/${number}/devices`) ?? [];
+      return { kind: 'vfio-group', addresses: members.filter(isPciAddress) };
+    }
+    const cdev = VFIO_DEVICE_NODE.exec(node);
+    if (cdev) {
+      // sys/class/vfio-dev/vfioN links to <pci device>/vfio-dev/vfioN (drivers/vfio/vfio_main.c).
+      const parts = safe(() => sysfs.readlink(`sys/class/vfio-dev/${cdev[1]}`))?.split('/') ?? [];
+      const address = parts[parts.lastIndexOf('vfio-dev') - 1];
+      return { kind: 'vfio-device', addresses: address && isPciAddress(address) ? [address] : [] };
+    }
+    return undefined;
+  };
+}
+
+/** NVIDIA device minor → GPU, from each GPU's procfs `information` file. */
+function nvidiaMinors(sysfs: Sysfs): Map<number, PciAddress> {
+  const minors = new Map<number, PciAddress>();
+  for (const address of safeReaddir(sysfs, 'proc/driver/nvidia/gpus') ?? []) {
+    if (!isPciAddress(address)) continue;
+    const text = safe(() => sysfs.readOptional(`proc/driver/nvidia/gpus/${address}/information`));
+    const minor = /^Device Minor:\s*(\d+)\s*$/m.exec(text ?? '');
+    if (minor) minors.set(Number(minor[1]), address);
+  }
+  return minors;
+}
+
+function safeReaddir(sysfs: Sysfs, relPath: string): string[] | undefined {
+  return safe(() => sysfs.readdir(relPath));
+}
+
+/** /proc changes under the scan (processes exit) and parts of it are private: those read as undefined. */
+function safe<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (isGpuccError(error)) return undefined;
+    throw error;
+  }
+}
