@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
+import { writeAttributeBlocking } from './blocking-writer.js';
 import * as hostFs from './host-fs.js';
 import { AccessRecorder } from './recorder.js';
 
@@ -174,7 +175,13 @@ export class Sysfs {
     const data = Buffer.from(value);
     const timeoutMs = options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     const kernelPath = KERNEL_PREFIXES.some((prefix) => relPath.replace(/^\/+/, '').startsWith(prefix));
-    const store = this.kernel && kernelPath ? this.kernel.write(relPath, data) : hostFs.writeAttribute(abs, data);
+    // A kernel store can block (a driver waiting on a holder): never on this process's threadpool.
+    const store =
+      this.kernel && kernelPath
+        ? this.kernel.write(relPath, data)
+        : kernelPath
+          ? writeAttributeBlocking(abs, data)
+          : hostFs.writeAttribute(abs, data);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
