@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_SYSFS_READ: 'Reading a host file failed.',
   ERR_GPUCC_SYSFS_WRITE: 'The kernel refused a sysfs write.',
   ERR_GPUCC_SYSFS_WRITE_TIMEOUT: 'A sysfs write did not return within its deadline.',
+  ERR_GPUCC_DEVICE_BLOCKED: 'An earlier write to the device is still blocked in the kernel; no new one is started.',
   ERR_GPUCC_ATTRIBUTE_MISSING: 'A sysfs attribute that must be written does not exist.',
   ERR_GPUCC_MALFORMED_ATTRIBUTE: 'A sysfs attribute holds content the kernel never prints.',
   ERR_GPUCC_PERMISSION_DENIED: 'The process lacks the privilege to read or write a host file.',
