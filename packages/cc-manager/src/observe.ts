@@ -1,5 +1,15 @@
-import { detectHostTee, discoverPci, type HostTee, type Sysfs } from '@gpucc/hal';
-import type { CcBackend } from './backend/backend.js';
+import {
+  describeHolder,
+  detectHostTee,
+  discoverPci,
+  findHolders,
+  type HostTee,
+  holdersOf,
+  isVfioDriver,
+  type PciAddress,
+  type Sysfs,
+} from '@gpucc/hal';
+import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';
 import type { Observation } from './plan.js';
@@ -10,19 +20,54 @@ export interface HostView {
   tee: HostTee;
   devices: CcDevice[];
   pending: IntentRecord['pending'];
+  /** Devices a VM holds (never queried, switched or reset), with their holders. */
+  held: ReadonlyMap<PciAddress, string[]>;
 }
 
 export function observeHost(sysfs: Sysfs, table: CapabilityTable): HostView {
+  const devices = findCcDevices(discoverPci(sysfs), table);
   return {
     tee: detectHostTee(sysfs),
-    devices: findCcDevices(discoverPci(sysfs), table),
+    devices,
     pending: readIntentRecord(sysfs).pending,
+    held: heldByVms(sysfs, devices),
   };
 }
 
+/**
+ * The VFIO devices a VMM has open: vfio-pci enables a device on its first open, so `enable` >= 1
+ * tells it is held (docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1); the host's /proc
+ * tells by whom (hostPID), else "holder unknown". A query maps BAR0, which fails or disturbs the guest.
+ */
+function heldByVms(sysfs: Sysfs, devices: readonly CcDevice[]): Map<PciAddress, string[]> {
+  const held = new Map<PciAddress, string[]>();
+  const enabled = devices.filter(
+    (d) =>
+      d.driver !== undefined &&
+      isVfioDriver(d.driver) &&
+      Number(sysfs.readOptional(`sys/bus/pci/devices/${d.address}/enable`)?.trim() ?? '0') >= 1,
+  );
+  if (enabled.length === 0) return held;
+  const scan = findHolders(sysfs);
+  for (const d of enabled) {
+    const holders = holdersOf(scan, d.address).map(describeHolder);
+    held.set(d.address, holders.length ? holders : ['holder unknown']);
+  }
+  return held;
+}
+
 /** The host view completed with every device's current modes, read by the backend's tools. */
-export async function readModes(host: HostView, backend: CcBackend, signal?: AbortSignal): Promise<Observation> {
-  const answers = await backend.query(host.devices, signal);
+export async function readModes(
+  host: HostView,
+  backend: CcBackend,
+  signal?: AbortSignal,
+  lastModes: ReadonlyMap<PciAddress, DeviceModes> = new Map(),
+): Promise<Observation> {
+  // A device a VM holds is never queried: it keeps the modes last read for it.
+  const answers = await backend.query(
+    host.devices.filter((d) => !host.held.has(d.address)),
+    signal,
+  );
   return {
     tee: host.tee,
     backend: backend.name,
@@ -30,8 +75,12 @@ export async function readModes(host: HostView, backend: CcBackend, signal?: Abo
     devices: host.devices.map((d) => {
       const answer = answers.get(d.address);
       const pending = host.pending[d.address];
+      const heldBy = host.held.get(d.address);
+      const last = heldBy ? lastModes.get(d.address) : undefined;
       return {
         ...d,
+        ...(heldBy ? { heldBy } : {}),
+        ...(last ? { modes: last } : {}),
         ...(answer && 'modes' in answer ? { modes: answer.modes } : {}),
         ...(answer && 'error' in answer ? { queryError: answer.error } : {}),
         ...(pending ? { pending } : {}),

@@ -2,9 +2,9 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
 import type { KubeNode, LabelChanges, NodeClient, NodeEvent } from '@gpucc/daemon/kube';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { CC_MODES, type GpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { CC_MODES, type GpuccError, messageOf, type PciAddress, type Sysfs } from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
-import type { CcBackend } from './backend/backend.js';
+import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type DefaultMode, resolveDesired } from './desired.js';
 import {
@@ -48,6 +48,8 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
   const { sysfs, backend, capability, logger, client } = options;
   // Events about conditions that persist (a bad label, a refused mode) are emitted once per message.
   const announced = new Map<string, string>();
+  // The modes last read per device: what a device a VM holds keeps showing (it is never queried then).
+  const lastModes = new Map<PciAddress, DeviceModes>();
 
   async function event(e: NodeEvent, onceKey?: string): Promise<void> {
     if (onceKey !== undefined) {
@@ -129,7 +131,8 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
     announced.delete('refusal');
 
     const queryStarted = performance.now();
-    const observation = await readModes(host, backend, signal);
+    const observation = await readModes(host, backend, signal, lastModes);
+    for (const d of observation.devices) if (d.modes && !d.heldBy) lastModes.set(d.address, d.modes);
     const query: PhaseTiming = { phase: 'query', devices: host.devices.length, ms: performance.now() - queryStarted };
     const plan = planSwitch(mode, observation);
     const skipped = plan.devices.filter((d) => d.decision === 'skipped');

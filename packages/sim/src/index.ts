@@ -45,6 +45,6 @@ export {
   writeNodeSpec,
   writeToolSettings,
 } from './node/state.js';
-export { type LoggedWrite, readWriteLog } from './node/write-log.js';
+export { type LoggedWrite, readHeldAccesses, readWriteLog } from './node/write-log.js';
 export { findProfile, PROFILES, type Profile, type ProfileOptions, parseTee } from './profiles/profiles.js';
 export { installFakeTools } from './tools/index.js';

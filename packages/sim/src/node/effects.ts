@@ -78,6 +78,9 @@ export function attachDriver(
   tree.link(`${PCI_DRIVERS}/${driverName}/${device.address}`, dev);
   writeUevent(tree, device, driverName);
   const driver = findDriver(node, driverName);
+  // A host driver enables its device; vfio-pci only on the first open by a VMM, so a VFIO device
+  // nobody opened reads 0 (docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1).
+  tree.attr(`${dev}/enable`, driver?.vfio ? '0' : '1', 0o644);
   if (driver?.vfio && !options.deferNodes) createVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
     const minor = nvidiaMinor(node, device);
@@ -98,6 +101,7 @@ export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): vo
   tree.remove(`${dev}/driver`);
   tree.remove(`${PCI_DRIVERS}/${driverName}/${device.address}`);
   writeUevent(tree, device, undefined);
+  tree.attr(`${dev}/enable`, '0', 0o644);
   if (findDriver(node, driverName)?.vfio) removeVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
     tree.remove(`proc/driver/nvidia/gpus/${device.address}`);
