@@ -1,14 +1,4 @@
-import {
-  describeHolder,
-  detectHostTee,
-  discoverPci,
-  findHolders,
-  type HostTee,
-  holdersOf,
-  isVfioDriver,
-  type PciAddress,
-  type Sysfs,
-} from '@gpucc/hal';
+import { detectHostTee, discoverPci, type HostTee, type PciAddress, type Sysfs, vfioDevicesInUse } from '@gpucc/hal';
 import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';
@@ -30,30 +20,8 @@ export function observeHost(sysfs: Sysfs, table: CapabilityTable): HostView {
     tee: detectHostTee(sysfs),
     devices,
     pending: readIntentRecord(sysfs).pending,
-    held: heldByVms(sysfs, devices),
+    held: vfioDevicesInUse(sysfs, devices), // never queried: a query maps BAR0 under the guest
   };
-}
-
-/**
- * The VFIO devices a VMM has open: vfio-pci enables a device on its first open, so `enable` >= 1
- * tells it is held (docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1); the host's /proc
- * tells by whom (hostPID), else "holder unknown". A query maps BAR0, which fails or disturbs the guest.
- */
-function heldByVms(sysfs: Sysfs, devices: readonly CcDevice[]): Map<PciAddress, string[]> {
-  const held = new Map<PciAddress, string[]>();
-  const enabled = devices.filter(
-    (d) =>
-      d.driver !== undefined &&
-      isVfioDriver(d.driver) &&
-      Number(sysfs.readOptional(`sys/bus/pci/devices/${d.address}/enable`)?.trim() ?? '0') >= 1,
-  );
-  if (enabled.length === 0) return held;
-  const scan = findHolders(sysfs);
-  for (const d of enabled) {
-    const holders = holdersOf(scan, d.address).map(describeHolder);
-    held.set(d.address, holders.length ? holders : ['holder unknown']);
-  }
-  return held;
 }
 
 /** The host view completed with every device's current modes, read by the backend's tools. */

@@ -1,14 +1,17 @@
 import {
+  describeHolder,
   detectVfioModel,
   discoverPci,
   findHolders,
   type HolderScan,
+  holdersOf,
   type PciAddress,
   type PciTopology,
   readVfioAliases,
   type Sysfs,
   type VfioAlias,
   type VfioHostModel,
+  vfioDevicesInUse,
   vfioModuleFor,
 } from '@gpucc/hal';
 import { readState, type VfioState } from './state.js';
@@ -29,6 +32,8 @@ export interface Observation {
    * exits (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client), a VM holds a VFIO device.
    */
   holders: HolderScan;
+  /** VFIO devices a VM has open (enable >= 1), with their holders or "holder unknown". */
+  inUse: ReadonlyMap<PciAddress, string[]>;
   state: VfioState;
 }
 
@@ -46,6 +51,7 @@ export function observe(sysfs: Sysfs): Observation {
       unbindLocks.add(device.address);
     }
   }
+  const holders = findHolders(sysfs);
   return {
     topology,
     model: detectVfioModel(sysfs),
@@ -53,9 +59,16 @@ export function observe(sysfs: Sysfs): Observation {
     modaliases,
     drivers: new Set(sysfs.readdir('sys/bus/pci/drivers')),
     unbindLocks,
-    holders: findHolders(sysfs),
+    holders,
+    inUse: vfioDevicesInUse(sysfs, topology.devices, holders),
     state: readState(sysfs),
   };
+}
+
+/** Who holds a device: the processes found with its node open, else a VM's open VFIO device ("holder unknown"). */
+export function heldBy(observation: Observation, address: PciAddress): string[] {
+  const found = holdersOf(observation.holders, address).map(describeHolder);
+  return found.length ? found : (observation.inUse.get(address) ?? []);
 }
 
 /** The NVIDIA driver's per-GPU unbind lock (procfs): 1 while taken, refused while a client holds the GPU. */

@@ -1,7 +1,5 @@
 import {
-  describeHolder,
   GpuccError,
-  holdersOf,
   isBridge,
   isGpuccError,
   isVfioDriver,
@@ -10,7 +8,7 @@ import {
   type PciDevice,
   validateDriverName,
 } from '@gpucc/hal';
-import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
+import { driverNameFor, heldBy, type Observation, targetModuleFor } from './observe.js';
 import { ownFunctions, type Selection, selectTargets } from './select.js';
 
 export type Role = 'gpu' | 'nvswitch' | 'card-function' | 'group-member' | 'foreign-member';
@@ -149,8 +147,8 @@ const isUnbind = (w: PlannedWrite) => w.path.endsWith('/unbind');
 
 /** The step with the processes that hold its device, if any. */
 function withHolders(s: DeviceStep, observation: Observation): DeviceStep {
-  const held = holdersOf(observation.holders, s.address);
-  return held.length ? { ...s, heldBy: held.map(describeHolder) } : s;
+  const held = heldBy(observation, s.address);
+  return held.length ? { ...s, heldBy: held } : s;
 }
 
 /**

@@ -1,6 +1,4 @@
 import {
-  describeHolder,
-  holdersOf,
   isBridge,
   isVfioDriver,
   isViableGroupMember,
@@ -12,7 +10,7 @@ import {
   vfioGroupPath,
 } from '@gpucc/hal';
 import { unbindLockHeld } from './apply.js';
-import type { Observation } from './observe.js';
+import { heldBy, type Observation } from './observe.js';
 import { type Plan, planWrites } from './plan.js';
 
 export interface DeviceStatus {
@@ -83,7 +81,7 @@ export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan)
         matchesDesired: !pending.has(d.address) && !refused.has(d.address),
         previousDriver: state.devices[d.address]?.previousDriver ?? null,
         unbindLockHeld: d.driver === 'nvidia' && unbindLockHeld(sysfs, d.address),
-        heldBy: holdersOf(observation.holders, d.address).map(describeHolder),
+        heldBy: heldBy(observation, d.address),
       };
     });
   const unreadable = topology.problems

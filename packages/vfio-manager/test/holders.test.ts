@@ -1,6 +1,8 @@
 // Issue 13 item 1: on the data-centre NVIDIA driver an unbind under a holder blocks until the holder
 // exits (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client): vfio-manager finds
 // the holders under the host's /proc and refuses those GPUs, binding the others. Through the binary.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { discoverPci, Sysfs } from '@gpucc/hal';
 import { holdGpu, readWriteLog, vmHold } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
@@ -42,5 +44,15 @@ describe('vfio-manager and GPUs held by a process', () => {
     expect(release.code).toBe(1);
     expect(`${release.stdout}${release.stderr}`).toContain(`qemu-system-x86_64 (pid ${pid}) holds ${HELD}`);
     expect(GPUS.map((g) => driverOf(root, g))).toEqual(GPUS.map((g) => (g === HELD ? 'vfio-pci' : 'nvidia')));
+  });
+
+  it('a VFIO device with enable 1 and no holder found under /proc (no hostPID) is refused as held, holder unknown', async () => {
+    const { root } = simNode('hgx-h100-8');
+    expect((await vfio(['bind', '--all', '--host-root', root])).code).toBe(0);
+    writeFileSync(path.join(root, 'sys/bus/pci/devices', HELD, 'enable'), '1\n');
+    const release = await vfio(['unbind', '--all', '--host-root', root]);
+    expect(release.code).toBe(1);
+    expect(`${release.stdout}${release.stderr}`).toContain(`holder unknown holds ${HELD}`);
+    expect(driverOf(root, HELD)).toBe('vfio-pci');
   });
 });

@@ -63,6 +63,32 @@ export function holdersOf(scan: HolderScan, address: PciAddress): Holder[] {
   return scan.holders.filter((h) => h.addresses.includes(address));
 }
 
+/**
+ * The VFIO devices a VMM has open, with who holds them: vfio-pci enables a device on its first open,
+ * so `enable` >= 1 on a VFIO driver tells it is held (docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1);
+ * the host's /proc tells by whom (hostPID), else "holder unknown". /proc is read only when one is held.
+ */
+export function vfioDevicesInUse(
+  sysfs: Sysfs,
+  devices: ReadonlyArray<{ address: PciAddress; driver?: string | undefined }>,
+  scan?: HolderScan,
+): Map<PciAddress, string[]> {
+  const held = new Map<PciAddress, string[]>();
+  const enabled = devices.filter(
+    (d) =>
+      d.driver !== undefined &&
+      /vfio/.test(d.driver) &&
+      Number(safe(() => sysfs.readOptional(`sys/bus/pci/devices/${d.address}/enable`))?.trim() ?? '0') >= 1,
+  );
+  if (enabled.length === 0) return held;
+  const holders = scan ?? findHolders(sysfs);
+  for (const d of enabled) {
+    const names = holdersOf(holders, d.address).map(describeHolder);
+    held.set(d.address, names.length ? names : ['holder unknown']);
+  }
+  return held;
+}
+
 /** `nvidia-persistenced (pid 1234)`, the way an operator names a process. */
 export function describeHolder(holder: Holder): string {
   return `${holder.comm || 'unknown process'} (pid ${holder.pid})`;

@@ -5,6 +5,7 @@ export {
   type Holder,
   type HolderScan,
   holdersOf,
+  vfioDevicesInUse,
 } from './holders.js';
 export { kernelRelease } from './kernel.js';
 export { readVfioAliases, type VfioAlias, vfioModuleFor } from './modules-alias.js';
