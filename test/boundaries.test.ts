@@ -1,5 +1,5 @@
 // The package boundaries the README states, checked on every file: nothing outside the hal touches the
-// filesystem or spawns a process (the simulator and the testbed use hal's hostFs too), operands never
+// filesystem or spawns a process (the simulator and the testbed use hal's localFs too), operands never
 // import each other, production never depends on the simulator or the testbed, and tests import
 // other packages by name, never their src/ by path. The checker is a pure function over file texts,
 // so the test first proves on a small sample that each rule fails when broken.
@@ -46,7 +46,7 @@ function boundaryViolations(files: readonly SourceFile[]): string[] {
     for (const spec of specifiers(file.text)) {
       const bare = spec.replace(/^node:/, '');
       if (inSrc && pkg !== 'hal' && HOST_MODULES.includes(bare))
-        problems.push(`${file.path}: imports ${spec} (only packages/hal touches the host: use hostFs or Sysfs)`);
+        problems.push(`${file.path}: imports ${spec} (only packages/hal touches the host: use localFs or HostRoot)`);
       if (inSrc && PRODUCTION.includes(pkg)) {
         const target = /^@gpucc\/([^/]+)/.exec(spec)?.[1];
         if (target && NOT_IN_PRODUCTION.includes(`@gpucc/${target}`))
@@ -100,14 +100,14 @@ describe('package boundaries', () => {
       },
       { path: 'test/u.test.ts', text: "export { x } from '../packages/sim/src/kernel/index.js';" },
       // Allowed: the hal itself, a package's own src, names, and devDependencies.
-      { path: 'packages/hal/src/fs/host-fs.ts', text: "import * as fs from 'node:fs';" },
+      { path: 'packages/hal/src/fs/local-fs.ts', text: "import * as fs from 'node:fs';" },
       { path: 'packages/kata-manager/test/v.test.ts', text: "import { x } from '../src/x.js';\nimport '@gpucc/sim';" },
       { path: 'packages/vfio-manager/package.json', text: '{"devDependencies":{"@gpucc/sim":"workspace:*"}}' },
     ];
     expect(boundaryViolations(sample)).toEqual([
-      'packages/vfio-manager/src/x.ts: imports node:fs (only packages/hal touches the host: use hostFs or Sysfs)',
+      'packages/vfio-manager/src/x.ts: imports node:fs (only packages/hal touches the host: use localFs or HostRoot)',
       'packages/vfio-manager/src/x.ts: operand vfio-manager imports operand @gpucc/kata-manager',
-      'packages/sim/src/y.ts: imports child_process (only packages/hal touches the host: use hostFs or Sysfs)',
+      'packages/sim/src/y.ts: imports child_process (only packages/hal touches the host: use localFs or HostRoot)',
       'packages/daemon/src/z.ts: production code imports @gpucc/sim',
       'packages/cc-manager/package.json: production package depends on @gpucc/testbed',
       'packages/kata-manager/test/t.test.ts: reaches into packages/vfio-manager/src/engine.js by path (import @gpucc/vfio-manager by name)',

@@ -11,7 +11,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { discoverPci, HostRoot } from '@gpucc/hal';
 import { clearFaults, injectFault } from '@gpucc/sim';
 import { seededRandom } from '@gpucc/testbed/fixtures';
 import { SEED } from '@gpucc/testbed/suite-fixtures';
@@ -57,7 +57,7 @@ async function vfio(root: string, args: string[]) {
 
 /** Every NVIDIA function's driver and override, and each GPU's unbind lock. */
 function snapshot(root: string) {
-  const devices = discoverPci(new Sysfs(root)).devices.filter((d) => d.vendor === 0x10de);
+  const devices = discoverPci(new HostRoot(root)).devices.filter((d) => d.vendor === 0x10de);
   const lock = (a: string) => {
     const file = path.join(root, 'proc/driver/nvidia/gpus', a, 'unbindLock');
     return existsSync(file) ? readFileSync(file, 'utf8').trim() : null;

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { DEFAULT_GPU_ADMIN_TOOLS } from '@gpucc/cc-manager';
 import { envVarFor } from '@gpucc/daemon';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
 import { ATTACH_SIMULATOR } from '@gpucc/testbed';
 import { simNode, tempDir } from '@gpucc/testbed/vitest';
@@ -493,9 +493,9 @@ describe('the images’ command lines on a simulated node (the bundles their COP
     const { root } = simNode('hgx-h100-8');
     // a host root with no pci.ids of its own: names must come from the image's file (a stand-in here,
     // found through the image's GPUCC_PCI_IDS)
-    hostFs.removeSync(path.join(root, 'usr/share/misc/pci.ids'));
+    localFs.removeSync(path.join(root, 'usr/share/misc/pci.ids'));
     const standIn = path.join(tempDir('gpucc-image-'), 'pci.ids');
-    hostFs.writeFileSync(standIn, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Image]\n');
+    localFs.writeFileSync(standIn, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Image]\n');
     const host = { GPUCC_HOST_ROOT: root, GPUCC_METRICS_ADDRESS: '127.0.0.1:0', GPUCC_LOG_LEVEL: 'info' };
     const perModel = { ...host, P_GPU_ALIAS: '' };
     const imageFiles = { [DEBIAN_PCI_IDS]: standIn };

@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { discoverPci, HostRoot } from '@gpucc/hal';
 import { injectFault, stopKernel } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -47,7 +47,7 @@ async function daemon(name: string, root: string, extra: string[]) {
 }
 
 const driverOf = (root: string, gpu: string) =>
-  discoverPci(new Sysfs(root)).devices.find((d) => d.address === gpu)?.driver;
+  discoverPci(new HostRoot(root)).devices.find((d) => d.address === gpu)?.driver;
 const specText = (root: string) =>
   readdirSync(path.join(root, 'var/run/cdi'))
     .filter((f) => f.endsWith('.yaml'))

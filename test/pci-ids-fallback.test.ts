@@ -3,7 +3,7 @@
 // container, as the images set it), so the plugin's resources still equal kata-manager's CDI kinds;
 // the host's own pci.ids wins when it has one; a missing file stops both with exit 2.
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { main as kataMain } from '@gpucc/kata-manager';
 import { main as pluginMain } from '@gpucc/sandbox-device-plugin';
 import { boundNode, type CliMain, captureCli, tempDir } from '@gpucc/testbed/vitest';
@@ -51,9 +51,9 @@ async function names(root: string, env: Record<string, string | undefined>, extr
 
 async function nodeWithoutPciIds() {
   const { root } = await boundNode('hgx-h100-8', { nvswitches: false });
-  hostFs.removeSync(path.join(root, 'usr/share/misc/pci.ids'));
+  localFs.removeSync(path.join(root, 'usr/share/misc/pci.ids'));
   const file = path.join(tempDir('gpucc-image-'), 'pci.ids');
-  hostFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Image]\n');
+  localFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Image]\n');
   return { root, file };
 }
 
@@ -75,13 +75,13 @@ describe('pci.ids fallback outside the host root (--pci-ids, GPUCC_PCI_IDS)', ()
   it('the host’s pci.ids wins over the fallback; the flag wins over the variable', async () => {
     const { root, file } = await nodeWithoutPciIds();
     const other = path.join(path.dirname(file), 'other.ids');
-    hostFs.writeFileSync(other, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Flag]\n');
+    localFs.writeFileSync(other, '10de  NVIDIA Corporation\n\t2330  GH100 [From The Flag]\n');
     const flag = await names(root, { P_GPU_ALIAS: '', GPUCC_PCI_IDS: file }, ['--pci-ids', other]);
     expect(flag.kinds).toEqual(['nvidia.com/GH100_FROM_THE_FLAG']);
     expect(flag.resources).toEqual(flag.kinds);
 
-    hostFs.makeDir(path.join(root, 'usr/share/hwdata'));
-    hostFs.writeFileSync(
+    localFs.makeDir(path.join(root, 'usr/share/hwdata'));
+    localFs.writeFileSync(
       path.join(root, 'usr/share/hwdata/pci.ids'),
       '10de  NVIDIA Corporation\n\t2330  GH100 [From The Host]\n',
     );

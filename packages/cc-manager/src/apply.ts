@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, type PciAddress, type Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, type PciAddress, type HostRoot } from '@gpucc/hal';
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
 import { mapBounded } from './pool.js';
@@ -38,7 +38,7 @@ export interface ApplyReport {
 
 export interface ApplyOptions {
   backend: CcBackend;
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
   /** Tool calls (hence device resets) in flight at once. */
   maxParallel: number;
@@ -54,7 +54,7 @@ function knobsOf(d: DevicePlan): SwitchStep {
  * Forgets pending records of devices that read their target now (a switch finished after its record
  * was written, e.g. by a tool that outlived a killed cc-manager): nothing is pending on them any more.
  */
-export async function forgetApplied(sysfs: Sysfs, plan: Plan): Promise<void> {
+export async function forgetApplied(sysfs: HostRoot, plan: Plan): Promise<void> {
   const applied = plan.devices.filter((d) => d.decision === 'converged' && d.pending);
   if (applied.length === 0) return;
   const state = readIntentRecord(sysfs);

@@ -1,4 +1,4 @@
-import { detectHostTee, discoverPci, type HostTee, type PciAddress, type Sysfs, vfioDevicesInUse } from '@gpucc/hal';
+import { detectHostTee, discoverPci, type HostTee, type PciAddress, type HostRoot, vfioDevicesInUse } from '@gpucc/hal';
 import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';
@@ -14,7 +14,7 @@ export interface HostView {
   held: ReadonlyMap<PciAddress, string[]>;
 }
 
-export function observeHost(sysfs: Sysfs, table: CapabilityTable): HostView {
+export function observeHost(sysfs: HostRoot, table: CapabilityTable): HostView {
   const devices = findCcDevices(discoverPci(sysfs), table);
   return {
     tee: detectHostTee(sysfs),
@@ -62,7 +62,7 @@ export async function readModes(
  * driver (sysfs), their current modes (the backend's tools), and what cc-manager left pending.
  */
 export async function observe(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   backend: CcBackend,
   table: CapabilityTable,
   signal?: AbortSignal,

@@ -1,4 +1,4 @@
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 
 /**
  * The operand-pause protocol (docs/facts/cc-mode.md#operand-pause-protocol): the GPU Operator's DaemonSets select
@@ -84,7 +84,7 @@ export interface OperandWait {
  * It needs no Kubernetes permission beyond nodes (no pod listing). Ends early on abort.
  */
 export async function waitForOperands(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   options: {
     prefix: string;
     timeoutMs: number;

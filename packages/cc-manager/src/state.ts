@@ -1,4 +1,4 @@
-import { readStateFile, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
+import { readStateFile, type StateFile, type HostRoot, writeStateFile } from '@gpucc/hal';
 import type { SwitchStep } from './backend/backend.js';
 
 /**
@@ -27,10 +27,10 @@ const FILE: StateFile = {
   hint: 'it only records modes set but not yet verified: inspect it, then remove it; the next reconcile re-reads every device',
 };
 
-export function readIntentRecord(sysfs: Sysfs): IntentRecord {
+export function readIntentRecord(sysfs: HostRoot): IntentRecord {
   return { version: 1, pending: readStateFile<PendingRecord>(sysfs, FILE) };
 }
 
-export async function writeIntentRecord(sysfs: Sysfs, state: IntentRecord): Promise<void> {
+export async function writeIntentRecord(sysfs: HostRoot, state: IntentRecord): Promise<void> {
   await writeStateFile(sysfs, FILE, state.pending);
 }

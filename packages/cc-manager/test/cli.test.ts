@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { type ApiServer, listEvents, nodeLabels, setLabels, startApiServer, writeToolSettings } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
@@ -160,7 +160,7 @@ describe('cc-manager run (the binary, with the fake API server)', () => {
     const metrics = await (await fetch(daemon.url('/metrics'))).text();
     expect(metrics).toMatch(/gpucc_reconcile_total\{result="success"\} 1/);
     expect(metrics).toMatch(/gpucc_ready 1/);
-    expect(hostFs.exists(path.join(root, READY_MARKER))).toBe(true);
+    expect(localFs.exists(path.join(root, READY_MARKER))).toBe(true);
     expect(nodeLabels(root)).toMatchObject({ 'nvidia.com/cc.mode.state': 'on', 'nvidia.com/cc.ready.state': 'true' });
 
     writeToolSettings(root, { resetMs: 1_500 });
@@ -198,7 +198,7 @@ describe('cc-manager run (the binary, with the fake API server)', () => {
       'nvidia.com/cc.ready.state': '',
       'nvidia.com/gpu.deploy.vfio-manager': 'paused-for-cc-mode-change',
     });
-    expect(Object.keys(JSON.parse(hostFs.readText(path.join(root, STATE_FILE))).pending)).toHaveLength(2);
+    expect(Object.keys(JSON.parse(localFs.readText(path.join(root, STATE_FILE))).pending)).toHaveLength(2);
 
     writeToolSettings(root, { resetMs: 0 });
     const second = await start(root, server);
@@ -209,7 +209,7 @@ describe('cc-manager run (the binary, with the fake API server)', () => {
       'nvidia.com/gpu.deploy.vfio-manager': 'true',
       'nvidia.com/gpu.deploy.kata-sandbox-device-plugin': 'true',
     });
-    expect(JSON.parse(hostFs.readText(path.join(root, STATE_FILE))).pending).toEqual({});
+    expect(JSON.parse(localFs.readText(path.join(root, STATE_FILE))).pending).toEqual({});
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
   }, 40_000);

@@ -1,4 +1,4 @@
-import { injectFault, openSimulatedSysfs } from '@gpucc/sim';
+import { injectFault, openSimulatedHost } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -112,7 +112,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
 
   it('workstation-mixed: the GPU without CC is skipped and reported, the H100 is switched', async () => {
     const { root, sysfs } = simNode('workstation-mixed');
-    const sim = openSimulatedSysfs(root);
+    const sim = openSimulatedHost(root);
     await sim.write('sys/bus/pci/drivers/nvidia/unbind', '0000:42:00.0'); // as vfio-manager's preStop leaves it
     const result = await setMode(contextFor(root, sysfs), { mode: 'on', dryRun: false });
     expect(result.report!.results.map((r) => [r.address, r.outcome])).toEqual([
@@ -125,7 +125,7 @@ describe('set on simulated nodes (gpu-admin-tools backend, the node’s fake too
 
   it('nvidia-smi backend: reads GPUs on the nvidia driver, says what it cannot read, and never switches', async () => {
     const { root, sysfs } = simNode('iommufd-h200-2');
-    const sim = openSimulatedSysfs(root);
+    const sim = openSimulatedHost(root);
     await sim.write('sys/bus/pci/drivers/nvidia/unbind', H200_GPUS[1]!);
     const engine = contextFor(root, sysfs, { backend: 'nvidia-smi' });
     const report = await status(engine);

@@ -1,5 +1,5 @@
 import type { Logger } from '@gpucc/daemon';
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 import { readWriteLog, simulatorAttachment } from '@gpucc/sim';
 import { silentLogger } from '@gpucc/testbed/fixtures';
 import type { CcBackend } from '../src/backend/backend.js';
@@ -43,7 +43,7 @@ export function counted(backend: CcBackend): CcBackend & { queries: number; appl
   return counter;
 }
 
-export function contextFor(root: string, sysfs: Sysfs, o: Parameters<typeof backendFor>[1] = {}): Context {
+export function contextFor(root: string, sysfs: HostRoot, o: Parameters<typeof backendFor>[1] = {}): Context {
   return {
     sysfs,
     backend: backendFor(root, o),

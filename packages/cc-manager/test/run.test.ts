@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { createNodeClient, loadKubeConfig } from '@gpucc/daemon/kube';
 import { abortableDelay } from '@gpucc/daemon/runtime';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import {
   type ApiServer,
   injectFault,
@@ -104,7 +104,7 @@ describe('cc-manager run: labels, Events and operands a user sees', () => {
     await run.settled('off');
     expect(run.labels()).toMatchObject({ [STATE]: 'off', [READY]: 'false' });
     expect(run.reasons()).toEqual([]);
-    expect(hostFs.exists(path.join(run.root, READY_MARKER))).toBe(true);
+    expect(localFs.exists(path.join(run.root, READY_MARKER))).toBe(true);
 
     const before = run.patches().length;
     setLabels(run.root, { [MODE]: 'on' });
@@ -186,7 +186,7 @@ describe('cc-manager run: labels, Events and operands a user sees', () => {
     expect(event?.message).toMatch(/Blackwell uses NVLink encryption/);
     expect([run.backend.queries, run.backend.applies]).toEqual([0, 0]);
     expect(run.patches()).toEqual([{ [STATE]: 'failed', [READY]: '' }]);
-    expect(hostFs.exists(path.join(run.root, READY_MARKER))).toBe(false);
+    expect(localFs.exists(path.join(run.root, READY_MARKER))).toBe(false);
   });
 
   it('an unknown label value: failed, an Event naming it and the allowed ones, no operand paused, no tool run', async () => {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs, Sysfs } from '@gpucc/hal';
+import { localFs, HostRoot } from '@gpucc/hal';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DirWatches, watchDirs } from '../src/index.js';
@@ -21,14 +21,14 @@ afterEach(() => {
 /** A host root with `dirs` made; `watch` records each event as `<label><dir>/<name>`. */
 function host(...dirs: string[]) {
   const root = tempDir();
-  for (const dir of dirs) hostFs.makeDir(path.join(root, dir));
-  const sysfs = new Sysfs(root);
+  for (const dir of dirs) localFs.makeDir(path.join(root, dir));
+  const sysfs = new HostRoot(root);
   const events: string[] = [];
   return {
     events,
-    mkdir: (dir: string) => hostFs.makeDir(path.join(root, dir)),
-    rmdir: (dir: string) => hostFs.removeSync(path.join(root, dir)),
-    touch: (relPath: string) => hostFs.writeFileSync(path.join(root, relPath), ''),
+    mkdir: (dir: string) => localFs.makeDir(path.join(root, dir)),
+    rmdir: (dir: string) => localFs.removeSync(path.join(root, dir)),
+    touch: (relPath: string) => localFs.writeFileSync(path.join(root, relPath), ''),
     saw: (entry: string) => until(() => events.includes(entry)),
     watch(watched: string[], label = ''): DirWatches {
       const watches = watchDirs(

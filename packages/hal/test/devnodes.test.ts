@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import * as hostFs from '../src/fs/host-fs.js';
+import * as localFs from '../src/fs/local-fs.js';
 import {
   detectVfioModel,
   deviceNodesFor,
@@ -12,7 +12,7 @@ import {
   hostDeviceNodesFor,
   noiommuCdevPath,
   noiommuGroupPath,
-  Sysfs,
+  HostRoot,
   vfioCdevPath,
   vfioGroupPath,
   waitForPath,
@@ -22,27 +22,27 @@ let root: string;
 
 beforeEach(() => {
   root = path.join(tmpdir(), `gpucc-devnodes-${randomUUID()}`);
-  hostFs.makeDir(root);
+  localFs.makeDir(root);
 });
-afterEach(() => hostFs.removeSync(root));
+afterEach(() => localFs.removeSync(root));
 
 function file(relPath: string, content = ''): void {
   const abs = path.join(root, relPath);
-  hostFs.makeDir(path.dirname(abs));
-  hostFs.writeFileSync(abs, content);
+  localFs.makeDir(path.dirname(abs));
+  localFs.writeFileSync(abs, content);
 }
 
 function dir(relPath: string): void {
-  hostFs.makeDir(path.join(root, relPath));
+  localFs.makeDir(path.join(root, relPath));
 }
 
 function later(ms: number, action: () => void): void {
   setTimeout(action, ms);
 }
 
-/** Counts the directory watches a Sysfs opens and closes. */
-function countingSysfs(): { sysfs: Sysfs; opened: () => number; closed: () => number } {
-  const sysfs = new Sysfs(root);
+/** Counts the directory watches a HostRoot opens and closes. */
+function countingSysfs(): { sysfs: HostRoot; opened: () => number; closed: () => number } {
+  const sysfs = new HostRoot(root);
   let opened = 0;
   let closed = 0;
   const original = sysfs.watchDir.bind(sysfs);
@@ -60,33 +60,33 @@ function countingSysfs(): { sysfs: Sysfs; opened: () => number; closed: () => nu
 describe('detectVfioModel', () => {
   it('is legacy without /dev/iommu, with the IOMMU on when groups exist', () => {
     dir('sys/kernel/iommu_groups/8/devices');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'legacy', iommuEnabled: true, iommufd: false });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'legacy', iommuEnabled: true, iommufd: false });
   });
 
   it('is iommufd when /dev/iommu exists', () => {
     dir('sys/kernel/iommu_groups/3');
     file('dev/iommu');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'iommufd', iommuEnabled: true, iommufd: true });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'iommufd', iommuEnabled: true, iommufd: true });
   });
 
   it('reports the IOMMU off when the groups directory is empty or missing', () => {
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'legacy', iommuEnabled: false });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'legacy', iommuEnabled: false });
     dir('sys/kernel/iommu_groups');
-    expect(detectVfioModel(new Sysfs(root)).iommuEnabled).toBe(false);
+    expect(detectVfioModel(new HostRoot(root)).iommuEnabled).toBe(false);
   });
 
   it('is no-IOMMU when the unsafe parameter is Y and there is no IOMMU, even with /dev/iommu', () => {
     file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'Y\n');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'noiommu', noiommuParameter: true });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'noiommu', noiommuParameter: true });
     file('dev/iommu');
-    expect(detectVfioModel(new Sysfs(root)).model).toBe('noiommu');
+    expect(detectVfioModel(new HostRoot(root)).model).toBe('noiommu');
   });
 
   it('ignores the unsafe parameter when the host has an IOMMU unit (vfio then uses real groups)', () => {
     file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'Y\n');
     dir('sys/kernel/iommu_groups/1');
     dir('sys/class/iommu/dmar0');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({
       model: 'legacy',
       noiommuParameter: true,
       iommuEnabled: true,
@@ -96,12 +96,12 @@ describe('detectVfioModel', () => {
   it('stays no-IOMMU once bound devices have their fake no-IOMMU groups (no IOMMU unit)', () => {
     file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'Y\n');
     dir('sys/kernel/iommu_groups/0');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'noiommu', iommuEnabled: false });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'noiommu', iommuEnabled: false });
   });
 
   it('is not no-IOMMU when the parameter reads N', () => {
     file('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', 'N\n');
-    expect(detectVfioModel(new Sysfs(root))).toMatchObject({ model: 'legacy', noiommuParameter: false });
+    expect(detectVfioModel(new HostRoot(root))).toMatchObject({ model: 'legacy', noiommuParameter: false });
   });
 });
 
@@ -149,7 +149,7 @@ describe('device-node paths', () => {
 describe('waitForPath', () => {
   it('resolves at once when the path is already there', async () => {
     file('dev/vfio/8');
-    await expect(waitForPath(new Sysfs(root), 'dev/vfio/8', { present: true, timeoutMs: 1_000 })).resolves.toBe(
+    await expect(waitForPath(new HostRoot(root), 'dev/vfio/8', { present: true, timeoutMs: 1_000 })).resolves.toBe(
       undefined,
     );
   });
@@ -171,7 +171,7 @@ describe('waitForPath', () => {
       unbound = true; // the device left vfio-pci while we waited
     });
     // A deadline past the test's own timeout: only giving up ends this wait in time.
-    const error = await waitForPath(new Sysfs(root), 'dev/vfio/8', {
+    const error = await waitForPath(new HostRoot(root), 'dev/vfio/8', {
       present: true,
       timeoutMs: 60_000,
       pollMs: 20,
@@ -185,14 +185,14 @@ describe('waitForPath', () => {
     const { sysfs, opened, closed } = countingSysfs();
     later(50, () => file('dev/vfio/devices/vfio3'));
     await waitForPath(sysfs, 'dev/vfio/devices/vfio3', { present: true, timeoutMs: 5_000, pollMs: 20 });
-    expect(hostFs.exists(path.join(root, 'dev/vfio/devices/vfio3'))).toBe(true);
+    expect(localFs.exists(path.join(root, 'dev/vfio/devices/vfio3'))).toBe(true);
     expect(closed()).toBe(opened());
   });
 
   it('resolves when a node vanishes', async () => {
     file('dev/vfio/8');
     const { sysfs, closed, opened } = countingSysfs();
-    later(50, () => hostFs.removeSync(path.join(root, 'dev/vfio/8')));
+    later(50, () => localFs.removeSync(path.join(root, 'dev/vfio/8')));
     await waitForPath(sysfs, 'dev/vfio/8', { present: false, timeoutMs: 5_000, pollMs: 60_000 });
     expect(opened()).toBe(1);
     expect(closed()).toBe(1);
@@ -257,7 +257,7 @@ describe('waitForPath', () => {
 
   it('releases its timers and abort listener after success too', async () => {
     dir('dev/vfio');
-    const sysfs = new Sysfs(root);
+    const sysfs = new HostRoot(root);
     const { signal } = new AbortController();
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval'] });
     try {
@@ -274,7 +274,7 @@ describe('waitForPath', () => {
   });
 
   it('refuses a path that leaves the host root', async () => {
-    await expect(waitForPath(new Sysfs(root), '../../etc/passwd', { present: true, timeoutMs: 100 })).rejects.toThrow(
+    await expect(waitForPath(new HostRoot(root), '../../etc/passwd', { present: true, timeoutMs: 100 })).rejects.toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }),
     );
   });

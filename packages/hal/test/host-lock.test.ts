@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { acquireHostLock, Sysfs } from '../src/index.js';
+import { acquireHostLock, HostRoot } from '../src/index.js';
 
 const made: string[] = [];
 const tempDir = () => {
@@ -38,7 +38,7 @@ async function holder(abs: string) {
 
 describe('acquireHostLock', () => {
   it('lets one holder in; a second waits, or gives up with ERR_GPUCC_LOCKED; release lets it in', async () => {
-    const sysfs = new Sysfs(tempDir());
+    const sysfs = new HostRoot(tempDir());
     const first = await acquireHostLock(sysfs, LOCK, options(0));
     await expect(acquireHostLock(sysfs, LOCK, options(100))).rejects.toMatchObject({ code: 'ERR_GPUCC_LOCKED' });
     const waiting = acquireHostLock(sysfs, LOCK, options(10_000));
@@ -50,7 +50,7 @@ describe('acquireHostLock', () => {
   });
 
   it('is not held by a process killed with SIGKILL: its socket file is removed and the lock taken', async () => {
-    const sysfs = new Sysfs(tempDir());
+    const sysfs = new HostRoot(tempDir());
     const abs = sysfs.resolve(LOCK);
     mkdirSync(path.dirname(abs), { recursive: true });
     const child = await holder(abs);
@@ -63,7 +63,7 @@ describe('acquireHostLock', () => {
   });
 
   it('stops waiting when its signal aborts (shutdown), with ERR_GPUCC_INTERRUPTED', async () => {
-    const sysfs = new Sysfs(tempDir());
+    const sysfs = new HostRoot(tempDir());
     const first = await acquireHostLock(sysfs, LOCK, options(0));
     const stop = new AbortController();
     const waiting = acquireHostLock(sysfs, LOCK, options(60_000, stop.signal));

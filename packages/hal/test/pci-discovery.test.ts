@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AccessRecorder, type GpuccError, hostFs, isGpuccError, Sysfs } from '../src/index.js';
+import { AccessRecorder, type GpuccError, localFs, isGpuccError, HostRoot } from '../src/index.js';
 import {
   cardFunctions,
   discoverPci,
@@ -45,22 +45,22 @@ class HostTree {
   }
 
   file(rel: string, content: string): void {
-    hostFs.makeDir(path.dirname(this.abs(rel)));
-    hostFs.writeFileSync(this.abs(rel), content);
+    localFs.makeDir(path.dirname(this.abs(rel)));
+    localFs.writeFileSync(this.abs(rel), content);
   }
 
   dir(rel: string): void {
-    hostFs.makeDir(this.abs(rel));
+    localFs.makeDir(this.abs(rel));
   }
 
   /** A relative symlink, as sysfs has them. */
   link(rel: string, targetRel: string): void {
-    hostFs.makeDir(path.dirname(this.abs(rel)));
-    hostFs.symlinkSync(path.relative(path.dirname(this.abs(rel)), this.abs(targetRel)), this.abs(rel));
+    localFs.makeDir(path.dirname(this.abs(rel)));
+    localFs.symlinkSync(path.relative(path.dirname(this.abs(rel)), this.abs(targetRel)), this.abs(rel));
   }
 
   remove(rel: string): void {
-    hostFs.removeSync(this.abs(rel));
+    localFs.removeSync(this.abs(rel));
   }
 
   /** One PCI function: attributes in kernel formats, bus link, driver link, group links. Returns its dir. */
@@ -125,18 +125,18 @@ const SWITCH = `${ROOT_PORT}/0000:41:00.0/0000:42:00.0`;
 
 let root: string;
 let tree: HostTree;
-let sysfs: () => Sysfs;
+let sysfs: () => HostRoot;
 
 beforeEach(() => {
   root = path.join(os.tmpdir(), `gpucc-pci-${randomBytes(6).toString('hex')}`);
   tree = new HostTree(root);
   tree.dir('sys/bus/pci/devices');
   tree.dir('sys/kernel/iommu_groups');
-  sysfs = () => new Sysfs(root);
+  sysfs = () => new HostRoot(root);
 });
 
 afterEach(() => {
-  hostFs.removeSync(root);
+  localFs.removeSync(root);
 });
 
 /** The nvtrust#55 shape: a GPU behind a root port and a two-level switch, each in a group. */
@@ -308,7 +308,7 @@ describe('readPciDevice', () => {
 
   it('refuses a driver link whose name would escape a path join', () => {
     const dev = tree.fn({ address: '0000:43:00.0', parent: 'pci0000:40', class: 0x030200 });
-    hostFs.symlinkSync('..', tree.abs(`${dev}/driver`));
+    localFs.symlinkSync('..', tree.abs(`${dev}/driver`));
     expect(() => readPciDevice(sysfs(), addr('0000:43:00.0'))).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_MALFORMED_ATTRIBUTE' }),
     );
@@ -528,7 +528,7 @@ describe('discoverPci', () => {
   });
 
   it('reports no IOMMU and no devices when the directories are missing altogether', () => {
-    hostFs.removeSync(tree.abs('sys'));
+    localFs.removeSync(tree.abs('sys'));
     tree.dir('sys');
     const topology = discoverPci(sysfs());
     expect(topology).toMatchObject({ devices: [], iommuEnabled: false, problems: [] });
@@ -561,7 +561,7 @@ describe('discoverPci', () => {
     tree.fn({ address: '0000:4A:00.0', parent: 'pci0000:40', class: 0x030200 });
     tree.dir('sys/bus/pci/devices/not-a-device');
     const recorder = new PathRecorder();
-    const topology = discoverPci(new Sysfs(root, { recorder }));
+    const topology = discoverPci(new HostRoot(root, { recorder }));
     expect(problemCodes(topology.problems)).toEqual(['ERR_GPUCC_INVALID_PCI_ADDRESS', 'ERR_GPUCC_INVALID_PCI_ADDRESS']);
     expect(topology.problems.map((p) => p.details.entry)).toEqual(['0000:4A:00.0', 'not-a-device']);
     expect(topology.problems[0]?.message).toContain('/sys/bus/pci/devices');
@@ -621,8 +621,8 @@ describe('refreshPci', () => {
   /** What the kernel does on a bind or unbind: the driver links move (this tree has no uevent). */
   function rebind(address: string, driver: string | undefined): void {
     const dev = devOf(address);
-    const old = hostFs.kindOf(tree.abs(`${dev}/driver`))
-      ? path.basename(hostFs.readLink(tree.abs(`${dev}/driver`)))
+    const old = localFs.kindOf(tree.abs(`${dev}/driver`))
+      ? path.basename(localFs.readLink(tree.abs(`${dev}/driver`)))
       : '';
     if (old) {
       tree.remove(`${dev}/driver`);
@@ -647,8 +647,8 @@ describe('refreshPci', () => {
     threeCards();
     const before = discoverPci(sysfs());
     const recorder = new PathRecorder();
-    expect(refreshPci(new Sysfs(root, { recorder }), before, none)).toBe(before);
-    expect(refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/vfio'], functions: [] })).toBe(before);
+    expect(refreshPci(new HostRoot(root, { recorder }), before, none)).toBe(before);
+    expect(refreshPci(new HostRoot(root, { recorder }), before, { nodes: ['dev/vfio/vfio'], functions: [] })).toBe(before);
     expect(recorder.paths).toEqual([]);
   });
 
@@ -658,7 +658,7 @@ describe('refreshPci', () => {
     rebind(GPU_A, 'vfio-pci');
     tree.file('dev/vfio/2', '');
     const recorder = new PathRecorder();
-    const after = refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/2'], functions: [] });
+    const after = refreshPci(new HostRoot(root, { recorder }), before, { nodes: ['dev/vfio/2'], functions: [] });
     expect(after).toEqual(discoverPci(sysfs()));
     expect(after?.byAddress.get(GPU_A)?.driver).toBe('vfio-pci');
     expect(before.byAddress.get(GPU_A)?.driver).toBe('nvidia'); // the previous topology is left as it was
@@ -673,7 +673,7 @@ describe('refreshPci', () => {
     rebind(AUDIO_C, 'snd_hda_intel');
     tree.remove('dev/vfio/4');
     const recorder = new PathRecorder();
-    const after = refreshPci(new Sysfs(root, { recorder }), before, { nodes: ['dev/vfio/4'], functions: [] });
+    const after = refreshPci(new HostRoot(root, { recorder }), before, { nodes: ['dev/vfio/4'], functions: [] });
     expect(after).toEqual(discoverPci(sysfs()));
     expect(new Set(recorder.paths.map((p) => /0000:0\d:00\.\d/.exec(p)?.[0]))).toEqual(new Set([GPU_C, AUDIO_C]));
   });

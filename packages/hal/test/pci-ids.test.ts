@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as hostFs from '../src/fs/host-fs.js';
+import * as localFs from '../src/fs/local-fs.js';
 import {
   checkPciIdsFile,
   findPciIds,
@@ -12,7 +12,7 @@ import {
   lookupNvidiaDeviceName,
   PCI_IDS_PATHS,
   parseNvidiaPciIds,
-  Sysfs,
+  HostRoot,
 } from '../src/index.js';
 
 // A slice of the real file's shape: header comments, a vendor before 10de that reuses NVIDIA device
@@ -54,14 +54,14 @@ let root: string;
 
 beforeEach(() => {
   root = path.join(tmpdir(), `gpucc-pciids-${randomUUID()}`);
-  hostFs.makeDir(root);
+  localFs.makeDir(root);
 });
-afterEach(() => hostFs.removeSync(root));
+afterEach(() => localFs.removeSync(root));
 
 function place(relPath: string, text: string): void {
   const abs = path.join(root, relPath);
-  hostFs.makeDir(path.dirname(abs));
-  hostFs.writeFileSync(abs, text);
+  localFs.makeDir(path.dirname(abs));
+  localFs.writeFileSync(abs, text);
 }
 
 describe('parseNvidiaPciIds', () => {
@@ -136,34 +136,34 @@ describe('parseNvidiaPciIds', () => {
 
 describe('loadPciIds', () => {
   it('is undefined on a host without pci.ids', () => {
-    expect(loadPciIds(new Sysfs(root))).toBeUndefined();
-    expect(findPciIds(new Sysfs(root))).toBeUndefined();
+    expect(loadPciIds(new HostRoot(root))).toBeUndefined();
+    expect(findPciIds(new HostRoot(root))).toBeUndefined();
   });
 
   it('finds the file in the documented order', () => {
     place('usr/share/pci.ids', '10de  NVIDIA Corporation\n\t2331  from usr/share\n');
     place('usr/share/hwdata/pci.ids', '10de  NVIDIA Corporation\n\t2331  from hwdata\n');
-    expect(lookupNvidiaDeviceName(loadPciIds(new Sysfs(root)), 0x2331)).toBe('from hwdata');
+    expect(lookupNvidiaDeviceName(loadPciIds(new HostRoot(root)), 0x2331)).toBe('from hwdata');
     place('usr/share/misc/pci.ids', '10de  NVIDIA Corporation\n\t2331  from misc\n');
-    const db = loadPciIds(new Sysfs(root));
+    const db = loadPciIds(new HostRoot(root));
     expect(db?.source).toBe(PCI_IDS_PATHS[0]);
     expect(lookupNvidiaDeviceName(db, 0x2331)).toBe('from misc');
   });
 
   it('follows an absolute symlink inside the host root, not on this machine', () => {
     place('usr/share/hwdata/pci.ids', PCI_IDS);
-    hostFs.makeDir(path.join(root, 'usr/share/misc'));
-    hostFs.symlinkSync('/usr/share/hwdata/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
-    const db = loadPciIds(new Sysfs(root));
+    localFs.makeDir(path.join(root, 'usr/share/misc'));
+    localFs.symlinkSync('/usr/share/hwdata/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
+    const db = loadPciIds(new HostRoot(root));
     expect(db?.source).toBe('usr/share/hwdata/pci.ids');
     expect(lookupNvidiaDeviceName(db, 0x2331)).toBe('GH100 [H100 PCIe]');
   });
 
   it('skips a dangling link and uses the next file', () => {
-    hostFs.makeDir(path.join(root, 'usr/share/misc'));
-    hostFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
+    localFs.makeDir(path.join(root, 'usr/share/misc'));
+    localFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
     place('usr/share/pci.ids', PCI_IDS);
-    expect(loadPciIds(new Sysfs(root))?.source).toBe('usr/share/pci.ids');
+    expect(loadPciIds(new HostRoot(root))?.source).toBe('usr/share/pci.ids');
   });
 });
 
@@ -171,44 +171,44 @@ describe('loadPciIds with a fallback file outside the host root (--pci-ids)', ()
   let outside: string;
   beforeEach(() => {
     outside = path.join(tmpdir(), `gpucc-pciids-image-${randomUUID()}`);
-    hostFs.makeDir(outside);
+    localFs.makeDir(outside);
   });
-  afterEach(() => hostFs.removeSync(outside));
+  afterEach(() => localFs.removeSync(outside));
 
   const image = () => {
     const file = path.join(outside, 'pci.ids');
-    hostFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t2331  from the image\n');
+    localFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t2331  from the image\n');
     return file;
   };
 
   it('order: the host root first, then the fallback file, then nothing', () => {
     const fallbackFile = image();
     // host root without pci.ids: the fallback names the device, and says where it came from
-    const db = loadPciIds(new Sysfs(root), { fallbackFile });
+    const db = loadPciIds(new HostRoot(root), { fallbackFile });
     expect(lookupNvidiaDeviceName(db, 0x2331)).toBe('from the image');
     expect(db).toMatchObject({ source: fallbackFile, origin: 'fallback' });
     // any pci.ids under the host root wins, even the last place searched
     place('usr/share/pci.ids', '10de  NVIDIA Corporation\n\t2331  from the host\n');
-    const host = loadPciIds(new Sysfs(root), { fallbackFile });
+    const host = loadPciIds(new HostRoot(root), { fallbackFile });
     expect(lookupNvidiaDeviceName(host, 0x2331)).toBe('from the host');
     expect(host).toMatchObject({ source: 'usr/share/pci.ids', origin: 'host' });
     // no fallback given: only the host's
-    hostFs.removeSync(path.join(root, 'usr'));
-    expect(loadPciIds(new Sysfs(root), {})).toBeUndefined();
+    localFs.removeSync(path.join(root, 'usr'));
+    expect(loadPciIds(new HostRoot(root), {})).toBeUndefined();
   });
 
   it('never joins the fallback under the host root, and never reads this machine’s files without it', () => {
     const fallbackFile = image();
     // the same path inside the host root does not exist: it is read as given, outside
-    expect(loadPciIds(new Sysfs(root), { fallbackFile })?.source).toBe(fallbackFile);
+    expect(loadPciIds(new HostRoot(root), { fallbackFile })?.source).toBe(fallbackFile);
     // no fallback: nothing outside the root is read (this machine may well have /usr/share/misc/pci.ids)
-    expect(loadPciIds(new Sysfs(root))).toBeUndefined();
+    expect(loadPciIds(new HostRoot(root))).toBeUndefined();
   });
 
   it('a dangling host link falls through to the fallback', () => {
-    hostFs.makeDir(path.join(root, 'usr/share/misc'));
-    hostFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
-    expect(loadPciIds(new Sysfs(root), { fallbackFile: image() })?.origin).toBe('fallback');
+    localFs.makeDir(path.join(root, 'usr/share/misc'));
+    localFs.symlinkSync('/nowhere/pci.ids', path.join(root, 'usr/share/misc/pci.ids'));
+    expect(loadPciIds(new HostRoot(root), { fallbackFile: image() })?.origin).toBe('fallback');
   });
 
   it('refuses a missing fallback file, or a directory, with a code, the path and a hint', () => {
@@ -219,7 +219,7 @@ describe('loadPciIds with a fallback file outside the host root (--pci-ids)', ()
     ] as const) {
       let error: GpuccError | undefined;
       try {
-        loadPciIds(new Sysfs(root), { fallbackFile: file });
+        loadPciIds(new HostRoot(root), { fallbackFile: file });
       } catch (caught) {
         error = caught as GpuccError;
       }
@@ -233,7 +233,7 @@ describe('loadPciIds with a fallback file outside the host root (--pci-ids)', ()
 
   it.skipIf(process.getuid?.() === 0)('refuses a file this process may not read (EACCES)', () => {
     const file = image();
-    hostFs.writeFileSync(file, 'x', 0o000);
+    localFs.writeFileSync(file, 'x', 0o000);
     expect(() => checkPciIdsFile(file)).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_PCI_IDS_UNREADABLE', details: { path: file, errno: 'EACCES' } }),
     );
@@ -242,16 +242,16 @@ describe('loadPciIds with a fallback file outside the host root (--pci-ids)', ()
   it('checkPciIdsFile: resolves a relative path, follows symlinks, reads nothing', () => {
     const file = image();
     const link = path.join(outside, 'link.ids');
-    hostFs.symlinkSync(file, link);
+    localFs.symlinkSync(file, link);
     expect(checkPciIdsFile(link)).toBe(link);
     expect(checkPciIdsFile(path.relative(process.cwd(), file))).toBe(file);
-    hostFs.removeSync(file);
+    localFs.removeSync(file);
     expect(() => checkPciIdsFile(link)).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_PCI_IDS_UNREADABLE' }));
   });
 
   it('names the fallback file, not a host path, when it is malformed', () => {
     const file = path.join(outside, 'bad.ids');
-    hostFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t23x1  broken\n');
+    localFs.writeFileSync(file, '10de  NVIDIA Corporation\n\t23x1  broken\n');
     expect(() => loadPciIdsFile(file)).toThrow(
       expect.objectContaining({
         code: 'ERR_GPUCC_PCI_IDS_MALFORMED',

@@ -7,7 +7,7 @@ import {
   detectVfioModel,
   discoverPci,
   hostDeviceNodesOf,
-  hostFs,
+  localFs,
   isBridge,
   isNvidia,
   PCI_DEVICES_DIR,
@@ -16,13 +16,13 @@ import {
   type PciEvent,
   PciObserver,
   pciEventOf,
-  type Sysfs,
+  type HostRoot,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
 } from '../src/index.js';
 
 /** Every NVIDIA function with an IOMMU group on vfio-pci, as the operands find a node bound by vfio-manager. */
-async function bindNvidia(sysfs: Sysfs, only?: (address: PciAddress) => boolean): Promise<void> {
+async function bindNvidia(sysfs: HostRoot, only?: (address: PciAddress) => boolean): Promise<void> {
   for (const d of discoverPci(sysfs).devices) {
     if (isNvidia(d) && !isBridge(d) && d.iommuGroup !== undefined && (only?.(d.address) ?? true)) {
       await bindToVfio(sysfs, d.address);
@@ -30,7 +30,7 @@ async function bindNvidia(sysfs: Sysfs, only?: (address: PciAddress) => boolean)
   }
 }
 
-const groupOf = (sysfs: Sysfs, address: string) =>
+const groupOf = (sysfs: HostRoot, address: string) =>
   sysfs.readlink(`${PCI_DEVICES_DIR}/${address}/iommu_group`)!.split('/').at(-1)!;
 
 /**
@@ -54,7 +54,7 @@ const FEEDS: Record<Feed, { dirs: string[]; changes: ChangeOptions }> = {
  * since (dev/vfio/devices comes with the first cdev), and then the next pass is full: what happened
  * in it before its watch is unknown.
  */
-function watching(sysfs: Sysfs, observer: PciObserver, dirs: string[]) {
+function watching(sysfs: HostRoot, observer: PciObserver, dirs: string[]) {
   const closers = new Map<string, () => void>();
   const marks = new EventMarks(sysfs);
   const arm = () => {
@@ -79,7 +79,7 @@ function watching(sysfs: Sysfs, observer: PciObserver, dirs: string[]) {
 }
 
 /** The observation equals a full discovery, and `exists` is true to the host for every node of every function. */
-function expectSameAsFullPass(observation: ReturnType<PciObserver['observe']>, sysfs: Sysfs): void {
+function expectSameAsFullPass(observation: ReturnType<PciObserver['observe']>, sysfs: HostRoot): void {
   expect(observation.topology).toEqual(discoverPci(sysfs));
   expect(observation.model).toEqual(detectVfioModel(sysfs));
   const nodes = observation.topology.devices.flatMap((d) => hostDeviceNodesOf(d, observation.model.model));
@@ -241,7 +241,7 @@ describe('PciObserver: the event path equals a full pass', () => {
     const gpu = discoverPci(sysfs).devices.find((d) => isNvidia(d) && d.driver === 'vfio-pci')!;
     const node = `${VFIO_DIR}/${gpu.iommuGroup}`;
     expect(observer.observe(sysfs, 'full').exists(node)).toBe(true);
-    hostFs.removeSync(`${root}/${node}`);
+    localFs.removeSync(`${root}/${node}`);
     observer.note(pciEventOf(VFIO_DIR, String(gpu.iommuGroup)));
     const observation = observer.observe(sysfs, 'events');
     expect(observation.pass).toBe('event');

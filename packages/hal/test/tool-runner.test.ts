@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import * as hostFs from '../src/fs/host-fs.js';
+import * as localFs from '../src/fs/local-fs.js';
 import {
   ensureModuleLoaded,
   formatCommandLine,
@@ -10,7 +10,7 @@ import {
   isModuleLoaded,
   modprobe,
   runTool,
-  Sysfs,
+  HostRoot,
   tailOf,
 } from '../src/index.js';
 
@@ -18,14 +18,14 @@ let dir: string;
 
 beforeEach(() => {
   dir = path.join(tmpdir(), `gpucc-tools-${randomUUID()}`);
-  hostFs.makeDir(dir);
+  localFs.makeDir(dir);
 });
-afterEach(() => hostFs.removeSync(dir));
+afterEach(() => localFs.removeSync(dir));
 
 /** Writes an executable `#!/bin/sh` script and returns its path. */
 function script(name: string, body: string, mode = 0o755): string {
   const file = path.join(dir, name);
-  hostFs.writeFileSync(file, `#!/bin/sh\n${body}\n`, mode);
+  localFs.writeFileSync(file, `#!/bin/sh\n${body}\n`, mode);
   return file;
 }
 
@@ -52,7 +52,7 @@ describe('runTool', () => {
     const args = ['a b', `x; touch ${marker}`, '$(id)', '*', "it's", '`id`', '|', ''];
     const result = await runTool({ command: tool, args, timeoutMs: 5_000 });
     expect(result.stdout).toBe(`${args.join('\n')}\n`);
-    expect(hostFs.exists(marker)).toBe(false);
+    expect(localFs.exists(marker)).toBe(false);
   });
 
   it('passes env, cwd and input to the tool', async () => {
@@ -65,7 +65,7 @@ describe('runTool', () => {
       cwd: dir,
       input: 'from stdin',
     });
-    expect(result.stdout).toBe(`hello\n${hostFs.realPath(dir)}\nfrom stdin`);
+    expect(result.stdout).toBe(`hello\n${localFs.realPath(dir)}\nfrom stdin`);
   });
 
   it('gives the tool an empty stdin when there is no input, so a reader does not hang', async () => {
@@ -171,10 +171,10 @@ describe('tailOf and formatCommandLine', () => {
 });
 
 describe('modprobe and modules', () => {
-  function hostRoot(): Sysfs {
+  function hostRoot(): HostRoot {
     const root = path.join(dir, 'host');
-    hostFs.makeDir(path.join(root, 'sys/module/vfio_pci'));
-    return new Sysfs(root);
+    localFs.makeDir(path.join(root, 'sys/module/vfio_pci'));
+    return new HostRoot(root);
   }
 
   /** A fake modprobe that records its arguments. */
@@ -192,13 +192,13 @@ describe('modprobe and modules', () => {
     const error = await rejection(modprobe({ path: fake.path }, 'vfio_pci', { allow: false }));
     expect(error.code).toBe('ERR_GPUCC_MODPROBE_DISABLED');
     expect(error.hint).toContain('--load-modules');
-    expect(hostFs.exists(fake.log)).toBe(false);
+    expect(localFs.exists(fake.log)).toBe(false);
   });
 
   it('runs `modprobe <module>` when allowed', async () => {
     const fake = fakeModprobe();
     await modprobe({ path: fake.path, timeoutMs: 5_000 }, 'vfio_pci', { allow: true });
-    expect(hostFs.readText(fake.log)).toBe('vfio_pci\n');
+    expect(localFs.readText(fake.log)).toBe('vfio_pci\n');
   });
 
   it('reports a failing modprobe with its stderr', async () => {
@@ -214,7 +214,7 @@ describe('modprobe and modules', () => {
       const error = await rejection(modprobe({ path: fake.path }, bad, { allow: true }));
       expect(error.code).toBe('ERR_GPUCC_INVALID_MODULE_NAME');
     }
-    expect(hostFs.exists(fake.log)).toBe(false);
+    expect(localFs.exists(fake.log)).toBe(false);
     expect(() => isModuleLoaded(hostRoot(), '../../etc')).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_INVALID_MODULE_NAME' }),
     );
@@ -233,10 +233,10 @@ describe('modprobe and modules', () => {
     await expect(ensureModuleLoaded(sysfs, 'vfio-pci', { path: fake.path }, { allow: false })).resolves.toBe(
       'already-loaded',
     );
-    expect(hostFs.exists(fake.log)).toBe(false);
+    expect(localFs.exists(fake.log)).toBe(false);
     await expect(ensureModuleLoaded(sysfs, 'nvgrace_gpu_vfio_pci', { path: fake.path }, { allow: true })).resolves.toBe(
       'loaded',
     );
-    expect(hostFs.readText(fake.log)).toBe('nvgrace_gpu_vfio_pci\n');
+    expect(localFs.readText(fake.log)).toBe('nvgrace_gpu_vfio_pci\n');
   });
 });

@@ -5,7 +5,7 @@
  * tool put there in the meantime is never replaced or removed.
  */
 
-import { GpuccError, isGpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
 import type { SpecAction, SpecPlan } from './plan.js';
 import { isOwnSpecText } from './spec.js';
 import { checkSpecText } from './validate.js';
@@ -28,19 +28,19 @@ export interface SpecResult {
  * Writes one spec: refuses, before anything touches the disk, a text that fails the schema or the
  * CDI rules (ERR_GPUCC_CDI_SPEC_INVALID); then an atomic replace through the hal.
  */
-export async function writeSpecFile(sysfs: Sysfs, path: string, content: string): Promise<'written' | 'unchanged'> {
+export async function writeSpecFile(sysfs: HostRoot, path: string, content: string): Promise<'written' | 'unchanged'> {
   checkSpecText(content, 'yaml', sysfs.display(path));
   await sysfs.removeStaleTempFiles(path, { olderThanMs: STALE_TEMP_MS });
   return sysfs.writeFileAtomic(path, content, SPEC_FILE_MODE);
 }
 
-export async function applySpecPlan(sysfs: Sysfs, plan: SpecPlan): Promise<SpecResult[]> {
+export async function applySpecPlan(sysfs: HostRoot, plan: SpecPlan): Promise<SpecResult[]> {
   const results: SpecResult[] = [];
   for (const action of plan.actions) results.push(await applyOne(sysfs, plan.dir, action));
   return results;
 }
 
-async function applyOne(sysfs: Sysfs, dir: string, action: SpecAction): Promise<SpecResult> {
+async function applyOne(sysfs: HostRoot, dir: string, action: SpecAction): Promise<SpecResult> {
   const path = `${dir}/${action.fileName}`;
   const base = {
     fileName: action.fileName,
@@ -74,7 +74,7 @@ async function applyOne(sysfs: Sysfs, dir: string, action: SpecAction): Promise<
 }
 
 /** undefined when the target is absent or still ours; the refusal when someone else's file is there now. */
-function stillOursOrAbsent(sysfs: Sysfs, path: string): GpuccError | undefined {
+function stillOursOrAbsent(sysfs: HostRoot, path: string): GpuccError | undefined {
   const type = sysfs.kindOf(path);
   if (type === undefined) return undefined;
   if (type === 'file' && isOwnSpecText(sysfs.readOptional(path))) return undefined;
@@ -84,7 +84,7 @@ function stillOursOrAbsent(sysfs: Sysfs, path: string): GpuccError | undefined {
   });
 }
 
-function asGpuccError(sysfs: Sysfs, path: string, error: unknown): GpuccError {
+function asGpuccError(sysfs: HostRoot, path: string, error: unknown): GpuccError {
   if (isGpuccError(error)) return error;
   return new GpuccError('ERR_GPUCC_ATOMIC_WRITE_FAILED', `cannot update ${sysfs.display(path)}: ${messageOf(error)}`, {
     hint: 'check that the CDI directory is writable; the previous file was kept',

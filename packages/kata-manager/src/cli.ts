@@ -19,7 +19,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, Sysfs } from '@gpucc/hal';
+import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, HostRoot } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './commands.js';
@@ -51,7 +51,7 @@ const cdiDirSchema = {
 // ---- one-shot commands ---------------------------------------------------------------------------
 
 interface Context {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
 }
 
@@ -99,7 +99,7 @@ async function runGenerate(
   if (toFile) {
     if (texts.length === 0) return 1; // its refusal is logged; nothing is written
     const file = path.resolve(o.output);
-    await new Sysfs('/').writeFileAtomic(file, texts[0]!, 0o644);
+    await new HostRoot('/').writeFileAtomic(file, texts[0]!, 0o644);
     ctx.logger.info({ event: 'spec.written', file, kind: specs[0]!.kind }, `wrote ${file}`);
   } else if (format === 'json') {
     // One spec prints as a loadable CDI file; several as an array of them.

@@ -1,4 +1,4 @@
-import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, type Sysfs } from '@gpucc/hal';
+import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, type HostRoot } from '@gpucc/hal';
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
 import type { DeviceObserver } from './observe.js';
@@ -31,7 +31,7 @@ export interface Generated {
 }
 
 /** observe → select → build → render → validate: the specs the host needs now. Reads only. */
-export function generate(sysfs: Sysfs, options: GenerateOptions, format: SpecFormat = 'yaml'): Generated {
+export function generate(sysfs: HostRoot, options: GenerateOptions, format: SpecFormat = 'yaml'): Generated {
   const perModelNames = options.aliases.gpuAlias === '' || options.aliases.nvswitchAlias === '';
   const observeOptions = { perModelNames, ...(options.pciIds ? { pciIds: options.pciIds } : {}) };
   const observation = options.observer
@@ -80,7 +80,7 @@ export interface PlannedWrite {
 }
 
 /** observe → plan for the CDI directory. Reads only. */
-export function planWrite(sysfs: Sysfs, options: Omit<WriteOptions, 'dryRun'>): PlannedWrite {
+export function planWrite(sysfs: HostRoot, options: Omit<WriteOptions, 'dryRun'>): PlannedWrite {
   const generated = generate(sysfs, options, 'yaml');
   const dir = hostDir(options.cdiDir);
   const desired: DesiredSpec[] = generated.specs.map((s) => ({
@@ -94,13 +94,13 @@ export function planWrite(sysfs: Sysfs, options: Omit<WriteOptions, 'dryRun'>): 
 }
 
 /** apply for a planned write: the files written, removed, refused, with every problem. */
-export async function applyWrite(sysfs: Sysfs, planned: PlannedWrite): Promise<WriteResult> {
+export async function applyWrite(sysfs: HostRoot, planned: PlannedWrite): Promise<WriteResult> {
   const results = await applySpecPlan(sysfs, planned.plan);
   return { ...planned, report: reportOf(planned.plan, results, planned.generated.selection.skipped) };
 }
 
 /** observe → plan → apply for the CDI directory: `write`, and each reconcile of `run`. */
-export async function write(sysfs: Sysfs, options: WriteOptions): Promise<WriteResult> {
+export async function write(sysfs: HostRoot, options: WriteOptions): Promise<WriteResult> {
   const planned = planWrite(sysfs, options);
   return options.dryRun ? planned : applyWrite(sysfs, planned);
 }

@@ -9,7 +9,7 @@ import {
   type PciIdsDb,
   type PciIdsSource,
   type PciTopology,
-  type Sysfs,
+  type HostRoot,
   type VfioHostModel,
 } from '@gpucc/hal';
 
@@ -38,7 +38,7 @@ export interface ObserveOptions {
 }
 
 /** The full pass: every PCI function, the VFIO model, every node a VFIO-bound function needs. */
-export function observeDevices(sysfs: Sysfs, options: ObserveOptions): DeviceObservation {
+export function observeDevices(sysfs: HostRoot, options: ObserveOptions): DeviceObservation {
   const topology = discoverPci(sysfs);
   const model = detectVfioModel(sysfs);
   return {
@@ -70,7 +70,7 @@ const SPEC_FILE = /\.(yaml|json)$/;
  * The spec files in the CDI directory (`dir` is a host path). Temp files (`.name.pid.rand.tmp`) and
  * other dot files are skipped, as CDI loaders skip them.
  */
-export function observeCdiDir(sysfs: Sysfs, dir: string): CdiDirEntry[] {
+export function observeCdiDir(sysfs: HostRoot, dir: string): CdiDirEntry[] {
   const entries: CdiDirEntry[] = [];
   for (const name of sysfs.readdir(dir)) {
     if (name.startsWith('.') || !SPEC_FILE.test(name)) continue;

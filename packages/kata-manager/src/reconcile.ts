@@ -1,6 +1,6 @@
 import type { Logger } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 import { applyWrite, planWrite, type WriteOptions, type WriteResult } from './commands.js';
 import { logWriteResult } from './log.js';
 import type { SpecMetrics } from './metrics.js';
@@ -14,7 +14,7 @@ import type { OwnWrites } from './own-writes.js';
  * follows change events reads only what they name (`details.pass`: `event`, else `full`).
  */
 export async function reconcileOnce(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   options: Omit<WriteOptions, 'dryRun'>,
   logger: Logger,
   metrics?: SpecMetrics,

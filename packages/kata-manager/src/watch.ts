@@ -4,7 +4,7 @@ import {
   PCI_DRIVERS_DIR,
   type PciEvent,
   pciEventOf,
-  type Sysfs,
+  type HostRoot,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
 } from '@gpucc/hal';
@@ -16,7 +16,7 @@ import {
  * file removed or replaced by hand). Temp files, dot files and the echo of our own writes
  * (`isOwnEcho`) are ignored.
  */
-export function watchedDirs(sysfs: Sysfs, cdiDir: string): string[] {
+export function watchedDirs(sysfs: HostRoot, cdiDir: string): string[] {
   const drivers = sysfs.readdir(PCI_DRIVERS_DIR).filter((d) => isVfioDriver(d));
   return [VFIO_DIR, VFIO_DEVICES_DIR, PCI_DRIVERS_DIR, ...drivers.map((d) => `${PCI_DRIVERS_DIR}/${d}`), cdiDir];
 }
@@ -34,7 +34,7 @@ export function changeOf(dir: string, name: string | null, cdiDir: string): PciE
  * look, for what changed in it before its watch existed.
  */
 export function watchForChanges(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   cdiDir: string,
   trigger: (reason: string) => void,
   isOwnEcho: (fileName: string) => boolean = () => false,

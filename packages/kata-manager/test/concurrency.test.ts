@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Sysfs } from '@gpucc/hal';
+import { HostRoot } from '@gpucc/hal';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { writeSpecFile } from '../src/apply.js';
@@ -48,7 +48,7 @@ describe('atomic replacement', () => {
   it('a reader parsing in a tight loop sees only whole specs while the writer rewrites it 1000 times', async () => {
     const root = tempDir('gpucc-kata-race-');
     mkdirSync(path.join(root, 'var/run/cdi'), { recursive: true });
-    const sysfs = new Sysfs(root);
+    const sysfs = new HostRoot(root);
     const a = renderSpec(spec([23, 27, 31, 35, 39, 43, 47, 51]), 'yaml');
     const b = renderSpec(spec([23, 27]), 'yaml');
     const file = 'var/run/cdi/nvidia.com-pgpu.yaml';

@@ -2,7 +2,7 @@
 // hal's PciObserver is tested on its own (packages/hal/test/pci-observer.test.ts); these are the
 // same random changes end to end, through run's own watches, the observer and the device selection.
 import path from 'node:path';
-import { hostFs, type PciAddress, type PciEvent, type Sysfs } from '@gpucc/hal';
+import { localFs, type PciAddress, type PciEvent, type HostRoot } from '@gpucc/hal';
 import { bindAll, bindToVfio, silentLogger } from '@gpucc/testbed/fixtures';
 import { EventMarks, randomChange, seeded, until } from '@gpucc/testbed/pci-changes';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
@@ -19,7 +19,7 @@ const OPTIONS = { perModelNames: false };
  * `run`'s own watches feeding the observer (through `accept`). `settle` waits until every event of
  * the changes made so far has arrived (a marker file in dev/vfio, seen in the trigger's reason).
  */
-function watching(sysfs: Sysfs, observer: DeviceObserver, accept: (change: PciEvent) => boolean = () => true) {
+function watching(sysfs: HostRoot, observer: DeviceObserver, accept: (change: PciEvent) => boolean = () => true) {
   const marks = new EventMarks(sysfs);
   const watches = watchForChanges(
     sysfs,
@@ -39,7 +39,7 @@ function watching(sysfs: Sysfs, observer: DeviceObserver, accept: (change: PciEv
   };
 }
 
-function expectSameAsFullPass(observer: DeviceObserver, sysfs: Sysfs): void {
+function expectSameAsFullPass(observer: DeviceObserver, sysfs: HostRoot): void {
   const fast = observer.observe(sysfs, OPTIONS);
   const full = observeDevices(sysfs, OPTIONS);
   expect(fast).toEqual(full);
@@ -157,7 +157,7 @@ describe('run: the watches feed the observer', () => {
     );
     const names = () => {
       const file = path.join(root, CDI, 'nvidia.com-pgpu.yaml');
-      return hostFs.exists(file) ? [...hostFs.readText(file).matchAll(/name: "(\d+)"/g)].map((m) => m[1]) : [];
+      return localFs.exists(file) ? [...localFs.readText(file).matchAll(/name: "(\d+)"/g)].map((m) => m[1]) : [];
     };
     const group = (address: string) => sysfs.readlink(`sys/bus/pci/devices/${address}/iommu_group`)!.split('/').at(-1)!;
     try {
@@ -183,7 +183,7 @@ describe('run: the watches feed the observer', () => {
       // A device node removed by hand: the device waits for it, without a read of any device.
       const g2 = group('0000:02:00.0');
       mark = seen();
-      hostFs.removeSync(path.join(root, 'dev/vfio', g2));
+      localFs.removeSync(path.join(root, 'dev/vfio', g2));
       await until(() => notes.slice(mark).some((n) => n.type === 'node' && n.path === `dev/vfio/${g2}`));
       const counted = sysfs.withRecorder();
       const gone = await reconcileOnce(counted, options, silentLogger());
@@ -221,8 +221,8 @@ describe('run: the watches feed the observer', () => {
     const { root, sysfs } = await boundNode('hgx-h100-8', { nvswitches: false });
     const observer = new DeviceObserver();
     const options = { aliases: {}, cdiDir: `/${CDI}`, observer };
-    hostFs.makeDir(path.join(root, CDI));
-    hostFs.writeFileSync(path.join(root, CDI, 'nvidia.com-pgpu.yaml'), 'not ours\n'); // another writer's file
+    localFs.makeDir(path.join(root, CDI));
+    localFs.writeFileSync(path.join(root, CDI, 'nvidia.com-pgpu.yaml'), 'not ours\n'); // another writer's file
     const failed = await reconcileOnce(sysfs, options, silentLogger());
     expect(failed.ok).toBe(false);
     observer.note({ type: 'node', path: 'dev/vfio/vfio' });

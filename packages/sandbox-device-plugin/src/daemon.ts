@@ -1,6 +1,6 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
 import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
-import { PLUGIN_SOCKET_PREFIX, type Sysfs } from '@gpucc/hal';
+import { PLUGIN_SOCKET_PREFIX, type HostRoot } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { BINARY, VERSION } from './cli.js';
 import { registerPluginMetrics } from './metrics.js';
@@ -20,7 +20,7 @@ export const RUN_TIMINGS = {
 } as const;
 
 /** A live server on any of our sockets (PLUGIN_SOCKET_PREFIX`*.sock`) is another instance: refuse to start (exit 1). */
-async function refuseSecondInstance(sysfs: Sysfs): Promise<void> {
+async function refuseSecondInstance(sysfs: HostRoot): Promise<void> {
   for (const name of sysfs.readdir(DEVICE_PLUGIN_DIR)) {
     if (name.startsWith(PLUGIN_SOCKET_PREFIX) && name.endsWith('.sock'))
       await refuseIfServed(sysfs, `${DEVICE_PLUGIN_DIR}/${name}`);

@@ -12,7 +12,7 @@ import {
   type PciDevice,
   type PciIdsDb,
   type PciTopology,
-  type Sysfs,
+  type HostRoot,
   unitNaming,
   type VfioModel,
   vfioDeviceUnit,
@@ -86,8 +86,8 @@ export interface InventoryInput extends InventorySettings {
   exists: (relPath: string) => boolean;
 }
 
-/** Reads the host and builds the inventory; every read goes through the Sysfs. */
-export function scanInventory(sysfs: Sysfs, settings: InventorySettings, pciIds: PciIdsDb | undefined): Inventory {
+/** Reads the host and builds the inventory; every read goes through the HostRoot. */
+export function scanInventory(sysfs: HostRoot, settings: InventorySettings, pciIds: PciIdsDb | undefined): Inventory {
   return buildInventory({
     ...settings,
     topology: discoverPci(sysfs),

@@ -1,5 +1,5 @@
 import { table } from '@gpucc/daemon';
-import type { GpuccError, PciIdsDb, Sysfs, VfioModel } from '@gpucc/hal';
+import type { GpuccError, PciIdsDb, HostRoot, VfioModel } from '@gpucc/hal';
 import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';
@@ -14,7 +14,7 @@ export interface ListReport {
 }
 
 export function listReport(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   settings: PluginSettings,
   pciIds: PciIdsDb | undefined = needsPciIds(settings) ? loadPciIds(sysfs, settings.pciIds) : undefined,
 ): ListReport {

@@ -4,7 +4,7 @@ import {
   loadPciIds,
   PCI_DEVICES_DIR,
   type PciIdsDb,
-  type Sysfs,
+  type HostRoot,
   socketNameFor,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
@@ -21,7 +21,7 @@ import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
 
 export interface PluginManagerOptions {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
   settings: PluginSettings;
   /** Periodic rediscovery and serving check (what the watches miss: real sysfs sends no events). */

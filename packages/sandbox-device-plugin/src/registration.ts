@@ -1,6 +1,6 @@
 import type { Logger } from '@gpucc/daemon';
 import { type BackoffSettings, backoffDelay } from '@gpucc/daemon/runtime';
-import { GpuccError, isGpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
 import {
   DEVICE_PLUGIN_API_VERSION,
   DEVICE_PLUGIN_DIR,
@@ -55,7 +55,7 @@ export interface RegisterRequestInput {
  * read our options and opened ListAndWatch, so success means the kubelet is streaming from us.
  */
 export async function registerOnce(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   input: RegisterRequestInput,
   timeoutMs: number,
   signal: AbortSignal,

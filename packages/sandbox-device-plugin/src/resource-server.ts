@@ -1,5 +1,5 @@
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, messageOf, type Sysfs } from '@gpucc/hal';
+import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
 import {
   bindUnix,
   type DevicePluginOptions,
@@ -24,9 +24,9 @@ export interface ResourceServerOptions {
   resourceName: string;
   /** Socket file name in the device-plugin dir, e.g. `sandbox-pgpu.sock`. */
   socketName: string;
-  /** Host path of the socket relative to the root, for Sysfs. */
+  /** Host path of the socket relative to the root, for HostRoot. */
   socketRelPath: string;
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   logger: Logger;
   cdiDevices: boolean;
   counters: PluginCounters;
@@ -233,7 +233,7 @@ export class ResourceServer {
  * (connecting tells it from a file left by a killed process): two plugins would steal each other's
  * socket in turn, and the kubelet would follow whichever registered last.
  */
-export async function refuseIfServed(sysfs: Sysfs, socketRelPath: string): Promise<void> {
+export async function refuseIfServed(sysfs: HostRoot, socketRelPath: string): Promise<void> {
   if (sysfs.kindOf(socketRelPath) === undefined || !(await sysfs.socketHasListener(socketRelPath))) return;
   throw new GpuccError(
     'ERR_GPUCC_PLUGIN_ALREADY_SERVING',

@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it, vi } from 'vitest';
@@ -151,7 +151,7 @@ describe('sandbox-device-plugin run (the binary)', () => {
     const after = await kubelet.waitFor((s) => s.resources['nvidia.com/pgpu']?.streaming === false);
     expect(capacities).toContain(0); // the empty list came before the stream ended
     expect(after.resources['nvidia.com/pgpu']).toMatchObject({ capacity: 0, allocatable: 0 });
-    expect(hostFs.listDir(path.join(root, DEVICE_PLUGIN_DIR)).sort()).toEqual(['kubelet.sock']);
+    expect(localFs.listDir(path.join(root, DEVICE_PLUGIN_DIR)).sort()).toEqual(['kubelet.sock']);
     const events = plugin.lines.map((l) => (JSON.parse(l) as { event: string }).event);
     expect(events.indexOf('http.shutting-down')).toBeLessThan(events.indexOf('plugin.stop'));
   });
@@ -213,7 +213,7 @@ describe('sandbox-device-plugin run (the binary)', () => {
     expect(await plugin.exited).toBe(0);
     kubelet.child.kill('SIGTERM');
     expect(await kubelet.exited).toBe(0);
-    const file = JSON.parse(hostFs.readText(path.join(root, '.gpucc-sim/kubelet-status.json')));
+    const file = JSON.parse(localFs.readText(path.join(root, '.gpucc-sim/kubelet-status.json')));
     expect(file).toMatchObject({ listening: false, resources: { 'nvidia.com/pgpu': { streaming: false } } });
     await expect(exec(process.execPath, [SIM, 'kubelet-status', root])).rejects.toMatchObject({
       stderr: expect.stringMatching(/ERR_GPUCC_SIM_KUBELET_UNREACHABLE/),

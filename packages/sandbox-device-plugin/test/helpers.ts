@@ -1,4 +1,4 @@
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 import { FakeKubelet, type FakeKubeletOptions } from '@gpucc/sim';
 import { silentLogger } from '@gpucc/testbed/fixtures';
 import { afterEach } from 'vitest';
@@ -25,7 +25,7 @@ export const DEFAULT_SETTINGS: PluginSettings = { nvswitches: false, aliases: {}
 
 /** The plugin in-process, with fast retries; stopped (gracefully) after the test. */
 export async function startPlugin(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   settings: Partial<PluginSettings> = {},
   options: Partial<PluginManagerOptions> = {},
 ) {

@@ -1,4 +1,4 @@
-import { hostFs, loadPciIds, resourceNamingFor } from '@gpucc/hal';
+import { localFs, loadPciIds, resourceNamingFor } from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -103,7 +103,7 @@ describe('inventory: what the plugin advertises', () => {
   it('a device that loses its node stays listed as Unhealthy and turns Healthy when the node returns', async () => {
     const { sysfs, root } = await boundNode('h100-pcie-1');
     const first = nextDeviceState(new Map(), scanInventory(sysfs, GPUS, undefined));
-    hostFs.removeSync(`${root}/dev/vfio/11`);
+    localFs.removeSync(`${root}/dev/vfio/11`);
     const lost = nextDeviceState(first, scanInventory(sysfs, GPUS, undefined));
     expect(lost.get('nvidia.com/pgpu')?.get('11')).toMatchObject({
       health: 'Unhealthy',

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import {
   bindUnix,
   DEVICE_PLUGIN_DIR,
@@ -62,7 +62,7 @@ describe('registration and ListAndWatch', () => {
 
   it('a node whose device-plugin directory appears only later is served once it exists', async () => {
     const { root, sysfs } = await boundNode('h100-pcie-1');
-    hostFs.removeSync(path.join(root, DEVICE_PLUGIN_DIR));
+    localFs.removeSync(path.join(root, DEVICE_PLUGIN_DIR));
     const plugin = await startPlugin(sysfs, {}, { resyncMs: 50 });
     expect(plugin.readiness().reason).toMatch(/not serving/);
     const kubelet = await startKubelet(root); // creates the directory, as a starting kubelet does
@@ -92,7 +92,7 @@ describe('registration and ListAndWatch', () => {
     stream.on('data', (m: ListAndWatchResponse) => messages.push(m));
     stream.on('error', () => {});
     await until(() => messages.length === 1);
-    hostFs.removeSync(path.join(root, 'dev/vfio/11'));
+    localFs.removeSync(path.join(root, 'dev/vfio/11'));
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 0);
     await until(() => messages.length === 2);
     expect(messages.map((m) => m.devices.map((d) => `${d.ID} ${d.health}`))).toEqual([
@@ -110,10 +110,10 @@ describe('health follows the device node and the driver, both ways', () => {
     const kubelet = await startKubelet(root);
     await startPlugin(sysfs);
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
-    hostFs.removeSync(path.join(root, 'dev/vfio/31'));
+    localFs.removeSync(path.join(root, 'dev/vfio/31'));
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 7);
     expect(seen(kubelet, PGPU)).toMatchObject({ '31': 'Unhealthy', '27': 'Healthy' });
-    hostFs.writeFileSync(path.join(root, 'dev/vfio/31'), '', 0o600);
+    localFs.writeFileSync(path.join(root, 'dev/vfio/31'), '', 0o600);
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
   });
 
@@ -249,9 +249,9 @@ describe('kubelet restarts and shutdown', () => {
     const kubelet = await startKubelet(root);
     await startPlugin(sysfs);
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 1);
-    await hostFs.removeFile(path.join(root, DEVICE_PLUGIN_DIR, 'sandbox-pgpu.sock'));
+    await localFs.removeFile(path.join(root, DEVICE_PLUGIN_DIR, 'sandbox-pgpu.sock'));
     await kubelet.waitFor((s) => s.resources[PGPU]?.registrations === 2 && s.resources[PGPU].allocatable === 1);
-    expect(hostFs.kindOf(path.join(root, DEVICE_PLUGIN_DIR, 'sandbox-pgpu.sock'))).toBe('other');
+    expect(localFs.kindOf(path.join(root, DEVICE_PLUGIN_DIR, 'sandbox-pgpu.sock'))).toBe('other');
   });
 
   it('stop: readiness says shutting down, the kubelet gets an empty list, the socket is removed', async () => {
@@ -267,7 +267,7 @@ describe('kubelet restarts and shutdown', () => {
     const state = await kubelet.waitFor((s) => !s.resources[PGPU]!.streaming);
     expect(updates).toContain(0); // the empty list arrived before the stream ended
     expect(state.resources[PGPU]!.capacity).toBe(0);
-    expect(hostFs.listDir(path.join(root, DEVICE_PLUGIN_DIR)).sort()).toEqual(['kubelet.sock']);
+    expect(localFs.listDir(path.join(root, DEVICE_PLUGIN_DIR)).sort()).toEqual(['kubelet.sock']);
   });
 });
 

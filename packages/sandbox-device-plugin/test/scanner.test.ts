@@ -3,7 +3,7 @@
 // random changes end to end, through the plugin's watches, the scanner and the inventory.
 import path from 'node:path';
 import { watchDirs } from '@gpucc/daemon';
-import { hostFs, loadPciIds, PCI_DEVICES_DIR, type Sysfs, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
+import { localFs, loadPciIds, PCI_DEVICES_DIR, type HostRoot, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { EventMarks, randomChange, seeded, simHost } from '@gpucc/testbed/pci-changes';
 import { boundNode } from '@gpucc/testbed/vitest';
@@ -23,7 +23,7 @@ const CHANGES = { visibleUnbinds: true, hotRemove: true, rescan: true };
  * scan; a directory watched anew makes the next scan full), feeding the scanner. `settle` waits
  * until every event of the changes made so far has arrived.
  */
-function watching(sysfs: Sysfs, scanner: DeviceScanner) {
+function watching(sysfs: HostRoot, scanner: DeviceScanner) {
   const marks = new EventMarks(sysfs);
   const watches = watchDirs(
     sysfs,
@@ -97,7 +97,7 @@ describe('DeviceScanner: the event path equals a full scan', () => {
     scanner.observe(first, { ...SETTINGS, pciIds: undefined }, 'full');
     expect(first.recorder.reads).toBeGreaterThan(64 * 5);
     const group = sysfs.readlink('sys/bus/pci/devices/0000:01:00.0/iommu_group')!.split('/').at(-1)!;
-    hostFs.removeSync(path.join(sysfs.root, 'dev/vfio', group));
+    localFs.removeSync(path.join(sysfs.root, 'dev/vfio', group));
     scanner.noteChange('dev/vfio', group);
     const counted = sysfs.withRecorder();
     const inventory = scanner.observe(counted, { ...SETTINGS, pciIds: undefined }, 'events');
@@ -134,9 +134,9 @@ describe('DeviceScanner: the event path equals a full scan', () => {
     const uevents = () => counted.recorder.readsByAttribute.get('uevent') ?? 0;
     const before = uevents();
     expect(before).toBeGreaterThan(0);
-    hostFs.removeSync(path.join(root, 'dev/vfio/31'));
+    localFs.removeSync(path.join(root, 'dev/vfio/31'));
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 7);
-    hostFs.writeFileSync(path.join(root, 'dev/vfio/31'), '', 0o600);
+    localFs.writeFileSync(path.join(root, 'dev/vfio/31'), '', 0o600);
     await kubelet.waitFor((s) => s.resources[PGPU]?.allocatable === 8);
     // Group 31 has one function: each of the two scans read it alone, not the 30 functions of the node.
     expect(uevents() - before).toBeLessThanOrEqual(2);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { endQuietlyWhenStdoutCloses, GpuccError, isGpuccError, Sysfs } from '@gpucc/hal';
+import { endQuietlyWhenStdoutCloses, GpuccError, isGpuccError, HostRoot } from '@gpucc/hal';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerApiServerCommands } from './apiserver/commands.js';
 import { formatInspect, inspectHost } from './inspect.js';
@@ -72,7 +72,7 @@ function program(out: (text: string) => void): Command {
     .argument('<dir>')
     .option('--json', 'machine-readable output')
     .action((dir: string, o: { json?: boolean }) => {
-      const report = inspectHost(new Sysfs(dir));
+      const report = inspectHost(new HostRoot(dir));
       out(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatInspect(report));
     });
 

@@ -9,8 +9,8 @@ export {
   KernelErrno,
   KernelSimulator,
   kernelPid,
-  openSimulatedSysfs,
-  type SimulatedSysfsOptions,
+  openSimulatedHost,
+  type SimulatedHostOptions,
   startKernel,
   stopKernel,
 } from './kernel/index.js';

@@ -1,4 +1,4 @@
-import { detectHostTee, detectVfioModel, discoverPci, type PciDevice, type Sysfs } from '@gpucc/hal';
+import { detectHostTee, detectVfioModel, discoverPci, type PciDevice, type HostRoot } from '@gpucc/hal';
 
 /** What the hal discovers on a host tree: works on any directory laid out like a real host. */
 export interface InspectReport {
@@ -12,7 +12,7 @@ export interface InspectReport {
   warnings: Array<Record<string, unknown>>;
 }
 
-export function inspectHost(sysfs: Sysfs): InspectReport {
+export function inspectHost(sysfs: HostRoot): InspectReport {
   const topology = discoverPci(sysfs);
   return {
     hostRoot: sysfs.root,

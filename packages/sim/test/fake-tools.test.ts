@@ -1,11 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { captureCli, tempDir, trackNode } from '@gpucc/testbed/vitest';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { main as simMain } from '../src/cli.js';
-import { openSimulatedSysfs } from '../src/kernel/index.js';
+import { openSimulatedHost } from '../src/kernel/index.js';
 import { detachDriver } from '../src/node/effects.js';
 import { injectFault } from '../src/node/faults.js';
 import { Tree } from '../src/node/files.js';
@@ -36,7 +36,7 @@ import {
 } from '../src/tools/index.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'cc-tools');
-const fixture = (name: string) => hostFs.readText(path.join(FIXTURES, name));
+const fixture = (name: string) => localFs.readText(path.join(FIXTURES, name));
 const lines = (text: string) => text.split('\n').filter((l) => l !== '');
 
 /** The tolerant pattern for a query result line (docs/facts/cc-tools.md#gpu-admin-tools-output). */
@@ -89,7 +89,7 @@ function messages(stderr: string): string[] {
 }
 
 function resetWrites(root: string, address: string): number {
-  const log = hostFs.exists(path.join(root, WRITE_LOG)) ? hostFs.readText(path.join(root, WRITE_LOG)) : '';
+  const log = localFs.exists(path.join(root, WRITE_LOG)) ? localFs.readText(path.join(root, WRITE_LOG)) : '';
   return lines(log)
     .map((l) => JSON.parse(l) as { path: string; value: string; result: string })
     .filter((w) => w.path === `sys/bus/pci/devices/${address}/reset` && w.value === '1' && w.result === 'ok').length;
@@ -99,7 +99,7 @@ const state = (root: string, address: string) => readCcState(root, address)!;
 
 beforeAll(() => {
   // The executables import the compiled package: `tsc -b` must have run.
-  expect(hostFs.exists(defaultEntryModule()), `${defaultEntryModule()} is missing: run node_modules/.bin/tsc -b`).toBe(
+  expect(localFs.exists(defaultEntryModule()), `${defaultEntryModule()} is missing: run node_modules/.bin/tsc -b`).toBe(
     true,
   );
 });
@@ -315,7 +315,7 @@ describe('fake nvidia_gpu_tools.py', () => {
 
   it('a knob written while a reset of the same device is under way is not lost: the reset takes the node lock', async () => {
     const root = makeNode();
-    const sysfs = openSimulatedSysfs(root);
+    const sysfs = openSimulatedHost(root);
     await sysfs.write(`sys/bus/pci/devices/${SWITCHES[0]}/power/control`, 'on'); // the kernel runs
     let reset: Promise<void> | undefined;
     await withNodeLock(root, async () => {
@@ -480,7 +480,7 @@ describe('fake nvidia_gpu_tools.py: faults', () => {
   it('sleeps the configured latency per start, set and reset', async () => {
     const root = makeNode();
     unbind(root, [GPU]);
-    hostFs.writeFileSync(path.join(root, '.gpucc-sim/tools.json'), '{"startMs": 200, "setMs": 150, "resetMs": 300}\n');
+    localFs.writeFileSync(path.join(root, '.gpucc-sim/tools.json'), '{"startMs": 200, "setMs": 150, "resetMs": 300}\n');
     const started = Date.now();
     const r = await tool(root, '--gpu-bdf=13:00.0', '--set-cc-mode=on', '--reset-after-cc-mode-switch');
     expect(r.code).toBe(0);
@@ -716,11 +716,11 @@ describe('fake nvidia-smi', () => {
 describe('fake modprobe', () => {
   it('loads vfio_pci: the driver registers and node.json records it', async () => {
     const root = makeNode('hgx-h100-8', { vfioLoaded: false });
-    expect(hostFs.exists(path.join(root, 'sys/bus/pci/drivers/vfio-pci'))).toBe(false);
+    expect(localFs.exists(path.join(root, 'sys/bus/pci/drivers/vfio-pci'))).toBe(false);
     const r = await modprobe(root, 'vfio_pci');
     expect([r.code, r.stdout, r.stderr]).toEqual([0, '', '']);
-    expect(hostFs.exists(path.join(root, 'sys/bus/pci/drivers/vfio-pci/bind'))).toBe(true);
-    expect(hostFs.exists(path.join(root, 'sys/module/vfio_pci'))).toBe(true);
+    expect(localFs.exists(path.join(root, 'sys/bus/pci/drivers/vfio-pci/bind'))).toBe(true);
+    expect(localFs.exists(path.join(root, 'sys/module/vfio_pci'))).toBe(true);
     expect(readNodeSpec(root).drivers.find((d) => d.name === 'vfio-pci')?.loaded).toBe(true);
     const again = await modprobe(root, 'vfio-pci');
     expect([again.code, again.stderr]).toEqual([0, '']);
@@ -741,8 +741,8 @@ describe('installFakeTools', () => {
     const root = makeNode();
     for (const rel of [GPU_TOOLS_PATH, NVIDIA_SMI_PATH, MODPROBE_PATH]) {
       const abs = path.join(root, rel);
-      expect(hostFs.modeOf(abs)).toBe(0o755);
-      expect(hostFs.readText(abs).startsWith('#!/usr/bin/env node\n')).toBe(true);
+      expect(localFs.modeOf(abs)).toBe(0o755);
+      expect(localFs.readText(abs).startsWith('#!/usr/bin/env node\n')).toBe(true);
     }
   });
 });

@@ -1,25 +1,25 @@
 // Issue 13 item 1 and 3: processes that hold a GPU, as a real host's /proc shows them, and what the
 // simulated kernel does with them (docs/facts/real-hosts.md).
-import { findHolders, holdersOf, parsePciAddress, Sysfs } from '@gpucc/hal';
+import { findHolders, holdersOf, parsePciAddress, HostRoot } from '@gpucc/hal';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { holdGpu, releaseHolder, vmHold } from '../src/node/holders.js';
 
 const HELD = '0000:13:00.0';
 const OTHER = '0000:23:00.0';
-const driverOf = (s: Sysfs, a: string) => s.readlink(`sys/bus/pci/devices/${a}/driver`)?.split('/').pop();
+const driverOf = (s: HostRoot, a: string) => s.readlink(`sys/bus/pci/devices/${a}/driver`)?.split('/').pop();
 
 describe('holders of a GPU on the simulated node', () => {
   it('hold: the process is under proc/ with the GPU’s /dev/nvidia<minor> open, found by the hal', () => {
     const { root } = simNode('hgx-h100-8');
     const pid = holdGpu(root, HELD);
-    const scan = findHolders(new Sysfs(root));
+    const scan = findHolders(new HostRoot(root));
     expect(holdersOf(scan, parsePciAddress(HELD))).toEqual([
       { pid, comm: 'nvidia-persistenced', node: '/dev/nvidia0', kind: 'nvidia', addresses: [HELD] },
     ]);
     expect(holdersOf(scan, parsePciAddress(OTHER))).toEqual([]);
     releaseHolder(root, pid);
-    expect(findHolders(new Sysfs(root)).holders).toEqual([]);
+    expect(findHolders(new HostRoot(root)).holders).toEqual([]);
   });
 
   it('an unbind of a held GPU blocks in the kernel until the holder is released; other devices go on', async () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { simNode } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type KernelClient, kernelPid, openSimulatedSysfs, stopKernel } from '../src/kernel/index.js';
+import { type KernelClient, kernelPid, openSimulatedHost, stopKernel } from '../src/kernel/index.js';
 import { treeInconsistencies } from '../src/node/consistency.js';
 import { injectFault } from '../src/node/faults.js';
 import { readWriteLog } from '../src/node/write-log.js';
@@ -51,7 +51,7 @@ function alive(pid: number): boolean {
 
 /** Every store already sent to a GPU has returned once a later store to it has (they queue per device). */
 async function quiesce(root: string) {
-  const sysfs = openSimulatedSysfs(root);
+  const sysfs = openSimulatedHost(root);
   for (const bdf of ALL_GPUS) await sysfs.write(`sys/bus/pci/devices/${bdf}/power/control`, 'on');
   return sysfs;
 }
@@ -168,7 +168,7 @@ describe('the simulated kernel runs as its own process', () => {
     const previous = process.env.GPUCC_SIM_KERNEL_IDLE_MS;
     process.env.GPUCC_SIM_KERNEL_IDLE_MS = '100'; // inherited by the kernel this process starts
     try {
-      const sysfs = openSimulatedSysfs(root);
+      const sysfs = openSimulatedHost(root);
       await sysfs.write(`sys/bus/pci/devices/${GPUS[0]}/power/control`, 'on');
       const pid = kernelPid(root)!;
       expect(alive(pid)).toBe(true);

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { errnoOf, GpuccError, type Sysfs } from '@gpucc/hal';
+import { errnoOf, GpuccError, type HostRoot } from '@gpucc/hal';
 import { simNode as inProcessNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { openSimulatedSysfs } from '../src/kernel/index.js';
+import { openSimulatedHost } from '../src/kernel/index.js';
 import { injectFault } from '../src/node/faults.js';
 import { readCcState, writeCcState } from '../src/node/state.js';
 
@@ -15,7 +15,7 @@ const simNode = (profile: string, options: { nvidiaDriver?: 'vgpu-host' } = {}) 
   inProcessNode(profile, { ...options, kernel: 'process' });
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
-const driverOf = (s: Sysfs, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();
+const driverOf = (s: HostRoot, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();
 
 async function expectErrno(promise: Promise<unknown>, errno: string, code = 'ERR_GPUCC_SYSFS_WRITE') {
   const error = await promise.then(
@@ -28,7 +28,7 @@ async function expectErrno(promise: Promise<unknown>, errno: string, code = 'ERR
 }
 
 /** The vfio-manager sequence: override, unbind, bind. */
-async function bindVfio(s: Sysfs, bdf: string) {
+async function bindVfio(s: HostRoot, bdf: string) {
   await s.write(dev(bdf, 'driver_override'), 'vfio-pci');
   if (driverOf(s, bdf)) await s.write(dev(bdf, 'driver/unbind'), bdf);
   await s.write('sys/bus/pci/drivers/vfio-pci/bind', bdf);
@@ -39,7 +39,7 @@ const H100 = '0000:13:00.0'; // first GPU of hgx-h100-8, IOMMU group 23
 describe('kernel simulator: two processes on one node', () => {
   it('one attaches nvidia after the other removed its proc directory: the unbindLock is there again', async () => {
     const { sysfs: a, root } = simNode('hgx-h100-8', VGPU_HOST);
-    const b = openSimulatedSysfs(root); // another process's kernel simulator on the same node
+    const b = openSimulatedHost(root); // another process's kernel simulator on the same node
     // a detaches and re-attaches the GPU (its tree now knows the proc directory exists)...
     await a.write('sys/bus/pci/drivers/nvidia/unbind', H100);
     await a.write('sys/bus/pci/drivers/nvidia/bind', H100);

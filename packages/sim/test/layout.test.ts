@@ -1,6 +1,6 @@
 import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { cardFunctions, discoverPci, Sysfs } from '@gpucc/hal';
+import { cardFunctions, discoverPci, HostRoot } from '@gpucc/hal';
 import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { createNode } from '../src/node/create.js';
@@ -95,11 +95,11 @@ describe('simulated node layout', () => {
     expect(t.devices.filter((d) => d.kind === 'gpu')).toHaveLength(32);
   });
 
-  it('every profile is readable by a plain Sysfs without the simulator (any host-like tree works)', () => {
+  it('every profile is readable by a plain HostRoot without the simulator (any host-like tree works)', () => {
     for (const profile of PROFILES.filter((p) => p.name !== 'scale')) {
       const root = path.join(tempDir(), 'n');
       createNode(root, profile.name);
-      const t = discoverPci(new Sysfs(root));
+      const t = discoverPci(new HostRoot(root));
       expect(t.problems, profile.name).toEqual([]);
       expect(
         t.devices.some((d) => d.kind === 'gpu'),

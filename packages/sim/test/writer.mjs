@@ -5,7 +5,7 @@
 // node writer.mjs ROOT hang BDF...: unbinds each BDF (each hangs in the kernel) with a 100 ms deadline,
 //   prints "hung" once every deadline passed (the kernel is up first), then reads a file and prints "read-done" when it returns.
 import { readFile } from 'node:fs/promises';
-import { openSimulatedSysfs, readNodeSpec } from '../dist/index.js';
+import { openSimulatedHost, readNodeSpec } from '../dist/index.js';
 
 const [root, mode, ...rest] = process.argv.slice(2);
 const dev = (bdf, attr) => `sys/bus/pci/devices/${bdf}/${attr}`;
@@ -13,7 +13,7 @@ const say = (line) => process.stdout.write(`${line}\n`);
 
 if (mode === 'cycle') {
   const rounds = rest[0] === undefined ? Number.POSITIVE_INFINITY : Number(rest[0]);
-  const sysfs = openSimulatedSysfs(root, rest[1] === 'in-process' ? { kernel: 'in-process' } : {});
+  const sysfs = openSimulatedHost(root, rest[1] === 'in-process' ? { kernel: 'in-process' } : {});
   const gpus = readNodeSpec(root)
     .devices.filter((d) => d.vendor === 0x10de && d.class >> 8 === 0x0302)
     .map((d) => d.address);
@@ -39,7 +39,7 @@ if (mode === 'cycle') {
     }
   }
 } else if (mode === 'hang') {
-  const sysfs = openSimulatedSysfs(root);
+  const sysfs = openSimulatedHost(root);
   await sysfs.write(dev(rest[0], 'power/control'), 'on'); // the kernel runs and answers before the clock starts
   const outcomes = await Promise.allSettled(
     rest.map((bdf) => sysfs.write(dev(bdf, 'driver/unbind'), bdf, { timeoutMs: 100 })),

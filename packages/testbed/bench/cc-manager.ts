@@ -11,7 +11,7 @@ import {
   createNode,
   installFakeTools,
   nodeLabels,
-  openSimulatedSysfs,
+  openSimulatedHost,
   setLabels,
   startApiServer,
   writeToolSettings,
@@ -39,7 +39,7 @@ async function scenario(name: string, gpus: number, maxParallel: number, repeat:
   createNode(root, 'scale', { gpus, functionsPerCard: 1 }, installFakeTools);
   const logger = silentLogger();
   await bind(
-    openSimulatedSysfs(root),
+    openSimulatedHost(root),
     { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
     { logger, loadModules: false, modprobe: {}, unbindTimeoutMs: 10_000, deviceNodeTimeoutMs: 10_000 },
   );

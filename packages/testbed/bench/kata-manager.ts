@@ -9,9 +9,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, watch } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 import { generate } from '@gpucc/kata-manager';
-import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { createNode, openSimulatedHost } from '@gpucc/sim';
 import { bindToVfio, vfioApplyOptions } from '@gpucc/testbed/fixtures';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
@@ -76,7 +76,7 @@ async function startDaemon(root: string): Promise<ChildProcess> {
 async function eventPath(
   label: string,
   root: string,
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   candidates: string[],
   rounds: number,
   gpus?: number,
@@ -132,7 +132,7 @@ try {
   // Event path on an HGX H100 node (8 GPUs, 4 NVSwitches, 2 of the GPUs already bound and published).
   const hgx = path.join(base, 'hgx');
   createNode(hgx, 'hgx-h100-8');
-  const hgxSysfs = openSimulatedSysfs(hgx);
+  const hgxSysfs = openSimulatedHost(hgx);
   await bindToVfio(hgxSysfs, '0000:13:00.0');
   await bindToVfio(hgxSysfs, '0000:23:00.0');
   await eventPath('hgx-h100-8', hgx, hgxSysfs, ['0000:33:00.0', '0000:43:00.0', '0000:53:00.0', '0000:63:00.0'], 20);
@@ -142,7 +142,7 @@ try {
   for (const gpus of [8, 64, 256]) {
     const scale = path.join(base, `scale-${gpus}`);
     createNode(scale, 'scale', { gpus, functionsPerCard: 1 });
-    const scaleSysfs = openSimulatedSysfs(scale);
+    const scaleSysfs = openSimulatedHost(scale);
     const bound = await bind(
       scaleSysfs,
       { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },

@@ -7,9 +7,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
-import { createNode, FakeKubelet, type KubeletState, openSimulatedSysfs } from '@gpucc/sim';
+import { createNode, FakeKubelet, type KubeletState, openSimulatedHost } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { silentLogger } from '../src/fixtures/logs.js';
@@ -137,7 +137,7 @@ async function scaleRun(gpus: number): Promise<void> {
   const root = path.join(base, `scale-${gpus}`);
   createNode(root, 'scale', { gpus, functionsPerCard: 1 });
   const bound = await bind(
-    openSimulatedSysfs(root),
+    openSimulatedHost(root),
     { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
     bindOptions,
   );
@@ -166,10 +166,10 @@ async function scaleRun(gpus: number): Promise<void> {
       const id = ids[i % ids.length]!;
       const node = path.join(root, 'dev/vfio', id);
       const t = performance.now();
-      hostFs.removeSync(node);
+      localFs.removeSync(node);
       await kubelet.waitFor((s) => health(id)(s) === 'Unhealthy');
       down.push(performance.now() - t);
-      hostFs.writeFileSync(node, '', 0o600);
+      localFs.writeFileSync(node, '', 0o600);
       await kubelet.waitFor((s) => health(id)(s) === 'Healthy');
     }
     results.push(sized('device node gone → Unhealthy on the stream (median of 10)', gpus, median(down), 'ms'));
@@ -191,7 +191,7 @@ async function scaleRun(gpus: number): Promise<void> {
 try {
   const root = path.join(base, 'hgx');
   createNode(root, 'hgx-h100-8');
-  const sysfs = openSimulatedSysfs(root);
+  const sysfs = openSimulatedHost(root);
   const bound = await bind(
     sysfs,
     { selection: { all: true }, nvswitches: true, allowForeignGroupMembers: false, dryRun: false },
@@ -228,7 +228,7 @@ try {
   await stopPlugin(plainRun.plugin);
   const seaResults: BenchResult[] = [];
   // The single executable (V8 code cache, no module resolution) on the same plain tree, when built.
-  if (hostFs.exists(SEA)) {
+  if (localFs.exists(SEA)) {
     const seaRun = await measureStarts(plain, plainKubelet, 5, {
       ready: both,
       nvswitches: true,
@@ -299,11 +299,11 @@ try {
     const id = ids[i % ids.length]!;
     const node = path.join(root, 'dev/vfio', id);
     let t = performance.now();
-    hostFs.removeSync(node);
+    localFs.removeSync(node);
     await kubelet.waitFor((s) => health(id)(s) === 'Unhealthy');
     down.push(performance.now() - t);
     t = performance.now();
-    hostFs.writeFileSync(node, '', 0o600);
+    localFs.writeFileSync(node, '', 0o600);
     await kubelet.waitFor((s) => health(id)(s) === 'Healthy');
     up.push(performance.now() - t);
   }

@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bindDevice, discoverPci, Sysfs, setDriverOverride, unbindDevice } from '@gpucc/hal';
-import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { bindDevice, discoverPci, HostRoot, setDriverOverride, unbindDevice } from '@gpucc/hal';
+import { createNode, openSimulatedHost } from '@gpucc/sim';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 
 const SIZES = [8, 64, 256];
@@ -20,7 +20,7 @@ function stats(samples: number[]) {
 
 /** Binds every GPU of a simulated node to vfio-pci; the time of each bind and the writes per device. */
 async function bindAll(root: string): Promise<{ times: number[]; writesPerDevice: number }> {
-  const sim = openSimulatedSysfs(root);
+  const sim = openSimulatedHost(root);
   const addresses = discoverPci(sim)
     .devices.filter((x) => x.kind === 'gpu')
     .map((x) => x.address);
@@ -43,7 +43,7 @@ try {
   for (const gpus of SIZES) {
     const root = path.join(base, `discovery-${gpus}`);
     createNode(root, 'scale', { gpus, functionsPerCard: 4 });
-    const sysfs = new Sysfs(root);
+    const sysfs = new HostRoot(root);
     const times: number[] = [];
     for (let i = 0; i < 20; i++) {
       sysfs.recorder.reset();

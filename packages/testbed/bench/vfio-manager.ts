@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createNode, openSimulatedSysfs } from '@gpucc/sim';
+import { createNode, openSimulatedHost } from '@gpucc/sim';
 import { type ApplyOptions, bind, exitCodeOf } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { silentLogger } from '../src/fixtures/logs.js';
@@ -39,7 +39,7 @@ try {
   for (const gpus of [8, 64, 256]) {
     const root = path.join(base, `scale-${gpus}`);
     createNode(root, 'scale', { gpus, functionsPerCard: 1 });
-    const sysfs = openSimulatedSysfs(root);
+    const sysfs = openSimulatedHost(root);
     let t = performance.now();
     const first = await bind(sysfs, ALL, options);
     const bindMs = performance.now() - t;

@@ -14,7 +14,7 @@ import {
   type PciAddress,
   probeDevice,
   registeredDriverName,
-  type Sysfs,
+  type HostRoot,
   setDriverOverride,
   takeNvidiaUnbindLock,
   unbindDevice,
@@ -61,7 +61,7 @@ export interface ApplyOptions {
  * → bind per function, the whole group rolled back when one function fails, device nodes awaited.
  */
 export async function applyBind(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   plan: Plan,
   observation: Observation,
   options: ApplyOptions,
@@ -84,7 +84,7 @@ export async function applyBind(
 }
 
 async function bindGroups(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   plan: Plan,
   observation: Observation,
   options: ApplyOptions,
@@ -138,7 +138,7 @@ async function bindGroups(
 
 /** A refused group, or one whose drivers or preflight fail, ends here with its results; else undefined. */
 async function checkGroup(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   group: GroupPlan,
   observation: Observation,
   options: ApplyOptions,
@@ -163,7 +163,7 @@ async function checkGroup(
 }
 
 async function bindGroup(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   group: GroupPlan,
   state: VfioState,
   observation: Observation,
@@ -224,7 +224,7 @@ async function bindGroup(
 }
 
 /** Loads missing VFIO driver modules when allowed; refuses before any write otherwise. */
-async function ensureDrivers(sysfs: Sysfs, steps: DeviceStep[], options: ApplyOptions): Promise<void> {
+async function ensureDrivers(sysfs: HostRoot, steps: DeviceStep[], options: ApplyOptions): Promise<void> {
   for (const s of steps) {
     if (registeredDriverName(sysfs, s.targetDriver!)) continue;
     const module = s.targetModule ?? s.targetDriver!;
@@ -247,7 +247,7 @@ async function ensureDrivers(sysfs: Sysfs, steps: DeviceStep[], options: ApplyOp
  * come last, so a group refused for another reason takes none; each one taken goes into `locked`.
  */
 async function preflight(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   steps: DeviceStep[],
   observation: Observation,
   locked: Set<PciAddress>,
@@ -279,7 +279,7 @@ async function preflight(
  * users could not open the GPU. One that left nvidia needs nothing: the lock goes with the binding.
  */
 async function releaseUnbindLocks(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   locked: Set<PciAddress>,
   log: Logger,
   group?: GroupPlan,
@@ -306,7 +306,7 @@ async function releaseUnbindLocks(
  * Gives back the NVIDIA unbind locks that a killed run recorded (state.unbindLocks) and left taken:
  * under the host lock no other run is holding one on purpose. Each is dropped from the record.
  */
-async function releaseStaleUnbindLocks(sysfs: Sysfs, state: VfioState, log: Logger): Promise<void> {
+async function releaseStaleUnbindLocks(sysfs: HostRoot, state: VfioState, log: Logger): Promise<void> {
   const stale = new Set((state.unbindLocks ?? []) as PciAddress[]);
   if (stale.size === 0) return;
   await releaseUnbindLocks(sysfs, stale, log);
@@ -314,7 +314,7 @@ async function releaseStaleUnbindLocks(sysfs: Sysfs, state: VfioState, log: Logg
 }
 
 /** Keeps in state.unbindLocks only the GPUs still on nvidia with their lock taken. */
-function settleUnbindLocks(sysfs: Sysfs, state: VfioState): void {
+function settleUnbindLocks(sysfs: HostRoot, state: VfioState): void {
   if (state.unbindLocks === undefined) return;
   const held = state.unbindLocks.filter((a) => unbindLockHeld(sysfs, a as PciAddress));
   if (held.length > 0) state.unbindLocks = held;
@@ -322,7 +322,7 @@ function settleUnbindLocks(sysfs: Sysfs, state: VfioState): void {
 }
 
 /** Whether a GPU on nvidia has its unbind lock taken (the driver then refuses new clients). */
-export function unbindLockHeld(sysfs: Sysfs, address: PciAddress): boolean {
+export function unbindLockHeld(sysfs: HostRoot, address: PciAddress): boolean {
   try {
     return currentDriver(sysfs, address) === 'nvidia' && sysfs.readOptional(unbindLockPath(address))?.trim() === '1';
   } catch {
@@ -336,7 +336,7 @@ export function unbindLockHeld(sysfs: Sysfs, address: PciAddress): boolean {
  * never left behind; entries of devices back where they started are dropped.
  */
 async function rollbackGroup(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   changed: DeviceStep[],
   state: VfioState,
   log: Logger,
@@ -376,7 +376,7 @@ async function rollbackGroup(
 }
 
 /** The device nodes a VM needs: the group node (legacy), or each device's cdev (iommufd). */
-async function waitForNodes(sysfs: Sysfs, group: GroupPlan, model: VfioModel, timeoutMs: number): Promise<void> {
+async function waitForNodes(sysfs: HostRoot, group: GroupPlan, model: VfioModel, timeoutMs: number): Promise<void> {
   const vfio = group.steps.filter((s) => s.targetDriver && isVfioDriver(s.targetDriver));
   if (vfio.length === 0 || group.group === undefined) return;
   // Someone may unbind a device while we wait for its node (drift): then the node will not come, and
@@ -415,7 +415,7 @@ async function waitForNodes(sysfs: Sysfs, group: GroupPlan, model: VfioModel, ti
 
 /** Carries out a release plan: override back, unbind, and with restore the recorded driver. */
 export async function applyRelease(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   plan: Plan,
   observation: Observation,
   options: ApplyOptions,

@@ -1,4 +1,4 @@
-import { acquireHostLock, type Sysfs } from '@gpucc/hal';
+import { acquireHostLock, type HostRoot } from '@gpucc/hal';
 import { type ApplyOptions, type ApplyReport, applyBind, applyRelease } from './apply.js';
 import { type Observation, observe } from './observe.js';
 import { type Plan, type PlanOptions, planBind, planRelease } from './plan.js';
@@ -26,7 +26,7 @@ export interface RunResult {
 }
 
 /** observe → plan → apply for `bind` (and the daemon's reconcile toward `vfio`). */
-export async function bind(sysfs: Sysfs, request: BindRequest, options: ApplyOptions): Promise<RunResult> {
+export async function bind(sysfs: HostRoot, request: BindRequest, options: ApplyOptions): Promise<RunResult> {
   if (request.dryRun) {
     const observation = observe(sysfs);
     return { plan: planBind(observation, request.selection, request), observation };
@@ -39,7 +39,7 @@ export async function bind(sysfs: Sysfs, request: BindRequest, options: ApplyOpt
 }
 
 /** observe → plan → apply for `unbind` (and the daemon's reconcile toward `none`). */
-export async function release(sysfs: Sysfs, request: ReleaseRequest, options: ApplyOptions): Promise<RunResult> {
+export async function release(sysfs: HostRoot, request: ReleaseRequest, options: ApplyOptions): Promise<RunResult> {
   if (request.dryRun) {
     const observation = observe(sysfs);
     return { plan: planRelease(observation, request.selection, request), observation };
@@ -59,7 +59,7 @@ const DEFAULT_LOCK_TIMEOUT_MS = 30_000;
  * other's stale view. Temp files a killed writer left beside the state file go first.
  */
 async function underHostLock<T>(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   options: ApplyOptions,
   command: string,
   fn: () => Promise<T>,
@@ -84,7 +84,7 @@ async function underHostLock<T>(
 
 /** The status of every NVIDIA function against a desired state; reads only. */
 export function status(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   desired: 'vfio' | 'none',
   request: PlanOptions & { selection: Selection },
 ): StatusReport {

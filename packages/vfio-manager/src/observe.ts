@@ -8,7 +8,7 @@ import {
   type PciAddress,
   type PciTopology,
   readVfioAliases,
-  type Sysfs,
+  type HostRoot,
   type VfioAlias,
   type VfioHostModel,
   vfioDevicesInUse,
@@ -37,7 +37,7 @@ export interface Observation {
   state: VfioState;
 }
 
-export function observe(sysfs: Sysfs): Observation {
+export function observe(sysfs: HostRoot): Observation {
   const topology = discoverPci(sysfs);
   const modaliases = new Map<PciAddress, string>();
   for (const device of topology.devices) {

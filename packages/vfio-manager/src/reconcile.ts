@@ -1,6 +1,6 @@
 import { type DirWatches, watchDirs } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { PCI_DEVICES_DIR, type Sysfs, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
+import { PCI_DEVICES_DIR, type HostRoot, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import type { ApplyOptions } from './apply.js';
 import { bind, release } from './commands.js';
 import { observe } from './observe.js';
@@ -21,7 +21,7 @@ export interface DesiredState {
  * marker exists exactly while the node is converged to `vfio`.
  */
 export async function reconcileOnce(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   desired: DesiredState,
   options: ApplyOptions,
 ): Promise<ReconcileOutcome> {
@@ -69,7 +69,7 @@ export const WATCHED_DIRS = [VFIO_DIR, VFIO_DEVICES_DIR, PCI_DEVICES_DIR] as con
  * watched until `refresh` (after every reconcile) finds it; a directory watched for the first time
  * triggers one more look, for what changed in it before its watch existed.
  */
-export function watchForChanges(sysfs: Sysfs, trigger: (reason: string) => void): DirWatches {
+export function watchForChanges(sysfs: HostRoot, trigger: (reason: string) => void): DirWatches {
   const watches = watchDirs(
     sysfs,
     () => WATCHED_DIRS,

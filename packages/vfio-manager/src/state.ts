@@ -1,4 +1,4 @@
-import { type PciAddress, readStateDocument, type StateFile, type Sysfs, writeStateFile } from '@gpucc/hal';
+import { type PciAddress, readStateDocument, type StateFile, type HostRoot, writeStateFile } from '@gpucc/hal';
 
 /**
  * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it
@@ -50,7 +50,7 @@ const FILE: StateFile = {
   lists: ['unbindLocks'],
 };
 
-export function readState(sysfs: Sysfs): VfioState {
+export function readState(sysfs: HostRoot): VfioState {
   const { records, lists } = readStateDocument<DeviceRecord>(sysfs, FILE);
   const unbindLocks = lists.unbindLocks ?? [];
   return { version: 1, devices: records, ...(unbindLocks.length > 0 ? { unbindLocks } : {}) };
@@ -61,7 +61,7 @@ export function readState(sysfs: Sysfs): VfioState {
  * is now: a record this process did not change stays as the file has it. (Under LOCK_FILE the file
  * cannot have changed; the merge keeps that true even for a writer that does not hold the lock.)
  */
-export async function writeState(sysfs: Sysfs, state: VfioState, base: VfioState): Promise<void> {
+export async function writeState(sysfs: HostRoot, state: VfioState, base: VfioState): Promise<void> {
   const current = readState(sysfs);
   const devices = { ...current.devices };
   for (const address of new Set([...Object.keys(base.devices), ...Object.keys(state.devices)])) {

@@ -5,7 +5,7 @@ import {
   noiommuGroupPath,
   type PciAddress,
   type PciDevice,
-  type Sysfs,
+  type HostRoot,
   vfioCdevPath,
   vfioGroupPath,
 } from '@gpucc/hal';
@@ -47,7 +47,7 @@ export interface StatusReport {
 }
 
 /** Every NVIDIA function with its binding, group, node and whether it matches the plan's desired state. */
-export function statusReport(sysfs: Sysfs, observation: Observation, plan: Plan): StatusReport {
+export function statusReport(sysfs: HostRoot, observation: Observation, plan: Plan): StatusReport {
   const { topology, model, state } = observation;
   const pending = new Set<PciAddress>();
   const refused = new Set<PciAddress>();

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { discoverPci, HostRoot } from '@gpucc/hal';
 import { injectFault, readWriteLog } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -35,7 +35,7 @@ async function until(test: () => boolean | Promise<boolean>, timeoutMs = 10_000)
 
 const driversOf = (root: string) =>
   Object.fromEntries(
-    discoverPci(new Sysfs(root))
+    discoverPci(new HostRoot(root))
       .devices.filter((d) => d.vendor === 0x10de || d.vendor === 0x15b3)
       .map((d) => [d.address, [d.driver ?? null, d.driverOverride ?? null]]),
   );
@@ -120,7 +120,7 @@ describe('vfio-manager binary', () => {
       for (const fn of ['0000:01:00.0', '0000:01:00.1', '0000:01:00.2', '0000:01:00.3']) {
         expect(driversOf(root)[fn], `${fn} after kill at ${n}`).toEqual(['vfio-pci', 'vfio-pci']);
       }
-      const phases = Object.values(readState(new Sysfs(root)).devices).map((r) => r.phase);
+      const phases = Object.values(readState(new HostRoot(root)).devices).map((r) => r.phase);
       expect(phases, `state after the rerun, kill at ${n}`).toEqual(Array(4).fill('bound'));
       const restored = await vfio(['unbind', '--device', '0000:01:00.0', '--restore', '--host-root', root]);
       expect(restored.code, restored.stdout).toBe(0);
@@ -181,8 +181,8 @@ describe('vfio-manager run', () => {
       expect(daemon.lines[0]).toMatchObject({ event: 'host.simulated' });
 
       // drift: someone puts a GPU back on nvidia; its /dev/vfio node vanishes and the daemon repairs it
-      const { openSimulatedSysfs } = await import('@gpucc/sim');
-      const sim = openSimulatedSysfs(root);
+      const { openSimulatedHost } = await import('@gpucc/sim');
+      const sim = openSimulatedHost(root);
       await sim.write('sys/bus/pci/devices/0000:23:00.0/driver_override', '\n');
       await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');
       await sim.write('sys/bus/pci/drivers/nvidia/bind', '0000:23:00.0').catch(() => {}); // the daemon may win the race
@@ -208,8 +208,8 @@ describe('vfio-manager run', () => {
       expect(driversOf(root)['0000:41:00.0']?.[0]).toBe('vfio-pci');
       expect(existsSync(path.join(root, 'dev/vfio/11'))).toBe(true);
       // drift: the GPU goes back to nvidia by hand; only the /dev/vfio watch can notice before the resync
-      const { openSimulatedSysfs } = await import('@gpucc/sim');
-      const sim = openSimulatedSysfs(root);
+      const { openSimulatedHost } = await import('@gpucc/sim');
+      const sim = openSimulatedHost(root);
       await sim.write('sys/bus/pci/devices/0000:41:00.0/driver_override', '\n');
       await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:41:00.0');
       await sim.write('sys/bus/pci/drivers/nvidia/bind', '0000:41:00.0').catch(() => {}); // the daemon may win

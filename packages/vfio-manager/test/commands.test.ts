@@ -1,11 +1,11 @@
 import { createLogger } from '@gpucc/daemon';
-import { currentDriver, currentOverride, discoverPci, parsePciAddress, type Sysfs } from '@gpucc/hal';
+import { currentDriver, currentOverride, discoverPci, parsePciAddress, type HostRoot } from '@gpucc/hal';
 import {
   breakAttribute,
   devPath,
   injectFault,
   loadDriver,
-  openSimulatedSysfs,
+  openSimulatedHost,
   readNodeSpec,
   Tree,
   writeNodeSpec,
@@ -32,7 +32,7 @@ const options = (extra: Partial<ApplyOptions> = {}): ApplyOptions => ({
 });
 const ALL = { selection: { all: true as const }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false };
 
-function drivers(sysfs: Sysfs) {
+function drivers(sysfs: HostRoot) {
   return Object.fromEntries(
     discoverPci(sysfs)
       .devices.filter((d) => d.vendor === 0x10de)
@@ -41,7 +41,7 @@ function drivers(sysfs: Sysfs) {
 }
 
 /** What the NVIDIA driver's unbind lock of a GPU reads: "1" while taken, "0" free, undefined off nvidia. */
-const unbindLock = (sysfs: Sysfs, gpu: string) =>
+const unbindLock = (sysfs: HostRoot, gpu: string) =>
   sysfs.readOptional(`proc/driver/nvidia/gpus/${gpu}/unbindLock`)?.trim();
 
 /** Every log line, parsed, with `onLine` called on each as it is written (synchronously). */
@@ -76,7 +76,7 @@ function shareGroup(root: string, address: string, into: string) {
 }
 
 /** No device may keep a driver_override naming a driver it is not bound to. */
-function strayOverrides(sysfs: Sysfs) {
+function strayOverrides(sysfs: HostRoot) {
   return discoverPci(sysfs)
     .devices.filter((d) => d.driverOverride && d.driverOverride !== d.driver)
     .map((d) => d.address);
@@ -171,7 +171,7 @@ describe('vfio-manager bind', () => {
     node.drivers.push(stub);
     loadDriver(new Tree(root, { replaceFiles: true }), stub);
     writeNodeSpec(root, node);
-    const sim = openSimulatedSysfs(root);
+    const sim = openSimulatedHost(root);
     await sim.write('sys/bus/pci/devices/0000:43:00.0/driver_override', 'pci-stub');
     await sim.write('sys/bus/pci/drivers/mlx5_core/unbind', '0000:43:00.0');
     await sim.write('sys/bus/pci/drivers/pci-stub/bind', '0000:43:00.0');

@@ -3,7 +3,7 @@
 // the holders under the host's /proc and refuses those GPUs, binding the others. Through the binary.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { discoverPci, HostRoot } from '@gpucc/hal';
 import { holdGpu, readWriteLog, vmHold } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -13,7 +13,7 @@ const GPUS = ['13', '23', '33', '43', '53', '63', '73', '83'].map((bus) => `0000
 const HELD = '0000:43:00.0';
 
 const driverOf = (root: string, gpu: string) =>
-  discoverPci(new Sysfs(root)).devices.find((d) => d.address === gpu)?.driver;
+  discoverPci(new HostRoot(root)).devices.find((d) => d.address === gpu)?.driver;
 
 describe('vfio-manager and GPUs held by a process', () => {
   it('bind --all refuses the held GPU naming its holder, writes nothing for it, binds the other seven', async () => {

@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { discoverPci, Sysfs } from '@gpucc/hal';
+import { discoverPci, HostRoot } from '@gpucc/hal';
 import { injectFault, readWriteLog } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ async function until(test: () => boolean, what: string, timeoutMs = 10_000) {
 }
 
 const gpuDrivers = (root: string) => {
-  const devices = discoverPci(new Sysfs(root)).devices;
+  const devices = discoverPci(new HostRoot(root)).devices;
   return GPUS.map((a) => devices.find((d) => d.address === a)?.driver ?? null);
 };
 const lockValue = (root: string, gpu: string) =>
@@ -61,7 +61,7 @@ describe('two vfio-manager writers', () => {
     expect(bind.code).toBe(0);
     expect(await restore.exited).toBe(0);
     expect(gpuDrivers(root)).toEqual(Array(8).fill('vfio-pci'));
-    const state = readState(new Sysfs(root));
+    const state = readState(new HostRoot(root));
     expect(GPUS.map((a) => state.devices[a]?.previousDriver)).toEqual(Array(8).fill('nvidia'));
     expect((await vfio(['unbind', '--all', '--restore', '--host-root', root])).code).toBe(0);
     expect(gpuDrivers(root)).toEqual(Array(8).fill('nvidia'));
@@ -77,7 +77,7 @@ describe('an unbind that times out and then finishes', () => {
     expect(bind.stdout).toMatch(/0000:43:00\.0\s+failed.*ERR_GPUCC_UNBIND_FAILED.*did not return within 300 ms/);
     // the simulated kernel finished the unbind after the deadline: the GPU has no driver now
     await until(() => gpuDrivers(root)[3] === null, 'the late unbind completed');
-    expect(readState(new Sysfs(root)).devices[HUNG]).toMatchObject({ previousDriver: 'nvidia' });
+    expect(readState(new HostRoot(root)).devices[HUNG]).toMatchObject({ previousDriver: 'nvidia' });
     const status = await vfio(['status', '--desired', 'none', '--output', 'json', '--host-root', root]);
     expect(status.code).toBe(1);
     expect(JSON.parse(status.stdout).converged).toBe(false);
@@ -96,7 +96,7 @@ describe('kill -9 while NVIDIA unbind locks are held', () => {
     const killed = await vfio(['bind', '--all', '--host-root', root]);
     expect(killed.code).toBeNull(); // SIGKILL, right after the 8th lock
     expect(GPUS.map((g) => lockValue(root, g))).toEqual(Array(8).fill('1'));
-    expect(readState(new Sysfs(root)).unbindLocks).toEqual(GPUS);
+    expect(readState(new HostRoot(root)).unbindLocks).toEqual(GPUS);
     expect(existsSync(path.join(root, LOCK_FILE))).toBe(true); // the killed process's host lock
     const status = await vfio(['status', '--desired', 'none', '--host-root', root]);
     expect(status.code).toBe(1);
@@ -104,7 +104,7 @@ describe('kill -9 while NVIDIA unbind locks are held', () => {
     const restore = await vfio(['unbind', '--all', '--nvswitches', '--restore', '--host-root', root]);
     expect(restore.code).toBe(0);
     expect(GPUS.map((g) => lockValue(root, g))).toEqual(Array(8).fill('0'));
-    expect(readState(new Sysfs(root)).unbindLocks).toBeUndefined();
+    expect(readState(new HostRoot(root)).unbindLocks).toBeUndefined();
     expect((await vfio(['status', '--desired', 'none', '--host-root', root])).code).toBe(0);
   });
 });
@@ -126,7 +126,7 @@ describe('restore validates the recorded driver before the first write', () => {
     expect(restore.stdout).toMatch(new RegExp(`0000:13:00\\.0\\s+refused.*${code}`));
     expect(readWriteLog(root).length).toBe(writes);
     expect(gpuDrivers(root)[0]).toBe('vfio-pci');
-    expect(readState(new Sysfs(root)).devices[GPUS[0]!]?.previousDriver).toBe(driver);
+    expect(readState(new HostRoot(root)).devices[GPUS[0]!]?.previousDriver).toBe(driver);
   });
 });
 

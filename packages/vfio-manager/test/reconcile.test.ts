@@ -39,8 +39,8 @@ describe('vfio-manager reconcile (run mode)', () => {
     await reconcileOnce(sysfs, desired, options);
     expect(sysfs.exists(READY_MARKER)).toBe(true);
     // drift: one GPU falls back to nvidia and its bind now fails
-    const { openSimulatedSysfs } = await import('@gpucc/sim');
-    const sim = openSimulatedSysfs(root);
+    const { openSimulatedHost } = await import('@gpucc/sim');
+    const sim = openSimulatedHost(root);
     await sim.write('sys/bus/pci/devices/0000:23:00.0/driver_override', '\n');
     await sim.write('sys/bus/pci/drivers/vfio-pci/unbind', '0000:23:00.0');
     await sim.write('sys/bus/pci/drivers_probe', '0000:23:00.0');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, hostFs, type SimulatedTools } from '@gpucc/hal';
+import { GpuccError, localFs, type SimulatedTools } from '@gpucc/hal';
 import type { BACKENDS, CcBackend } from './backend.js';
 import { gpuAdminToolsBackend } from './gpu-admin-tools.js';
 import { nvidiaSmiBackend } from './nvidia-smi.js';
@@ -32,10 +32,10 @@ export function toolPaths(s: Pick<BackendSettings, 'gpuAdminTools' | 'nvidiaSmi'
 
 /** An executable's path if it exists: absolute or relative as given, a bare name through PATH. */
 export function findExecutable(command: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
-  if (command.includes('/')) return hostFs.exists(path.resolve(command)) ? path.resolve(command) : undefined;
+  if (command.includes('/')) return localFs.exists(path.resolve(command)) ? path.resolve(command) : undefined;
   for (const dir of (env.PATH ?? '').split(':').filter(Boolean)) {
     const candidate = path.join(dir, command);
-    if (hostFs.kindOf(candidate) === 'file') return candidate;
+    if (localFs.kindOf(candidate) === 'file') return candidate;
   }
   return undefined;
 }

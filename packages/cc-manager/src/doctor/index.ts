@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type CcMode, GpuccError, type Sysfs } from '@gpucc/hal';
+import { type CcMode, GpuccError, type HostRoot } from '@gpucc/hal';
 import type { CapabilityTable } from '../capability.js';
 import { runChecks } from './checks.js';
 import { type DoctorTools, probeFirmware } from './firmware.js';
@@ -36,7 +36,7 @@ export interface DoctorOptions {
  * observe (sysfs, then the firmware through gpu-admin-tools' queries) → checks → report; writes the
  * NFD feature file (atomically) when asked. Reads only, otherwise: no knob, no reset, no sysfs write.
  */
-export async function doctor(sysfs: Sysfs, options: DoctorOptions): Promise<DoctorReport> {
+export async function doctor(sysfs: HostRoot, options: DoctorOptions): Promise<DoctorReport> {
   const file = options.nfdFeaturesFile === undefined ? undefined : hostPath(options.nfdFeaturesFile);
   if (file !== undefined) checkNfdTarget(sysfs, file, options.force === true); // refused before any tool runs
   const observation = observeDoctor(

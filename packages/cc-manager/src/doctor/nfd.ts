@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, type HostTee, parseLabelKey, parseLabelValue, type Sysfs } from '@gpucc/hal';
+import { GpuccError, type HostTee, parseLabelKey, parseLabelValue, type HostRoot } from '@gpucc/hal';
 import type { DoctorObservation } from './observe.js';
 
 /**
@@ -44,7 +44,7 @@ export function renderNfdFile(features: NfdFeatures): string {
  * follows for CDI specs) nor land outside a `features.d/` directory (NFD's local source), unless
  * forced. `file` is the host path relative to the root; checked before anything is written.
  */
-export function checkNfdTarget(sysfs: Sysfs, file: string, force: boolean): void {
+export function checkNfdTarget(sysfs: HostRoot, file: string, force: boolean): void {
   if (force) return;
   if (path.posix.basename(path.posix.dirname(file)) !== 'features.d') {
     throw new GpuccError(

@@ -12,7 +12,7 @@ import {
   type PciAddress,
   readVfioAliases,
   registeredDriverName,
-  type Sysfs,
+  type HostRoot,
   type VfioModel,
   vfioModuleFor,
 } from '@gpucc/hal';
@@ -33,7 +33,7 @@ export interface CdiDirs {
   existing: string[];
 }
 
-/** Everything the checks judge, read once through the Sysfs. Plain data: the checks are pure over it. */
+/** Everything the checks judge, read once through the HostRoot. Plain data: the checks are pure over it. */
 export interface DoctorObservation {
   kernel: string;
   tee: HostTee;
@@ -75,7 +75,7 @@ export interface ObserveOptions {
   pciIdsFallback?: string;
 }
 
-export function observeDoctor(sysfs: Sysfs, table: CapabilityTable, options: ObserveOptions = {}): DoctorObservation {
+export function observeDoctor(sysfs: HostRoot, table: CapabilityTable, options: ObserveOptions = {}): DoctorObservation {
   const topology = discoverPci(sysfs);
   const aliases = readVfioAliases(sysfs);
   const devices: DoctorDevice[] = findCcDevices(topology, table).map((d) => {
@@ -136,12 +136,12 @@ function fallbackOf(file: string, hostHasOne: boolean): NonNullable<DoctorObserv
   }
 }
 
-// var/run is a link to ../run on most hosts; Sysfs.kindOf does not follow the final link.
-function isDirLink(sysfs: Sysfs, dir: string): boolean {
+// var/run is a link to ../run on most hosts; HostRoot.kindOf does not follow the final link.
+function isDirLink(sysfs: HostRoot, dir: string): boolean {
   return sysfs.kindOf(dir) === 'symlink' && sysfs.exists(dir);
 }
 
-function variantsOf(sysfs: Sysfs, devices: readonly DoctorDevice[]): DoctorObservation['variants'] {
+function variantsOf(sysfs: HostRoot, devices: readonly DoctorDevice[]): DoctorObservation['variants'] {
   const byModule = new Map<string, PciAddress[]>();
   for (const d of devices) {
     if (d.vfioModule === VFIO_MODULE) continue;

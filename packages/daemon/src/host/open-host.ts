@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { attachedSimulator, GpuccError, SIMULATED_NODE_MARKER, type SimulatedTools, Sysfs } from '@gpucc/hal';
+import { attachedSimulator, GpuccError, SIMULATED_NODE_MARKER, type SimulatedTools, HostRoot } from '@gpucc/hal';
 import type { Logger } from '../log/logger.js';
 
 export interface Host {
-  sysfs: Sysfs;
+  sysfs: HostRoot;
   simulated: boolean;
   /** A simulated node's own tools, which stand in for the host's defaults; undefined on a real host. */
   tools?: SimulatedTools;
@@ -19,7 +19,7 @@ export interface Host {
  */
 export async function openHost(hostRoot: string, logger: Logger): Promise<Host> {
   const root = path.resolve(hostRoot);
-  const sysfs = new Sysfs(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root, a file, a loop
+  const sysfs = new HostRoot(root); // throws ERR_GPUCC_HOST_ROOT_INVALID for a missing root, a file, a loop
   sysfs.checkHostLayout(); // and for one without sys/bus/pci/devices: before any read or write
   if (root !== '/' && sysfs.kindOf(SIMULATED_NODE_MARKER) === 'file') {
     const load = attachedSimulator();
@@ -36,7 +36,7 @@ export async function openHost(hostRoot: string, logger: Logger): Promise<Host> 
     const simulator = await load();
     logger.info({ event: 'host.open', hostRoot: root, simulated: true }, 'host opened');
     return {
-      sysfs: new Sysfs(root, { kernel: simulator.kernel(root) }),
+      sysfs: new HostRoot(root, { kernel: simulator.kernel(root) }),
       simulated: true,
       tools: simulator.tools(root),
     };

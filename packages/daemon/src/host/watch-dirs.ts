@@ -1,4 +1,4 @@
-import type { Sysfs } from '@gpucc/hal';
+import type { HostRoot } from '@gpucc/hal';
 
 /** A set of directory watches that follows the directories as they come and go. */
 export interface DirWatches {
@@ -20,7 +20,7 @@ export interface DirWatches {
  * does nothing.
  */
 export function watchDirs(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   dirs: () => Iterable<string>,
   onChange: (dir: string, name: string | null) => void,
 ): DirWatches {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, hostFs, messageOf } from '@gpucc/hal';
+import { GpuccError, localFs, messageOf } from '@gpucc/hal';
 import { KubeConfig } from '@kubernetes/client-node';
 
 /**
@@ -11,7 +11,7 @@ export function loadKubeConfig(given?: string, env: NodeJS.ProcessEnv = process.
   const config = new KubeConfig();
   // KUBECONFIG may list several files, as kubectl allows: the first that exists is used.
   const candidates = (given ?? '').split(path.delimiter).filter(Boolean);
-  const kubeconfig = candidates.find((file) => hostFs.exists(file)) ?? candidates[0];
+  const kubeconfig = candidates.find((file) => localFs.exists(file)) ?? candidates[0];
   if (kubeconfig) {
     try {
       config.loadFromFile(kubeconfig);

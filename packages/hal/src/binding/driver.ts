@@ -1,5 +1,5 @@
 import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
-import type { Sysfs, WriteOptions } from '../fs/index.js';
+import type { HostRoot, WriteOptions } from '../fs/index.js';
 import type { PciAddress } from '../types/index.js';
 
 /**
@@ -23,12 +23,12 @@ export function validateDriverName(name: string): string {
 }
 
 /** The driver a device is bound to now, or undefined when unbound. */
-export function currentDriver(sysfs: Sysfs, address: PciAddress): string | undefined {
+export function currentDriver(sysfs: HostRoot, address: PciAddress): string | undefined {
   return sysfs.readlink(devicePath(address, 'driver'))?.split('/').pop();
 }
 
 /** The driver_override value, or undefined when unset (`(null)`). */
-export function currentOverride(sysfs: Sysfs, address: PciAddress): string | undefined {
+export function currentOverride(sysfs: HostRoot, address: PciAddress): string | undefined {
   const value = sysfs.readOptional(devicePath(address, 'driver_override'))?.replace(/\n$/, '');
   return value === undefined || value === '(null)' || value === '' ? undefined : value;
 }
@@ -37,7 +37,7 @@ export function currentOverride(sysfs: Sysfs, address: PciAddress): string | und
  * The directory name under `sys/bus/pci/drivers` of a driver, trying the `_`/`-` spellings (module
  * and driver names differ: vfio_pci ↔ vfio-pci). Undefined when the driver is not registered.
  */
-export function registeredDriverName(sysfs: Sysfs, name: string): string | undefined {
+export function registeredDriverName(sysfs: HostRoot, name: string): string | undefined {
   validateDriverName(name);
   for (const candidate of new Set([name, name.replaceAll('_', '-'), name.replaceAll('-', '_')])) {
     if (sysfs.kindOf(`sys/bus/pci/drivers/${candidate}`) === 'dir') return candidate;
@@ -45,7 +45,7 @@ export function registeredDriverName(sysfs: Sysfs, name: string): string | undef
   return undefined;
 }
 
-export function requireDriver(sysfs: Sysfs, name: string): string {
+export function requireDriver(sysfs: HostRoot, name: string): string {
   const found = registeredDriverName(sysfs, name);
   if (found) return found;
   throw new GpuccError('ERR_GPUCC_DRIVER_NOT_LOADED', `PCI driver ${name} is not registered`, {
@@ -55,7 +55,7 @@ export function requireDriver(sysfs: Sysfs, name: string): string {
 }
 
 export async function setDriverOverride(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   address: PciAddress,
   driver: string,
   options?: WriteOptions,
@@ -68,7 +68,7 @@ export async function setDriverOverride(
  * Clears driver_override. Writes "\n": an empty buffer would be a no-op and leave the override set
  * (docs/facts/kernel-sysfs-pci.md#write-rules).
  */
-export async function clearDriverOverride(sysfs: Sysfs, address: PciAddress, options?: WriteOptions): Promise<void> {
+export async function clearDriverOverride(sysfs: HostRoot, address: PciAddress, options?: WriteOptions): Promise<void> {
   await sysfs.write(devicePath(address, 'driver_override'), '\n', options);
 }
 
@@ -77,7 +77,7 @@ export async function clearDriverOverride(sysfs: Sysfs, address: PciAddress, opt
  * bound. ENODEV (unbound meanwhile) is success; a blocked unbind fails at the deadline.
  */
 export async function unbindDevice(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   address: PciAddress,
   options?: WriteOptions,
 ): Promise<string | undefined> {
@@ -97,7 +97,7 @@ export async function unbindDevice(
  * link: already on the target is success (someone else finished the job); anything else fails.
  */
 export async function bindDevice(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   address: PciAddress,
   driver: string,
   options?: WriteOptions,
@@ -134,7 +134,7 @@ export async function bindDevice(
 
 /** Asks the kernel to probe an unbound device with normal matching (honours driver_override). */
 export async function probeDevice(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   address: PciAddress,
   options?: WriteOptions,
 ): Promise<string | undefined> {
@@ -147,7 +147,7 @@ export async function probeDevice(
 }
 
 /** PCI function reset (`reset` ← 1); the driver stays bound. Used to apply a new CC mode. */
-export async function resetDevice(sysfs: Sysfs, address: PciAddress, options?: WriteOptions): Promise<void> {
+export async function resetDevice(sysfs: HostRoot, address: PciAddress, options?: WriteOptions): Promise<void> {
   try {
     await sysfs.write(devicePath(address, 'reset'), '1', options);
   } catch (error) {
@@ -179,7 +179,7 @@ export const NVIDIA_PROBE_WAIT_MS = 2000;
  * /proc directory exists but this GPU's entry does not, wait for it (at most `probeWaitMs`).
  */
 export async function takeNvidiaUnbindLock(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   address: PciAddress,
   probeWaitMs = NVIDIA_PROBE_WAIT_MS,
 ): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { IOMMUFD_PATH, type VfioModel } from './paths.js';
 
 export interface VfioHostModel {
@@ -23,7 +23,7 @@ const NOIOMMU_PARAMETER = 'sys/module/vfio/parameters/enable_unsafe_noiommu_mode
  * - iommufd when `/dev/iommu` exists (what the sandbox device plugin checks);
  * - legacy group nodes otherwise.
  */
-export function detectVfioModel(sysfs: Sysfs): VfioHostModel {
+export function detectVfioModel(sysfs: HostRoot): VfioHostModel {
   const groups = sysfs.readdir('sys/kernel/iommu_groups').length > 0;
   const iommuUnits = sysfs.readdir('sys/class/iommu').length > 0;
   const iommufd = sysfs.exists(IOMMUFD_PATH);

@@ -1,7 +1,7 @@
 /**
  * VFIO device-node paths (docs/facts/kernel-sysfs-pci.md#device-nodes,
  * docs/facts/kernel-sysfs-pci.md#vfio-device-node-models). Host paths are relative to the host root
- * (for Sysfs); container paths are absolute and equal to the host path as the runtime sees it.
+ * (for HostRoot); container paths are absolute and equal to the host path as the runtime sees it.
  * Every builder takes a checked non-negative integer, so no name ever reaches a path.
  */
 

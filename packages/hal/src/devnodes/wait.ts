@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { GpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 
 export interface WaitForPathOptions {
   /** true: wait until the path exists; false: until it is gone. */
@@ -24,7 +24,7 @@ const DEFAULT_POLL_MS = 100;
  * can miss events. Rejects with ERR_GPUCC_DEVICE_NODE_TIMEOUT at the deadline, or with the signal's
  * reason on abort. Every timer, watcher and listener is released when it settles.
  */
-export function waitForPath(sysfs: Sysfs, relPath: string, options: WaitForPathOptions): Promise<void> {
+export function waitForPath(sysfs: HostRoot, relPath: string, options: WaitForPathOptions): Promise<void> {
   const { present, timeoutMs } = options;
   const pollMs = options.pollMs ?? DEFAULT_POLL_MS;
   const parent = path.posix.dirname(relPath.replace(/^\/+/, ''));

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { errnoOf, GpuccError } from '../errors/index.js';
-import * as hostFs from './host-fs.js';
-import type { Sysfs } from './sysfs.js';
+import * as localFs from './local-fs.js';
+import type { HostRoot } from './host-root.js';
 
 export interface HostLockOptions {
   /** How long to wait for another holder; 0 = fail at once. */
@@ -30,16 +30,16 @@ const GUARD_STALE_MS = 5_000;
  * PID namespaces: a DaemonSet pod and an operator's shell on the host) and its file is removed,
  * under a short guard directory so that two processes never remove a live lock.
  */
-export async function acquireHostLock(sysfs: Sysfs, relPath: string, options: HostLockOptions): Promise<HostLock> {
+export async function acquireHostLock(sysfs: HostRoot, relPath: string, options: HostLockOptions): Promise<HostLock> {
   const abs = sysfs.resolve(relPath);
   const guard = `${abs}.break`;
   const since = Date.now();
   for (;;) {
     if (options.signal?.aborted) throw interrupted(sysfs, relPath, options.owner);
-    let listening: Awaited<ReturnType<typeof hostFs.listenExclusive>>;
+    let listening: Awaited<ReturnType<typeof localFs.listenExclusive>>;
     try {
-      hostFs.makeDir(path.dirname(abs), 0o755);
-      listening = await hostFs.listenExclusive(abs);
+      localFs.makeDir(path.dirname(abs), 0o755);
+      listening = await localFs.listenExclusive(abs);
     } catch (error) {
       throw new GpuccError(
         'ERR_GPUCC_LOCK_FAILED',
@@ -53,9 +53,9 @@ export async function acquireHostLock(sysfs: Sysfs, relPath: string, options: Ho
     }
     if (listening !== 'in-use') {
       const server = listening;
-      return { path: relPath, release: () => hostFs.closeServer(server) };
+      return { path: relPath, release: () => localFs.closeServer(server) };
     }
-    if (!(await hostFs.socketHasListener(abs, 1000))) {
+    if (!(await localFs.socketHasListener(abs, 1000))) {
       await breakStale(abs, guard);
       continue;
     }
@@ -79,20 +79,20 @@ export async function acquireHostLock(sysfs: Sysfs, relPath: string, options: Ho
  * guard is still dead when it is removed (a live lock is never removed).
  */
 async function breakStale(abs: string, guard: string): Promise<void> {
-  if (!hostFs.tryMakeDirExclusive(guard)) {
-    const age = hostFs.ageMs(guard);
-    if (age !== undefined && age > GUARD_STALE_MS) hostFs.removeSync(guard);
+  if (!localFs.tryMakeDirExclusive(guard)) {
+    const age = localFs.ageMs(guard);
+    if (age !== undefined && age > GUARD_STALE_MS) localFs.removeSync(guard);
     else await sleep(5);
     return;
   }
   try {
-    if (!(await hostFs.socketHasListener(abs, 1000))) hostFs.removeSync(abs);
+    if (!(await localFs.socketHasListener(abs, 1000))) localFs.removeSync(abs);
   } finally {
-    hostFs.removeSync(guard);
+    localFs.removeSync(guard);
   }
 }
 
-function interrupted(sysfs: Sysfs, relPath: string, owner: string): GpuccError {
+function interrupted(sysfs: HostRoot, relPath: string, owner: string): GpuccError {
   return new GpuccError('ERR_GPUCC_INTERRUPTED', `${owner}: stopped while waiting for ${sysfs.display(relPath)}`, {
     hint: 'nothing was written; the next run picks it up',
   });

@@ -1,5 +1,5 @@
-export type { AtomicWriteResult, FileKind } from './host-fs.js';
-export * as hostFs from './host-fs.js';
+export type { AtomicWriteResult, FileKind } from './local-fs.js';
+export * as localFs from './local-fs.js';
 export { acquireHostLock, type HostLock, type HostLockOptions } from './host-lock.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
 export {
@@ -11,4 +11,4 @@ export {
   type SimulatorLoader,
 } from './simulator.js';
 export { readStateDocument, readStateFile, type StateDocument, type StateFile, writeStateFile } from './state-file.js';
-export { type KernelHook, messageOf, Sysfs, type SysfsOptions, type WriteOptions } from './sysfs.js';
+export { type KernelHook, messageOf, HostRoot, type HostRootOptions, type WriteOptions } from './host-root.js';

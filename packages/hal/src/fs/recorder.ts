@@ -1,7 +1,7 @@
 /**
- * Counts every access that goes through a Sysfs, per attribute, so tests and benchmarks can assert on
+ * Counts every access that goes through a HostRoot, per attribute, so tests and benchmarks can assert on
  * them. The counters are bounded (one entry per attribute name); the write log, which grows with every
- * write, is kept only when asked for (tests, benchmarks, the simulator), never in a daemon's Sysfs.
+ * write, is kept only when asked for (tests, benchmarks, the simulator), never in a daemon's HostRoot.
  */
 export interface WriteRecord {
   path: string;

@@ -1,4 +1,4 @@
-import type { KernelHook } from './sysfs.js';
+import type { KernelHook } from './host-root.js';
 
 /**
  * What `gpucc-sim create` writes beside a simulated node's tree (relative to its root). A host root

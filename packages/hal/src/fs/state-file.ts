@@ -7,7 +7,7 @@
  */
 
 import { GpuccError } from '../errors/index.js';
-import type { Sysfs } from './sysfs.js';
+import type { HostRoot } from './host-root.js';
 
 export interface StateFile {
   /** Host path, relative to the root. */
@@ -29,12 +29,12 @@ export interface StateDocument<R> {
 }
 
 /** The records of a state file; none when the file does not exist. Throws ERR_GPUCC_STATE_FILE_INVALID. */
-export function readStateFile<R>(sysfs: Sysfs, file: StateFile): Record<string, R> {
+export function readStateFile<R>(sysfs: HostRoot, file: StateFile): Record<string, R> {
   return readStateDocument<R>(sysfs, file).records;
 }
 
 /** The records and lists of a state file; all empty when the file does not exist. */
-export function readStateDocument<R>(sysfs: Sysfs, file: StateFile): StateDocument<R> {
+export function readStateDocument<R>(sysfs: HostRoot, file: StateFile): StateDocument<R> {
   const lists = Object.fromEntries((file.lists ?? []).map((name) => [name, [] as string[]]));
   const text = sysfs.readOptional(file.path);
   if (text === undefined) return { records: {}, lists };
@@ -64,7 +64,7 @@ export function readStateDocument<R>(sysfs: Sysfs, file: StateFile): StateDocume
 }
 
 export async function writeStateFile<R>(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   file: StateFile,
   records: Record<string, R>,
   lists: Record<string, readonly string[]> = {},

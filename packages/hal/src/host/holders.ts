@@ -1,5 +1,5 @@
 import { isGpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 
 /** What kind of device node a process holds open. */
@@ -33,7 +33,7 @@ const VFIO_DEVICE_NODE = /^\/dev\/vfio\/devices\/(?:noiommu-)?(vfio\d+)$/;
  * GPU's proc/driver/nvidia/gpus/<bdf>/information "Device Minor" line (docs/facts/real-hosts.md#nvidia-device-nodes).
  * A process that exits during the scan is skipped.
  */
-export function findHolders(sysfs: Sysfs): HolderScan {
+export function findHolders(sysfs: HostRoot): HolderScan {
   const resolveNode = nodeResolver(sysfs);
   const holders: Holder[] = [];
   let unreadable = 0;
@@ -69,7 +69,7 @@ export function holdersOf(scan: HolderScan, address: PciAddress): Holder[] {
  * the host's /proc tells by whom (hostPID), else "holder unknown". /proc is read only when one is held.
  */
 export function vfioDevicesInUse(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   devices: ReadonlyArray<{ address: PciAddress; driver?: string | undefined }>,
   scan?: HolderScan,
 ): Map<PciAddress, string[]> {
@@ -94,7 +94,7 @@ export function describeHolder(holder: Holder): string {
   return `${holder.comm || 'unknown process'} (pid ${holder.pid})`;
 }
 
-function nodeResolver(sysfs: Sysfs): (node: string) => Omit<Holder, 'pid' | 'comm' | 'node'> | undefined {
+function nodeResolver(sysfs: HostRoot): (node: string) => Omit<Holder, 'pid' | 'comm' | 'node'> | undefined {
   let minors: Map<number, PciAddress> | undefined;
   return (node) => {
     const nvidia = NVIDIA_NODE.exec(node);
@@ -121,7 +121,7 @@ function nodeResolver(sysfs: Sysfs): (node: string) => Omit<Holder, 'pid' | 'com
 }
 
 /** NVIDIA device minor → GPU, from each GPU's procfs `information` file. */
-function nvidiaMinors(sysfs: Sysfs): Map<number, PciAddress> {
+function nvidiaMinors(sysfs: HostRoot): Map<number, PciAddress> {
   const minors = new Map<number, PciAddress>();
   for (const address of safeReaddir(sysfs, 'proc/driver/nvidia/gpus') ?? []) {
     if (!isPciAddress(address)) continue;
@@ -132,7 +132,7 @@ function nvidiaMinors(sysfs: Sysfs): Map<number, PciAddress> {
   return minors;
 }
 
-function safeReaddir(sysfs: Sysfs, relPath: string): string[] | undefined {
+function safeReaddir(sysfs: HostRoot, relPath: string): string[] | undefined {
   return safe(() => sysfs.readdir(relPath));
 }
 

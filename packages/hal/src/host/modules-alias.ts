@@ -1,4 +1,4 @@
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { kernelRelease } from './kernel.js';
 
 export interface VfioAlias {
@@ -13,7 +13,7 @@ export interface VfioAlias {
  * The `alias vfio_pci:<pattern> <module>` lines of the host's modules.alias: how the kernel names
  * VFIO variant drivers (e.g. nvgrace_gpu_vfio_pci for Grace GPUs). Missing file: no variants.
  */
-export function readVfioAliases(sysfs: Sysfs): VfioAlias[] {
+export function readVfioAliases(sysfs: HostRoot): VfioAlias[] {
   const text = sysfs.readOptional(`lib/modules/${kernelRelease(sysfs)}/modules.alias`) ?? '';
   const aliases: VfioAlias[] = [];
   for (const line of text.split('\n')) {

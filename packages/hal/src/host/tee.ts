@@ -1,4 +1,4 @@
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 
 export type HostTee = 'sev-snp' | 'tdx' | 'none';
 
@@ -11,7 +11,7 @@ const TEE_PARAMETERS: ReadonlyArray<[HostTee, string]> = [
  * The host's TEE for confidential VMs, from the KVM module parameters: `Y`/`y`/`1` means enabled,
  * a missing file means the module (or its support) is absent.
  */
-export function detectHostTee(sysfs: Sysfs): HostTee {
+export function detectHostTee(sysfs: HostRoot): HostTee {
   for (const [tee, parameter] of TEE_PARAMETERS) {
     const value = sysfs.readOptional(parameter)?.trim().toLowerCase();
     if (value === 'y' || value === '1') return tee;

@@ -1,6 +1,6 @@
 /**
  * Constants of the kubelet device plugin API v1beta1 (docs/facts/kubelet-device-plugin.md#constants). Directory and
- * socket paths are host paths relative to the host root, for `Sysfs.resolve`.
+ * socket paths are host paths relative to the host root, for `HostRoot.resolve`.
  */
 
 /** The only API version the kubelet supports; sent in every RegisterRequest. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { errnoOf, GpuccError } from '../errors/index.js';
-import { type FileKind, hostFs, type Sysfs } from '../fs/index.js';
+import { type FileKind, localFs, type HostRoot } from '../fs/index.js';
 
 /** The NVIDIA part of a pci.ids file: device id -> model name, under vendor 0x10de only. */
 export interface PciIdsDb {
@@ -39,7 +39,7 @@ const VENDOR_10DE = /^10de[ \t]/im;
 const DEVICE_LINE = /^\t([0-9A-Fa-f]{4})[ \t]+(\S.*)$/;
 
 /** The first pci.ids under the host root (symlinks followed inside the root), or undefined. */
-export function findPciIds(sysfs: Sysfs): string | undefined {
+export function findPciIds(sysfs: HostRoot): string | undefined {
   for (const candidate of PCI_IDS_PATHS) {
     const file = followInsideRoot(sysfs, candidate);
     if (file !== undefined) return file;
@@ -48,8 +48,8 @@ export function findPciIds(sysfs: Sysfs): string | undefined {
 }
 
 // Distributions link pci.ids between these directories, often with absolute targets; following such
-// a link with the OS would leave a mounted host root (/host), so links are resolved through Sysfs.
-function followInsideRoot(sysfs: Sysfs, relPath: string): string | undefined {
+// a link with the OS would leave a mounted host root (/host), so links are resolved through HostRoot.
+function followInsideRoot(sysfs: HostRoot, relPath: string): string | undefined {
   let current = relPath;
   for (let hops = 0; hops < 8; hops += 1) {
     const kind = sysfs.kindOf(current);
@@ -68,7 +68,7 @@ function followInsideRoot(sysfs: Sysfs, relPath: string): string | undefined {
  * the host root (`source.fallbackFile`), else undefined (callers fall back to ID-based names).
  * A fallback file that cannot be read is an error (ERR_GPUCC_PCI_IDS_UNREADABLE), never skipped.
  */
-export function loadPciIds(sysfs: Sysfs, source: PciIdsSource = {}): PciIdsDb | undefined {
+export function loadPciIds(sysfs: HostRoot, source: PciIdsSource = {}): PciIdsDb | undefined {
   const hostFile = findPciIds(sysfs);
   const text = hostFile === undefined ? undefined : sysfs.readOptional(hostFile);
   if (hostFile !== undefined && text !== undefined) return parseNvidiaPciIds(text, hostFile);
@@ -80,7 +80,7 @@ export function loadPciIdsFile(file: string): PciIdsDb {
   const abs = checkPciIdsFile(file);
   let text: string;
   try {
-    text = hostFs.readText(abs);
+    text = localFs.readText(abs);
   } catch (error) {
     throw unreadable(abs, error);
   }
@@ -96,7 +96,7 @@ export function checkPciIdsFile(file: string): string {
   const abs = path.resolve(file);
   let kind: FileKind;
   try {
-    kind = hostFs.probeReadable(abs);
+    kind = localFs.probeReadable(abs);
   } catch (error) {
     throw unreadable(abs, error);
   }

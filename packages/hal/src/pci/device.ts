@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { GpuccError, isGpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { isPciAddress, type PciAddress, parsePciAddress } from '../types/index.js';
 import { classifyPci } from './classify.js';
 import {
@@ -28,7 +28,7 @@ const VIRTFN = /^virtfn(\d+)$/;
  * Reads one PCI function. Attributes are read from the real device directory, and only those its
  * listing shows, so a missing optional attribute costs no failed syscall.
  */
-export function readPciDevice(sysfs: Sysfs, address: PciAddress, warnings: GpuccError[] = []): PciDevice {
+export function readPciDevice(sysfs: HostRoot, address: PciAddress, warnings: GpuccError[] = []): PciDevice {
   const bdf = parsePciAddress(address);
   const dir = deviceDir(sysfs, bdf);
   const names = sysfs.readdir(dir);
@@ -100,7 +100,7 @@ export function readPciDevice(sysfs: Sysfs, address: PciAddress, warnings: Gpucc
 }
 
 /** The real device directory, from the bus link (its depth depends on the bridges above it). */
-function deviceDir(sysfs: Sysfs, address: PciAddress): string {
+function deviceDir(sysfs: HostRoot, address: PciAddress): string {
   const busEntry = `${PCI_DEVICES_DIR}/${address}`;
   const target = sysfs.resolveLink(busEntry);
   if (target !== undefined) return target;
@@ -109,7 +109,7 @@ function deviceDir(sysfs: Sysfs, address: PciAddress): string {
   throw notFound(sysfs, address);
 }
 
-function notFound(sysfs: Sysfs, address: PciAddress): GpuccError {
+function notFound(sysfs: HostRoot, address: PciAddress): GpuccError {
   return new GpuccError(
     'ERR_GPUCC_DEVICE_NOT_FOUND',
     `no PCI device ${address} under ${sysfs.display(PCI_DEVICES_DIR)}`,
@@ -149,7 +149,7 @@ function readConsumers(attrs: Attributes, names: string[]): PciAddress[] {
   return consumers;
 }
 
-function readVfioCdev(sysfs: Sysfs, attrs: Attributes, dir: string): VfioCdev | undefined {
+function readVfioCdev(sysfs: HostRoot, attrs: Attributes, dir: string): VfioCdev | undefined {
   for (const name of sysfs.readdir(`${dir}/vfio-dev`)) {
     const index = parseVfioDevName(name);
     if (index === undefined) continue;
@@ -163,7 +163,7 @@ function readVfioCdev(sysfs: Sysfs, attrs: Attributes, dir: string): VfioCdev | 
 /** Reads the attributes of one device directory and names the file in every error. */
 class Attributes {
   constructor(
-    private readonly sysfs: Sysfs,
+    private readonly sysfs: HostRoot,
     private readonly dir: string,
     private readonly address: PciAddress,
     private readonly entries: ReadonlySet<string>,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { GpuccError, isGpuccError } from '../errors/index.js';
-import { messageOf, type Sysfs } from '../fs/index.js';
+import { messageOf, type HostRoot } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 import { PCI_DEVICES_DIR, readPciDevice } from './device.js';
 import { badEntry, groupsFromLinks, readIommuState } from './iommu-groups.js';
@@ -13,7 +13,7 @@ import type { PciDevice, PciTopology } from './types.js';
  * the others. One whose descriptive attribute (numa_node…) cannot be read is kept with that attribute
  * unknown and a warning in `warnings`: one bad attribute costs the attribute, not the device.
  */
-export function discoverPci(sysfs: Sysfs): PciTopology {
+export function discoverPci(sysfs: HostRoot): PciTopology {
   const problems: GpuccError[] = [];
   const warnings: GpuccError[] = [];
   const addresses: PciAddress[] = [];
@@ -51,7 +51,7 @@ export function discoverPci(sysfs: Sysfs): PciTopology {
   };
 }
 
-function groupOfUnreadable(sysfs: Sysfs, address: PciAddress): number | undefined {
+function groupOfUnreadable(sysfs: HostRoot, address: PciAddress): number | undefined {
   try {
     const target = sysfs.readlink(`${PCI_DEVICES_DIR}/${address}/iommu_group`);
     return target === undefined ? undefined : parseGroupNumber(path.posix.basename(target));
@@ -61,7 +61,7 @@ function groupOfUnreadable(sysfs: Sysfs, address: PciAddress): number | undefine
 }
 
 /** Every problem names the device it belongs to, so callers can match it to a card or group. */
-function asProblem(sysfs: Sysfs, address: PciAddress, error: unknown): GpuccError {
+function asProblem(sysfs: HostRoot, address: PciAddress, error: unknown): GpuccError {
   if (isGpuccError(error)) {
     if (error.details.address === undefined) error.details.address = address;
     return error;

@@ -1,5 +1,5 @@
 import { GpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import type { PciAddress } from '../types/index.js';
 import { parseGroupNumber } from './parse.js';
 
@@ -9,7 +9,7 @@ export const IOMMU_GROUPS_DIR = 'sys/kernel/iommu_groups';
  * Whether the IOMMU is on: the kernel creates `iommu_groups/<N>` only then, so an empty or missing
  * directory means off. One listing per scan; malformed names are reported.
  */
-export function readIommuState(sysfs: Sysfs): { enabled: boolean; problems: GpuccError[] } {
+export function readIommuState(sysfs: HostRoot): { enabled: boolean; problems: GpuccError[] } {
   const names = sysfs.readdir(IOMMU_GROUPS_DIR);
   const problems = names
     .filter((name) => parseGroupNumber(name) === undefined)
@@ -35,7 +35,7 @@ export function groupsFromLinks(members: Iterable<{ address: PciAddress; group: 
 }
 
 /** A directory entry gpucc will not use as a name: reported, never joined into a path. */
-export function badEntry(sysfs: Sysfs, dir: string, name: string, expected: string): GpuccError {
+export function badEntry(sysfs: HostRoot, dir: string, name: string, expected: string): GpuccError {
   const code = expected === 'a PCI address' ? 'ERR_GPUCC_INVALID_PCI_ADDRESS' : 'ERR_GPUCC_MALFORMED_ATTRIBUTE';
   return new GpuccError(code, `entry ${JSON.stringify(name)} in ${sysfs.display(dir)} is not ${expected}; skipped`, {
     hint: 'the kernel never creates such an entry: the host tree is damaged or was written by hand',

@@ -1,6 +1,6 @@
 import { detectVfioModel, type VfioHostModel } from '../devnodes/model.js';
 import { hostDeviceNodesFor, VFIO_DEVICES_DIR, VFIO_DIR, type VfioModel, vfioCdevPath } from '../devnodes/paths.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 import { PCI_DRIVERS_DIR } from './device.js';
 import { discoverPci } from './discover.js';
@@ -100,7 +100,7 @@ export class PciObserver {
    * `full`: read everything. `events`: read again only what the events noted since the last pass
    * name, where that holds (with nothing noted, or only `unrelated` events, that is nothing at all).
    */
-  observe(sysfs: Sysfs, mode: 'full' | 'events'): PciObservation {
+  observe(sysfs: HostRoot, mode: 'full' | 'events'): PciObservation {
     let host = mode === 'events' && !this.rediscover && this.last ? this.eventPass(sysfs, this.last) : undefined;
     const pass = host ? 'event' : 'full';
     this.pass = pass;
@@ -125,7 +125,7 @@ export class PciObserver {
   }
 
   private eventPass(
-    sysfs: Sysfs,
+    sysfs: HostRoot,
     last: { topology: PciTopology; model: VfioHostModel },
   ): { topology: PciTopology; model: VfioHostModel } | undefined {
     if (this.nodes.size === 0 && this.functions.size === 0) return last;
@@ -164,7 +164,7 @@ function sameModel(a: VfioHostModel, b: VfioHostModel): boolean {
 export class IncrementalObserver<In, Out> {
   private readonly pci = new PciObserver();
 
-  constructor(private readonly derive: (observation: PciObservation, sysfs: Sysfs, input: In) => Out) {}
+  constructor(private readonly derive: (observation: PciObservation, sysfs: HostRoot, input: In) => Out) {}
 
   /** How the last observation was made; undefined before the first. */
   get lastPass(): PciPass | undefined {
@@ -189,7 +189,7 @@ export class IncrementalObserver<In, Out> {
    * `full`: start-up and resync. `events`: the event path where it holds. By default `events` when
    * events were noted since the last observation, else `full` (start, the periodic resync, a retry).
    */
-  observe(sysfs: Sysfs, input: In, mode: 'full' | 'events' = this.pci.pending > 0 ? 'events' : 'full'): Out {
+  observe(sysfs: HostRoot, input: In, mode: 'full' | 'events' = this.pci.pending > 0 ? 'events' : 'full'): Out {
     return this.derive(this.pci.observe(sysfs, mode), sysfs, input);
   }
 }

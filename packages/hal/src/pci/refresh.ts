@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { isVfioDriver } from '../binding/vfio.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 import { readPciDevice } from './device.js';
 import { parseGroupNumber, parseVfioDevName } from './parse.js';
@@ -30,7 +30,7 @@ const VFIO_DEV_CLASS = 'sys/class/vfio-dev';
  * driver accounts for it (a bind the events did not name). The periodic full pass stays the source
  * of truth; this is only a faster way to its answer.
  */
-export function refreshPci(sysfs: Sysfs, previous: PciTopology, changes: PciChanges): PciTopology | undefined {
+export function refreshPci(sysfs: HostRoot, previous: PciTopology, changes: PciChanges): PciTopology | undefined {
   const nodes = [...changes.nodes];
   const addresses = new Set(changes.functions);
   for (const node of nodes) {
@@ -67,7 +67,7 @@ export function refreshPci(sysfs: Sysfs, previous: PciTopology, changes: PciChan
  * `sys/class/vfio-dev/<name>` says now, for a cdev the topology has not seen). Undefined for a path
  * that is not a VFIO node.
  */
-function nodeOwners(sysfs: Sysfs, topology: PciTopology, node: string): PciAddress[] | undefined {
+function nodeOwners(sysfs: HostRoot, topology: PciTopology, node: string): PciAddress[] | undefined {
   if (CONTAINER.test(node)) return [];
   const group = GROUP_NODE.exec(node);
   if (group) {
@@ -85,7 +85,7 @@ function nodeOwners(sysfs: Sysfs, topology: PciTopology, node: string): PciAddre
 }
 
 /** `sys/class/vfio-dev/vfio3` → `../../devices/…/0000:01:00.0/vfio-dev/vfio3` → `0000:01:00.0`. */
-function cdevOwner(sysfs: Sysfs, name: string): PciAddress | undefined {
+function cdevOwner(sysfs: HostRoot, name: string): PciAddress | undefined {
   const target = sysfs.readlink(`${VFIO_DEV_CLASS}/${name}`);
   if (target === undefined) return undefined;
   const parts = target.split(path.posix.sep);

@@ -1,5 +1,5 @@
 import { GpuccError } from '../errors/index.js';
-import type { Sysfs } from '../fs/index.js';
+import type { HostRoot } from '../fs/index.js';
 import { runTool, type ToolResult } from './runner.js';
 
 export interface ModprobeOptions {
@@ -33,7 +33,7 @@ export function parseModuleName(name: string): string {
  * Whether a module is loaded (or built in with parameters): `/sys/module/<name>` exists. The kernel
  * lists modules with `_`, while driver names often use `-` (vfio-pci), so both spellings are tried.
  */
-export function isModuleLoaded(sysfs: Sysfs, name: string): boolean {
+export function isModuleLoaded(sysfs: HostRoot, name: string): boolean {
   const valid = parseModuleName(name);
   const spellings = new Set([valid, valid.replaceAll('-', '_'), valid.replaceAll('_', '-')]);
   for (const spelling of spellings) {
@@ -62,7 +62,7 @@ export async function modprobe(options: ModprobeOptions, module: string, policy:
 
 /** Loads a module only when it is missing; says which happened. */
 export async function ensureModuleLoaded(
-  sysfs: Sysfs,
+  sysfs: HostRoot,
   module: string,
   options: ModprobeOptions,
   policy: ModprobePolicy,

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { kubeconfigYaml } from './kubeconfig.js';
 import { type Json, type JsonObject, metaOf, statusObject } from './objects.js';
 import { jsonPatch, mergePatch, PatchError } from './patch.js';
@@ -130,9 +130,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const stopPolling = (() => {
     const file = path.join(root, STORE_FILE);
-    let stamp = hostFs.fileStamp(file);
+    let stamp = localFs.fileStamp(file);
     const check = () => {
-      const now = hostFs.fileStamp(file);
+      const now = localFs.fileStamp(file);
       if (now !== stamp) {
         stamp = now;
         sync();
@@ -140,7 +140,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     };
     const timer = setInterval(check, options.pollMs ?? 100);
     timer.unref();
-    const unwatch = hostFs.watchDir(path.dirname(file), (name) => {
+    const unwatch = localFs.watchDir(path.dirname(file), (name) => {
       if (name === null || name === path.basename(file)) check();
     });
     return () => {
@@ -382,9 +382,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const port = (server.address() as AddressInfo).port;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   const kubeconfigPath = path.join(root, KUBECONFIG_FILE);
-  hostFs.writeFileSync(`${kubeconfigPath}.tmp`, kubeconfigYaml(url), 0o600);
-  hostFs.renameSync(`${kubeconfigPath}.tmp`, kubeconfigPath);
-  hostFs.writeFileSync(
+  localFs.writeFileSync(`${kubeconfigPath}.tmp`, kubeconfigYaml(url), 0o600);
+  localFs.renameSync(`${kubeconfigPath}.tmp`, kubeconfigPath);
+  localFs.writeFileSync(
     path.join(root, SERVER_FILE),
     `${JSON.stringify({ url, pid: process.pid, node: nodeName, startedAt: new Date().toISOString() })}\n`,
   );

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { GpuccError, hostFs, isLabelKey, isLabelValue } from '@gpucc/hal';
+import { GpuccError, localFs, isLabelKey, isLabelValue } from '@gpucc/hal';
 import { readNodeSpec } from '../node/state.js';
 import { type Json, type JsonObject, labelsOf, metaOf, newNodeObject } from './objects.js';
 import { PatchError } from './patch.js';
@@ -37,15 +37,15 @@ export const DEFAULT_HISTORY_LIMIT = 1000;
 const abs = (root: string, rel: string) => path.join(root, rel);
 
 export function storeExists(root: string): boolean {
-  return hostFs.kindOf(abs(root, STORE_FILE)) === 'file';
+  return localFs.kindOf(abs(root, STORE_FILE)) === 'file';
 }
 
 export function readStore(root: string): StoreData {
   let text: string;
   try {
-    text = hostFs.readText(abs(root, STORE_FILE));
+    text = localFs.readText(abs(root, STORE_FILE));
   } catch (error) {
-    if (hostFs.isMissing(error)) {
+    if (localFs.isMissing(error)) {
       throw new GpuccError('ERR_GPUCC_SIM_NOT_SIMULATED', `${root} has no fake API server state`, {
         hint: `start one with: gpucc-sim apiserver ${root} (or set a label with gpucc-sim label ${root} KEY=VALUE)`,
         details: { dir: root },
@@ -66,8 +66,8 @@ export function readStore(root: string): StoreData {
 function writeStore(root: string, data: StoreData): void {
   const file = abs(root, STORE_FILE);
   const temp = `${file}.${process.pid}.tmp`;
-  hostFs.writeFileSync(temp, `${JSON.stringify(data)}\n`);
-  hostFs.renameSync(temp, file);
+  localFs.writeFileSync(temp, `${JSON.stringify(data)}\n`);
+  localFs.renameSync(temp, file);
 }
 
 // ---- lock ----------------------------------------------------------------------------------------
@@ -80,11 +80,11 @@ const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
 export function withStoreLock<T>(root: string, fn: () => T): T {
   const lock = abs(root, STORE_LOCK);
   const since = Date.now();
-  hostFs.makeDir(abs(root, APISERVER_DIR), 0o755);
-  while (!hostFs.tryMakeDirExclusive(lock)) {
-    const age = hostFs.ageMs(lock);
+  localFs.makeDir(abs(root, APISERVER_DIR), 0o755);
+  while (!localFs.tryMakeDirExclusive(lock)) {
+    const age = localFs.ageMs(lock);
     if (age !== undefined && age > LOCK_STALE_MS) {
-      hostFs.removeSync(lock);
+      localFs.removeSync(lock);
       continue;
     }
     if (Date.now() - since > LOCK_WAIT_MS) {
@@ -97,7 +97,7 @@ export function withStoreLock<T>(root: string, fn: () => T): T {
   try {
     return fn();
   } finally {
-    hostFs.removeSync(lock);
+    localFs.removeSync(lock);
   }
 }
 
@@ -319,7 +319,7 @@ export function createEvent(root: string, namespace: string, body: JsonObject): 
       },
     };
     writeStore(root, data);
-    hostFs.appendText(abs(root, EVENTS_FILE), `${JSON.stringify(event)}\n`);
+    localFs.appendText(abs(root, EVENTS_FILE), `${JSON.stringify(event)}\n`);
     return event;
   });
 }
@@ -327,9 +327,9 @@ export function createEvent(root: string, namespace: string, body: JsonObject): 
 export function listEvents(root: string, namespace?: string): JsonObject[] {
   let text: string;
   try {
-    text = hostFs.readText(abs(root, EVENTS_FILE));
+    text = localFs.readText(abs(root, EVENTS_FILE));
   } catch (error) {
-    if (hostFs.isMissing(error)) return [];
+    if (localFs.isMissing(error)) return [];
     throw error;
   }
   return text

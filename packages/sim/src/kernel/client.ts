@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import path from 'node:path';
-import { GpuccError, hostFs, type KernelHook, spawnDetached } from '@gpucc/hal';
+import { GpuccError, localFs, type KernelHook, spawnDetached } from '@gpucc/hal';
 import { defaultEntryModule, kernelLauncherScript } from '../tools/install.js';
 import { KernelErrno } from './errno.js';
 import {
@@ -72,7 +72,7 @@ export class KernelClient implements KernelHook {
     try {
       const fifoPath = await fifo;
       // The blocked write(2): returns when the kernel has finished the store (or stopped).
-      if (fifoPath !== undefined) await hostFs.waitForFifoReader(fifoPath);
+      if (fifoPath !== undefined) await localFs.waitForFifoReader(fifoPath);
       outcome = await result;
     } finally {
       this.pending.delete(id);
@@ -97,7 +97,7 @@ export class KernelClient implements KernelHook {
   }
 
   private async open(): Promise<Socket> {
-    const real = hostFs.realPath(this.root); // the address is the node's real path, whoever names it how
+    const real = localFs.realPath(this.root); // the address is the node's real path, whoever names it how
     const since = Date.now();
     let started = false;
     for (;;) {
@@ -149,7 +149,7 @@ export class KernelClient implements KernelHook {
  */
 export function startKernel(root: string): number | undefined {
   const launcher = path.join(root, KERNEL_LAUNCHER);
-  const args = hostFs.exists(launcher)
+  const args = localFs.exists(launcher)
     ? [launcher, root]
     : ['--input-type=module', '-e', kernelLauncherScript(defaultEntryModule()), '--', root];
   return spawnDetached({ command: process.execPath, args, logFile: path.join(root, KERNEL_LOG) });
@@ -158,7 +158,7 @@ export function startKernel(root: string): number | undefined {
 /** The pid of the node's running kernel process, if one runs. */
 export function kernelPid(root: string): number | undefined {
   try {
-    const pid = Number(hostFs.readText(path.join(root, KERNEL_PID_FILE)).trim());
+    const pid = Number(localFs.readText(path.join(root, KERNEL_PID_FILE)).trim());
     process.kill(pid, 0);
     return pid;
   } catch {
@@ -168,8 +168,8 @@ export function kernelPid(root: string): number | undefined {
 
 /** Stops the node's kernel process if one runs, waking every blocked writer with EIO; resolves once it is gone. */
 export async function stopKernel(root: string): Promise<void> {
-  if (!hostFs.exists(root)) return; // a deleted node's kernel exits by itself
-  const real = hostFs.realPath(root);
+  if (!localFs.exists(root)) return; // a deleted node's kernel exits by itself
+  const real = localFs.realPath(root);
   const pid = kernelPid(real);
   const socket = await tryConnect(kernelAddress(real));
   if (socket) {

@@ -1,4 +1,4 @@
-import { AccessRecorder, Sysfs } from '@gpucc/hal';
+import { AccessRecorder, HostRoot } from '@gpucc/hal';
 import { KernelClient } from './client.js';
 import { KernelSimulator } from './simulator.js';
 
@@ -7,7 +7,7 @@ export { KernelErrno } from './errno.js';
 export { KernelServer, serveKernel } from './server.js';
 export { KernelSimulator } from './simulator.js';
 
-export interface SimulatedSysfsOptions {
+export interface SimulatedHostOptions {
   recorder?: AccessRecorder;
   /**
    * `process` (the default): stores go to the node's kernel process, complete-or-not-started and
@@ -18,10 +18,10 @@ export interface SimulatedSysfsOptions {
 }
 
 /**
- * A hal Sysfs for a simulated node: reads see the tree, kernel-attribute writes go to the simulated
+ * A hal HostRoot for a simulated node: reads see the tree, kernel-attribute writes go to the simulated
  * kernel, and its recorder keeps the write log (tests and benchmarks read it).
  */
-export function openSimulatedSysfs(root: string, options: SimulatedSysfsOptions = {}): Sysfs {
+export function openSimulatedHost(root: string, options: SimulatedHostOptions = {}): HostRoot {
   const kernel = options.kernel === 'in-process' ? new KernelSimulator(root) : new KernelClient(root);
-  return new Sysfs(root, { kernel, recorder: options.recorder ?? new AccessRecorder() });
+  return new HostRoot(root, { kernel, recorder: options.recorder ?? new AccessRecorder() });
 }

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { NODE_FILE } from '../node/paths.js';
 import {
   encode,
@@ -76,14 +76,14 @@ export class KernelServer {
    * Starts serving `root`; undefined when another kernel already serves it (the address is the lock).
    */
   static async start(root: string, options: KernelServerOptions = {}): Promise<KernelServer | undefined> {
-    const real = hostFs.realPath(root);
+    const real = localFs.realPath(root);
     const server = new KernelServer(real, options);
     const address = kernelAddress(real);
     // A socket file (not Linux) outlives a killed kernel: one that nobody answers on is left over.
-    if (!address.startsWith('\0') && hostFs.exists(address)) {
+    if (!address.startsWith('\0') && localFs.exists(address)) {
       const live = await tryConnect(address);
       if (live) live.destroy();
-      else hostFs.removeSync(address);
+      else localFs.removeSync(address);
     }
     const listening = await new Promise<boolean>((resolve, reject) => {
       server.server.once('error', (error: NodeJS.ErrnoException) =>
@@ -92,11 +92,11 @@ export class KernelServer {
       server.server.listen(address, () => resolve(true));
     });
     if (!listening) return undefined;
-    hostFs.removeSync(path.join(real, KERNEL_FIFO_DIR)); // FIFOs of an earlier kernel
-    hostFs.makeDir(path.join(real, KERNEL_FIFO_DIR), 0o700);
-    hostFs.writeFileSync(path.join(real, KERNEL_PID_FILE), `${process.pid}\n`);
+    localFs.removeSync(path.join(real, KERNEL_FIFO_DIR)); // FIFOs of an earlier kernel
+    localFs.makeDir(path.join(real, KERNEL_FIFO_DIR), 0o700);
+    localFs.writeFileSync(path.join(real, KERNEL_PID_FILE), `${process.pid}\n`);
     server.nodeCheck = setInterval(() => {
-      if (!hostFs.exists(path.join(real, NODE_FILE))) server.stop();
+      if (!localFs.exists(path.join(real, NODE_FILE))) server.stop();
     }, NODE_CHECK_MS);
     server.nodeCheck.unref();
     server.armIdle();
@@ -167,14 +167,14 @@ export class KernelServer {
       this.armIdle();
       return;
     }
-    request.readerFd = hostFs.openFifoReader(request.fifo);
+    request.readerFd = localFs.openFifoReader(request.fifo);
     this.send(request.connection, result);
   }
 
   /** The writer has left its open(2) (or is gone): close the read end and reuse the FIFO. */
   private release(request: Request): void {
     if (request.readerFd === undefined) return; // still in the kernel: finish() frees it
-    hostFs.closeFd(request.readerFd);
+    localFs.closeFd(request.readerFd);
     request.readerFd = undefined;
     request.connection.requests.delete(request.id);
     this.freeFifos.push(request.fifo);
@@ -185,7 +185,7 @@ export class KernelServer {
       const batch = Array.from({ length: FIFO_BATCH }, (_, i) =>
         path.join(this.root, KERNEL_FIFO_DIR, `fifo.${this.fifoCount + i}`),
       );
-      hostFs.makeFifos(batch);
+      localFs.makeFifos(batch);
       this.fifoCount += FIFO_BATCH;
       this.freeFifos.push(...batch);
     }
@@ -221,7 +221,7 @@ export class KernelServer {
       for (const request of connection.requests.values()) {
         if (request.readerFd !== undefined) continue;
         try {
-          request.readerFd = hostFs.openFifoReader(request.fifo);
+          request.readerFd = localFs.openFifoReader(request.fifo);
         } catch {
           continue; // the node was deleted under us
         }
@@ -235,8 +235,8 @@ export class KernelServer {
     }, 1000).unref();
     this.server.close(() => {
       try {
-        if (hostFs.readText(path.join(this.root, KERNEL_PID_FILE)).trim() === String(process.pid)) {
-          hostFs.removeSync(path.join(this.root, KERNEL_PID_FILE));
+        if (localFs.readText(path.join(this.root, KERNEL_PID_FILE)).trim() === String(process.pid)) {
+          localFs.removeSync(path.join(this.root, KERNEL_PID_FILE));
         }
       } catch {
         // the node is gone

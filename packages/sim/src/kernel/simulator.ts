@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { findHolders, hostFs, type KernelHook, type PciAddress, Sysfs } from '@gpucc/hal';
+import { findHolders, localFs, type KernelHook, type PciAddress, HostRoot } from '@gpucc/hal';
 import {
   attachDriver,
   boundDriver,
@@ -62,7 +62,7 @@ export class KernelSimulator implements KernelHook {
   readonly description = 'gpucc-sim kernel simulator';
   readonly tree: Tree;
   /** Read-only view of the node, for what the kernel learns from /proc (holders). */
-  private readonly reader: Sysfs;
+  private readonly reader: HostRoot;
   private node: NodeSpec;
   private nodeMtime: string | undefined;
   private faults: Fault[] = [];
@@ -76,9 +76,9 @@ export class KernelSimulator implements KernelHook {
 
   constructor(readonly root: string) {
     this.tree = new Tree(root, { replaceFiles: true });
-    this.reader = new Sysfs(root);
+    this.reader = new HostRoot(root);
     this.node = readNodeSpec(root);
-    this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    this.nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
   }
 
   checkRead(relPath: string): void {
@@ -293,7 +293,7 @@ export class KernelSimulator implements KernelHook {
       target.dynamicIds = [...ids];
       writeNodeSpec(this.root, node);
       this.node = node;
-      this.nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+      this.nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
     });
     if (!add) return;
     // new_id probes every unbound device the new ID matches: all cards of that model.
@@ -363,9 +363,9 @@ export class KernelSimulator implements KernelHook {
   // ---- helpers --------------------------------------------------------------------------------
 
   private genericStore(rel: string, data: Uint8Array): void {
-    if ((hostFs.modeOf(this.tree.abs(rel)) & 0o222) === 0) fail('EACCES', `${rel} is read-only`);
+    if ((localFs.modeOf(this.tree.abs(rel)) & 0o222) === 0) fail('EACCES', `${rel} is read-only`);
     if (data.length === 0) return;
-    hostFs.writeAttributeSync(this.tree.abs(rel), data);
+    localFs.writeAttributeSync(this.tree.abs(rel), data);
   }
 
   private storeBool(rel: string, data: Uint8Array): void {
@@ -375,7 +375,7 @@ export class KernelSimulator implements KernelHook {
   }
 
   private storeText(rel: string, text: string): void {
-    hostFs.writeAttributeSync(this.tree.abs(rel), Buffer.from(`${text}\n`));
+    localFs.writeAttributeSync(this.tree.abs(rel), Buffer.from(`${text}\n`));
   }
 
   private override(device: DeviceSpec): string | undefined {
@@ -397,12 +397,12 @@ export class KernelSimulator implements KernelHook {
 
   /** Picks up changes other processes made to node.json and faults.json (cheap stat check). */
   private refresh(): void {
-    const nodeMtime = hostFs.fileStamp(this.tree.abs(NODE_FILE));
+    const nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
     if (nodeMtime !== this.nodeMtime) {
       this.node = readNodeSpec(this.root);
       this.nodeMtime = nodeMtime;
     }
-    const faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+    const faultsMtime = localFs.fileStamp(this.tree.abs(FAULTS_FILE));
     if (faultsMtime !== this.faultsMtime) {
       this.faults = readFaults(this.root);
       this.faultsMtime = faultsMtime;
@@ -426,14 +426,14 @@ export class KernelSimulator implements KernelHook {
           writeFaults(this.root, faults);
         }
         this.faults = faults;
-        this.faultsMtime = hostFs.fileStamp(this.tree.abs(FAULTS_FILE));
+        this.faultsMtime = localFs.fileStamp(this.tree.abs(FAULTS_FILE));
       });
     }
     return fault;
   }
 
   private log(rel: string, value: string, result: string, writer: number): void {
-    hostFs.appendText(
+    localFs.appendText(
       this.tree.abs(WRITE_LOG),
       `${JSON.stringify({ t: Date.now(), pid: writer, path: rel, value, result })}\n`,
     );

@@ -1,6 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import path from 'node:path';
-import { GpuccError, hostFs, isGpuccError, messageOf } from '@gpucc/hal';
+import { GpuccError, localFs, isGpuccError, messageOf } from '@gpucc/hal';
 import { checkSocketPath } from '@gpucc/hal/kubelet';
 import { type FakeKubelet, KUBELET_CONTROL_SOCKET } from './fake-kubelet.js';
 
@@ -13,7 +13,7 @@ import { type FakeKubelet, KUBELET_CONTROL_SOCKET } from './fake-kubelet.js';
  */
 export async function serveControl(kubelet: FakeKubelet): Promise<{ close(): Promise<void> }> {
   const socket = checkSocketPath(path.join(kubelet.root, KUBELET_CONTROL_SOCKET));
-  await hostFs.removeFile(socket);
+  await localFs.removeFile(socket);
   const server: Server = createServer((req, res) => {
     const reply = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });

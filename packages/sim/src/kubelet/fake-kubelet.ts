@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { compareDeviceIds, GpuccError, hostFs, messageOf } from '@gpucc/hal';
+import { compareDeviceIds, GpuccError, localFs, messageOf } from '@gpucc/hal';
 import {
   bindUnix,
   type ContainerAllocateResponse,
@@ -147,7 +147,7 @@ export class FakeKubelet {
 
   /** Wipes the plugin sockets (as a starting kubelet does), loads the checkpoint and listens. */
   async start(): Promise<void> {
-    hostFs.makeDir(this.dir, 0o755);
+    localFs.makeDir(this.dir, 0o755);
     this.allocations = this.readCheckpoint();
     await this.wipeSockets();
     await this.listen();
@@ -324,7 +324,7 @@ export class FakeKubelet {
         );
       },
     });
-    await hostFs.removeFile(this.socket);
+    await localFs.removeFile(this.socket);
     await bindUnix(server, this.socket);
     this.server = server;
     this.say(`listening on ${this.socket}`);
@@ -467,15 +467,15 @@ export class FakeKubelet {
    * Deletes every socket in the directory (ours, plugins', stale ones); regular files such as the checkpoint stay.
    */
   private async wipeSockets(): Promise<void> {
-    for (const name of hostFs.listDir(this.dir)) {
+    for (const name of localFs.listDir(this.dir)) {
       const abs = path.join(this.dir, name);
-      if (hostFs.kindOf(abs) === 'other') await hostFs.removeFile(abs);
+      if (localFs.kindOf(abs) === 'other') await localFs.removeFile(abs);
     }
   }
 
   private readCheckpoint(): KubeletAllocation[] {
     try {
-      const data = JSON.parse(hostFs.readText(path.join(this.dir, KUBELET_CHECKPOINT))) as {
+      const data = JSON.parse(localFs.readText(path.join(this.dir, KUBELET_CHECKPOINT))) as {
         allocations?: KubeletAllocation[];
       };
       return Array.isArray(data.allocations) ? data.allocations : [];
@@ -487,16 +487,16 @@ export class FakeKubelet {
   private writeCheckpoint(): void {
     const abs = path.join(this.dir, KUBELET_CHECKPOINT);
     const temp = `${abs}.${process.pid}.tmp`;
-    hostFs.writeFileSync(temp, `${JSON.stringify({ allocations: this.allocations }, null, 1)}\n`, 0o600);
-    hostFs.renameSync(temp, abs);
+    localFs.writeFileSync(temp, `${JSON.stringify({ allocations: this.allocations }, null, 1)}\n`, 0o600);
+    localFs.renameSync(temp, abs);
   }
 
   private writeStatus(): void {
     const abs = path.join(this.root, KUBELET_STATUS_FILE);
-    hostFs.makeDir(path.dirname(abs));
+    localFs.makeDir(path.dirname(abs));
     const temp = `${abs}.${process.pid}.tmp`;
-    hostFs.writeFileSync(temp, `${JSON.stringify({ ...this.state(), pid: process.pid }, null, 1)}\n`);
-    hostFs.renameSync(temp, abs);
+    localFs.writeFileSync(temp, `${JSON.stringify({ ...this.state(), pid: process.pid }, null, 1)}\n`);
+    localFs.renameSync(temp, abs);
   }
 
   private changed(): void {

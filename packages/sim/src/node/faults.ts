@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, hostFs } from '@gpucc/hal';
+import { GpuccError, localFs } from '@gpucc/hal';
 import { devPath } from './effects.js';
 import {
   FAULT_KINDS,
@@ -60,11 +60,11 @@ export function breakAttribute(root: string, address: string, attribute: string,
     });
   }
   const abs = path.join(root, devPath(device), attribute);
-  if (content === 'missing') hostFs.removeSync(abs);
-  else hostFs.writeFileSync(abs, content, 0o444);
+  if (content === 'missing') localFs.removeSync(abs);
+  else localFs.writeFileSync(abs, content, 0o444);
   // Discovery takes IDs and class from the uevent when there is one; drop it so the broken
   // attribute is what gets read, as in a captured tree (captures carry no uevent).
-  if (UEVENT_FIELDS.has(attribute)) hostFs.removeSync(path.join(root, devPath(device), 'uevent'));
+  if (UEVENT_FIELDS.has(attribute)) localFs.removeSync(path.join(root, devPath(device), 'uevent'));
 }
 
 function requireDevice(root: string, address: string) {

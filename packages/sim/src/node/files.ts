@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { relativeLink } from './paths.js';
 
 /**
  * Small helpers for laying out and mutating a host tree under a root, as the kernel would.
- * The simulator is the kernel: it writes the tree directly (through hal's hostFs), never through Sysfs.
+ * The simulator is the kernel: it writes the tree directly (through hal's localFs), never through HostRoot.
  */
 export class Tree {
   /** Directories known to exist, so laying out thousands of attributes does not re-create parents. */
@@ -25,7 +25,7 @@ export class Tree {
     // On a running node another process may have removed the directory since (a GPU detached from
     // nvidia in one process, attached in another): only a node being laid out may trust the cache.
     if (this.madeDirs.has(parent) && !this.options.replaceFiles) return;
-    hostFs.makeDir(parent);
+    localFs.makeDir(parent);
     this.madeDirs.add(parent);
   }
 
@@ -34,7 +34,7 @@ export class Tree {
   }
 
   dir(rel: string, mode = 0o755): void {
-    hostFs.makeDir(this.abs(rel), mode);
+    localFs.makeDir(this.abs(rel), mode);
   }
 
   /** A kernel text attribute: content gets its trailing newline here. */
@@ -46,12 +46,12 @@ export class Tree {
     const abs = this.abs(rel);
     this.ensureParent(abs);
     if (!this.options.replaceFiles) {
-      hostFs.writeFileSync(abs, content, mode);
+      localFs.writeFileSync(abs, content, mode);
       return;
     }
     const temp = `${path.dirname(abs)}/.${path.basename(abs)}.${process.pid}.sim-tmp`;
-    hostFs.writeFileSync(temp, content, mode);
-    hostFs.renameSync(temp, abs);
+    localFs.writeFileSync(temp, content, mode);
+    localFs.renameSync(temp, abs);
   }
 
   /** A write-only attribute (bind, unbind, reset...): empty, mode 0200. */
@@ -64,43 +64,43 @@ export class Tree {
     const abs = this.abs(rel);
     this.ensureParent(abs);
     try {
-      hostFs.symlinkSync(relativeLink(rel, target), abs);
+      localFs.symlinkSync(relativeLink(rel, target), abs);
     } catch (error) {
       if ((error as { code?: string }).code !== 'EEXIST') throw error;
-      hostFs.removeSync(abs);
-      hostFs.symlinkSync(relativeLink(rel, target), abs);
+      localFs.removeSync(abs);
+      localFs.symlinkSync(relativeLink(rel, target), abs);
     }
   }
 
   remove(rel: string): void {
     const abs = this.abs(rel);
-    hostFs.removeSync(abs);
+    localFs.removeSync(abs);
     // forget cached directories at or below the removed path
     for (const dir of this.madeDirs) if (dir === abs || dir.startsWith(`${abs}/`)) this.madeDirs.delete(dir);
   }
 
   exists(rel: string): boolean {
-    return hostFs.kindOf(this.abs(rel)) !== undefined;
+    return localFs.kindOf(this.abs(rel)) !== undefined;
   }
 
   read(rel: string): string {
-    return hostFs.readText(this.abs(rel));
+    return localFs.readText(this.abs(rel));
   }
 
   list(rel: string): string[] {
     try {
-      return hostFs.listDir(this.abs(rel));
+      return localFs.listDir(this.abs(rel));
     } catch (error) {
-      if (hostFs.isMissing(error)) return [];
+      if (localFs.isMissing(error)) return [];
       throw error;
     }
   }
 
   readLink(rel: string): string | undefined {
     try {
-      return path.normalize(path.join(path.dirname(rel), hostFs.readLink(this.abs(rel))));
+      return path.normalize(path.join(path.dirname(rel), localFs.readLink(this.abs(rel))));
     } catch (error) {
-      if (hostFs.isMissing(error) || (error as { code?: string }).code === 'EINVAL') return undefined;
+      if (localFs.isMissing(error) || (error as { code?: string }).code === 'EINVAL') return undefined;
       throw error;
     }
   }

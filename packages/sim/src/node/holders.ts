@@ -1,4 +1,4 @@
-import { findHolders, GpuccError, hostFs, parsePciAddress, Sysfs } from '@gpucc/hal';
+import { findHolders, GpuccError, localFs, parsePciAddress, HostRoot } from '@gpucc/hal';
 import { devPath } from './effects.js';
 import { Tree } from './files.js';
 import { readNodeSpec, withNodeLockSync } from './state.js';
@@ -23,7 +23,7 @@ const FIRST_PID = 4000;
 /** A process with the GPU's /dev/nvidia<minor> open. Returns its pid. */
 export function holdGpu(root: string, address: string, options: HoldOptions = {}): number {
   const bdf = parsePciAddress(address);
-  const sysfs = new Sysfs(root);
+  const sysfs = new HostRoot(root);
   const info = sysfs.readOptional(`proc/driver/nvidia/gpus/${bdf}/information`);
   const minor = /^Device Minor:\s*(\d+)\s*$/m.exec(info ?? '')?.[1];
   if (minor === undefined)
@@ -57,9 +57,9 @@ export function releaseHolder(root: string, pid: number): void {
   if (!tree.exists(`proc/${pid}/fd`)) throw invalidHolder(`no simulated process ${pid} holds a device`);
   const node = readNodeSpec(root);
   withNodeLockSync(root, () => {
-    const before = findHolders(new Sysfs(root)).holders.filter((h) => h.pid === pid);
+    const before = findHolders(new HostRoot(root)).holders.filter((h) => h.pid === pid);
     tree.remove(`proc/${pid}`);
-    const still = findHolders(new Sysfs(root)).holders;
+    const still = findHolders(new HostRoot(root)).holders;
     for (const holder of before) {
       if (holder.kind === 'nvidia') continue;
       for (const address of holder.addresses) {
@@ -77,13 +77,13 @@ function addProcess(root: string, pid: number | undefined, comm: string, deviceN
   if (pid === undefined) while (tree.exists(`proc/${chosen}`)) chosen++;
   else if (tree.exists(`proc/${pid}/fd`)) {
     const fds = tree.list(`proc/${pid}/fd`);
-    hostFs.symlinkSync(deviceNode, tree.abs(`proc/${pid}/fd/${3 + fds.length}`));
+    localFs.symlinkSync(deviceNode, tree.abs(`proc/${pid}/fd/${3 + fds.length}`));
     return pid;
   }
   tree.dir(`proc/${chosen}/fd`);
   tree.file(`proc/${chosen}/comm`, `${comm}\n`, 0o444);
   // As /proc/<pid>/fd/<n> reads on a host: the absolute path of the node in the host's namespace.
-  hostFs.symlinkSync(deviceNode, tree.abs(`proc/${chosen}/fd/3`));
+  localFs.symlinkSync(deviceNode, tree.abs(`proc/${chosen}/fd/3`));
   return chosen;
 }
 

@@ -1,4 +1,4 @@
-import { GpuccError, hostFs } from '@gpucc/hal';
+import { GpuccError, localFs } from '@gpucc/hal';
 import { attachDriver, devPath, loadDriver, loadModule, modalias, writeUevent } from './effects.js';
 import { Tree } from './files.js';
 import {
@@ -21,7 +21,7 @@ import { hex } from './spec.js';
  * modules, device nodes), plus the simulator's own state under `.gpucc-sim/`.
  */
 export function layoutNode(root: string, node: NodeSpec): void {
-  if (hostFs.kindOf(root) !== undefined && hostFs.listDir(root).length > 0) {
+  if (localFs.kindOf(root) !== undefined && localFs.listDir(root).length > 0) {
     throw new GpuccError('ERR_GPUCC_SIM_TARGET_NOT_EMPTY', `${root} is not empty`, {
       hint: 'choose a new directory, or remove this one first (gpucc-sim never overwrites a tree)',
       details: { dir: root },
@@ -104,7 +104,7 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
   tree.dir('run/cdi');
   tree.dir('etc/cdi');
   tree.dir('var');
-  hostFs.symlinkSync('../run', tree.abs('var/run'));
+  localFs.symlinkSync('../run', tree.abs('var/run'));
 }
 
 function resourceLines(d: DeviceSpec): string {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, hostFs } from '@gpucc/hal';
+import { GpuccError, localFs } from '@gpucc/hal';
 import { ccStateFile, FAULTS_FILE, LOCK_DIR, NODE_FILE, TOOLS_CONFIG } from './paths.js';
 import type { CcState, NodeSpec } from './spec.js';
 
@@ -10,7 +10,7 @@ import type { CcState, NodeSpec } from './spec.js';
  */
 
 export function isSimulatedNode(root: string): boolean {
-  return hostFs.kindOf(path.join(root, NODE_FILE)) === 'file';
+  return localFs.kindOf(path.join(root, NODE_FILE)) === 'file';
 }
 
 export function readNodeSpec(root: string): NodeSpec {
@@ -20,7 +20,7 @@ export function readNodeSpec(root: string): NodeSpec {
       details: { dir: root },
     });
   }
-  return JSON.parse(hostFs.readText(path.join(root, NODE_FILE))) as NodeSpec;
+  return JSON.parse(localFs.readText(path.join(root, NODE_FILE))) as NodeSpec;
 }
 
 export function writeNodeSpec(root: string, node: NodeSpec): void {
@@ -31,15 +31,15 @@ export function writeNodeSpec(root: string, node: NodeSpec): void {
 export function writeJsonSync(root: string, rel: string, value: unknown): void {
   const abs = path.join(root, rel);
   const temp = `${abs}.${process.pid}.tmp`;
-  hostFs.writeFileSync(temp, `${JSON.stringify(value, null, 1)}\n`);
-  hostFs.renameSync(temp, abs);
+  localFs.writeFileSync(temp, `${JSON.stringify(value, null, 1)}\n`);
+  localFs.renameSync(temp, abs);
 }
 
 export function readJsonSync<T>(root: string, rel: string, fallback: T): T {
   try {
-    return JSON.parse(hostFs.readText(path.join(root, rel))) as T;
+    return JSON.parse(localFs.readText(path.join(root, rel))) as T;
   } catch (error) {
-    if (hostFs.isMissing(error)) return fallback;
+    if (localFs.isMissing(error)) return fallback;
     throw error;
   }
 }
@@ -130,10 +130,10 @@ const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
  * past the deadline the wait ends with a clear error.
  */
 function tryTakeLock(root: string, lock: string, since: number): boolean {
-  if (hostFs.tryMakeDirExclusive(lock)) return true;
-  const age = hostFs.ageMs(lock);
+  if (localFs.tryMakeDirExclusive(lock)) return true;
+  const age = localFs.ageMs(lock);
   if (age !== undefined && age > LOCK_STALE_MS) {
-    hostFs.removeSync(lock);
+    localFs.removeSync(lock);
     return false;
   }
   if (Date.now() - since > LOCK_WAIT_MS) {
@@ -152,7 +152,7 @@ export function withNodeLockSync<T>(root: string, fn: () => T): T {
   try {
     return fn();
   } finally {
-    hostFs.removeSync(lock);
+    localFs.removeSync(lock);
   }
 }
 
@@ -164,6 +164,6 @@ export async function withNodeLock<T>(root: string, fn: () => T | Promise<T>): P
   try {
     return await fn();
   } finally {
-    hostFs.removeSync(lock);
+    localFs.removeSync(lock);
   }
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { HELD_ACCESS_LOG, WRITE_LOG } from './paths.js';
 
 export interface LoggedWrite {
@@ -14,9 +14,9 @@ export interface LoggedWrite {
 export function readWriteLog(root: string): LoggedWrite[] {
   let text: string;
   try {
-    text = hostFs.readText(path.join(root, WRITE_LOG));
+    text = localFs.readText(path.join(root, WRITE_LOG));
   } catch (error) {
-    if (hostFs.isMissing(error)) return [];
+    if (localFs.isMissing(error)) return [];
     throw error;
   }
   return text
@@ -28,13 +28,13 @@ export function readWriteLog(root: string): LoggedWrite[] {
 /** The CC-tool calls that reached a device a VM held (see the fake gpu-admin-tools). */
 export function readHeldAccesses(root: string): Array<{ t: number; pid: number; device: string; args: string[] }> {
   try {
-    return hostFs
+    return localFs
       .readText(path.join(root, HELD_ACCESS_LOG))
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line));
   } catch (error) {
-    if (hostFs.isMissing(error)) return [];
+    if (localFs.isMissing(error)) return [];
     throw error;
   }
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { errnoOf, hostFs, type Sysfs } from '@gpucc/hal';
+import { errnoOf, localFs, type HostRoot } from '@gpucc/hal';
 import { initialCcState } from '../node/layout.js';
 import { HELD_ACCESS_LOG, PCI_DEVICES } from '../node/paths.js';
 import type { CcState } from '../node/spec.js';
@@ -65,15 +65,15 @@ const WRITE_TIMEOUT_MS = 2 ** 31 - 1; // a hung reset blocks the real tool for g
 function recordHeldAccess(root: string, addresses: readonly string[], args: readonly string[]): void {
   for (const address of addresses) {
     const dev = path.join(root, PCI_DEVICES, address);
-    const driver = hostFs.exists(path.join(dev, 'driver'))
-      ? path.basename(hostFs.realPath(path.join(dev, 'driver')))
+    const driver = localFs.exists(path.join(dev, 'driver'))
+      ? path.basename(localFs.realPath(path.join(dev, 'driver')))
       : '';
     let enable = '0';
     try {
-      enable = hostFs.readText(path.join(dev, 'enable')).trim();
+      enable = localFs.readText(path.join(dev, 'enable')).trim();
     } catch {}
     if (!/vfio/.test(driver) || Number(enable) < 1) continue;
-    hostFs.appendText(
+    localFs.appendText(
       path.join(root, HELD_ACCESS_LOG),
       `${JSON.stringify({ t: Date.now(), pid: process.pid, device: address, args })}\n`,
     );
@@ -104,7 +104,7 @@ class GpuToolsRun {
   private readonly toolDir: string;
   private settings!: ToolSettings;
   private options!: GpuToolsOptions;
-  private sysfs: Sysfs | undefined;
+  private sysfs: HostRoot | undefined;
   private faults: Fault[] | undefined;
   /** Devices whose power control was forced on, restored (with a warning) when the process ends. */
   private readonly forced: ToolDevice[] = [];

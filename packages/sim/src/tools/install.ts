@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { hostFs } from '@gpucc/hal';
+import { localFs } from '@gpucc/hal';
 import { KERNEL_LAUNCHER } from '../kernel/protocol.js';
 import type { FakeToolName } from './entry.js';
 
@@ -57,13 +57,13 @@ export function installFakeTools(root: string, options: { entryModule?: string }
   const entry = options.entryModule ?? defaultEntryModule();
   for (const tool of TOOLS) {
     const abs = path.join(root, tool.rel);
-    hostFs.makeDir(path.dirname(abs), 0o755);
-    hostFs.writeFileSync(abs, fakeToolScript(tool.name, entry), 0o755);
+    localFs.makeDir(path.dirname(abs), 0o755);
+    localFs.writeFileSync(abs, fakeToolScript(tool.name, entry), 0o755);
   }
-  hostFs.writeFileSync(path.join(root, KERNEL_LAUNCHER), kernelLauncherScript(entry), 0o644);
+  localFs.writeFileSync(path.join(root, KERNEL_LAUNCHER), kernelLauncherScript(entry), 0o644);
   // A `.py` script is loaded as CommonJS only outside a "type": "module" package: pin it, in case the
   // node lives inside one (Node refuses unknown extensions as ES modules).
-  hostFs.writeFileSync(
+  localFs.writeFileSync(
     path.join(root, path.dirname(GPU_TOOLS_PATH), 'package.json'),
     '{ "type": "commonjs" }\n',
     0o644,

@@ -1,5 +1,5 @@
-import type { Sysfs } from '@gpucc/hal';
-import { openSimulatedSysfs } from '../kernel/index.js';
+import type { HostRoot } from '@gpucc/hal';
+import { openSimulatedHost } from '../kernel/index.js';
 
 /** Where a fake tool prints: the process's streams when installed, a buffer in unit tests. */
 export interface ToolIo {
@@ -14,15 +14,15 @@ export type ToolOutcome = number | 'hang';
 export interface ToolDeps {
   now: () => Date;
   sleep: (ms: number) => Promise<void>;
-  /** The Sysfs whose writes reach the kernel simulator (a reset must go through it, as on a host). */
-  openSysfs: (root: string) => Sysfs;
+  /** The HostRoot whose writes reach the kernel simulator (a reset must go through it, as on a host). */
+  openSysfs: (root: string) => HostRoot;
 }
 
 export function defaultToolDeps(overrides: Partial<ToolDeps> = {}): ToolDeps {
   return {
     now: () => new Date(),
     sleep: (ms) => (ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve()),
-    openSysfs: (root) => openSimulatedSysfs(root),
+    openSysfs: (root) => openSimulatedHost(root),
     ...overrides,
   };
 }

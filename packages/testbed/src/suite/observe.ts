@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, PAUSED } from '@gpucc/cc-manager';
-import { discoverPci, hostFs, isVfioDriver } from '@gpucc/hal';
+import { discoverPci, localFs, isVfioDriver } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
-import { type KubeletState, openSimulatedSysfs, readCcState } from '@gpucc/sim';
+import { type KubeletState, openSimulatedHost, readCcState } from '@gpucc/sim';
 
 /**
  * What the whole node looks like from outside the operands: drivers and CC modes of the GPUs and
@@ -31,7 +31,7 @@ export function observeNode(
   labels: Record<string, string>,
   kubelet: KubeletState | undefined,
 ): SuiteSnapshot {
-  const topology = discoverPci(openSimulatedSysfs(root));
+  const topology = discoverPci(openSimulatedHost(root));
   const devices: ObservedDevice[] = [];
   for (const d of topology.devices) {
     if (d.kind !== 'gpu' && d.kind !== 'nvswitch') continue;
@@ -57,14 +57,14 @@ function readSpecs(root: string): SuiteSnapshot['specs'] {
   const specs: SuiteSnapshot['specs'] = {};
   let names: string[] = [];
   try {
-    names = hostFs.listDir(dir).filter((n) => n.endsWith('.yaml') || n.endsWith('.json'));
+    names = localFs.listDir(dir).filter((n) => n.endsWith('.yaml') || n.endsWith('.json'));
   } catch {
     return specs;
   }
   for (const name of names.sort()) {
     let text: string;
     try {
-      text = hostFs.readText(path.join(dir, name));
+      text = localFs.readText(path.join(dir, name));
     } catch {
       continue; // replaced between the listing and the read
     }
@@ -134,7 +134,7 @@ export function specProblems(snapshot: SuiteSnapshot, root: string): string[] {
   for (const [file, spec] of Object.entries(snapshot.specs)) {
     for (const [id, nodes] of Object.entries(spec.devices)) {
       for (const node of nodes) {
-        if (!hostFs.exists(path.join(root, node))) problems.push(`${file}: ${spec.kind}=${id} names missing ${node}`);
+        if (!localFs.exists(path.join(root, node))) problems.push(`${file}: ${spec.kind}=${id} names missing ${node}`);
       }
     }
   }

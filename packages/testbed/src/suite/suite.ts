@@ -1,6 +1,6 @@
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { GpuccError, hostFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
+import { GpuccError, localFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
 import {
   controlRequest,
   createNode,
@@ -85,7 +85,7 @@ export class Suite {
     const { root } = createNode(options.root, profile, {}, installFakeTools);
     const suite = new Suite(root, options);
     try {
-      hostFs.makeDir(suite.path(SUITE_DIR));
+      localFs.makeDir(suite.path(SUITE_DIR));
       if (options.toolLatency) writeToolSettings(root, options.toolLatency);
       suite.note('suite', `simulated ${profile} node at ${root}`);
       suite.apiPort = await freePort();
@@ -181,10 +181,10 @@ export class Suite {
 
   /** Starts the fake API server on the port of the kubeconfig (its state survives in the node). */
   async startApiServer(): Promise<void> {
-    await hostFs.removeFile(this.path(SERVER_FILE));
+    await localFs.removeFile(this.path(SERVER_FILE));
     const args = ['apiserver', this.root, '--quiet', '--port', String(this.apiPort), '--node-name', this.nodeName];
     this.apiServer = this.startBinary('gpucc-sim', args, 'apiserver');
-    await this.waitFor('API server listening', () => hostFs.exists(this.path(SERVER_FILE)), {
+    await this.waitFor('API server listening', () => localFs.exists(this.path(SERVER_FILE)), {
       timeoutMs: 15_000,
       quiet: true,
       service: this.apiServer,
@@ -384,7 +384,7 @@ export class Suite {
     for (const [operand, p] of this.operands) {
       let bytes: Buffer;
       try {
-        bytes = hostFs.readFrom(this.logFile(operand), p.logOffset);
+        bytes = localFs.readFrom(this.logFile(operand), p.logOffset);
       } catch {
         continue;
       }

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
 import { writeAttributeBlocking } from './blocking-writer.js';
-import * as hostFs from './host-fs.js';
+import * as localFs from './local-fs.js';
 import { AccessRecorder } from './recorder.js';
 
 /**
@@ -15,7 +15,7 @@ export interface KernelHook {
   checkRead?(relPath: string): void;
 }
 
-export interface SysfsOptions {
+export interface HostRootOptions {
   kernel?: KernelHook;
   recorder?: AccessRecorder;
 }
@@ -43,23 +43,23 @@ function deviceOfWrite(root: string, relPath: string, value: string): string | u
 const KERNEL_PREFIXES = ['sys/', 'proc/'];
 
 /**
- * Every read, write, readlink and readdir of gpucc goes through a Sysfs: one host root (`/`, `/host`,
+ * Every read, write, readlink and readdir of gpucc goes through a HostRoot: one host root (`/`, `/host`,
  * or a simulated node), every path relative to it and checked to stay under it, every access counted.
  * Reads are synchronous (sysfs text attributes answer at once); writes are asynchronous and bounded,
  * because a store such as `unbind` can block in the kernel.
  */
-export class Sysfs {
+export class HostRoot {
   readonly root: string;
   readonly kernel: KernelHook | undefined;
   readonly recorder: AccessRecorder;
 
-  constructor(hostRoot: string, options: SysfsOptions = {}) {
+  constructor(hostRoot: string, options: HostRootOptions = {}) {
     const root = path.resolve(hostRoot);
     const problem = dirProblem(root);
     if (problem !== undefined) throw invalidHostRoot(root, `host root ${root} ${problem.text}`, problem.errno);
     this.root = root;
     this.kernel = options.kernel;
-    // Counters only unless a recorder is given: a daemon's Sysfs lives for days.
+    // Counters only unless a recorder is given: a daemon's HostRoot lives for days.
     this.recorder = options.recorder ?? new AccessRecorder({ writeLog: false });
   }
 
@@ -79,8 +79,8 @@ export class Sysfs {
   }
 
   /** The same host root with a fresh recorder (write log included), for counting one operation's accesses. */
-  withRecorder(recorder = new AccessRecorder()): Sysfs {
-    return new Sysfs(this.root, { recorder, ...(this.kernel ? { kernel: this.kernel } : {}) });
+  withRecorder(recorder = new AccessRecorder()): HostRoot {
+    return new HostRoot(this.root, { recorder, ...(this.kernel ? { kernel: this.kernel } : {}) });
   }
 
   get simulated(): boolean {
@@ -99,7 +99,7 @@ export class Sysfs {
       throw this.escapes(relPath);
     }
     if (this.root === '/' || clean.startsWith('sys/')) return abs;
-    const inRoot = hostFs.resolveInRoot(this.root, path.relative(this.root, abs), followFinal);
+    const inRoot = localFs.resolveInRoot(this.root, path.relative(this.root, abs), followFinal);
     if (inRoot === undefined) throw this.escapes(relPath);
     return inRoot;
   }
@@ -129,9 +129,9 @@ export class Sysfs {
     this.recorder.recordRead(relPath);
     try {
       this.kernel?.checkRead?.(relPath);
-      return hostFs.readText(abs);
+      return localFs.readText(abs);
     } catch (error) {
-      if (hostFs.isMissing(error)) return undefined;
+      if (localFs.isMissing(error)) return undefined;
       throw this.accessError('read', relPath, error);
     }
   }
@@ -141,9 +141,9 @@ export class Sysfs {
     const abs = this.resolve(relPath);
     this.recorder.recordRead(relPath);
     try {
-      return hostFs.readLink(abs);
+      return localFs.readLink(abs);
     } catch (error) {
-      if (hostFs.isMissing(error) || errnoOf(error) === 'EINVAL') return undefined;
+      if (localFs.isMissing(error) || errnoOf(error) === 'EINVAL') return undefined;
       throw this.accessError('readlink', relPath, error);
     }
   }
@@ -164,19 +164,19 @@ export class Sysfs {
     const abs = this.resolve(relPath, true);
     this.recorder.recordRead(relPath);
     try {
-      return hostFs.listDir(abs).sort();
+      return localFs.listDir(abs).sort();
     } catch (error) {
-      if (hostFs.isMissing(error)) return [];
+      if (localFs.isMissing(error)) return [];
       throw this.accessError('readdir', relPath, error);
     }
   }
 
   exists(relPath: string): boolean {
-    return hostFs.exists(this.resolve(relPath, true));
+    return localFs.exists(this.resolve(relPath, true));
   }
 
-  kindOf(relPath: string): hostFs.FileKind | undefined {
-    return hostFs.kindOf(this.resolve(relPath));
+  kindOf(relPath: string): localFs.FileKind | undefined {
+    return localFs.kindOf(this.resolve(relPath));
   }
 
   /**
@@ -207,7 +207,7 @@ export class Sysfs {
         ? this.kernel.write(relPath, data)
         : kernelPath
           ? writeAttributeBlocking(abs, data)
-          : hostFs.writeAttribute(abs, data);
+          : localFs.writeAttribute(abs, data);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -246,16 +246,16 @@ export class Sysfs {
     relPath: string,
     content: string | Uint8Array,
     mode = 0o644,
-  ): Promise<hostFs.AtomicWriteResult> {
+  ): Promise<localFs.AtomicWriteResult> {
     const abs = this.resolve(relPath);
     const data = typeof content === 'string' ? Buffer.from(content) : content;
     try {
-      hostFs.makeDir(path.dirname(abs), 0o755);
-      const result = await hostFs.writeFileAtomic(abs, data, mode);
+      localFs.makeDir(path.dirname(abs), 0o755);
+      const result = await localFs.writeFileAtomic(abs, data, mode);
       if (result === 'written') this.recorder.recordWrite(relPath, `<${data.length} bytes>`, 'ok');
       return result;
     } catch (error) {
-      if (error instanceof hostFs.SymlinkTargetError) {
+      if (error instanceof localFs.SymlinkTargetError) {
         throw new GpuccError(
           'ERR_GPUCC_TARGET_IS_SYMLINK',
           `refusing to replace ${this.display(relPath)}: it is a symlink`,
@@ -290,7 +290,7 @@ export class Sysfs {
     for (const name of this.readdir(dir)) {
       if (!pattern.test(name)) continue;
       const temp = `${dir}/${name}`;
-      const age = options.olderThanMs === undefined ? undefined : hostFs.ageMs(this.resolve(temp));
+      const age = options.olderThanMs === undefined ? undefined : localFs.ageMs(this.resolve(temp));
       if (age !== undefined && age < options.olderThanMs!) continue;
       if (await this.removeFile(temp)) removed++;
     }
@@ -301,7 +301,7 @@ export class Sysfs {
   async removeFile(relPath: string): Promise<boolean> {
     const abs = this.resolve(relPath);
     try {
-      const removed = await hostFs.removeFile(abs);
+      const removed = await localFs.removeFile(abs);
       if (removed) this.recorder.recordWrite(relPath, '<unlink>', 'ok');
       return removed;
     } catch (error) {
@@ -311,12 +311,12 @@ export class Sysfs {
 
   /** Whether a server accepts connections on the unix socket (false for one left by a killed process). */
   socketHasListener(relPath: string, timeoutMs?: number): Promise<boolean> {
-    return hostFs.socketHasListener(this.resolve(relPath), timeoutMs);
+    return localFs.socketHasListener(this.resolve(relPath), timeoutMs);
   }
 
   /** Watches a directory for entries appearing or vanishing; returns a closer. */
   watchDir(relPath: string, onChange: (name: string | null) => void): () => void {
-    return hostFs.watchDir(this.resolve(relPath, true), onChange);
+    return localFs.watchDir(this.resolve(relPath, true), onChange);
   }
 
   /** A path as the user knows it on the host (`/sys/...`), with the root shown when it is not `/`. */
@@ -342,7 +342,7 @@ export class Sysfs {
         details,
       });
     }
-    if (op === 'write' && hostFs.isMissing(error)) {
+    if (op === 'write' && localFs.isMissing(error)) {
       return new GpuccError('ERR_GPUCC_ATTRIBUTE_MISSING', `cannot ${what}: the attribute does not exist`, {
         hint: 'the device, driver or kernel feature is absent; gpucc never creates sysfs files',
         cause: error,
@@ -370,7 +370,7 @@ function escapeRegExp(text: string): string {
 /** Why `abs` is not a directory this process can read, or undefined when it is one. */
 function dirProblem(abs: string): { text: string; errno?: string } | undefined {
   try {
-    const kind = hostFs.probeReadable(abs);
+    const kind = localFs.probeReadable(abs);
     return kind === 'dir' ? undefined : { text: `is a ${kind === 'char' ? 'device node' : kind}, not a directory` };
   } catch (error) {
     const errno = errnoOf(error);

@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GpuccError } from '../src/errors/index.js';
-import { hostFs, Sysfs } from '../src/fs/index.js';
+import { localFs, HostRoot } from '../src/fs/index.js';
 
 let root: string;
 beforeEach(() => {
@@ -25,15 +25,15 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
-describe('Sysfs on a plain directory (a captured or real host)', () => {
+describe('HostRoot on a plain directory (a captured or real host)', () => {
   it('refuses a missing host root with a hint about --host-root', () => {
-    expect(() => new Sysfs(path.join(root, 'nope'))).toThrow(
+    expect(() => new HostRoot(path.join(root, 'nope'))).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_HOST_ROOT_INVALID' }),
     );
   });
 
   it('reads under the root; optional reads of missing files are undefined; required ones name the file', () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     expect(s.read('sys/bus/pci/devices/0000:01:00.0/vendor')).toBe('0x10de\n');
     expect(s.read('/sys/bus/pci/devices/0000:01:00.0/vendor')).toBe('0x10de\n');
     expect(s.readOptional('sys/bus/pci/devices/0000:01:00.0/subsystem_vendor')).toBeUndefined();
@@ -45,7 +45,7 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
   });
 
   it('refuses every path that would leave the root, before touching it', async () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     for (const bad of ['../etc/passwd', 'sys/../../x', 'sys/bus/../../../../etc']) {
       expect(() => s.read(bad)).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }));
     }
@@ -56,7 +56,7 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     mkdirSync(path.join(root, 'sys/devices/pci0000:00/0000:01:00.0'), { recursive: true });
     symlinkSync('../../../devices/pci0000:00/0000:01:00.0', path.join(root, 'sys/bus/pci/devices/0000:02:00.0'));
     symlinkSync('../../../../../../../etc', path.join(root, 'sys/bus/pci/devices/0000:01:00.0/evil'));
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     expect(s.resolveLink('sys/bus/pci/devices/0000:02:00.0')).toBe('sys/devices/pci0000:00/0000:01:00.0');
     expect(s.readlink('sys/bus/pci/devices/0000:01:00.0/vendor')).toBeUndefined(); // not a link
     expect(() => s.resolveLink('sys/bus/pci/devices/0000:01:00.0/evil')).toThrow(
@@ -69,7 +69,7 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     mkdirSync(path.join(root, 'var'), { recursive: true });
     symlinkSync('/run', path.join(root, 'var/run'));
     symlinkSync('/../../../etc', path.join(root, 'up'));
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     await s.writeFileAtomic('var/run/cdi/spec.yaml', 'x');
     expect(readFileSync(path.join(root, 'run/cdi/spec.yaml'), 'utf8')).toBe('x');
     expect(s.read('var/run/cdi/spec.yaml')).toBe('x');
@@ -78,7 +78,7 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
   });
 
   it('writes with O_TRUNC into an existing attribute and never creates a missing one', async () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', 'vfio-pci');
     expect(readFileSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/driver_override'), 'utf8')).toBe('vfio-pci');
     await expect(s.write('sys/bus/pci/devices/0000:01:00.0/reset', '1')).rejects.toMatchObject({
@@ -87,15 +87,15 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
     expect(existsSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/reset'))).toBe(false);
   });
 
-  it("keeps counters but no write log by default: a daemon's Sysfs does not grow with every write", async () => {
-    const s = new Sysfs(root);
+  it("keeps counters but no write log by default: a daemon's HostRoot does not grow with every write", async () => {
+    const s = new HostRoot(root);
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', '\n');
     expect(s.recorder.writes).toBe(1);
     expect(s.recorder.writeLog).toEqual([]);
   });
 
   it('counts reads and writes per attribute in its recorder, and a fresh recorder starts at zero', async () => {
-    const s = new Sysfs(root).withRecorder();
+    const s = new HostRoot(root).withRecorder();
     s.read('sys/bus/pci/devices/0000:01:00.0/vendor');
     await s.write('sys/bus/pci/devices/0000:01:00.0/driver_override', '\n');
     await s.write('sys/bus/pci/devices/0000:01:00.0/nope', '1').catch(() => {});
@@ -108,13 +108,13 @@ describe('Sysfs on a plain directory (a captured or real host)', () => {
   it('reports permission errors with a privilege hint', async () => {
     if (process.getuid?.() === 0) return; // root bypasses file modes; the simulator covers EACCES
     chmodSync(path.join(root, 'sys/bus/pci/devices/0000:01:00.0/vendor'), 0o200);
-    expect(() => new Sysfs(root).read('sys/bus/pci/devices/0000:01:00.0/vendor')).toThrow(GpuccError);
+    expect(() => new HostRoot(root).read('sys/bus/pci/devices/0000:01:00.0/vendor')).toThrow(GpuccError);
   });
 });
 
 describe('atomic file writes', () => {
   it('writes with the fixed mode regardless of umask, leaves no temp file, and skips unchanged content', async () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     const old = process.umask(0o077);
     try {
       expect(await s.writeFileAtomic('run/cdi/nvidia.com-pgpu.yaml', 'a: 1\n')).toBe('written');
@@ -135,14 +135,14 @@ describe('atomic file writes', () => {
     mkdirSync(path.join(root, 'etc/cdi'), { recursive: true });
     writeFileSync(path.join(root, 'elsewhere'), 'keep');
     symlinkSync('../../elsewhere', path.join(root, 'etc/cdi/x.yaml'));
-    await expect(new Sysfs(root).writeFileAtomic('etc/cdi/x.yaml', 'new')).rejects.toMatchObject({
+    await expect(new HostRoot(root).writeFileAtomic('etc/cdi/x.yaml', 'new')).rejects.toMatchObject({
       code: 'ERR_GPUCC_TARGET_IS_SYMLINK',
     });
     expect(readFileSync(path.join(root, 'elsewhere'), 'utf8')).toBe('keep');
   });
 
   it('a reader polling during 300 rewrites only ever sees a whole old or whole new file', async () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     const file = path.join(root, 'run/spec.json');
     const bodies = Array.from({ length: 300 }, (_, i) => JSON.stringify({ i, pad: 'x'.repeat(2000 + i) }));
     await s.writeFileAtomic('run/spec.json', bodies[0]!);
@@ -168,20 +168,20 @@ describe('atomic file writes', () => {
   });
 
   it('removes a file once and reports whether it was there', async () => {
-    const s = new Sysfs(root);
+    const s = new HostRoot(root);
     await s.writeFileAtomic('run/x', 'y');
     expect(await s.removeFile('run/x')).toBe(true);
     expect(await s.removeFile('run/x')).toBe(false);
   });
 });
 
-describe('hostFs.readFrom', () => {
+describe('localFs.readFrom', () => {
   it('reads only what a followed file gained since an offset', () => {
     const log = path.join(root, 'follow.log');
     writeFileSync(log, 'one\n');
-    expect(hostFs.readFrom(log, 0).toString()).toBe('one\n');
-    expect(hostFs.readFrom(log, 4).length).toBe(0);
+    expect(localFs.readFrom(log, 0).toString()).toBe('one\n');
+    expect(localFs.readFrom(log, 4).length).toBe(0);
     writeFileSync(log, 'one\ntwo\n');
-    expect(hostFs.readFrom(log, 4).toString()).toBe('two\n');
+    expect(localFs.readFrom(log, 4).toString()).toBe('two\n');
   });
 });

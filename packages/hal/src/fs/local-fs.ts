@@ -1,5 +1,5 @@
 /**
- * The only module of gpucc that imports `node:fs`. Everything else reaches the host through `Sysfs`
+ * The only module of gpucc that imports `node:fs`. Everything else reaches the host through `HostRoot`
  * (rooted, validated, recorded) or, for the simulator that builds host trees, through these functions.
  * Paths here are absolute and already checked by the caller.
  */
