@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, type PciAddress, type HostRoot } from '@gpucc/hal';
+import { GpuccError, type HostRoot, isGpuccError, type PciAddress } from '@gpucc/hal';
 import type { CcBackend, DeviceModes, SwitchStep } from './backend/backend.js';
 import { type DevicePlan, describeModes, type Plan, toSwitch } from './plan.js';
 import { mapBounded } from './pool.js';

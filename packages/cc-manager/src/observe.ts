@@ -1,4 +1,4 @@
-import { detectHostTee, discoverPci, type HostTee, type PciAddress, type HostRoot, vfioDevicesInUse } from '@gpucc/hal';
+import { detectHostTee, discoverPci, type HostRoot, type HostTee, type PciAddress, vfioDevicesInUse } from '@gpucc/hal';
 import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type CcDevice, findCcDevices } from './devices.js';

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from '@gpucc/daemon';
 import type { KubeNode, LabelChanges, NodeClient, NodeEvent } from '@gpucc/daemon/kube';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { CC_MODES, type GpuccError, messageOf, type PciAddress, type HostRoot } from '@gpucc/hal';
+import { CC_MODES, type GpuccError, type HostRoot, messageOf, type PciAddress } from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
 import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';

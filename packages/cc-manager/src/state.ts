@@ -1,4 +1,4 @@
-import { readStateFile, type StateFile, type HostRoot, writeStateFile } from '@gpucc/hal';
+import { type HostRoot, readStateFile, type StateFile, writeStateFile } from '@gpucc/hal';
 import type { SwitchStep } from './backend/backend.js';
 
 /**

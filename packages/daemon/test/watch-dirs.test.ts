@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { localFs, HostRoot } from '@gpucc/hal';
+import { HostRoot, localFs } from '@gpucc/hal';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type DirWatches, watchDirs } from '../src/index.js';

@@ -9,10 +9,10 @@ import {
   detectVfioModel,
   deviceNodesFor,
   GpuccError,
+  HostRoot,
   hostDeviceNodesFor,
   noiommuCdevPath,
   noiommuGroupPath,
-  HostRoot,
   vfioCdevPath,
   vfioGroupPath,
   waitForPath,
@@ -274,8 +274,8 @@ describe('waitForPath', () => {
   });
 
   it('refuses a path that leaves the host root', async () => {
-    await expect(waitForPath(new HostRoot(root), '../../etc/passwd', { present: true, timeoutMs: 100 })).rejects.toThrow(
-      expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }),
-    );
+    await expect(
+      waitForPath(new HostRoot(root), '../../etc/passwd', { present: true, timeoutMs: 100 }),
+    ).rejects.toThrow(expect.objectContaining({ code: 'ERR_GPUCC_PATH_ESCAPES_ROOT' }));
   });
 });

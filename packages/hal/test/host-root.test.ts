@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GpuccError } from '../src/errors/index.js';
-import { localFs, HostRoot } from '../src/fs/index.js';
+import { HostRoot, localFs } from '../src/fs/index.js';
 
 let root: string;
 beforeEach(() => {

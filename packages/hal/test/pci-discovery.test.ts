@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AccessRecorder, type GpuccError, localFs, isGpuccError, HostRoot } from '../src/index.js';
+import { AccessRecorder, type GpuccError, HostRoot, isGpuccError, localFs } from '../src/index.js';
 import {
   cardFunctions,
   discoverPci,
@@ -648,7 +648,9 @@ describe('refreshPci', () => {
     const before = discoverPci(sysfs());
     const recorder = new PathRecorder();
     expect(refreshPci(new HostRoot(root, { recorder }), before, none)).toBe(before);
-    expect(refreshPci(new HostRoot(root, { recorder }), before, { nodes: ['dev/vfio/vfio'], functions: [] })).toBe(before);
+    expect(refreshPci(new HostRoot(root, { recorder }), before, { nodes: ['dev/vfio/vfio'], functions: [] })).toBe(
+      before,
+    );
     expect(recorder.paths).toEqual([]);
   });
 

@@ -7,12 +7,12 @@ import {
   checkPciIdsFile,
   findPciIds,
   type GpuccError,
+  HostRoot,
   loadPciIds,
   loadPciIdsFile,
   lookupNvidiaDeviceName,
   PCI_IDS_PATHS,
   parseNvidiaPciIds,
-  HostRoot,
 } from '../src/index.js';
 
 // A slice of the real file's shape: header comments, a vendor before 10de that reuses NVIDIA device

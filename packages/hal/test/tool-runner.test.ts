@@ -7,10 +7,10 @@ import {
   ensureModuleLoaded,
   formatCommandLine,
   type GpuccError,
+  HostRoot,
   isModuleLoaded,
   modprobe,
   runTool,
-  HostRoot,
   tailOf,
 } from '../src/index.js';
 

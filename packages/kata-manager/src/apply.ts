@@ -5,7 +5,7 @@
  * tool put there in the meantime is never replaced or removed.
  */
 
-import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
+import { GpuccError, type HostRoot, isGpuccError, messageOf } from '@gpucc/hal';
 import type { SpecAction, SpecPlan } from './plan.js';
 import { isOwnSpecText } from './spec.js';
 import { checkSpecText } from './validate.js';

@@ -19,7 +19,7 @@ import {
   stderrLogger,
   usageError,
 } from '@gpucc/daemon';
-import { GpuccError, type NameAliases, type PciIdsSource, parseCdiKind, HostRoot } from '@gpucc/hal';
+import { GpuccError, HostRoot, type NameAliases, type PciIdsSource, parseCdiKind } from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './commands.js';

@@ -1,4 +1,4 @@
-import { type GpuccError, isGpuccError, type NameAliases, type PciIdsSource, type HostRoot } from '@gpucc/hal';
+import { type GpuccError, type HostRoot, isGpuccError, type NameAliases, type PciIdsSource } from '@gpucc/hal';
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
 import type { DeviceObserver } from './observe.js';

@@ -2,6 +2,7 @@ import {
   detectVfioModel,
   discoverPci,
   type FileKind,
+  type HostRoot,
   hostDeviceNodesOf,
   IncrementalObserver,
   isVfioFunction,
@@ -9,7 +10,6 @@ import {
   type PciIdsDb,
   type PciIdsSource,
   type PciTopology,
-  type HostRoot,
   type VfioHostModel,
 } from '@gpucc/hal';
 

@@ -1,10 +1,10 @@
 import { type DirWatches, watchDirs } from '@gpucc/daemon';
 import {
+  type HostRoot,
   isVfioDriver,
   PCI_DRIVERS_DIR,
   type PciEvent,
   pciEventOf,
-  type HostRoot,
   VFIO_DEVICES_DIR,
   VFIO_DIR,
 } from '@gpucc/hal';

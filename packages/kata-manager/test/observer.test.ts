@@ -2,7 +2,7 @@
 // hal's PciObserver is tested on its own (packages/hal/test/pci-observer.test.ts); these are the
 // same random changes end to end, through run's own watches, the observer and the device selection.
 import path from 'node:path';
-import { localFs, type PciAddress, type PciEvent, type HostRoot } from '@gpucc/hal';
+import { type HostRoot, localFs, type PciAddress, type PciEvent } from '@gpucc/hal';
 import { bindAll, bindToVfio, silentLogger } from '@gpucc/testbed/fixtures';
 import { EventMarks, randomChange, seeded, until } from '@gpucc/testbed/pci-changes';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';

@@ -1,6 +1,6 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
 import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
-import { PLUGIN_SOCKET_PREFIX, type HostRoot } from '@gpucc/hal';
+import { type HostRoot, PLUGIN_SOCKET_PREFIX } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { BINARY, VERSION } from './cli.js';
 import { registerPluginMetrics } from './metrics.js';

@@ -1,5 +1,5 @@
 import { table } from '@gpucc/daemon';
-import type { GpuccError, PciIdsDb, HostRoot, VfioModel } from '@gpucc/hal';
+import type { GpuccError, HostRoot, PciIdsDb, VfioModel } from '@gpucc/hal';
 import { loadPciIds, socketNameFor } from '@gpucc/hal';
 import { nextDeviceState } from './device-state.js';
 import { type PluginDevice, type SkippedDevice, scanInventory } from './inventory.js';

@@ -1,10 +1,10 @@
 import { type DirWatches, type Logger, watchDirs } from '@gpucc/daemon';
 import type { Readiness } from '@gpucc/daemon/runtime';
 import {
+  type HostRoot,
   loadPciIds,
   PCI_DEVICES_DIR,
   type PciIdsDb,
-  type HostRoot,
   socketNameFor,
   VFIO_DEVICES_DIR,
   VFIO_DIR,

@@ -1,6 +1,6 @@
 import type { Logger } from '@gpucc/daemon';
 import { type BackoffSettings, backoffDelay } from '@gpucc/daemon/runtime';
-import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
+import { GpuccError, type HostRoot, isGpuccError, messageOf } from '@gpucc/hal';
 import {
   DEVICE_PLUGIN_API_VERSION,
   DEVICE_PLUGIN_DIR,

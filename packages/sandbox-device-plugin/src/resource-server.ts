@@ -1,5 +1,5 @@
 import type { Logger } from '@gpucc/daemon';
-import { GpuccError, isGpuccError, messageOf, type HostRoot } from '@gpucc/hal';
+import { GpuccError, type HostRoot, isGpuccError, messageOf } from '@gpucc/hal';
 import {
   bindUnix,
   type DevicePluginOptions,

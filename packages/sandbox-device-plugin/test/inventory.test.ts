@@ -1,4 +1,4 @@
-import { localFs, loadPciIds, resourceNamingFor } from '@gpucc/hal';
+import { loadPciIds, localFs, resourceNamingFor } from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';

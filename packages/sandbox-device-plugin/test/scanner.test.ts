@@ -3,7 +3,7 @@
 // random changes end to end, through the plugin's watches, the scanner and the inventory.
 import path from 'node:path';
 import { watchDirs } from '@gpucc/daemon';
-import { localFs, loadPciIds, PCI_DEVICES_DIR, type HostRoot, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
+import { type HostRoot, loadPciIds, localFs, PCI_DEVICES_DIR, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { EventMarks, randomChange, seeded, simHost } from '@gpucc/testbed/pci-changes';
 import { boundNode } from '@gpucc/testbed/vitest';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { endQuietlyWhenStdoutCloses, GpuccError, isGpuccError, HostRoot } from '@gpucc/hal';
+import { endQuietlyWhenStdoutCloses, GpuccError, HostRoot, isGpuccError } from '@gpucc/hal';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { registerApiServerCommands } from './apiserver/commands.js';
 import { formatInspect, inspectHost } from './inspect.js';

@@ -1,4 +1,4 @@
-import { detectHostTee, detectVfioModel, discoverPci, type PciDevice, type HostRoot } from '@gpucc/hal';
+import { detectHostTee, detectVfioModel, discoverPci, type HostRoot, type PciDevice } from '@gpucc/hal';
 
 /** What the hal discovers on a host tree: works on any directory laid out like a real host. */
 export interface InspectReport {

@@ -1,6 +1,6 @@
 // Issue 13 item 1 and 3: processes that hold a GPU, as a real host's /proc shows them, and what the
 // simulated kernel does with them (docs/facts/real-hosts.md).
-import { findHolders, holdersOf, parsePciAddress, HostRoot } from '@gpucc/hal';
+import { findHolders, HostRoot, holdersOf, parsePciAddress } from '@gpucc/hal';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { holdGpu, releaseHolder, vmHold } from '../src/node/holders.js';

@@ -1,6 +1,6 @@
 import { type DirWatches, watchDirs } from '@gpucc/daemon';
 import type { ReconcileOutcome } from '@gpucc/daemon/runtime';
-import { PCI_DEVICES_DIR, type HostRoot, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
+import { type HostRoot, PCI_DEVICES_DIR, VFIO_DEVICES_DIR, VFIO_DIR } from '@gpucc/hal';
 import type { ApplyOptions } from './apply.js';
 import { bind, release } from './commands.js';
 import { observe } from './observe.js';

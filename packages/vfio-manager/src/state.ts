@@ -1,4 +1,4 @@
-import { type PciAddress, readStateDocument, type StateFile, type HostRoot, writeStateFile } from '@gpucc/hal';
+import { type HostRoot, type PciAddress, readStateDocument, type StateFile, writeStateFile } from '@gpucc/hal';
 
 /**
  * The crash-safety record (`var/lib/gpucc/vfio-manager.json` under the host root). A bind writes it

@@ -1,11 +1,11 @@
 import {
+  type HostRoot,
   isBridge,
   isVfioDriver,
   isViableGroupMember,
   noiommuGroupPath,
   type PciAddress,
   type PciDevice,
-  type HostRoot,
   vfioCdevPath,
   vfioGroupPath,
 } from '@gpucc/hal';

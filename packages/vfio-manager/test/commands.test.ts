@@ -1,5 +1,5 @@
 import { createLogger } from '@gpucc/daemon';
-import { currentDriver, currentOverride, discoverPci, parsePciAddress, type HostRoot } from '@gpucc/hal';
+import { currentDriver, currentOverride, discoverPci, type HostRoot, parsePciAddress } from '@gpucc/hal';
 import {
   breakAttribute,
   devPath,

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { GpuccError, type HostTee, parseLabelKey, parseLabelValue, type HostRoot } from '@gpucc/hal';
+import { GpuccError, type HostRoot, type HostTee, parseLabelKey, parseLabelValue } from '@gpucc/hal';
 import type { DoctorObservation } from './observe.js';
 
 /**

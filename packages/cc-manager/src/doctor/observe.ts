@@ -4,6 +4,7 @@ import {
   detectVfioModel,
   discoverPci,
   findPciIds,
+  type HostRoot,
   type HostTee,
   isGpuccError,
   isModuleLoaded,
@@ -12,7 +13,6 @@ import {
   type PciAddress,
   readVfioAliases,
   registeredDriverName,
-  type HostRoot,
   type VfioModel,
   vfioModuleFor,
 } from '@gpucc/hal';
@@ -75,7 +75,11 @@ export interface ObserveOptions {
   pciIdsFallback?: string;
 }
 
-export function observeDoctor(sysfs: HostRoot, table: CapabilityTable, options: ObserveOptions = {}): DoctorObservation {
+export function observeDoctor(
+  sysfs: HostRoot,
+  table: CapabilityTable,
+  options: ObserveOptions = {},
+): DoctorObservation {
   const topology = discoverPci(sysfs);
   const aliases = readVfioAliases(sysfs);
   const devices: DoctorDevice[] = findCcDevices(topology, table).map((d) => {

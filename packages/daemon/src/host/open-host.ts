@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { attachedSimulator, GpuccError, SIMULATED_NODE_MARKER, type SimulatedTools, HostRoot } from '@gpucc/hal';
+import { attachedSimulator, GpuccError, HostRoot, SIMULATED_NODE_MARKER, type SimulatedTools } from '@gpucc/hal';
 import type { Logger } from '../log/logger.js';
 
 export interface Host {

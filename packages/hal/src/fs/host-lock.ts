@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { errnoOf, GpuccError } from '../errors/index.js';
-import * as localFs from './local-fs.js';
 import type { HostRoot } from './host-root.js';
+import * as localFs from './local-fs.js';
 
 export interface HostLockOptions {
   /** How long to wait for another holder; 0 = fail at once. */

@@ -1,6 +1,7 @@
+export { acquireHostLock, type HostLock, type HostLockOptions } from './host-lock.js';
+export { HostRoot, type HostRootOptions, type KernelHook, messageOf, type WriteOptions } from './host-root.js';
 export type { AtomicWriteResult, FileKind } from './local-fs.js';
 export * as localFs from './local-fs.js';
-export { acquireHostLock, type HostLock, type HostLockOptions } from './host-lock.js';
 export { AccessRecorder, attributeName, type WriteRecord } from './recorder.js';
 export {
   attachedSimulator,
@@ -11,4 +12,3 @@ export {
   type SimulatorLoader,
 } from './simulator.js';
 export { readStateDocument, readStateFile, type StateDocument, type StateFile, writeStateFile } from './state-file.js';
-export { type KernelHook, messageOf, HostRoot, type HostRootOptions, type WriteOptions } from './host-root.js';

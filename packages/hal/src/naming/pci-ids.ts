@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { errnoOf, GpuccError } from '../errors/index.js';
-import { type FileKind, localFs, type HostRoot } from '../fs/index.js';
+import { type FileKind, type HostRoot, localFs } from '../fs/index.js';
 
 /** The NVIDIA part of a pci.ids file: device id -> model name, under vendor 0x10de only. */
 export interface PciIdsDb {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { GpuccError, isGpuccError } from '../errors/index.js';
-import { messageOf, type HostRoot } from '../fs/index.js';
+import { type HostRoot, messageOf } from '../fs/index.js';
 import { isPciAddress, type PciAddress } from '../types/index.js';
 import { PCI_DEVICES_DIR, readPciDevice } from './device.js';
 import { badEntry, groupsFromLinks, readIommuState } from './iommu-groups.js';

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { GpuccError, localFs, isLabelKey, isLabelValue } from '@gpucc/hal';
+import { GpuccError, isLabelKey, isLabelValue, localFs } from '@gpucc/hal';
 import { readNodeSpec } from '../node/state.js';
 import { type Json, type JsonObject, labelsOf, metaOf, newNodeObject } from './objects.js';
 import { PatchError } from './patch.js';

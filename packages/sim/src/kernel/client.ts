@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import path from 'node:path';
-import { GpuccError, localFs, type KernelHook, spawnDetached } from '@gpucc/hal';
+import { GpuccError, type KernelHook, localFs, spawnDetached } from '@gpucc/hal';
 import { defaultEntryModule, kernelLauncherScript } from '../tools/install.js';
 import { KernelErrno } from './errno.js';
 import {

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { findHolders, localFs, type KernelHook, type PciAddress, HostRoot } from '@gpucc/hal';
+import { findHolders, HostRoot, type KernelHook, localFs, type PciAddress } from '@gpucc/hal';
 import {
   attachDriver,
   boundDriver,

@@ -1,6 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import path from 'node:path';
-import { GpuccError, localFs, isGpuccError, messageOf } from '@gpucc/hal';
+import { GpuccError, isGpuccError, localFs, messageOf } from '@gpucc/hal';
 import { checkSocketPath } from '@gpucc/hal/kubelet';
 import { type FakeKubelet, KUBELET_CONTROL_SOCKET } from './fake-kubelet.js';
 

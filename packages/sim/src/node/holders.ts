@@ -1,4 +1,4 @@
-import { findHolders, GpuccError, localFs, parsePciAddress, HostRoot } from '@gpucc/hal';
+import { findHolders, GpuccError, HostRoot, localFs, parsePciAddress } from '@gpucc/hal';
 import { devPath } from './effects.js';
 import { Tree } from './files.js';
 import { readNodeSpec, withNodeLockSync } from './state.js';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { errnoOf, localFs, type HostRoot } from '@gpucc/hal';
+import { errnoOf, type HostRoot, localFs } from '@gpucc/hal';
 import { initialCcState } from '../node/layout.js';
 import { HELD_ACCESS_LOG, PCI_DEVICES } from '../node/paths.js';
 import type { CcState } from '../node/spec.js';

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, PAUSED } from '@gpucc/cc-manager';
-import { discoverPci, localFs, isVfioDriver } from '@gpucc/hal';
+import { discoverPci, isVfioDriver, localFs } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
 import { type KubeletState, openSimulatedHost, readCcState } from '@gpucc/sim';
 
