@@ -20,6 +20,9 @@ import { injectFault } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 
+/** The vGPU-host NVIDIA driver: the only build with an unbind lock (docs/facts/real-hosts.md#the-nvidia-unbind-lock). */
+const VGPU_HOST = { nvidiaDriver: 'vgpu-host' } as const;
+
 const GPU = parsePciAddress('0000:13:00.0');
 
 async function rejection(promise: Promise<unknown>): Promise<GpuccError> {
@@ -150,14 +153,14 @@ describe('hal binding primitives on a simulated node', () => {
   });
 
   it('takes the NVIDIA unbind lock where the driver offers one', async () => {
-    const { sysfs: s } = simNode('hgx-h100-8');
+    const { sysfs: s } = simNode('hgx-h100-8', VGPU_HOST);
     expect(await takeNvidiaUnbindLock(s, GPU)).toBe(true);
     expect(s.read(`proc/driver/nvidia/gpus/${GPU}/unbindLock`)).toBe('1\n');
   });
 
   it('waits for the unbind lock of a GPU whose nvidia probe has not made its /proc entry yet', async () => {
     // The kernel links the driver before probing: a GPU on nvidia, its /proc entry still to come.
-    const { sysfs: s, root } = simNode('hgx-h100-8');
+    const { sysfs: s, root } = simNode('hgx-h100-8', VGPU_HOST);
     const entry = path.join(root, `proc/driver/nvidia/gpus/${GPU}`);
     renameSync(entry, `${entry}.probing`);
     setTimeout(() => renameSync(`${entry}.probing`, entry), 150);

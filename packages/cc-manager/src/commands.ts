@@ -22,6 +22,8 @@ export interface DeviceStatus {
   ppcieMode: string | null;
   /** Knobs cc-manager set that no verified reset has applied yet: active after the next reset. */
   pending: PendingRecord | null;
+  /** A VM holds it (`qemu-system-x86_64 (pid 1234)`): not queried; the modes shown are the last read, if any. */
+  inUseBy: string[] | null;
   error: Record<string, unknown> | null;
 }
 
@@ -79,6 +81,7 @@ export async function status(engine: Context, signal?: AbortSignal): Promise<Sta
       ccMode: d.modes?.cc ?? null,
       ppcieMode: d.modes?.ppcie ?? null,
       pending: d.pending ?? null,
+      inUseBy: d.heldBy ?? null,
       error: d.queryError ? d.queryError.toJSON() : null,
     })),
   };

@@ -18,10 +18,13 @@ export function formatStatus(report: StatusReport): string {
     d.driver ?? '-',
     d.kind === 'gpu' ? (d.ccCapable ? 'yes' : 'no') : '-',
     d.ppcieCapable ? 'yes' : 'no',
-    d.error ? 'ERROR' : (d.ccMode ?? '-'),
-    d.error ? 'ERROR' : (d.ppcieMode ?? '-'),
+    d.error ? 'ERROR' : d.inUseBy && !d.ccMode ? 'in use' : (d.ccMode ?? '-'),
+    d.error ? 'ERROR' : d.inUseBy && !d.ppcieMode ? 'in use' : (d.ppcieMode ?? '-'),
     d.pending ? describeModes(d.pending) : '-',
   ]);
+  const inUse = report.devices
+    .filter((d) => d.inUseBy)
+    .map((d) => `  ${d.address}: in use by ${d.inUseBy!.join(', ')} (not queried)`);
   const head = [
     `host TEE: ${TEE_NAMES[report.tee]}`,
     `backend: ${report.backend}${report.canSwitch ? '' : ' (read only)'}`,
@@ -30,7 +33,7 @@ export function formatStatus(report: StatusReport): string {
   const errors = report.devices
     .filter((d) => d.error)
     .map((d) => `  ${d.address}: ${String(d.error!.code)}: ${String(d.error!.message)}`);
-  return `${head}\n\n${table(['ADDRESS', 'KIND', 'NAME', 'ID', 'DRIVER', 'CC', 'PPCIE', 'CC MODE', 'PPCIE MODE', 'PENDING AFTER RESET'], rows)}${errors.length ? `\nerrors:\n${errors.join('\n')}\n` : ''}`;
+  return `${head}\n\n${table(['ADDRESS', 'KIND', 'NAME', 'ID', 'DRIVER', 'CC', 'PPCIE', 'CC MODE', 'PPCIE MODE', 'PENDING AFTER RESET'], rows)}${inUse.length ? `\nin use:\n${inUse.join('\n')}\n` : ''}${errors.length ? `\nerrors:\n${errors.join('\n')}\n` : ''}`;
 }
 
 export function formatPlan(plan: Plan): string {

@@ -9,6 +9,8 @@ export interface DeviceObservation extends CcDevice {
   /** Why its modes could not be read (the tool hung, failed, or printed something unknown). */
   queryError?: GpuccError;
   pending?: PendingRecord;
+  /** A VM holds it (`qemu-system-x86_64 (pid 1234)`): never queried, switched or reset; `modes` are the last read. */
+  heldBy?: string[];
 }
 
 export interface Observation {
@@ -47,6 +49,7 @@ export interface DevicePlan {
   steps: PlannedStep[];
   reason: string;
   error?: GpuccError;
+  heldBy?: string[];
 }
 
 export interface Plan {
@@ -114,6 +117,7 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
       ...(d.driver ? { driver: d.driver } : {}),
       ...(d.modes ? { current: d.modes } : {}),
       ...(d.pending ? { pending: d.pending } : {}),
+      ...(d.heldBy ? { heldBy: d.heldBy } : {}),
       expect,
       steps: [] as PlannedStep[],
     };
@@ -134,6 +138,33 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
     }
     if (d.kind === 'nvswitch' && !d.ppcieCapable) {
       return { ...base, decision: 'converged', reason: 'no PPCIe mode (not an NVSwitch gen3)' };
+    }
+    if (d.heldBy) {
+      const last = d.modes;
+      const same =
+        last !== undefined &&
+        (expect.cc === undefined || last.cc === expect.cc) &&
+        (expect.ppcie === undefined || last.ppcie === expect.ppcie) &&
+        !pendingDiffers(d.pending, expect);
+      if (same)
+        return {
+          ...base,
+          decision: 'converged',
+          reason: `in use by ${d.heldBy.join(', ')}; last read ${describeModes(last)}`,
+        };
+      return {
+        ...base,
+        decision: 'refused',
+        reason: `in use by ${d.heldBy.join(', ')}; ${last ? `last read ${describeModes(last)}` : 'its modes were never read'}: waits until the VM lets go`,
+        error: new GpuccError(
+          'ERR_GPUCC_DEVICE_IN_USE',
+          `${d.heldBy.join(', ')} ${d.heldBy.length > 1 ? 'hold' : 'holds'} ${d.address}: its CC mode is not read, switched or reset while a VM has it`,
+          {
+            hint: 'the switch waits and retries on its own in run mode; stop the VM (or move its pod) to let it go on',
+            details: { device: d.address, holders: d.heldBy },
+          },
+        ),
+      };
     }
     if (d.queryError || !d.modes) {
       return {

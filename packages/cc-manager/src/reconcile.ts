@@ -9,10 +9,11 @@ import {
   type GpuccError,
   type HostRoot,
   messageOf,
+  type PciAddress,
   writeCcNodeState,
 } from '@gpucc/hal';
 import { type ApplyReport, applyPlan, forgetApplied, type PhaseTiming } from './apply.js';
-import type { CcBackend } from './backend/backend.js';
+import type { CcBackend, DeviceModes } from './backend/backend.js';
 import type { CapabilityTable } from './capability.js';
 import { type DefaultMode, resolveDesired } from './desired.js';
 import {
@@ -67,6 +68,8 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
   const operandLabels = options.operandLabels ?? OPERATOR_OPERAND_LABELS;
   // Events about conditions that persist (a bad label, a refused mode) are emitted once per message.
   const announced = new Map<string, string>();
+  // The modes last read per device: what a device a VM holds keeps showing (it is never queried then).
+  const lastModes = new Map<PciAddress, DeviceModes>();
 
   async function event(e: NodeEvent, onceKey?: string): Promise<void> {
     if (onceKey !== undefined) {
@@ -163,7 +166,8 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
     announced.delete('refusal');
 
     const queryStarted = performance.now();
-    const observation = await readModes(host, backend, signal);
+    const observation = await readModes(host, backend, signal, lastModes);
+    for (const d of observation.devices) if (d.modes && !d.heldBy) lastModes.set(d.address, d.modes);
     const query: PhaseTiming = { phase: 'query', devices: host.devices.length, ms: performance.now() - queryStarted };
     await recordModes(
       sysfs,

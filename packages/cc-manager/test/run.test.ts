@@ -7,9 +7,12 @@ import {
   injectFault,
   listEvents,
   nodeLabels,
+  readHeldAccesses,
   readCcState as readSimCcState,
+  releaseHolder,
   setLabels,
   startApiServer,
+  vmHold,
 } from '@gpucc/sim';
 import { bindAll, silentLogger } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
@@ -100,7 +103,7 @@ async function startRun(
     server.requests
       .filter((r) => r.method === 'PATCH')
       .map((r) => (r.body as { metadata: { labels: Record<string, string> } }).metadata.labels);
-  return { root, sysfs, server, backend, controller, labels, reasons, settled, patches };
+  return { root, sysfs, server, backend, controller, reconcile, labels, reasons, settled, patches };
 }
 
 describe('cc-manager run: labels, Events and operands a user sees', () => {
@@ -320,3 +323,39 @@ describe('cc-manager run: labels, Events and operands a user sees', () => {
     expect(run.backend.applies).toBe(0);
   });
 });
+
+describe('cc-manager run: GPUs a VM holds (issue 13 item 3)', () => {
+  it('never queries, switches or resets a GPU a VM holds; the switch waits, names the holders, and goes on once they let go', async () => {
+    const run = await startRun('hgx-b200-8', { labels: { [MODE]: 'off' } });
+    await run.settled('off');
+    const held = B200_GPUS.slice(0, 6);
+    const pids = held.map((gpu) => vmHold(run.root, gpu));
+
+    // An hour of resyncs at the default 60 s: each reads the two free GPUs, none the held six.
+    const queries = run.backend.queries;
+    for (let i = 0; i < 60; i++) expect((await run.reconcile(new AbortController().signal)).ok).toBe(true);
+    expect(run.backend.queries - queries).toBe(60);
+    expect(readHeldAccesses(run.root)).toEqual([]);
+
+    const resetsBefore = resets(run.root).length;
+    setLabels(run.root, { [MODE]: 'on' });
+    await until(() => run.reasons().includes('CcModeSwitchFailed'), 'the refusal Event');
+    const failed = listEvents(run.root).find((e) => e.reason === 'CcModeSwitchFailed')!;
+    for (const [i, gpu] of held.entries())
+      expect(failed.message).toContain(`qemu-system-x86_64 (pid ${pids[i]}) holds ${gpu}`);
+    expect(resets(run.root).slice(resetsBefore).sort()).toEqual(B200_GPUS.slice(6)); // only the free ones
+    expect(readHeldAccesses(run.root)).toEqual([]);
+
+    for (const pid of pids) releaseHolder(run.root, pid);
+    await run.settled('on');
+    expect(resets(run.root).slice(resetsBefore).sort()).toEqual([...B200_GPUS.slice(6), ...held].sort());
+  });
+});
+
+async function until(test: () => boolean, what: string, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not reached in time`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

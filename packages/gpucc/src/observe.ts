@@ -6,6 +6,7 @@ import {
   detectHostTee,
   detectVfioModel,
   discoverPci,
+  findHolders,
   groupIntoUnits,
   type HolderScan,
   type HostRoot,
@@ -23,7 +24,6 @@ import {
   readCcModes,
   readKubeletCheckpoint,
   readVfioManagerState,
-  scanHolders,
   VFIO_CONTAINER_PATH,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
@@ -162,7 +162,7 @@ export async function observeNode(sysfs: HostRoot, options: ObserveOptions = {})
   else if (checkpoint.state === 'invalid') unreadable.push(`kubelet checkpoint: ${checkpoint.reason}`);
   else if (checkpoint.state === 'absent') unreadable.push('no kubelet checkpoint yet: allocations unknown');
 
-  const holders: HolderScan = attempt('proc/', () => scanHolders(sysfs), {
+  const holders: HolderScan = attempt('proc/', () => findHolders(sysfs), {
     readable: false,
     holders: [],
     unreadable: 0,
@@ -228,18 +228,12 @@ function deviceRows(sysfs: HostRoot, topology: PciTopology, model: VfioModel, so
     }
     // /dev/vfio/vfio is every legacy unit's: it names no GPU.
     const present = nodes.filter((n) => n !== `/${VFIO_CONTAINER_PATH}` && sysfs.exists(n.slice(1)));
-    for (const device of unitTargets) rows.push(deviceRow(sysfs, topology, device, present, sources));
+    for (const device of unitTargets) rows.push(deviceRow(topology, device, present, sources));
   }
   return rows.sort((a, b) => (a.address < b.address ? -1 : 1));
 }
 
-function deviceRow(
-  sysfs: HostRoot,
-  topology: PciTopology,
-  device: PciDevice,
-  vfioNodes: string[],
-  sources: RowSources,
-): DeviceRow {
+function deviceRow(topology: PciTopology, device: PciDevice, vfioNodes: string[], sources: RowSources): DeviceRow {
   const group = device.iommuGroup === undefined ? [] : (topology.groups.get(device.iommuGroup) ?? []);
   const advertised = sources.advertised.find((a) => a.functions.includes(device.address));
   // The CDI device naming this GPU: the one whose nodes are the unit's (independent of naming options).
@@ -259,8 +253,8 @@ function deviceRow(
           .filter((a) => a.resourceName === resource.name && a.deviceIds.includes(resource.id))
           .map((a) => ({ podUid: a.podUid, container: a.containerName }))
       : [];
-  const nvidiaNodes = nvidiaNodesOf(sysfs, device);
-  const held = holdersOf(sources.holders, [...unitNodes, ...nvidiaNodes]).map((h) => ({
+  // One row per process, whichever of the device's nodes it holds (group, cdev, /dev/nvidiaN).
+  const held = [...new Map(holdersOf(sources.holders, device.address).map((h) => [h.pid, h])).values()].map((h) => ({
     pid: h.pid,
     comm: h.comm,
     vm: h.vm,
@@ -305,13 +299,6 @@ function byNode(devices: CdiDevice[]): Map<string, CdiDevice[]> {
 }
 
 /** `/dev/nvidia<minor>` of a GPU on the NVIDIA driver (docs/facts/real-hosts.md#nvidia-device-nodes). */
-function nvidiaNodesOf(sysfs: HostRoot, device: PciDevice): string[] {
-  if (device.driver !== 'nvidia') return [];
-  const info = sysfs.readOptional(`proc/driver/nvidia/gpus/${device.address}/information`);
-  const minor = info ? /^Device Minor:\s*(\d+)/m.exec(info)?.[1] : undefined;
-  return minor === undefined ? [] : [`/dev/nvidia${minor}`];
-}
-
 function readHeader(sysfs: HostRoot, vfioModel: VfioModel, iommu: boolean, nodeName: string | undefined): HostHeader {
   const hostname = sysfs.readOptional('etc/hostname')?.trim();
   const name = nodeName ?? (hostname || undefined);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { HostRoot, localFs, parseKubeletCheckpoint, readKubeletCheckpoint, scanHolders } from '@gpucc/hal';
+import { findHolders, HostRoot, localFs, parseKubeletCheckpoint, readKubeletCheckpoint } from '@gpucc/hal';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 
@@ -18,29 +18,40 @@ function tree(): { root: string; sysfs: HostRoot; proc: (pid: number, comm: stri
   };
 }
 
-describe('scanHolders (the host proc/, read-only)', () => {
+describe('findHolders (the host proc/, read-only)', () => {
   it('finds VMs and host processes by the GPU device nodes they hold, and nothing else', () => {
     const t = tree();
     t.proc(1, 'systemd', ['/dev/null', '/run/systemd/notify']);
     t.proc(310, 'qemu-system-x86', ['/dev/kvm', '/dev/vfio/vfio', '/dev/vfio/23', '/dev/vfio/27']);
     t.proc(311, 'cloud-hyperviso', ['/dev/iommu', '/dev/vfio/devices/vfio4']);
     t.proc(90, 'nvidia-persiste', ['/dev/nvidiactl', '/dev/nvidia0', '/dev/nvidia-uvm']);
-    const scan = scanHolders(t.sysfs);
+    const scan = findHolders(t.sysfs);
     expect(scan.readable).toBe(true);
-    expect(scan.holders).toEqual([
-      { pid: 90, comm: 'nvidia-persiste', vm: false, nodes: ['/dev/nvidia-uvm', '/dev/nvidia0', '/dev/nvidiactl'] },
+    const byPidAndNode = [...scan.holders].sort((a, b) => a.pid - b.pid || a.node.localeCompare(b.node));
+    // No sys/ in this tree: the nodes name no PCI function, but the holders are still found.
+    expect(byPidAndNode).toEqual([
+      // /dev/nvidiactl and /dev/nvidia-uvm are shared by every GPU: only /dev/nvidia<minor> names one.
+      { pid: 90, comm: 'nvidia-persiste', vm: false, node: '/dev/nvidia0', kind: 'nvidia', addresses: [] },
       // /dev/vfio/vfio (the legacy container) names no GPU: not listed.
-      { pid: 310, comm: 'qemu-system-x86', vm: true, nodes: ['/dev/vfio/23', '/dev/vfio/27'] },
-      { pid: 311, comm: 'cloud-hyperviso', vm: true, nodes: ['/dev/vfio/devices/vfio4'] },
+      { pid: 310, comm: 'qemu-system-x86', vm: true, node: '/dev/vfio/23', kind: 'vfio-group', addresses: [] },
+      { pid: 310, comm: 'qemu-system-x86', vm: true, node: '/dev/vfio/27', kind: 'vfio-group', addresses: [] },
+      {
+        pid: 311,
+        comm: 'cloud-hyperviso',
+        vm: true,
+        node: '/dev/vfio/devices/vfio4',
+        kind: 'vfio-device',
+        addresses: [],
+      },
     ]);
   });
 
   it('says proc/ is unreadable when it is missing or lists no process (a captured tree)', () => {
     const t = tree();
-    expect(scanHolders(t.sysfs)).toEqual({ readable: false, holders: [], unreadable: 0 });
+    expect(findHolders(t.sysfs)).toEqual({ readable: false, holders: [], unreadable: 0 });
     localFs.makeDir(path.join(t.root, 'proc'));
     localFs.writeFileSync(path.join(t.root, 'proc/cmdline'), 'ro\n');
-    expect(scanHolders(t.sysfs).readable).toBe(false);
+    expect(findHolders(t.sysfs).readable).toBe(false);
   });
 
   it('counts a process whose fds cannot be listed, and goes on', () => {
@@ -50,7 +61,7 @@ describe('scanHolders (the host proc/, read-only)', () => {
     // Another user's process reads EACCES as root does not; a link loop fails the listing alike.
     localFs.symlinkSync('fd', path.join(t.root, 'proc/77/fd'));
     t.proc(78, 'qemu-kvm', ['/dev/vfio/5']);
-    const scan = scanHolders(t.sysfs);
+    const scan = findHolders(t.sysfs);
     expect(scan.unreadable).toBe(1);
     expect(scan.holders.map((h) => h.pid)).toEqual([78]);
   });

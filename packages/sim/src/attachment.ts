@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { attachSimulator, type SimulatorAttachment } from '@gpucc/hal';
-import { KernelSimulator } from './kernel/simulator.js';
+import { KernelClient } from './kernel/client.js';
 import { GPU_TOOLS_PATH, MODPROBE_PATH, NVIDIA_SMI_PATH } from './tools/install.js';
 
 /**
@@ -8,7 +8,9 @@ import { GPU_TOOLS_PATH, MODPROBE_PATH, NVIDIA_SMI_PATH } from './tools/install.
  * the kernel simulator for attribute writes, and the fake tools `gpucc-sim create` installed.
  */
 export const simulatorAttachment: SimulatorAttachment = {
-  kernel: (root) => new KernelSimulator(root),
+  // The node's kernel process, as for every other writer: a store that blocks is a real blocked
+  // write of the operand (docs/simulator-kernel.md), not a promise in its own process.
+  kernel: (root) => new KernelClient(root),
   tools: (root) => ({
     modprobe: path.join(root, MODPROBE_PATH),
     gpuAdminTools: path.join(root, GPU_TOOLS_PATH),

@@ -7,6 +7,8 @@ import { kernelPid, serveKernel, stopKernel } from './kernel/index.js';
 import { registerKubeletCommands } from './kubelet/commands.js';
 import { createNode } from './node/create.js';
 import { breakAttribute, clearFaults, injectFault } from './node/faults.js';
+import { holdGpu, releaseHolder, vmHold } from './node/holders.js';
+import { NVIDIA_DRIVER_KINDS, type NvidiaDriverKind } from './node/spec.js';
 import { FAULT_KINDS, type FaultKind, readNodeSpec, writeToolSettings } from './node/state.js';
 import { readWriteLog } from './node/write-log.js';
 import { PROFILES, parseTee } from './profiles/profiles.js';
@@ -33,6 +35,7 @@ function program(out: (text: string) => void): Command {
     .option('--gpus <n>', 'scale profile: number of GPU cards', int)
     .option('--functions <n>', 'scale profile: functions per card (1-4)', int)
     .option('--no-vfio-module', 'start without vfio_pci loaded (exercises modprobe)')
+    .option('--nvidia-driver <kind>', 'NVIDIA driver build: datacenter (no unbind lock) or vgpu-host', nvidiaDriverKind)
     .action(
       (
         dir: string,
@@ -42,6 +45,7 @@ function program(out: (text: string) => void): Command {
           gpus?: number;
           functions?: number;
           vfioModule: boolean;
+          nvidiaDriver?: NvidiaDriverKind;
         },
       ) => {
         const { root, node } = createNode(
@@ -52,6 +56,7 @@ function program(out: (text: string) => void): Command {
             ...(o.gpus === undefined ? {} : { gpus: o.gpus }),
             ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
             vfioLoaded: o.vfioModule,
+            ...(o.nvidiaDriver ? { nvidiaDriver: o.nvidiaDriver } : {}),
           },
           installFakeTools,
         );
@@ -121,6 +126,44 @@ function program(out: (text: string) => void): Command {
         out(`fault ${o.kind} injected${o.device ? ` on ${o.device}` : ''}\n`);
       },
     );
+
+  const holds = [
+    [
+      'hold',
+      'a process holding a GPU on nvidia (its /dev/nvidia<minor> open): an unbind of it blocks until release',
+      'nvidia-persistenced',
+      holdGpu,
+    ],
+    [
+      'vm-hold',
+      'a VM (qemu) holding a device on VFIO: its group or cdev node open, enable 1',
+      'qemu-system-x86_64',
+      vmHold,
+    ],
+  ] as const;
+  for (const [name, what, comm, hold] of holds) {
+    cli
+      .command(name)
+      .description(`add ${what}`)
+      .argument('<dir>')
+      .requiredOption('--device <bdf>')
+      .option('--comm <name>', `process name (default ${comm})`)
+      .option('--pid <pid>', 'pid to use (default: the first free from 4000)', int)
+      .action((dir: string, o: { device: string; comm?: string; pid?: number }) => {
+        const pid = hold(path.resolve(dir), o.device, holdOptions(o));
+        out(`${o.comm ?? comm} (pid ${pid}) holds ${o.device}\n`);
+      });
+  }
+
+  cli
+    .command('release')
+    .description('end a holder added with hold or vm-hold (a blocked unbind of its GPU then completes)')
+    .argument('<dir>')
+    .requiredOption('--pid <pid>', 'the pid hold or vm-hold printed', int)
+    .action((dir: string, o: { pid: number }) => {
+      releaseHolder(path.resolve(dir), o.pid);
+      out(`pid ${o.pid} released\n`);
+    });
 
   cli
     .command('break')
@@ -194,6 +237,15 @@ function program(out: (text: string) => void): Command {
   registerKubeletCommands(cli, out);
   registerApiServerCommands(cli, out);
   return cli;
+}
+
+function holdOptions(o: { comm?: string; pid?: number }) {
+  return { ...(o.comm ? { comm: o.comm } : {}), ...(o.pid === undefined ? {} : { pid: o.pid }) };
+}
+
+function nvidiaDriverKind(value: string): NvidiaDriverKind {
+  if ((NVIDIA_DRIVER_KINDS as readonly string[]).includes(value)) return value as NvidiaDriverKind;
+  throw new InvalidArgumentError(`expected one of ${NVIDIA_DRIVER_KINDS.join(', ')}`);
 }
 
 function usage(message: string): GpuccError {

@@ -26,9 +26,10 @@ export { type CreateNodeResult, createNode } from './node/create.js';
 export { devPath, loadDriver } from './node/effects.js';
 export { breakAttribute, clearFaults, injectFault } from './node/faults.js';
 export { Tree } from './node/files.js';
+export { type HoldOptions, holdGpu, releaseHolder, vmHold } from './node/holders.js';
 export { layoutNode } from './node/layout.js';
 export { SIM_DIR } from './node/paths.js';
-export type { CcState, DeviceSpec, DriverSpec, HostTee, NodeSpec } from './node/spec.js';
+export type { CcState, DeviceSpec, DriverSpec, HostTee, NodeSpec, NvidiaDriverKind } from './node/spec.js';
 export {
   DEFAULT_TOOL_SETTINGS,
   FAULT_KINDS,
@@ -44,6 +45,6 @@ export {
   writeNodeSpec,
   writeToolSettings,
 } from './node/state.js';
-export { type LoggedWrite, readWriteLog } from './node/write-log.js';
+export { type LoggedWrite, readHeldAccesses, readWriteLog } from './node/write-log.js';
 export { findProfile, PROFILES, type Profile, type ProfileOptions, parseTee } from './profiles/profiles.js';
 export { installFakeTools } from './tools/index.js';

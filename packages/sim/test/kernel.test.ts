@@ -7,8 +7,12 @@ import { openSimulatedHost } from '../src/kernel/index.js';
 import { injectFault } from '../src/node/faults.js';
 import { readCcState, writeCcState } from '../src/node/state.js';
 
+/** The vGPU-host NVIDIA driver: the only build with an unbind lock (docs/facts/real-hosts.md#the-nvidia-unbind-lock). */
+const VGPU_HOST = { nvidiaDriver: 'vgpu-host' } as const;
+
 // Every store goes to the node's kernel process: what it answers is what each writer sees.
-const simNode = (profile: string) => inProcessNode(profile, { kernel: 'process' });
+const simNode = (profile: string, options: { nvidiaDriver?: 'vgpu-host' } = {}) =>
+  inProcessNode(profile, { ...options, kernel: 'process' });
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
 const driverOf = (s: HostRoot, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();
@@ -34,7 +38,7 @@ const H100 = '0000:13:00.0'; // first GPU of hgx-h100-8, IOMMU group 23
 
 describe('kernel simulator: two processes on one node', () => {
   it('one attaches nvidia after the other removed its proc directory: the unbindLock is there again', async () => {
-    const { sysfs: a, root } = simNode('hgx-h100-8');
+    const { sysfs: a, root } = simNode('hgx-h100-8', VGPU_HOST);
     const b = openSimulatedHost(root); // another process's kernel simulator on the same node
     // a detaches and re-attaches the GPU (its tree now knows the proc directory exists)...
     await a.write('sys/bus/pci/drivers/nvidia/unbind', H100);
@@ -51,7 +55,9 @@ describe('kernel simulator: binding', () => {
   it('override → unbind → bind moves a GPU to vfio-pci with links both ways and the group node', async () => {
     const { sysfs: s, root } = simNode('hgx-h100-8');
     const group = s.readlink(dev(H100, 'iommu_group'))!.split('/').pop()!;
-    expect(s.exists(`proc/driver/nvidia/gpus/${H100}/unbindLock`)).toBe(true);
+    // The data-centre driver: `information` names the device minor, and there is no unbind lock.
+    expect(s.read(`proc/driver/nvidia/gpus/${H100}/information`)).toMatch(/^Device Minor:\s+\d+$/m);
+    expect(s.exists(`proc/driver/nvidia/gpus/${H100}/unbindLock`)).toBe(false);
     await bindVfio(s, H100);
     expect(driverOf(s, H100)).toBe('vfio-pci');
     expect(s.resolveLink(`sys/bus/pci/drivers/vfio-pci/${H100}`)).toBe(s.resolveLink(dev(H100)));

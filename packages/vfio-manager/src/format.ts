@@ -15,7 +15,7 @@ export function formatPlan(plan: Plan): string {
         step.currentDriver ?? '-',
         group.refused ? 'REFUSED' : (step.targetDriver ?? (plan.desired === 'none' ? 'unbound' : '-')),
         String(group.refused ? 0 : step.writes.length),
-        step.reason,
+        step.heldBy ? `${step.reason}; held by ${step.heldBy.join(', ')}` : step.reason,
       ]);
     }
     if (group.refused)
@@ -61,6 +61,7 @@ export function formatStatus(report: StatusReport): string {
     ? `NVIDIA unbind lock held (new CUDA clients refused) on ${held.join(', ')}: any vfio-manager bind or unbind gives it back\n`
     : '';
   const notes = [
+    ...report.devices.filter((d) => d.heldBy.length).map((d) => `held: ${d.address} by ${d.heldBy.join(', ')}`),
     ...report.unreadable.map(
       (u) =>
         `unreadable: ${u.address}${u.recorded ? ' (moved by vfio-manager)' : ''}: ${u.error.code}: ${u.error.message}`,

@@ -1,12 +1,17 @@
 import {
+  describeHolder,
   detectVfioModel,
   discoverPci,
+  findHolders,
+  type HolderScan,
   type HostRoot,
+  holdersOf,
   type PciAddress,
   type PciTopology,
   readVfioAliases,
   type VfioAlias,
   type VfioHostModel,
+  vfioDevicesInUse,
   vfioModuleFor,
 } from '@gpucc/hal';
 import { readState, type VfioState } from './state.js';
@@ -22,6 +27,13 @@ export interface Observation {
   drivers: ReadonlySet<string>;
   /** Whether the NVIDIA driver offers an unbind lock for a GPU (procfs). */
   unbindLocks: ReadonlySet<PciAddress>;
+  /**
+   * Processes with a GPU's node open (host /proc): an unbind from nvidia under one blocks until it
+   * exits (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client), a VM holds a VFIO device.
+   */
+  holders: HolderScan;
+  /** VFIO devices a VM has open (enable >= 1), with their holders or "holder unknown". */
+  inUse: ReadonlyMap<PciAddress, string[]>;
   state: VfioState;
 }
 
@@ -39,6 +51,7 @@ export function observe(sysfs: HostRoot): Observation {
       unbindLocks.add(device.address);
     }
   }
+  const holders = findHolders(sysfs);
   return {
     topology,
     model: detectVfioModel(sysfs),
@@ -46,8 +59,16 @@ export function observe(sysfs: HostRoot): Observation {
     modaliases,
     drivers: new Set(sysfs.readdir('sys/bus/pci/drivers')),
     unbindLocks,
+    holders,
+    inUse: vfioDevicesInUse(sysfs, topology.devices, holders),
     state: readState(sysfs),
   };
+}
+
+/** Who holds a device: the processes found with its node open, else a VM's open VFIO device ("holder unknown"). */
+export function heldBy(observation: Observation, address: PciAddress): string[] {
+  const found = holdersOf(observation.holders, address).map(describeHolder);
+  return found.length ? found : (observation.inUse.get(address) ?? []);
 }
 
 /** The NVIDIA driver's per-GPU unbind lock (procfs): 1 while taken, refused while a client holds the GPU. */

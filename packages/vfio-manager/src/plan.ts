@@ -8,7 +8,7 @@ import {
   type PciDevice,
   validateDriverName,
 } from '@gpucc/hal';
-import { driverNameFor, type Observation, targetModuleFor } from './observe.js';
+import { driverNameFor, heldBy, type Observation, targetModuleFor } from './observe.js';
 import { ownFunctions, type Selection, selectTargets } from './select.js';
 
 export type Role = 'gpu' | 'nvswitch' | 'card-function' | 'group-member' | 'foreign-member';
@@ -25,6 +25,8 @@ export interface DeviceStep {
   id: string;
   currentDriver?: string;
   currentOverride?: string;
+  /** Processes with its device node open (`nvidia-persistenced (pid 1234)`). */
+  heldBy?: string[];
   targetDriver?: string;
   targetModule?: string;
   /** Empty when the device is already where it should be. */
@@ -124,7 +126,9 @@ export function planBind(observation: Observation, selection: Selection, options
       }
       const writes = bindWrites(device, driver);
       const why = reasonFor(role, writes.length === 0, driver, options.allowForeignGroupMembers);
-      steps.push(step(device, role, driver, module, writes, why));
+      const planned = withHolders(step(device, role, driver, module, writes, why), observation);
+      if (planned.heldBy && writes.some(isUnbind)) refused ??= heldError(planned);
+      steps.push(planned);
     }
     if (group === undefined) {
       refused = new GpuccError('ERR_GPUCC_IOMMU_OFF', `${[...members].join(', ')} has no IOMMU group`, {
@@ -137,6 +141,31 @@ export function planBind(observation: Observation, selection: Selection, options
     groups.push({ ...(group === undefined ? {} : { group }), steps, ...(refused ? { refused } : {}) });
   }
   return { desired: 'vfio', groups };
+}
+
+const isUnbind = (w: PlannedWrite) => w.path.endsWith('/unbind');
+
+/** The step with the processes that hold its device, if any. */
+function withHolders(s: DeviceStep, observation: Observation): DeviceStep {
+  const held = heldBy(observation, s.address);
+  return held.length ? { ...s, heldBy: held } : s;
+}
+
+/**
+ * A held device is never unbound: on the data-centre NVIDIA driver the unbind would block until the
+ * holder exits (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client), and a VM's
+ * device would be torn from the running guest. The group is refused; other groups go on.
+ */
+function heldError(s: DeviceStep): GpuccError {
+  const who = s.heldBy!.join(', ');
+  return new GpuccError(
+    'ERR_GPUCC_DEVICE_IN_USE',
+    `${who} ${s.heldBy!.length > 1 ? 'hold' : 'holds'} ${s.address}: stop it, then retry`,
+    {
+      hint: 'an unbind under a holder blocks until it exits; nothing of this IOMMU group was written, the other GPUs go on',
+      details: { device: s.address, holders: s.heldBy },
+    },
+  );
 }
 
 function unreadableMember(address: PciAddress, group: number | undefined): GpuccError {
@@ -249,7 +278,10 @@ export function planRelease(observation: Observation, selection: Selection, opti
         ? `restore to ${previous}, recorded at bind time`
         : 'no previous driver recorded: normal matching (drivers_probe)'
       : 'release from VFIO, leave unbound';
-    steps.push(step(device, role, previous, undefined, writes, reason));
+    const planned = withHolders(step(device, role, previous, undefined, writes, reason), observation);
+    if (planned.heldBy && writes.some(isUnbind) && !refusals.has(device.iommuGroup))
+      refusals.set(device.iommuGroup, heldError(planned));
+    steps.push(planned);
     byGroup.set(device.iommuGroup, steps);
   }
   return {

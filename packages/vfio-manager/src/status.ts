@@ -10,7 +10,7 @@ import {
   vfioGroupPath,
 } from '@gpucc/hal';
 import { unbindLockHeld } from './apply.js';
-import type { Observation } from './observe.js';
+import { heldBy, type Observation } from './observe.js';
 import { type Plan, planWrites } from './plan.js';
 
 export interface DeviceStatus {
@@ -30,6 +30,8 @@ export interface DeviceStatus {
   previousDriver: string | null;
   /** A GPU on nvidia whose NVIDIA unbind lock is taken: the driver refuses new clients (CUDA) until it is given back. */
   unbindLockHeld: boolean;
+  /** Processes with its device node open, e.g. `nvidia-persistenced (pid 1234)`. */
+  heldBy: string[];
 }
 
 export interface StatusReport {
@@ -79,6 +81,7 @@ export function statusReport(sysfs: HostRoot, observation: Observation, plan: Pl
         matchesDesired: !pending.has(d.address) && !refused.has(d.address),
         previousDriver: state.devices[d.address]?.previousDriver ?? null,
         unbindLockHeld: d.driver === 'nvidia' && unbindLockHeld(sysfs, d.address),
+        heldBy: heldBy(observation, d.address),
       };
     });
   const unreadable = topology.problems

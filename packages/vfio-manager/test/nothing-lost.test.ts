@@ -1,30 +1,21 @@
 // Issue 12, "Nothing lost": two vfio-manager writers at once, an unbind that finishes after its
 // deadline, NVIDIA unbind locks left by a kill -9, a restore to a driver that cannot be restored, and
 // temp files of a killed state write. Through the binary, on simulated hgx-h100-8 nodes.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { discoverPci, HostRoot } from '@gpucc/hal';
 import { injectFault, readWriteLog } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { LOCK_FILE, readState, STATE_FILE } from '../src/state.js';
+import { BIN, vfio } from './bin.js';
 
-const BIN = path.resolve(import.meta.dirname, '../bin/vfio-manager.mjs');
-const exec = promisify(execFile);
+/** The vGPU-host NVIDIA driver: the only build with an unbind lock (docs/facts/real-hosts.md#the-nvidia-unbind-lock). */
+const VGPU_HOST = { nvidiaDriver: 'vgpu-host' } as const;
+
 const GPUS = ['13', '23', '33', '43', '53', '63', '73', '83'].map((bus) => `0000:${bus}:00.0`);
 const HUNG = '0000:43:00.0';
-
-async function vfio(args: string[]) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [BIN, ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function start(args: string[]): { child: ChildProcess; exited: Promise<number | null> } {
   const child = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
@@ -100,7 +91,7 @@ describe('an unbind that times out and then finishes', () => {
 
 describe('kill -9 while NVIDIA unbind locks are held', () => {
   it('records the locks before taking them; status reports them; the next unbind --restore gives them back', async () => {
-    const { root } = simNode('hgx-h100-8');
+    const { root } = simNode('hgx-h100-8', VGPU_HOST);
     await injectFault(root, { kind: 'kill-after-writes', afterWrites: 8 });
     const killed = await vfio(['bind', '--all', '--host-root', root]);
     expect(killed.code).toBeNull(); // SIGKILL, right after the 8th lock

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
+import { writeAttributeBlocking } from './blocking-writer.js';
 import * as localFs from './local-fs.js';
 import { AccessRecorder } from './recorder.js';
 
@@ -25,6 +26,19 @@ export interface WriteOptions {
 }
 
 const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+
+/**
+ * Writes past their deadline and still blocked in the kernel, by the device they name (per host root).
+ * A new store to that device would only queue behind it under the kernel's device_lock, holding one
+ * more thread for good: it is refused until the first returns, and a later reconcile sees how it ended.
+ */
+const blocked = new Map<string, { path: string; value: string; sinceMs: number }>();
+const DEVICE_IN_WRITE = /(?:^|\/)((?:[0-9a-f]{4,5}):[0-9a-f]{2}:[01][0-9a-f]\.[0-7])(?:\/|$)/;
+
+function deviceOfWrite(root: string, relPath: string, value: string): string | undefined {
+  const device = DEVICE_IN_WRITE.exec(relPath)?.[1] ?? DEVICE_IN_WRITE.exec(value.trim())?.[1];
+  return device === undefined ? undefined : `${root}\0${device}`;
+}
 // Paths whose writes are kernel attribute stores (handled by the kernel, simulated or not).
 const KERNEL_PREFIXES = ['sys/', 'proc/'];
 
@@ -175,7 +189,26 @@ export class HostRoot {
     const data = Buffer.from(value);
     const timeoutMs = options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
     const kernelPath = KERNEL_PREFIXES.some((prefix) => relPath.replace(/^\/+/, '').startsWith(prefix));
-    const store = this.kernel && kernelPath ? this.kernel.write(relPath, data) : localFs.writeAttribute(abs, data);
+    const device = kernelPath ? deviceOfWrite(this.root, relPath, value) : undefined;
+    const earlier = device === undefined ? undefined : blocked.get(device);
+    if (earlier) {
+      this.recorder.recordWrite(relPath, value, 'blocked');
+      throw new GpuccError(
+        'ERR_GPUCC_DEVICE_BLOCKED',
+        `not writing ${JSON.stringify(value)} to ${this.display(relPath)}: writing ${JSON.stringify(earlier.value)} to ${this.display(earlier.path)} is still blocked in the kernel (${Math.round((Date.now() - earlier.sinceMs) / 1000)} s)`,
+        {
+          hint: 'the driver is waiting on something that holds the device (a process, a VM, a kernel client); free it: the blocked write then completes and the next reconcile goes on',
+          details: { path: relPath, value, blockedPath: earlier.path, blockedValue: earlier.value },
+        },
+      );
+    }
+    // A kernel store can block (a driver waiting on a holder): never on this process's threadpool.
+    const store =
+      this.kernel && kernelPath
+        ? this.kernel.write(relPath, data)
+        : kernelPath
+          ? writeAttributeBlocking(abs, data)
+          : localFs.writeAttribute(abs, data);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), timeoutMs);
@@ -183,7 +216,12 @@ export class HostRoot {
     try {
       const outcome = await Promise.race([store.then(() => 'ok' as const), deadline]);
       if (outcome === 'timeout') {
-        store.catch(() => {}); // the kernel may still finish it later; nothing is waiting any more
+        // The kernel may still finish it later; until then no new store goes to that device.
+        if (device !== undefined) {
+          blocked.set(device, { path: relPath, value, sinceMs: Date.now() });
+          const settled = () => blocked.delete(device);
+          store.then(settled, settled);
+        } else store.catch(() => {});
         this.recorder.recordWrite(relPath, value, 'timeout');
         throw new GpuccError(
           'ERR_GPUCC_SYSFS_WRITE_TIMEOUT',

@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import { constants, type FSWatcher, promises as fsp, watch as fsWatch } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import path from 'node:path';
+import { waitForFifoReaderBlocking } from './blocking-writer.js';
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'other';
 
@@ -365,12 +366,12 @@ export function makeFifos(paths: readonly string[]): void {
 
 /**
  * Blocks until a reader opens the FIFO: open(2) with O_WRONLY on a FIFO sleeps in the kernel until
- * the other end is opened, so this holds one of libuv's threadpool threads for as long, exactly as a
- * write(2) to a sysfs attribute whose store blocks does.
+ * the other end is opened, exactly as a write(2) to a sysfs attribute whose store blocks does. It
+ * runs where the hal runs such writes (blocking-writer.ts), so it holds a thread there, not one of
+ * this process's threadpool.
  */
-export async function waitForFifoReader(abs: string): Promise<void> {
-  const handle = await fsp.open(abs, constants.O_WRONLY);
-  await handle.close();
+export function waitForFifoReader(abs: string): Promise<void> {
+  return waitForFifoReaderBlocking(abs);
 }
 
 /** Opens the read end of a FIFO without waiting for a writer (which it wakes); returns the descriptor. */

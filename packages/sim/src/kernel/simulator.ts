@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type KernelHook, localFs } from '@gpucc/hal';
+import { findHolders, HostRoot, type KernelHook, localFs, type PciAddress } from '@gpucc/hal';
 import {
   attachDriver,
   boundDriver,
@@ -61,6 +61,8 @@ function streq(data: Uint8Array): string {
 export class KernelSimulator implements KernelHook {
   readonly description = 'gpucc-sim kernel simulator';
   readonly tree: Tree;
+  /** Read-only view of the node, for what the kernel learns from /proc (holders). */
+  private readonly reader: HostRoot;
   private node: NodeSpec;
   private nodeMtime: string | undefined;
   private faults: Fault[] = [];
@@ -74,6 +76,7 @@ export class KernelSimulator implements KernelHook {
 
   constructor(readonly root: string) {
     this.tree = new Tree(root, { replaceFiles: true });
+    this.reader = new HostRoot(root);
     this.node = readNodeSpec(root);
     this.nodeMtime = localFs.fileStamp(this.tree.abs(NODE_FILE));
   }
@@ -136,7 +139,8 @@ export class KernelSimulator implements KernelHook {
     if (rel === 'sys/bus/pci/drivers_autoprobe') return this.storeBool(rel, data);
     const lock = UNBIND_LOCK.exec(rel);
     if (lock) {
-      const granted = streq(data) === '1' && !this.takeFault('unbind-lock-held', lock[1]!);
+      // The driver refuses the lock while a client has the GPU open (nv-procfs.c, rm_unbind_lock).
+      const granted = streq(data) === '1' && !this.takeFault('unbind-lock-held', lock[1]!) && !this.held(lock[1]!);
       return this.storeText(rel, granted ? '1' : '0');
     }
     const deviceAttr = DEVICE_ATTR.exec(rel);
@@ -265,6 +269,7 @@ export class KernelSimulator implements KernelHook {
     }
     const error = this.takeFault('unbind-error', address);
     if (error) fail(error.errno ?? 'EBUSY', `unbind of ${address} failed (injected)`);
+    if (driver.name === 'nvidia') await this.untilReleased(address);
     detachDriver(this.tree, this.node, device);
   }
 
@@ -434,6 +439,22 @@ export class KernelSimulator implements KernelHook {
     );
   }
 
+  /** Whether a process under proc/ has the GPU's /dev/nvidia<minor> open (gpucc-sim hold). */
+  private held(address: string): boolean {
+    return findHolders(this.reader).holders.some(
+      (h) => h.kind === 'nvidia' && h.addresses.includes(address as PciAddress),
+    );
+  }
+
+  /**
+   * nv-pci.c nv_pci_remove_helper(): with a non-zero usage count the remove sleeps 500 ms at a time
+   * until the last client is gone, and the unbind's write(2) stays blocked in it
+   * (docs/facts/real-hosts.md#an-nvidia-unbind-waits-for-the-last-client). Polled faster here.
+   */
+  private async untilReleased(address: string): Promise<void> {
+    while (this.held(address)) await new Promise((resolve) => setTimeout(resolve, HOLDER_POLL_MS));
+  }
+
   /** A store that blocks in the driver: for `ms`, or (none given) for good, as a remove() waiting on a VM. */
   private async wait(ms: number | undefined): Promise<void> {
     if (ms === undefined) return new Promise<void>(() => {});
@@ -445,6 +466,8 @@ export class KernelSimulator implements KernelHook {
     }
   }
 }
+
+const HOLDER_POLL_MS = 50;
 
 const ADDRESS_IN_PATH = new RegExp(`/(${BDF})/`);
 

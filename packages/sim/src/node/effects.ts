@@ -78,10 +78,18 @@ export function attachDriver(
   tree.link(`${PCI_DRIVERS}/${driverName}/${device.address}`, dev);
   writeUevent(tree, device, driverName);
   const driver = findDriver(node, driverName);
+  // A host driver enables its device; vfio-pci only on the first open by a VMM, so a VFIO device
+  // nobody opened reads 0 (docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1).
+  tree.attr(`${dev}/enable`, driver?.vfio ? '0' : '1', 0o644);
   if (driver?.vfio && !options.deferNodes) createVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
-    tree.attr(`proc/driver/nvidia/gpus/${device.address}/unbindLock`, '0', 0o644);
-    tree.file(`dev/nvidia${nvidiaMinor(node, device)}`, '', 0o666);
+    const minor = nvidiaMinor(node, device);
+    const gpuDir = `proc/driver/nvidia/gpus/${device.address}`;
+    // nv-procfs.c nv_procfs_add_gpu(): `information` always, `unbindLock` only in vGPU-host builds
+    // (os_is_vgx_hyper()); docs/facts/real-hosts.md#the-nvidia-unbind-lock.
+    tree.file(`${gpuDir}/information`, nvidiaInformation(device, minor), 0o444);
+    if (node.nvidiaDriverKind === 'vgpu-host') tree.attr(`${gpuDir}/unbindLock`, '0', 0o644);
+    tree.file(`dev/nvidia${minor}`, '', 0o666);
     tree.file('dev/nvidiactl', '', 0o666);
   }
 }
@@ -93,6 +101,7 @@ export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): vo
   tree.remove(`${dev}/driver`);
   tree.remove(`${PCI_DRIVERS}/${driverName}/${device.address}`);
   writeUevent(tree, device, undefined);
+  tree.attr(`${dev}/enable`, '0', 0o644);
   if (findDriver(node, driverName)?.vfio) removeVfioNodes(tree, node, device);
   if (driverName === 'nvidia') {
     tree.remove(`proc/driver/nvidia/gpus/${device.address}`);
@@ -100,7 +109,19 @@ export function detachDriver(tree: Tree, node: NodeSpec, device: DeviceSpec): vo
   }
 }
 
-function nvidiaMinor(node: NodeSpec, device: DeviceSpec): number {
+/** The procfs `information` file, with the "Device Minor" line that names the GPU's /dev/nvidia<N>. */
+function nvidiaInformation(device: DeviceSpec, minor: number): string {
+  return [
+    `Model: \t\t ${device.ccName ?? 'NVIDIA GPU'}`,
+    'IRQ:   \t\t 0',
+    'GPU UUID: \t GPU-00000000-0000-0000-0000-000000000000',
+    `Bus Location: \t ${device.address}`,
+    `Device Minor: \t ${minor}`,
+    '',
+  ].join('\n');
+}
+
+export function nvidiaMinor(node: NodeSpec, device: DeviceSpec): number {
   return node.devices
     .filter((d) => d.vendor === 0x10de && (d.class >> 8 === 0x0302 || d.class >> 8 === 0x0300))
     .indexOf(device);

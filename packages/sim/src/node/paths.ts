@@ -10,6 +10,8 @@ export const WRITE_LOG = `${SIM_DIR}/writes.jsonl`;
 export const LOCK_DIR = `${SIM_DIR}/lock`;
 export const CC_DIR = `${SIM_DIR}/cc`;
 export const TOOLS_CONFIG = `${SIM_DIR}/tools.json`;
+/** Every CC-tool call that reached a device a VM held (it maps BAR0 under the guest): one JSON line each. */
+export const HELD_ACCESS_LOG = `${SIM_DIR}/held-access.jsonl`;
 
 export const PCI_DEVICES = 'sys/bus/pci/devices';
 export const PCI_DRIVERS = 'sys/bus/pci/drivers';

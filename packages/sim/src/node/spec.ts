@@ -75,9 +75,17 @@ export interface NodeSpec {
   noiommu: boolean;
   kernelRelease: string;
   nvidiaDriverVersion?: string;
+  /**
+   * Which NVIDIA driver build: `datacenter` (the default; no unbind lock) or `vgpu-host`, whose
+   * procfs has /proc/driver/nvidia/gpus/<bdf>/unbindLock (docs/facts/real-hosts.md#the-nvidia-unbind-lock).
+   */
+  nvidiaDriverKind?: NvidiaDriverKind;
   drivers: DriverSpec[];
   devices: DeviceSpec[];
 }
+
+export type NvidiaDriverKind = 'datacenter' | 'vgpu-host';
+export const NVIDIA_DRIVER_KINDS: readonly NvidiaDriverKind[] = ['datacenter', 'vgpu-host'];
 
 export const NVIDIA = 0x10de;
 export const MELLANOX = 0x15b3;

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { localFs } from '@gpucc/hal';
-import { WRITE_LOG } from './paths.js';
+import { HELD_ACCESS_LOG, WRITE_LOG } from './paths.js';
 
 export interface LoggedWrite {
   t: number;
@@ -23,4 +23,18 @@ export function readWriteLog(root: string): LoggedWrite[] {
     .split('\n')
     .filter(Boolean)
     .map((line) => JSON.parse(line) as LoggedWrite);
+}
+
+/** The CC-tool calls that reached a device a VM held (see the fake gpu-admin-tools). */
+export function readHeldAccesses(root: string): Array<{ t: number; pid: number; device: string; args: string[] }> {
+  try {
+    return localFs
+      .readText(path.join(root, HELD_ACCESS_LOG))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+  } catch (error) {
+    if (localFs.isMissing(error)) return [];
+    throw error;
+  }
 }

@@ -1,5 +1,5 @@
 import { GpuccError } from '@gpucc/hal';
-import type { DeviceSpec, HostTee, NodeSpec } from '../node/spec.js';
+import type { DeviceSpec, HostTee, NodeSpec, NvidiaDriverKind } from '../node/spec.js';
 import { HOST_TEES, MELLANOX, NVIDIA } from '../node/spec.js';
 import { standardDrivers } from './drivers.js';
 
@@ -11,6 +11,8 @@ export interface ProfileOptions {
   functionsPerCard?: number;
   /** Whether vfio_pci is loaded at creation (default true); false exercises modprobe. */
   vfioLoaded?: boolean;
+  /** The NVIDIA driver build (default `datacenter`: no unbind lock; `vgpu-host` has one). */
+  nvidiaDriver?: NvidiaDriverKind;
 }
 
 export interface Profile {
@@ -143,6 +145,7 @@ function baseNode(
     noiommu: false,
     kernelRelease: KERNEL_RELEASE,
     nvidiaDriverVersion: NVIDIA_DRIVER_VERSION,
+    nvidiaDriverKind: options.nvidiaDriver ?? 'datacenter',
     drivers: standardDrivers({ vfioLoaded: options.vfioLoaded ?? true, nvidiaLoaded: true }),
     devices,
     ...extra,

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { errnoOf, type HostRoot } from '@gpucc/hal';
+import { errnoOf, type HostRoot, localFs } from '@gpucc/hal';
 import { initialCcState } from '../node/layout.js';
-import { PCI_DEVICES } from '../node/paths.js';
+import { HELD_ACCESS_LOG, PCI_DEVICES } from '../node/paths.js';
 import type { CcState } from '../node/spec.js';
 import {
   type Fault,
@@ -56,6 +56,29 @@ import { defaultToolDeps, type ToolDeps, type ToolIo, type ToolOutcome } from '.
 
 // Frames of the tracebacks the real tool prints; line numbers are nominal.
 const WRITE_TIMEOUT_MS = 2 ** 31 - 1; // a hung reset blocks the real tool for good
+
+/**
+ * A real tool maps the device's BAR0, which fails or disturbs the guest while a VM has the device
+ * open (enable >= 1 on a VFIO driver: docs/facts/real-hosts.md#an-open-vfio-pci-device-has-enable-1).
+ * The simulator records each such call, so tests can show cc-manager makes none.
+ */
+function recordHeldAccess(root: string, addresses: readonly string[], args: readonly string[]): void {
+  for (const address of addresses) {
+    const dev = path.join(root, PCI_DEVICES, address);
+    const driver = localFs.exists(path.join(dev, 'driver'))
+      ? path.basename(localFs.realPath(path.join(dev, 'driver')))
+      : '';
+    let enable = '0';
+    try {
+      enable = localFs.readText(path.join(dev, 'enable')).trim();
+    } catch {}
+    if (!/vfio/.test(driver) || Number(enable) < 1) continue;
+    localFs.appendText(
+      path.join(root, HELD_ACCESS_LOG),
+      `${JSON.stringify({ t: Date.now(), pid: process.pid, device: address, args })}\n`,
+    );
+  }
+}
 
 class PythonException extends Error {
   constructor(
@@ -118,6 +141,11 @@ class GpuToolsRun {
     const fault = await takeToolFault(
       this.root,
       chosen.map((d) => d.address),
+    );
+    recordHeldAccess(
+      this.root,
+      chosen.map((d) => d.address),
+      args,
     );
     for (const d of selection.initialised) this.forcePower(d);
     if (fault?.kind === 'tool-hang') return 'hang'; // stuck for good: no restore line either
