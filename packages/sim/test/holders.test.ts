@@ -15,7 +15,7 @@ describe('holders of a GPU on the simulated node', () => {
     const pid = holdGpu(root, HELD);
     const scan = findHolders(new HostRoot(root));
     expect(holdersOf(scan, parsePciAddress(HELD))).toEqual([
-      { pid, comm: 'nvidia-persistenced', node: '/dev/nvidia0', kind: 'nvidia', addresses: [HELD] },
+      { pid, comm: 'nvidia-persistenced', vm: false, node: '/dev/nvidia0', kind: 'nvidia', addresses: [HELD] },
     ]);
     expect(holdersOf(scan, parsePciAddress(OTHER))).toEqual([]);
     releaseHolder(root, pid);
