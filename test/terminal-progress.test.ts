@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { injectFault } from '@gpucc/sim';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import * as pty from 'node-pty';
 import { describe, expect, it } from 'vitest';
@@ -56,7 +57,7 @@ describe('vfio-manager bind and unbind --all on a terminal', () => {
     );
     expect(lines).toHaveLength(groups);
     expect(lines?.at(-1)).toContain(`[${groups}/${groups}]`);
-    expect(visible(bound.output)).not.toMatch(/"event":"bind\.device"/); // the progress replaces the info logs
+    expect(visible(bound.output)).not.toMatch(/binding 0000:13:00\.0 to vfio-pci/); // the progress replaces the info logs
 
     const restored = await inPty(VFIO_MANAGER, ['unbind', '--all', '--restore', '--host-root', root]);
     expect(restored.code).toBe(0);
@@ -66,5 +67,16 @@ describe('vfio-manager bind and unbind --all on a terminal', () => {
 
     const piped = await run(process.execPath, [VFIO_MANAGER, 'bind', '--all', '--host-root', root]);
     expect(`${piped.stdout}${piped.stderr}`).not.toMatch(/\[ ?\d+\/\d+\] group/);
+  });
+
+  it('shows a group whose bind fails as failed, with its error, beside the groups that were bound', async () => {
+    const { root } = simNode('hgx-h100-8');
+    await injectFault(root, { kind: 'bind-error', device: '0000:13:00.0', errno: 'EIO' });
+    const bound = await inPty(VFIO_MANAGER, ['bind', '--all', '--host-root', root]);
+    expect(bound.code).toBe(1);
+    const lines = visible(bound.output);
+    expect(lines.match(/^✗ \[ ?\d+\/12\] group \d+ {2}failed: .*0000:13:00\.0.*$/gm)).toHaveLength(1);
+    expect(lines.match(/^✓ \[ ?\d+\/12\] group \d+ {2}.+ bound to vfio-pci/gm)).toHaveLength(11);
+    expect(bound.output).toContain('\u001b[31m✗');
   });
 });
