@@ -1,4 +1,4 @@
-import type { Logger } from '@gpucc/daemon';
+import type { Logger, ProgressSink } from '@gpucc/daemon';
 import {
   bindDevice,
   clearDriverOverride,
@@ -54,6 +54,11 @@ export interface ApplyOptions {
   lockTimeoutMs?: number;
   /** Abort between groups (SIGTERM): a group in flight always finishes or rolls back. */
   signal?: AbortSignal;
+  /**
+   * One progress line per group that this run changes or cannot change (given the number of them,
+   * once planned): a terminal's `terminalProgress`; absent, nothing is shown.
+   */
+  progress?: (groups: number) => ProgressSink | undefined;
 }
 
 /**
@@ -103,16 +108,22 @@ async function bindGroups(
     await writeState(sysfs, state, onDisk);
   }
 
+  const progress = groupProgress(plan, options);
+
   // Pass 1, no sysfs write: refusals and preflight per group.
   const ready: GroupPlan[] = [];
   for (const group of plan.groups) {
     if (options.signal?.aborted && !group.refused) {
-      results.push(...interrupted(group)); // stopped already: take no more locks
+      const stopped = interrupted(group); // stopped already: take no more locks
+      progress(group, stopped);
+      results.push(...stopped);
       continue;
     }
     const early = await checkGroup(sysfs, group, observation, options, locked);
-    if (early) results.push(...early);
-    else ready.push(group);
+    if (early) {
+      progress(group, early);
+      results.push(...early);
+    } else ready.push(group);
   }
 
   // Intent for every group at once, before the first write: a crash between any two writes below
@@ -128,8 +139,12 @@ async function bindGroups(
 
   // Pass 2: the writes, group by group; a shutdown stops between groups, never inside one.
   for (const group of ready) {
-    if (options.signal?.aborted) results.push(...interrupted(group));
-    else results.push(...(await bindGroup(sysfs, group, state, observation, options)));
+    const started = performance.now();
+    const done = options.signal?.aborted
+      ? interrupted(group)
+      : await bindGroup(sysfs, group, state, observation, options);
+    progress(group, done, performance.now() - started);
+    results.push(...done);
     // A GPU still on nvidia (refused by the kernel, rolled back, not started) must not keep the lock.
     await releaseUnbindLocks(sysfs, locked, options.logger.child({ group: group.group }), group);
   }
@@ -424,7 +439,10 @@ export async function applyRelease(
   const state: VfioState = structuredClone(observation.state);
   const results: DeviceResult[] = [];
   await releaseStaleUnbindLocks(sysfs, state, options.logger);
+  const progress = groupProgress(plan, options);
   for (const group of plan.groups) {
+    const started = performance.now();
+    const before = results.length;
     if (group.refused) {
       // a restore that cannot succeed (bad or unloaded recorded driver): no write, the record stays
       options.logger.error(
@@ -434,6 +452,7 @@ export async function applyRelease(
       results.push(
         ...group.steps.map((s) => ({ ...base(s, group), outcome: 'refused' as const, error: group.refused!.toJSON() })),
       );
+      progress(group, results.slice(before));
       continue;
     }
     for (const s of group.steps) {
@@ -475,10 +494,46 @@ export async function applyRelease(
         results.push(failed(s, group, err));
       }
     }
+    progress(group, results.slice(before), performance.now() - started);
   }
   if (JSON.stringify(state) !== JSON.stringify(onDisk)) await writeState(sysfs, state, onDisk);
   results.push(...unreadableOwnDevices(observation));
   return { ok: results.every((r) => r.outcome !== 'failed' && r.outcome !== 'refused'), results };
+}
+
+/**
+ * The progress of one run, a line per group it changes or refuses (groups already in place show
+ * none): `group 34  0000:18:00.0 bound to vfio-pci  0.04 s`, or `failed: …` with its first error.
+ */
+function groupProgress(
+  plan: Plan,
+  options: ApplyOptions,
+): (group: GroupPlan, done: DeviceResult[], ms?: number) => void {
+  const shown = new Set(plan.groups.filter((g) => g.refused || g.steps.some((s) => s.writes.length > 0)));
+  const sink = shown.size > 0 ? options.progress?.(shown.size) : undefined;
+  return (group, done, ms) => {
+    if (!sink || !shown.has(group)) return;
+    const device = group.group === undefined ? (group.steps[0]?.address ?? '') : `group ${group.group}`;
+    const bad = done.find((r) => r.outcome === 'failed' || r.outcome === 'refused' || r.outcome === 'rolled-back');
+    if (bad) {
+      const message = typeof bad.error?.message === 'string' ? bad.error.message : bad.outcome;
+      sink({ device, what: `${bad.outcome === 'refused' ? 'refused' : 'failed'}: ${message}`, ok: false });
+      return;
+    }
+    const moved = done.filter((r) => r.outcome !== 'unchanged');
+    const phrases = new Set(moved.map(movedPhrase));
+    const what =
+      phrases.size === 1
+        ? `${moved.map((r) => r.address).join(', ')} ${[...phrases][0]}`
+        : moved.map((r) => `${r.address} ${movedPhrase(r)}`).join(', ');
+    sink({ device, what, ...(ms === undefined ? {} : { ms }), ok: true });
+  };
+}
+
+function movedPhrase(r: DeviceResult): string {
+  if (r.outcome === 'bound') return `bound to ${r.driver ?? 'its VFIO driver'}`;
+  if (r.outcome === 'restored') return `back on ${r.driver ?? 'its driver'}`;
+  return r.driver ? `released, on ${r.driver}` : 'released';
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   readOptions,
   runCli,
   stderrLogger,
+  terminalProgress,
   usageError,
 } from '@gpucc/daemon';
 import { Command, Option } from 'commander';
@@ -137,6 +138,21 @@ export function applyOptionsOf(
   };
 }
 
+/**
+ * On a terminal, one line per group as it goes (on stderr, beside the logs) replaces the per-device
+ * info logs unless a log level was asked for; piped, with --output json or a dry run, nothing extra.
+ */
+function withProgress(
+  command: Command,
+  ctx: Context,
+  o: { output: 'table' | 'json'; dryRun: boolean },
+  options: ApplyOptions,
+): ApplyOptions {
+  if (process.stderr.isTTY !== true || o.output !== 'table' || o.dryRun) return options;
+  if (command.getOptionValueSource('logLevel') === 'default') ctx.logger.level = 'warn';
+  return { ...options, progress: (groups: number) => terminalProgress(process.stderr, groups) };
+}
+
 function program(out: (text: string) => void, exit: { code: number }): Command {
   const cli = new Command(BINARY)
     .description('Bind NVIDIA GPUs, with their whole card and IOMMU group, to VFIO: safely, crash-safe, restorable')
@@ -197,7 +213,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           allowForeignGroupMembers: o.allowForeignGroupMembers,
           dryRun: o.dryRun,
         },
-        applyOptionsOf(ctx, o),
+        withProgress(command, ctx, o, applyOptionsOf(ctx, o)),
       );
       logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
@@ -230,7 +246,12 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const result = await release(
         ctx.sysfs,
         { selection, nvswitches: o.nvswitches, restore: o.restore, dryRun: o.dryRun },
-        applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
+        withProgress(
+          command,
+          ctx,
+          o,
+          applyOptionsOf(ctx, { ...NO_LOAD_NO_WAIT, unbindTimeout: o.unbindTimeout, lockTimeout: o.lockTimeout }),
+        ),
       );
       logDiscovery(ctx.logger, result);
       printResult(out, o.output, result.plan, result.report);
