@@ -95,7 +95,7 @@ export function createReconciler(options: ReconcilerOptions): (signal: AbortSign
   }
 
   /**
-   * The mode record the device plugin follows (hal's CC_NODE_STATE_FILE): the state as the labels say
+   * The mode record the device plugin follows (the node part of the hal's CC_MODE_RECORD_FILE): the state as the labels say
    * it, and while a switch runs the mode it goes to.
    */
   async function record(state: ModeState | 'unknown', switchingTo?: CcMode): Promise<void> {

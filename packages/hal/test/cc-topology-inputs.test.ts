@@ -3,7 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as localFs from '../src/fs/local-fs.js';
-import { CC_NODE_STATE_FILE, gpuChipOf, HostRoot, readCcNodeState, writeCcNodeState } from '../src/index.js';
+import {
+  CC_MODE_RECORD_FILE,
+  gpuChipOf,
+  HostRoot,
+  readCcModeRecord,
+  readCcModes,
+  readCcNodeState,
+  writeCcModes,
+  writeCcNodeState,
+} from '../src/index.js';
 
 describe('the chip of a PCI device ID (gpu-admin-tools ranges)', () => {
   it.each([
@@ -38,9 +47,35 @@ describe("cc-manager's mode record", () => {
 
   it('a record that is not one is refused with a coded error, not guessed at', () => {
     localFs.makeDir(path.join(root, 'var/lib/gpucc'));
-    localFs.writeFileSync(path.join(root, CC_NODE_STATE_FILE), '{"version":1,"state":"On","since":"x"}');
+    localFs.writeFileSync(path.join(root, CC_MODE_RECORD_FILE), '{"version":1,"state":"On","since":"x"}');
     expect(() => readCcNodeState(new HostRoot(root))).toThrow(
       expect.objectContaining({ code: 'ERR_GPUCC_STATE_FILE_INVALID' }),
     );
+  });
+
+  it('holds the node state and the device modes in one file; neither write loses the other, even concurrent', async () => {
+    const sysfs = new HostRoot(root);
+    const gpu = { cc: 'on', ppcie: 'off', desired: 'on' as const };
+    // Started together: each write must start from the other's result.
+    await Promise.all([
+      writeCcNodeState(sysfs, { state: 'on', since: '2026-12-07T22:00:00.000Z' }),
+      writeCcModes(sysfs, { '0000:43:00.0': gpu }),
+      writeCcModes(sysfs, (devices) => ({ ...devices, '0000:13:00.0': gpu })),
+    ]);
+    expect(readCcModeRecord(sysfs)).toEqual({
+      version: 1,
+      state: 'on',
+      since: '2026-12-07T22:00:00.000Z',
+      devices: { '0000:13:00.0': gpu, '0000:43:00.0': gpu },
+    });
+    expect(readCcNodeState(sysfs)).toEqual({ version: 1, state: 'on', since: '2026-12-07T22:00:00.000Z' });
+    expect(Object.keys(readCcModes(sysfs))).toEqual(['0000:13:00.0', '0000:43:00.0']);
+  });
+
+  it('device modes recorded before any node state leave the node state unknown to the plugin', async () => {
+    const sysfs = new HostRoot(root);
+    await writeCcModes(sysfs, { '0000:43:00.0': { cc: 'off' } });
+    expect(readCcNodeState(sysfs)).toBeUndefined();
+    expect(readCcModes(sysfs)).toEqual({ '0000:43:00.0': { cc: 'off' } });
   });
 });

@@ -1,8 +1,14 @@
 export {
-  CC_NODE_STATE_FILE,
+  CC_MODE_RECORD_FILE,
+  type CcModeRecord,
   type CcModeState,
+  type CcModesRecord,
   type CcNodeState,
   type CcSwitching,
+  readCcModeRecord,
+  readCcModes,
   readCcNodeState,
+  updateCcModeRecord,
+  writeCcModes,
   writeCcNodeState,
-} from './node-state.js';
+} from './mode-record.js';

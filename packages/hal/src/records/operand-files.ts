@@ -6,7 +6,6 @@
  */
 
 import { type HostRoot, readStateFile, type StateFile, writeStateFile } from '../fs/index.js';
-import type { CcMode } from '../types/index.js';
 
 /** vfio-manager's crash-safety record: each device's previous driver and its binding phase. */
 export const VFIO_MANAGER_STATE_FILE = 'var/lib/gpucc/vfio-manager.json';
@@ -41,37 +40,6 @@ export function readVfioManagerState(sysfs: HostRoot): Record<string, VfioDevice
 
 /** cc-manager's readiness marker: present while the node is converged on its CC mode. */
 export const CC_MANAGER_READY_MARKER = 'run/nvidia/validations/.cc-manager-ctr-ready';
-
-/**
- * The CC modes cc-manager last read or verified, per GPU and NVSwitch (`var/lib/gpucc/cc-modes.json`,
- * field `devices`, keyed by PCI address). Written after every query of a reconcile and after every
- * verified switch; it is what others show as a device's mode, since only cc-manager runs the CC tools.
- */
-export const CC_MODES_FILE = 'var/lib/gpucc/cc-modes.json';
-
-export interface CcModesRecord {
-  /** As the CC tool read it (`on`, `off`, `devtools`...); absent for a device without CC (an NVSwitch). */
-  cc?: string;
-  /** As the CC tool read it (`on`, `off`); absent for a device without PPCIe. */
-  ppcie?: string;
-  /** The node mode cc-manager was converging on when it recorded this (its label, or `set`'s argument). */
-  desired?: CcMode;
-}
-
-const CC_MODES: StateFile = {
-  path: CC_MODES_FILE,
-  field: 'devices',
-  owner: 'cc-manager',
-  hint: 'it only caches the modes cc-manager last read: remove it, the next reconcile writes it again',
-};
-
-export function readCcModes(sysfs: HostRoot): Record<string, CcModesRecord> {
-  return readStateFile<CcModesRecord>(sysfs, CC_MODES);
-}
-
-export async function writeCcModes(sysfs: HostRoot, devices: Record<string, CcModesRecord>): Promise<void> {
-  await writeStateFile(sysfs, CC_MODES, devices);
-}
 
 /**
  * What the device plugin last advertised (`run/gpucc/sandbox-device-plugin.json`, field `devices`,
