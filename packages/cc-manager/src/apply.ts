@@ -70,7 +70,7 @@ export async function forgetApplied(sysfs: HostRoot, plan: Plan): Promise<void> 
  * PPCIe off on every device leaving PPCIe; then every device's knobs and reset (one tool call per
  * device, `maxParallel` at once, so the resets run together); then one query verifies them all.
  * A device that fails is reported with the tool's words and skipped by the later phases; the others
- * go on. Not abortable: a switch that started finishes (each call is bounded by the tool timeout).
+ * go on. A switch to or from `ppcie` runs in stages instead (`runStage`): all or nothing. Not abortable: a switch that started finishes (each call is bounded by the tool timeout).
  */
 export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<ApplyReport> {
   const { backend, sysfs, logger } = options;
@@ -97,21 +97,24 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
   for (const d of moving) state.pending[d.address] = { ...knobsOf(d), since };
   await writeIntentRecord(sysfs, state);
 
+  const staged = plan.mode === 'ppcie' || moving.some((d) => d.steps.some((s) => s.phase === 1));
   for (const phase of [1, 2] as const) {
     const batch = moving.flatMap((d) =>
       failed.has(d.address) ? [] : d.steps.filter((s) => s.phase === phase).map((s) => ({ d, step: s.step })),
     );
     if (batch.length === 0) continue;
+    const name = phase === 1 ? 'ppcie-off' : 'switch';
     const started = performance.now();
+    if (staged) {
+      const ok = await runStage(batch, moving, options, failed);
+      phases.push({ phase: name, devices: batch.length, ms: performance.now() - started });
+      if (!ok) break;
+      continue;
+    }
     await mapBounded(batch, options.maxParallel, async ({ d, step }) => {
       const log = logger.child({ device: d.address });
       log.info(
-        {
-          event: 'cc.device.switch',
-          phase: phase === 1 ? 'ppcie-off' : 'switch',
-          step,
-          from: describeModes(d.current),
-        },
+        { event: 'cc.device.switch', phase: name, step, from: describeModes(d.current) },
         `${d.address}: setting ${describeModes(step)} and resetting`,
       );
       const stepStarted = performance.now();
@@ -124,17 +127,10 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
           ok: true,
         });
       } catch (error) {
-        const err = asError(error);
-        failed.set(d.address, err);
-        log.warn({ event: 'cc.device.failed', err }, `${d.address}: ${err.message}`);
-        options.progress?.({ device: d.address, what: `failed: ${err.message}`, ok: false });
+        noteFailure(d, asError(error), options, failed);
       }
     });
-    phases.push({
-      phase: phase === 1 ? 'ppcie-off' : 'switch',
-      devices: batch.length,
-      ms: performance.now() - started,
-    });
+    phases.push({ phase: name, devices: batch.length, ms: performance.now() - started });
   }
 
   const toVerify = moving.filter((d) => !failed.has(d.address));
@@ -177,6 +173,122 @@ export async function applyPlan(plan: Plan, options: ApplyOptions): Promise<Appl
     results: res,
     phases,
   };
+}
+
+function noteFailure(d: DevicePlan, err: GpuccError, options: ApplyOptions, failed: Map<PciAddress, GpuccError>) {
+  failed.set(d.address, err);
+  options.logger.child({ device: d.address }).warn({ event: 'cc.device.failed', err }, `${d.address}: ${err.message}`);
+  options.progress?.({ device: d.address, what: `failed: ${err.message}`, ok: false });
+}
+
+/**
+ * One stage of a PPCIe switch (docs/facts/cc-mode.md#ppcie-in-stages): every device's knobs set, and
+ * only when every set succeeded, every device reset. PPCIe is all or nothing, so a failed set resets
+ * none: the knobs already set are put back to what the devices read (where the tool allows; a device
+ * whose knobs could not be put back keeps its pending record, so the next reconcile converges), and
+ * every device of the stage is reported failed, the one that failed with the tool's words. Returns
+ * whether every device was set and reset.
+ */
+async function runStage(
+  batch: readonly { d: DevicePlan; step: SwitchStep }[],
+  all: readonly DevicePlan[],
+  options: ApplyOptions,
+  failed: Map<PciAddress, GpuccError>,
+): Promise<boolean> {
+  const { backend, logger, maxParallel } = options;
+  const setFailed = new Map<PciAddress, GpuccError>();
+  await mapBounded(batch, maxParallel, async ({ d, step }) => {
+    logger
+      .child({ device: d.address })
+      .info(
+        { event: 'cc.device.set', step, from: describeModes(d.current) },
+        `${d.address}: setting ${describeModes(step)} (reset after every device is set)`,
+      );
+    try {
+      await backend.set(d.device, step);
+    } catch (error) {
+      setFailed.set(d.address, asError(error));
+    }
+  });
+  if (setFailed.size === 0) {
+    await mapBounded(batch, maxParallel, async ({ d, step }) => {
+      const started = performance.now();
+      try {
+        await backend.reset(d.device);
+        options.progress?.({
+          device: d.address,
+          what: `${describeModes(step)} set, reset`,
+          ms: performance.now() - started,
+          ok: true,
+        });
+      } catch (error) {
+        noteFailure(d, asError(error), options, failed);
+      }
+    });
+    return true;
+  }
+
+  const culprits = [...setFailed.keys()].join(', ');
+  const reverted: PciAddress[] = [];
+  await mapBounded(batch, maxParallel, async ({ d, step }) => {
+    const back = knobsBack(step, d.current);
+    try {
+      if (back) {
+        await backend.set(d.device, back);
+        reverted.push(d.address);
+      }
+    } catch (error) {
+      logger
+        .child({ device: d.address })
+        .warn({ event: 'cc.device.revert-failed', err: asError(error) }, `${d.address}: knobs left pending`);
+    }
+  });
+  const state = readIntentRecord(options.sysfs);
+  for (const address of reverted) delete state.pending[address];
+  // Devices this stage did not touch keep what was pending on them before.
+  for (const d of all) {
+    if (batch.some((b) => b.d === d)) continue;
+    if (d.pending) state.pending[d.address] = d.pending;
+    else delete state.pending[d.address];
+    reverted.push(d.address);
+  }
+  await writeIntentRecord(options.sysfs, state);
+  for (const d of all) {
+    if (failed.has(d.address)) continue;
+    const own = setFailed.get(d.address);
+    const kept = reverted.includes(d.address) ? 'its knobs were put back' : 'its knobs stay pending (recorded)';
+    noteFailure(
+      d,
+      new GpuccError(
+        'ERR_GPUCC_PPCIE_NOT_RESET',
+        own
+          ? `${d.address}: ${own.message}; no device was reset (PPCIe switches every device or none), ${kept}`
+          : `${d.address} was not reset: the set failed on ${culprits}, so no device was reset (PPCIe switches every device or none); ${kept}`,
+        {
+          hint: 'see the failed device’s error; fix it and retry (run mode retries on its own); the node is unchanged',
+          details: { device: d.address, failed: [...setFailed.keys()], reverted: reverted.includes(d.address) },
+          ...(own ? { cause: own } : {}),
+        },
+      ),
+      options,
+      failed,
+    );
+  }
+  return false;
+}
+
+/** The knobs that undo `step` on a device that reads `current` (undefined when they cannot be told). */
+function knobsBack(step: SwitchStep, current: DeviceModes | undefined): SwitchStep | undefined {
+  const back: SwitchStep = {};
+  if (step.cc) {
+    if (current?.cc !== 'on' && current?.cc !== 'off' && current?.cc !== 'devtools') return undefined;
+    back.cc = current.cc;
+  }
+  if (step.ppcie) {
+    if (!current?.ppcie) return undefined;
+    back.ppcie = current.ppcie;
+  }
+  return back;
 }
 
 function resultsOf(

@@ -81,6 +81,9 @@ function pendingDiffers(pending: PendingRecord | undefined, expect: DeviceModes)
   );
 }
 
+const WAIT_FOR_VM_HINT =
+  'the switch waits and retries on its own in run mode; stop the VM (or move its pod) to let it go on';
+
 /** The tool calls that take a device from what it reads (and has pending) to `mode`. */
 function stepsFor(d: DeviceObservation, mode: CcMode, modes: DeviceModes): PlannedStep[] {
   const pending = d.pending;
@@ -160,7 +163,7 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
           'ERR_GPUCC_DEVICE_IN_USE',
           `${d.heldBy.join(', ')} ${d.heldBy.length > 1 ? 'hold' : 'holds'} ${d.address}: its CC mode is not read, switched or reset while a VM has it`,
           {
-            hint: 'the switch waits and retries on its own in run mode; stop the VM (or move its pod) to let it go on',
+            hint: WAIT_FOR_VM_HINT,
             details: { device: d.address, holders: d.heldBy },
           },
         ),
@@ -221,7 +224,41 @@ export function planSwitch(mode: CcMode, observation: Observation): Plan {
   });
 
   const refusal = mode === 'ppcie' ? ppcieRefusal(observation.devices) : undefined;
-  return { mode, ...(refusal ? { refusal } : {}), devices };
+  return { mode, ...(refusal ? { refusal } : {}), devices: mode === 'ppcie' ? holdBackAll(devices) : devices };
+}
+
+/**
+ * PPCIe is all or nothing (docs/facts/cc-mode.md#ppcie-in-stages): while a device that must switch
+ * cannot (a VM or a host driver holds it, its modes cannot be read), the free ones are not switched
+ * or reset either; they wait with it. The code is the blocker's (ERR_GPUCC_DEVICE_IN_USE for a VM).
+ */
+function holdBackAll(devices: DevicePlan[]): DevicePlan[] {
+  const blockers = devices.filter((d) => d.decision === 'refused' || d.decision === 'unreadable');
+  if (blockers.length === 0) return devices;
+  const held = blockers.find((d) => d.error?.code === 'ERR_GPUCC_DEVICE_IN_USE');
+  const code = (held ?? blockers[0]!).error?.code ?? 'ERR_GPUCC_TOOL_FAILED';
+  const why = blockers
+    .map((d) => `${d.address} (${d.heldBy ? `held by ${d.heldBy.join(', ')}` : d.reason})`)
+    .join('; ');
+  return devices.map((d) =>
+    d.decision !== 'switch'
+      ? d
+      : {
+          ...d,
+          decision: 'refused',
+          reason: `${d.reason}; waits: ppcie switches every device together, and ${blockers.length} cannot switch now`,
+          error: new GpuccError(
+            code,
+            `${d.address} is not switched to ppcie while ${why} cannot be: PPCIe switches every device or none`,
+            {
+              hint: held
+                ? WAIT_FOR_VM_HINT
+                : 'see the blocking device’s error; the switch retries on its own in run mode',
+              details: { device: d.address, blockedBy: blockers.map((h) => h.address) },
+            },
+          ),
+        },
+  );
 }
 
 /**

@@ -23,7 +23,7 @@ export function backendFor(
   });
 }
 
-/** Counts the calls made to a backend, to assert that nothing ran. */
+/** Counts the calls made to a backend, to assert that nothing ran (`applies`: every call that writes). */
 export function counted(backend: CcBackend): CcBackend & { queries: number; applies: number } {
   const counter = {
     name: backend.name,
@@ -38,6 +38,14 @@ export function counted(backend: CcBackend): CcBackend & { queries: number; appl
     apply: (...args: Parameters<CcBackend['apply']>) => {
       counter.applies++;
       return backend.apply(...args);
+    },
+    set: (...args: Parameters<CcBackend['set']>) => {
+      counter.applies++;
+      return backend.set(...args);
+    },
+    reset: (...args: Parameters<CcBackend['reset']>) => {
+      counter.applies++;
+      return backend.reset(...args);
     },
   };
   return counter;

@@ -156,6 +156,11 @@ function fakeBackend(modes: DeviceModes) {
       backend.applied.push(device.address);
       Object.assign(modes, step);
     },
+    async set(device, step) {
+      backend.applied.push(device.address);
+      Object.assign(modes, step);
+    },
+    async reset() {},
   };
   return backend;
 }

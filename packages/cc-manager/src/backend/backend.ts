@@ -36,6 +36,14 @@ export interface CcBackend {
    * knob write cut short can leave the invalid CC register state.
    */
   apply(device: CcDevice, step: SwitchStep): Promise<void>;
+  /**
+   * Sets the knobs of one device and leaves them pending (no reset): the staged PPCIe switch sets
+   * every device before it resets any (docs/facts/cc-mode.md#ppcie-in-stages). Also used to put
+   * knobs back when another device's set failed.
+   */
+  set(device: CcDevice, step: SwitchStep): Promise<void>;
+  /** Resets one device so its pending knobs apply (the OS reset); the caller verifies with `query`. */
+  reset(device: CcDevice): Promise<void>;
 }
 
 /** The query flags a device answers to (none for a device with neither capability). */

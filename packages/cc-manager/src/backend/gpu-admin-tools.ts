@@ -242,6 +242,24 @@ export function gpuAdminToolsBackend(options: GpuAdminToolsOptions): GpuAdminToo
       if (step.ppcie && lacks?.ppcie) throw refused(c, device.address, 'ppcie', lacks.ppcie);
       if (c.exitCode !== 0 || !confirmed(report, step)) throw failure(c, device.address, 'confirmation of the switch');
     },
+
+    async set(device, step) {
+      const args = [`--gpu-bdf=${device.address}`];
+      if (step.cc) args.push(`--set-cc-mode=${step.cc}`);
+      if (step.ppcie) args.push(`--set-ppcie-mode=${step.ppcie}`);
+      const c = await call(args);
+      const report = c.output.devices.get(device.address);
+      const lacks = report?.unsupported;
+      if (step.cc && lacks?.cc) throw refused(c, device.address, 'cc', lacks.cc);
+      if (step.ppcie && lacks?.ppcie) throw refused(c, device.address, 'ppcie', lacks.ppcie);
+      const set = report && (!step.cc || report.ccSet === step.cc) && (!step.ppcie || report.ppcieSet === step.ppcie);
+      if (c.exitCode !== 0 || !set) throw failure(c, device.address, 'confirmation of the knobs set');
+    },
+
+    async reset(device) {
+      const c = await call([`--gpu-bdf=${device.address}`, '--reset-with-os']);
+      if (c.exitCode !== 0) throw failure(c, device.address, 'reset');
+    },
   };
 }
 

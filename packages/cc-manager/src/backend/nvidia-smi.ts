@@ -141,6 +141,12 @@ export function nvidiaSmiBackend(options: NvidiaSmiOptions): CcBackend {
     async apply() {
       throw cannotSwitch();
     },
+    async set() {
+      throw cannotSwitch();
+    },
+    async reset() {
+      throw cannotSwitch();
+    },
   };
 }
 

@@ -82,6 +82,8 @@ export const ERROR_CODES = {
     'The CC backend in use can only read modes (nvidia-smi); switching needs gpu-admin-tools.',
   ERR_GPUCC_CC_QUERY_UNSUPPORTED:
     'The CC backend in use cannot read this device’s mode (nvidia-smi sees only GPUs on the NVIDIA driver).',
+  ERR_GPUCC_PPCIE_NOT_RESET:
+    'A switch to or from PPCIe stopped before any reset: a device’s knobs could not be set, so no device was reset.',
   ERR_GPUCC_CC_VERIFY_FAILED: 'After its reset a device reports another CC or PPCIe mode than the one that was set.',
   ERR_GPUCC_DEVICE_HELD_BY_HOST_DRIVER:
     'A device is bound to a host driver that uses it, so its CC mode is not changed.',
