@@ -25,7 +25,7 @@ import {
   DEFAULT_GPU_ADMIN_TOOLS,
   DEFAULT_NVIDIA_SMI,
   findExecutable,
-  selectBackend,
+  selectBackendFor,
   toolPaths,
 } from './backend/select.js';
 import { capabilityTable } from './capability.js';
@@ -112,16 +112,7 @@ async function contextFor(command: Command, o: z.infer<z.ZodObject<typeof backen
   const logger = stderrLogger(BINARY, config);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
   const host = await openHost(config.hostRoot, logger);
-  const backend = selectBackend({
-    backend: o.backend,
-    gpuAdminTools: o.gpuAdminTools,
-    ...(o.python ? { python: o.python } : {}),
-    nvidiaSmi: o.nvidiaSmi,
-    timeoutMs: o.toolTimeout,
-    maxParallel: o.maxParallel,
-    logger,
-    ...(host.tools ? { simulatedTools: host.tools } : {}),
-  });
+  const backend = selectBackendFor(o, logger, host);
   return { sysfs: host.sysfs, backend, capability, logger, maxParallel: o.maxParallel };
 }
 

@@ -1,7 +1,7 @@
 import { createLogger, type Logger, openHost, readCommonConfig } from '@gpucc/daemon';
 import type { Command } from 'commander';
 import type { BACKENDS } from './backend/backend.js';
-import { selectBackend } from './backend/select.js';
+import { selectBackendFor } from './backend/select.js';
 import type { CapabilityTable } from './capability.js';
 import { BINARY, VERSION } from './cli.js';
 import type { DefaultMode } from './desired.js';
@@ -43,16 +43,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
   const logger: Logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = runtime.shutdownOnSignals(logger);
   const host = await openHost(config.hostRoot, logger);
-  const backend = selectBackend({
-    backend: s.backend,
-    gpuAdminTools: s.gpuAdminTools,
-    ...(s.python ? { python: s.python } : {}),
-    nvidiaSmi: s.nvidiaSmi,
-    timeoutMs: s.toolTimeout,
-    maxParallel: s.maxParallel,
-    logger,
-    ...(host.tools ? { simulatedTools: host.tools } : {}),
-  });
+  const backend = selectBackendFor(s, logger, host);
   const client = kube.createNodeClient({
     nodeName: s.nodeName,
     config: kube.loadKubeConfig(s.kubeconfig),

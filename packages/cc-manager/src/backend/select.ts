@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { Logger } from '@gpucc/daemon';
+import type { Host, Logger } from '@gpucc/daemon';
 import { GpuccError, localFs, type SimulatedTools } from '@gpucc/hal';
 import type { BACKENDS, CcBackend } from './backend.js';
 import { gpuAdminToolsBackend } from './gpu-admin-tools.js';
@@ -38,6 +38,30 @@ export function findExecutable(command: string, env: NodeJS.ProcessEnv = process
     if (localFs.kindOf(candidate) === 'file') return candidate;
   }
   return undefined;
+}
+
+/** The tool flags both `run` and the one-shot commands take (`--backend`, `--gpu-admin-tools`, ...). */
+export interface ToolFlags {
+  backend: (typeof BACKENDS)[number];
+  gpuAdminTools: string;
+  python?: string | undefined;
+  nvidiaSmi: string;
+  toolTimeout: number;
+  maxParallel: number;
+}
+
+/** The backend for an opened host: its flags, and a simulated node's own tools where it has them. */
+export function selectBackendFor(flags: ToolFlags, logger: Logger, host: Host): CcBackend {
+  return selectBackend({
+    backend: flags.backend,
+    gpuAdminTools: flags.gpuAdminTools,
+    ...(flags.python ? { python: flags.python } : {}),
+    nvidiaSmi: flags.nvidiaSmi,
+    timeoutMs: flags.toolTimeout,
+    maxParallel: flags.maxParallel,
+    logger,
+    ...(host.tools ? { simulatedTools: host.tools } : {}),
+  });
 }
 
 /** `auto`: gpu-admin-tools when its script is there (it can switch), else nvidia-smi (read only). */

@@ -157,13 +157,13 @@ export function startKernel(root: string): number | undefined {
 
 /** The pid of the node's running kernel process, if one runs. */
 export function kernelPid(root: string): number | undefined {
+  let pid: number;
   try {
-    const pid = Number(localFs.readText(path.join(root, KERNEL_PID_FILE)).trim());
-    process.kill(pid, 0);
-    return pid;
+    pid = Number(localFs.readText(path.join(root, KERNEL_PID_FILE)).trim());
   } catch {
-    return undefined;
+    return undefined; // no kernel started yet
   }
+  return alive(pid) ? pid : undefined;
 }
 
 /** Stops the node's kernel process if one runs, waking every blocked writer with EIO; resolves once it is gone. */

@@ -1,4 +1,3 @@
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { GpuccError, localFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
 import {
@@ -16,6 +15,7 @@ import {
   type ToolSettings,
   writeToolSettings,
 } from '@gpucc/sim';
+import { freePort } from '../fixtures/ports.js';
 import { convergenceProblems, observeNode, type SuiteSnapshot } from './observe.js';
 import { deployLabel, OPERANDS, type Operand, operandArgs } from './operands.js';
 import { Timeline, type TimelineEntry } from './timeline.js';
@@ -425,18 +425,4 @@ export class Suite {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A port free now on 127.0.0.1 (the OS picks it); the suite keeps it for the life of the process. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }
