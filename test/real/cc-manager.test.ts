@@ -173,6 +173,13 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
       message: r.body.message,
     });
 
+    // The API server enforces a policy once its informers have seen the policy and its binding, a
+    // moment after they are applied: wait for that with dry-run patches (they go through admission
+    // and change nothing), so the assertions below are about the policy, not about that moment.
+    await until('the admission policy in force', async () => {
+      const probe = await patch(`${other}?dryRun=All`, { [STATE]: 'on' });
+      return probe.status === 403;
+    });
     // RBAC lets it patch every node; the policy refuses every node but its own.
     expect(refusal(await patch(other, { [STATE]: 'on' }))).toEqual({
       status: 403,
