@@ -179,7 +179,11 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
     await logged(plugin, 'kubelet.registered');
     await registered();
     const after = await manager.state();
-    expect(after.checkpoint?.Data.PodDeviceEntries).toEqual(before.checkpoint?.Data.PodDeviceEntries);
+    // The kubelet writes its checkpoint from a Go map, so the entries come in any order.
+    const byPod = (s: ManagerState) =>
+      [...(s.checkpoint?.Data.PodDeviceEntries ?? [])].sort((x, y) => x.PodUID.localeCompare(y.PodUID));
+    expect(byPod(after)).toEqual(byPod(before));
+    expect(byPod(after)).toHaveLength(3);
     // The allocated GPUs stay taken: a new pod gets the rest of NUMA node 1 first, never pod-b's.
     const taken = new Set(before.checkpoint!.Data.PodDeviceEntries!.flatMap((e) => Object.values(e.DeviceIDs).flat()));
     const d = await manager.allocate('pod-d', GPU, 4);
