@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import {
   checkSocketPath,
@@ -7,12 +7,6 @@ import {
   type ProtoJson,
   protoToJson,
 } from '../src/kubelet/index.js';
-
-// protobufjs is proto-loader's dependency, not ours: reach it from there to check our parser against it.
-const fromProtoLoader = createRequire(createRequire(import.meta.url).resolve('@grpc/proto-loader'));
-const protobuf = fromProtoLoader('protobufjs') as {
-  parse(text: string, options: { keepCase: boolean }): { root: { toJSON(): unknown } };
-};
 
 const messages = (json: ProtoJson) =>
   json.nested.v1beta1!.nested as Record<string, { fields: Record<string, unknown> }>;

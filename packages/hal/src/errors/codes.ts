@@ -49,6 +49,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_STATE_FILE_INVALID: 'A state file exists but cannot be parsed; it is kept and nothing is written.',
   ERR_GPUCC_INTERRUPTED: 'Work was stopped by a shutdown request before it started; nothing of it was written.',
   ERR_GPUCC_PROTO_INVALID: 'The gRPC API definition embedded in the binary could not be parsed (a build defect).',
+  ERR_GPUCC_PROTO_MALFORMED: 'A gRPC peer sent bytes that are not a message of the device plugin API; the call failed.',
   ERR_GPUCC_PLUGIN_SOCKET_FAILED: 'The device plugin could not serve gRPC on its unix socket.',
   ERR_GPUCC_KUBELET_REGISTRATION_FAILED:
     'Registering a device plugin with the kubelet failed; it is retried with backoff.',

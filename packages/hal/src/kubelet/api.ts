@@ -1,10 +1,10 @@
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { GpuccError } from '../errors/index.js';
 import { messageOf } from '../fs/index.js';
 import { DEVICE_PLUGIN_PROTO } from './api-proto.js';
-import { MAX_UNIX_SOCKET_PATH, PROTO_LOADER_OPTIONS } from './constants.js';
-import { protoToJson } from './proto-json.js';
+import { buildCodecs, type MessageCodec } from './codec.js';
+import { MAX_UNIX_SOCKET_PATH } from './constants.js';
+import { type ProtoJson, type ProtoService, protoToJson } from './proto-json.js';
 import type {
   AllocateRequest,
   AllocateResponse,
@@ -36,28 +36,61 @@ export interface DevicePluginApi {
 
 let api: DevicePluginApi | undefined;
 
-/** The service definitions, built once per process from the embedded .proto text (no file is read). */
+/**
+ * The service definitions, built once per process from the embedded .proto text (no file is read),
+ * with our own codecs (./codec.ts) as their serializers.
+ */
 export function devicePluginApi(): DevicePluginApi {
   if (api === undefined) {
-    const json = protoToJson(DEVICE_PLUGIN_PROTO) as Parameters<typeof protoLoader.fromJSON>[0];
-    const pkg = protoLoader.fromJSON(json, PROTO_LOADER_OPTIONS);
+    const json = protoToJson(DEVICE_PLUGIN_PROTO);
+    const codecs = buildCodecs(json);
     api = {
-      registration: service(pkg, 'v1beta1.Registration') as DevicePluginApi['registration'],
-      devicePlugin: service(pkg, 'v1beta1.DevicePlugin') as DevicePluginApi['devicePlugin'],
+      registration: service(json, codecs, 'Registration') as DevicePluginApi['registration'],
+      devicePlugin: service(json, codecs, 'DevicePlugin') as DevicePluginApi['devicePlugin'],
     };
   }
   return api;
 }
 
-function service(pkg: protoLoader.PackageDefinition, name: string): grpc.ServiceDefinition {
-  const definition = pkg[name];
-  if (definition === undefined || 'format' in definition) {
+function service(json: ProtoJson, codecs: Map<string, MessageCodec>, name: string): grpc.ServiceDefinition {
+  const [pkg, namespace] = Object.entries(json.nested)[0] ?? [];
+  const definition = namespace?.nested[name];
+  if (definition === undefined || !('methods' in definition)) {
     throw new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto has no service ${name}`, {
       hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
       details: { service: name },
     });
   }
-  return definition as grpc.ServiceDefinition;
+  const codec = (type: string) => {
+    const found = codecs.get(type);
+    if (found === undefined) {
+      throw new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto: ${name} uses the unknown message ${type}`, {
+        hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
+        details: { service: name, message: type },
+      });
+    }
+    return found;
+  };
+  return Object.fromEntries(
+    Object.entries((definition as ProtoService).methods).map(([method, m]) => {
+      const request = codec(m.requestType);
+      const response = codec(m.responseType);
+      return [
+        method,
+        {
+          path: `/${pkg}.${name}/${method}`,
+          requestStream: m.requestStream === true,
+          responseStream: m.responseStream === true,
+          requestSerialize: (value: unknown) => request.encode(value),
+          requestDeserialize: (bytes: Buffer) => request.decode(bytes),
+          responseSerialize: (value: unknown) => response.encode(value),
+          responseDeserialize: (bytes: Buffer) => response.decode(bytes),
+          // The name proto-loader gave: grpc-js also finds an implementation under it.
+          originalName: method[0]!.toLowerCase() + method.slice(1),
+        } satisfies grpc.MethodDefinition<unknown, unknown>,
+      ];
+    }),
+  );
 }
 
 /** The grpc target for a unix socket; grpc-js then sends `localhost` as the HTTP/2 authority. */

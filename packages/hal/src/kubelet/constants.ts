@@ -25,15 +25,3 @@ export const KUBELET_DIAL_TIMEOUT_MS = 10_000;
 
 /** Linux limit for a unix socket path (sun_path is 108 bytes, NUL included). */
 export const MAX_UNIX_SOCKET_PATH = 107;
-
-/**
- * How the proto is loaded (docs/facts/kubelet-device-plugin.md#loading-the-proto-in-node): wire names kept (`ID`,
- * `devices_ids`), int64 as strings, defaults filled in so empty repeated fields arrive as [].
- */
-export const PROTO_LOADER_OPTIONS = {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-} as const;

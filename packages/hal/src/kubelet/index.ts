@@ -12,6 +12,7 @@ export {
   unixTarget,
 } from './api.js';
 export { DEVICE_PLUGIN_PROTO } from './api-proto.js';
+export { buildCodecs, type MessageCodec } from './codec.js';
 export {
   DEVICE_PLUGIN_API_VERSION,
   DEVICE_PLUGIN_DIR,
@@ -21,7 +22,6 @@ export {
   KUBELET_DIAL_TIMEOUT_MS,
   KUBELET_SOCKET,
   MAX_UNIX_SOCKET_PATH,
-  PROTO_LOADER_OPTIONS,
   UNHEALTHY,
 } from './constants.js';
 export { type ProtoJson, protoToJson } from './proto-json.js';
