@@ -44,9 +44,12 @@ const CPUS = {
 const vendorOfTee = (tee: HostTee): CpuSpec['vendor'] | undefined =>
   tee === 'sev-snp' ? 'amd' : tee === 'tdx' ? 'intel' : undefined;
 
-/** An EPYC for SEV-SNP (and for no TEE), a Xeon for TDX; a CPU flag of the other vendor is refused. */
-function cpuFor(tee: HostTee, cpuTee: HostTee): CpuSpec {
-  const vendor = vendorOfTee(tee) ?? vendorOfTee(cpuTee) ?? 'amd';
+/**
+ * An EPYC for SEV-SNP, a Xeon for TDX; with no TEE, the vendor of the CPU flag or of the profile's own
+ * TEE (a B200 board stays an Intel host). A CPU flag of the other vendor is refused.
+ */
+function cpuFor(tee: HostTee, cpuTee: HostTee, profileTee: HostTee): CpuSpec {
+  const vendor = vendorOfTee(tee) ?? vendorOfTee(cpuTee) ?? vendorOfTee(profileTee) ?? 'amd';
   const flagVendor = vendorOfTee(cpuTee);
   if (flagVendor !== undefined && flagVendor !== vendor) {
     throw new GpuccError(
@@ -185,7 +188,7 @@ function baseNode(
     iommufd: false,
     noiommu: false,
     kernelRelease: checkedRelease(options.kernelRelease ?? KERNEL_RELEASE),
-    cpu: cpuFor(tee, options.cpuTee ?? tee),
+    cpu: cpuFor(tee, options.cpuTee ?? tee, findProfile(profile).defaultTee),
     lockdown: options.lockdown ?? 'none',
     os: HOST_OS,
     nvidiaDriverVersion: NVIDIA_DRIVER_VERSION,
