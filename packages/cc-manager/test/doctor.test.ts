@@ -435,10 +435,13 @@ describe('cc-manager doctor: kernel lockdown, kernel version, CPU TEE flags', ()
       finding: 'AMD EPYC 9654 96-Core Processor: no SEV-SNP or TDX flag (not enabled in the BIOS), as KVM says',
     });
     rmSync(path.join(none.root, 'proc/cpuinfo'));
-    expect((await doctorJson(none.root)).byId('cpu-tee')).toMatchObject({
+    const blind = await doctorJson(none.root);
+    expect(blind.byId('cpu-tee')).toMatchObject({
       status: 'warn',
       finding: expect.stringContaining('proc/cpuinfo cannot be read'),
     });
+    expect(blind.report).toMatchObject({ features: { 'gpucc.io/host.cpu.vendor': 'unknown' } });
+    expect(blind.report).not.toHaveProperty('host.cpu');
   });
 });
 

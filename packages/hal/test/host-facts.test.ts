@@ -165,6 +165,10 @@ describe('host facts through systeminformation', () => {
     ).toEqual({ source: 'systeminformation' });
   });
 
+  it('a CPU answer without flags is left out, so the TEE flags are never guessed false', () => {
+    expect(factsFromSystemInformation({ ...cpu, flags: '' }, osData).cpu).toBeUndefined();
+  });
+
   it('is used on the root /, and then reads no host file itself when it answers everything', async () => {
     const recorder = new AccessRecorder();
     const facts = await readHostFacts(new HostRoot('/', { recorder }), {

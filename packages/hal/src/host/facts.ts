@@ -128,7 +128,8 @@ export function factsFromSystemInformation(
   const osName = [os.distro, os.release].filter(Boolean).join(' ');
   return {
     source: 'systeminformation',
-    ...(vendorName || model ? { cpu: cpuFacts(vendorName, model, cpu.flags) } : {}),
+    // Without flags the TEE facts would read false: the rooted /proc/cpuinfo answers instead.
+    ...((vendorName || model) && cpu.flags ? { cpu: cpuFacts(vendorName, model, cpu.flags) } : {}),
     ...(os.kernel ? { kernel: os.kernel } : {}),
     ...(osName ? { os: osName } : {}),
   };
