@@ -1,12 +1,5 @@
 import path from 'node:path';
-import {
-  type CcMode,
-  GpuccError,
-  type HostRoot,
-  lockdownBlockingBars,
-  readHostFacts,
-  type SystemInformation,
-} from '@gpucc/hal';
+import { type CcMode, GpuccError, type HostRoot, lockdownBlockingBars, readHostFacts } from '@gpucc/hal';
 import type { CapabilityTable } from '../capability.js';
 import { runChecks } from './checks.js';
 import { type DoctorTools, probeFirmware } from './firmware.js';
@@ -45,8 +38,6 @@ export interface DoctorOptions {
   nfdFeaturesFile?: string;
   /** Write the NFD file even outside features.d/ or over a file the doctor did not write. */
   force?: boolean;
-  /** systeminformation's calls, for tests of a host root `/` (the package reads this machine only). */
-  systemInformation?: SystemInformation;
 }
 
 /**
@@ -56,7 +47,7 @@ export interface DoctorOptions {
 export async function doctor(sysfs: HostRoot, options: DoctorOptions): Promise<DoctorReport> {
   const file = options.nfdFeaturesFile === undefined ? undefined : hostPath(options.nfdFeaturesFile);
   if (file !== undefined) checkNfdTarget(sysfs, file, options.force === true); // refused before any tool runs
-  const host = await readHostFacts(sysfs, options.systemInformation);
+  const host = await readHostFacts(sysfs);
   const observation = observeDoctor(sysfs, options.capability, {
     host,
     ...(options.pciIdsFallback === undefined ? {} : { pciIdsFallback: options.pciIdsFallback }),
