@@ -51,8 +51,13 @@ describe('cc-manager doctor', () => {
     await bindAll(sysfs);
     const { code, out } = await doctorCli(['--host-root', root]);
     expect(code).toBe(0);
-    expect(out).toMatch(/^STATUS\s+CHECK\s+FINDING\s+FIX\n/);
+    expect(out).toMatch(
+      /^host: AMD EPYC 9654 96-Core Processor \(AuthenticAMD, flags sev_snp\); kernel 6\.17\.0-1007-gpucc-sim; Ubuntu 25\.10; lockdown none\n\nSTATUS\s+CHECK\s+FINDING\s+FIX\n/,
+    );
     expect(out).toMatch(/PASS\s+host-tee\s+AMD SEV-SNP \(kvm_amd sev_snp=Y\) is enabled/);
+    expect(out).toMatch(/PASS\s+cpu-tee\s+AMD EPYC 9654 96-Core Processor: sev_snp flag and kvm_amd sev_snp=Y agree/);
+    expect(out).toMatch(/PASS\s+kernel-version\s+kernel 6\.17\.0-1007-gpucc-sim \(6\.17 or later/);
+    expect(out).toMatch(/PASS\s+lockdown\s+kernel lockdown none: gpu-admin-tools can map GPU BARs/);
     expect(out).toMatch(/PASS\s+iommu\s+IOMMU on: \d+ groups, unit ivhd0/);
     expect(out).toMatch(/PASS\s+kernel-cmdline\s+has amd_iommu=on iommu=pt/);
     expect(out).toMatch(/PASS\s+vfio\s+vfio_pci loaded, driver vfio-pci; device nodes: legacy group nodes/);
@@ -171,7 +176,18 @@ describe('cc-manager doctor', () => {
       mode: 'on',
       tee: 'sev-snp',
       ok: true,
-      summary: { pass: 12, warn: 0, fail: 0 },
+      host: {
+        cpu: {
+          vendor: 'AuthenticAMD',
+          model: 'AMD EPYC 9654 96-Core Processor',
+          flags: { sevSnp: true, tdx: false },
+        },
+        kernel: '6.17.0-1007-gpucc-sim',
+        os: 'Ubuntu 25.10',
+        lockdown: 'none',
+        source: 'host-root',
+      },
+      summary: { pass: 15, warn: 0, fail: 0 },
       checks: expect.any(Array),
       features: {
         'gpucc.io/doctor.passed': true,
@@ -179,10 +195,18 @@ describe('cc-manager doctor', () => {
         'nvidia.com/cc.tee': 'sev-snp',
         'nvidia.com/cc.ppcie.capable': true,
         'nvidia.com/cc.iommu': true,
+        'gpucc.io/host.cpu.vendor': 'amd',
+        'gpucc.io/host.kernel.version': '6.17.0',
+        'gpucc.io/host.lockdown': 'none',
+        'gpucc.io/host.sev-snp': true,
+        'gpucc.io/host.tdx': false,
       },
     });
     expect(report.checks.map((c) => c.id)).toEqual([
       'host-tee',
+      'cpu-tee',
+      'kernel-version',
+      'lockdown',
       'iommu',
       'kernel-cmdline',
       'vfio',
@@ -214,13 +238,18 @@ describe('cc-manager doctor', () => {
         'nvidia.com/cc.tee=sev-snp',
         'nvidia.com/cc.ppcie.capable=true',
         'nvidia.com/cc.iommu=true',
+        'gpucc.io/host.cpu.vendor=amd',
+        'gpucc.io/host.kernel.version=6.17.0',
+        'gpucc.io/host.lockdown=none',
+        'gpucc.io/host.sev-snp=true',
+        'gpucc.io/host.tdx=false',
         '',
       ].join('\n'),
     );
     const b200 = simNode('hgx-b200-8', { tee: 'none' });
     await doctorCli(['--host-root', b200.root, '--nfd-features-file', NFD_FILE]);
     expect(readFileSync(path.join(b200.root, NFD_FILE), 'utf8')).toContain(
-      'gpucc.io/doctor.passed=false\nnvidia.com/cc.capable=false\nnvidia.com/cc.tee=none\nnvidia.com/cc.ppcie.capable=false\nnvidia.com/cc.iommu=true\n',
+      'gpucc.io/doctor.passed=false\nnvidia.com/cc.capable=false\nnvidia.com/cc.tee=none\nnvidia.com/cc.ppcie.capable=false\nnvidia.com/cc.iommu=true\ngpucc.io/host.cpu.vendor=intel\n',
     );
   });
 
@@ -256,6 +285,163 @@ describe('cc-manager doctor', () => {
     expect(file.code).toBe(2);
     expect(file.err).toMatch(/--nfd-features-file.*absolute host file path/);
     expect((await doctorCli(['--host-root', root, '--output', 'yaml'])).code).toBe(2);
+  });
+});
+
+describe('cc-manager doctor: kernel lockdown, kernel version, CPU TEE flags', () => {
+  it('lockdown integrity fails, names the reason and skips gpu-admin-tools; confidentiality too; exit 1', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8', { lockdown: 'integrity' });
+    await bindAll(sysfs);
+    const { code, byId, report } = await doctorJson(root);
+    expect(code).toBe(1);
+    expect(byId('lockdown')).toEqual({
+      id: 'lockdown',
+      status: 'fail',
+      finding:
+        'kernel lockdown integrity: gpu-admin-tools cannot map GPU BARs or write config space (EPERM), so no CC mode can be read or set',
+      fix: expect.stringMatching(
+        /^lockdown cannot be lowered while running: boot without lockdown: disable UEFI Secure Boot/,
+      ),
+    });
+    // The tool would only fail with EPERM on each GPU: it is not run.
+    expect(byId('cc-firmware')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringContaining('gpu-admin-tools not run: kernel lockdown integrity denies its BAR mapping'),
+    });
+    expect(report).toMatchObject({
+      host: { lockdown: 'integrity' },
+      features: { 'gpucc.io/host.lockdown': 'integrity', 'gpucc.io/doctor.passed': false },
+    });
+    // Set on the command line: the fix names the argument to drop.
+    const cmdline = path.join(root, 'proc/cmdline');
+    writeFileSync(cmdline, `${readFileSync(cmdline, 'utf8').trim()} lockdown=integrity\n`);
+    expect((await doctorJson(root)).byId('lockdown')).toMatchObject({
+      finding: expect.stringContaining('(lockdown=integrity on the command line)'),
+      fix: 'lockdown cannot be lowered while running: drop lockdown=integrity from the kernel command line, and reboot',
+    });
+
+    const strict = simNode('hgx-b200-8', { lockdown: 'confidentiality' });
+    expect((await doctorJson(strict.root)).byId('lockdown')).toMatchObject({
+      status: 'fail',
+      finding: expect.stringMatching(/^kernel lockdown confidentiality: /),
+    });
+  });
+
+  it('no lockdown LSM passes with a note; an unmounted securityfs or a malformed file warns with its code', async () => {
+    const { root, sysfs } = simNode('hgx-h100-8', { lockdown: 'not-built' });
+    await bindAll(sysfs);
+    const built = await doctorJson(root);
+    expect(built.code).toBe(0);
+    expect(built.byId('lockdown')).toMatchObject({
+      status: 'pass',
+      finding: expect.stringContaining('no lockdown LSM'),
+    });
+    expect(built.report).toMatchObject({ features: { 'gpucc.io/host.lockdown': 'not-built' } });
+
+    const malformed = simNode('hgx-h100-8');
+    writeFileSync(path.join(malformed.root, 'sys/kernel/security/lockdown'), 'locked\n');
+    const bad = await doctorJson(malformed.root);
+    expect(bad.byId('lockdown')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringMatching(/^the kernel lockdown cannot be read: ERR_GPUCC_MALFORMED_ATTRIBUTE: .*"locked"/),
+    });
+    expect(bad.report).toMatchObject({ features: { 'gpucc.io/host.lockdown': 'unknown' } });
+
+    rmSync(path.join(malformed.root, 'sys/kernel/security'), { recursive: true });
+    mkdirSync(path.join(malformed.root, 'sys/kernel/security'));
+    expect((await doctorJson(malformed.root)).byId('lockdown')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringContaining('securityfs is not mounted'),
+      fix: expect.stringContaining('mount -t securityfs securityfs /sys/kernel/security'),
+    });
+  });
+
+  it('the kernel against the reference architecture: 6.17+ and its rcs pass, 6.8 and unparsable releases warn', async () => {
+    const old = simNode('hgx-h100-8', { kernelRelease: '6.8.0-49-generic' });
+    await bindAll(old.sysfs);
+    const { code, byId, report } = await doctorJson(old.root);
+    expect(code).toBe(0);
+    expect(byId('kernel-version')).toEqual({
+      id: 'kernel-version',
+      status: 'warn',
+      finding:
+        'kernel 6.8.0-49-generic is older than the 6.17 the NVIDIA reference architecture validates for SEV-SNP and TDX hosts',
+      fix: 'install a 6.17 or later kernel (Ubuntu 25.10 ships one) and reboot',
+    });
+    expect(report).toMatchObject({
+      host: { kernel: '6.8.0-49-generic' },
+      features: { 'gpucc.io/host.kernel.version': '6.8.0' },
+    });
+    const rc = simNode('hgx-h100-8', { kernelRelease: '6.17.0-rc3' });
+    expect((await doctorJson(rc.root)).byId('kernel-version')).toMatchObject({
+      status: 'pass',
+      finding: expect.stringContaining('a release candidate'),
+    });
+    const odd = simNode('hgx-h100-8', { kernelRelease: 'custom-kernel' });
+    const oddReport = await doctorJson(odd.root);
+    expect(oddReport.byId('kernel-version')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringContaining('"custom-kernel" does not start with a version'),
+    });
+    expect(oddReport.report).toMatchObject({ features: { 'gpucc.io/host.kernel.version': 'unknown' } });
+  });
+
+  it('a TDX host: Xeon with tdx_host_platform and kvm_intel tdx=Y agree, in the report and the NFD features', async () => {
+    const { root, sysfs } = simNode('hgx-b200-8');
+    await bindAll(sysfs);
+    const { code, out } = await doctorCli(['--host-root', root, '--nfd-features-file', NFD_FILE]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^host: INTEL\(R\) XEON\(R\) PLATINUM 8580 \(GenuineIntel, flags tdx_host_platform\); /);
+    expect(out).toMatch(
+      /PASS\s+cpu-tee\s+INTEL\(R\) XEON\(R\) PLATINUM 8580: tdx_host_platform flag and kvm_intel tdx=Y agree/,
+    );
+    expect(readFileSync(path.join(root, NFD_FILE), 'utf8')).toContain(
+      'gpucc.io/host.cpu.vendor=intel\ngpucc.io/host.kernel.version=6.17.0\ngpucc.io/host.lockdown=none\ngpucc.io/host.sev-snp=false\ngpucc.io/host.tdx=true\n',
+    );
+  });
+
+  it('a CPU flag without its KVM parameter (or the reverse) warns with the module parameter to set', async () => {
+    const amd = simNode('hgx-h100-8', { tee: 'none', cpuTee: 'sev-snp' });
+    const snp = await doctorJson(amd.root);
+    expect(snp.byId('cpu-tee')).toEqual({
+      id: 'cpu-tee',
+      status: 'warn',
+      finding:
+        'AMD EPYC 9654 96-Core Processor has the sev_snp flag (SEV-SNP enabled in the BIOS) but kvm_amd sev_snp is N: KVM starts no SEV-SNP guest',
+      fix: 'boot with kvm_amd.sev_snp=1 (and mem_encrypt=on), or with no VM running: modprobe -r kvm_amd && modprobe kvm_amd sev_snp=1',
+    });
+    expect(snp.report).toMatchObject({ features: { 'gpucc.io/host.sev-snp': false } });
+
+    const intel = simNode('hgx-b200-8', { tee: 'none', cpuTee: 'tdx' });
+    expect((await doctorJson(intel.root)).byId('cpu-tee')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringContaining(
+        'has the tdx_host_platform flag (TDX enabled in the BIOS) but kvm_intel tdx is N',
+      ),
+      fix: expect.stringMatching(/^boot with kvm_intel\.tdx=1, /),
+    });
+
+    const reverse = simNode('hgx-b200-8', { tee: 'tdx', cpuTee: 'none' });
+    expect((await doctorJson(reverse.root)).byId('cpu-tee')).toMatchObject({
+      status: 'warn',
+      finding:
+        'kvm_intel tdx is Y but the CPU flags (/proc/cpuinfo) lack tdx_host_platform: the two reads disagree about TDX',
+    });
+
+    // No flag and no parameter agree (host-tee judges the missing TEE); no cpuinfo cannot be checked.
+    const none = simNode('workstation-mixed');
+    expect((await doctorJson(none.root)).byId('cpu-tee')).toMatchObject({
+      status: 'pass',
+      finding: 'AMD EPYC 9654 96-Core Processor: no SEV-SNP or TDX flag (not enabled in the BIOS), as KVM says',
+    });
+    rmSync(path.join(none.root, 'proc/cpuinfo'));
+    const blind = await doctorJson(none.root);
+    expect(blind.byId('cpu-tee')).toMatchObject({
+      status: 'warn',
+      finding: expect.stringContaining('proc/cpuinfo cannot be read'),
+    });
+    expect(blind.report).toMatchObject({ features: { 'gpucc.io/host.cpu.vendor': 'unknown' } });
+    expect(blind.report).not.toHaveProperty('host.cpu');
   });
 });
 
@@ -370,7 +556,7 @@ describe('cc-manager doctor: firmware support (cc-firmware)', () => {
     expect(table.out).toMatch(
       /^FAIL {4}cc-firmware {8}firmware without CC: 0000:43:00\.0 H100 \(0x2330\) \(gpu-admin-tools: "Querying CC mode is not supported"\) +update the firmware \(VBIOS\)/m,
     );
-    expect(table.out).toMatch(/\nnode cannot run CC workloads in mode on: 1 failed, 0 warnings, 11 passed\n$/);
+    expect(table.out).toMatch(/\nnode cannot run CC workloads in mode on: 1 failed, 0 warnings, 14 passed\n$/);
     // Mode off needs no CC firmware: nothing is asked.
     const off = await doctorJson(root, ['--mode', 'off']);
     expect(off.code).toBe(0);

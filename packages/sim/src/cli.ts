@@ -11,7 +11,7 @@ import { holdGpu, releaseHolder, vmHold } from './node/holders.js';
 import { NVIDIA_DRIVER_KINDS, type NvidiaDriverKind } from './node/spec.js';
 import { FAULT_KINDS, type FaultKind, readNodeSpec, writeToolSettings } from './node/state.js';
 import { readWriteLog } from './node/write-log.js';
-import { PROFILES, parseTee } from './profiles/profiles.js';
+import { PROFILES, parseSimLockdown, parseTee } from './profiles/profiles.js';
 import { installFakeTools } from './tools/index.js';
 
 function int(value: string): number {
@@ -36,6 +36,9 @@ function program(out: (text: string) => void): Command {
     .option('--functions <n>', 'scale profile: functions per card (1-4)', int)
     .option('--no-vfio-module', 'start without vfio_pci loaded (exercises modprobe)')
     .option('--nvidia-driver <kind>', 'NVIDIA driver build: datacenter (no unbind lock) or vgpu-host', nvidiaDriverKind)
+    .option('--kernel-release <release>', 'uname -r of the node (default a 6.17 release)')
+    .option('--lockdown <level>', 'kernel lockdown: none, integrity, confidentiality or not-built', parseSimLockdown)
+    .option('--cpu-tee <tee>', 'the TEE the CPU and BIOS offer, its cpuinfo flag (default: --tee)', parseTee)
     .action(
       (
         dir: string,
@@ -46,6 +49,9 @@ function program(out: (text: string) => void): Command {
           functions?: number;
           vfioModule: boolean;
           nvidiaDriver?: NvidiaDriverKind;
+          kernelRelease?: string;
+          lockdown?: ReturnType<typeof parseSimLockdown>;
+          cpuTee?: ReturnType<typeof parseTee>;
         },
       ) => {
         const { root, node } = createNode(
@@ -57,6 +63,9 @@ function program(out: (text: string) => void): Command {
             ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
             vfioLoaded: o.vfioModule,
             ...(o.nvidiaDriver ? { nvidiaDriver: o.nvidiaDriver } : {}),
+            ...(o.kernelRelease ? { kernelRelease: o.kernelRelease } : {}),
+            ...(o.lockdown ? { lockdown: o.lockdown } : {}),
+            ...(o.cpuTee ? { cpuTee: o.cpuTee } : {}),
           },
           installFakeTools,
         );

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { captureCli, simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -23,6 +24,49 @@ describe('gpucc-sim CLI', () => {
     expect(json.devices.filter((d: { kind: string }) => d.kind === 'gpu')).toHaveLength(8);
     expect(json.devices.filter((d: { kind: string }) => d.kind === 'nvswitch')).toHaveLength(4);
     expect(json.problems).toEqual([]);
+  });
+
+  it('create lays out the host facts: cpuinfo, os-release, lockdown and kernel release as asked, refusing nonsense', async () => {
+    const dir = path.join(tempDir(), 'node');
+    const created = await run(
+      'create',
+      dir,
+      '--profile',
+      'hgx-b200-8',
+      '--tee',
+      'none',
+      '--cpu-tee',
+      'tdx',
+      '--lockdown',
+      'integrity',
+      '--kernel-release',
+      '6.8.0-49-generic',
+    );
+    expect(created.code).toBe(0);
+    const read = (rel: string) => readFileSync(path.join(dir, rel), 'utf8');
+    expect(read('sys/kernel/security/lockdown')).toBe('none [integrity] confidentiality\n');
+    expect(read('proc/sys/kernel/osrelease')).toBe('6.8.0-49-generic\n');
+    expect(read('proc/cpuinfo')).toMatch(/^processor\t: 0\nvendor_id\t: GenuineIntel\n/);
+    expect(read('proc/cpuinfo')).toMatch(/^flags\t\t: .* tdx_host_platform$/m);
+    // The BIOS offers TDX, KVM was loaded without it.
+    expect(read('sys/module/kvm_intel/parameters/tdx')).toBe('N\n');
+    expect(read('etc/os-release')).toContain('PRETTY_NAME="Ubuntu 25.10"\n');
+
+    const bare = path.join(tempDir(), 'bare');
+    expect((await run('create', bare, '--profile', 'h100-pcie-1', '--lockdown', 'not-built')).code).toBe(0);
+    expect(existsSync(path.join(bare, 'sys/kernel/security/lockdown'))).toBe(false);
+    expect(readFileSync(path.join(bare, 'sys/kernel/security/lsm'), 'utf8')).not.toContain('lockdown');
+
+    const other = path.join(tempDir(), 'other');
+    expect((await run('create', other, '--profile', 'h100-pcie-1', '--lockdown', 'paranoid')).err).toMatch(
+      /unknown lockdown level "paranoid"/,
+    );
+    expect((await run('create', other, '--profile', 'h100-pcie-1', '--kernel-release', '6.17 rc')).err).toMatch(
+      /ERR_GPUCC_USAGE: kernel release "6.17 rc"/,
+    );
+    const mixed = await run('create', other, '--profile', 'h100-pcie-1', '--tee', 'sev-snp', '--cpu-tee', 'tdx');
+    expect(mixed.code).toBe(2);
+    expect(mixed.err).toMatch(/--cpu-tee tdx needs an intel CPU, and --tee sev-snp an amd one/);
   });
 
   it('break makes discovery report the damaged attribute by file and keep the other devices', async () => {

@@ -1,4 +1,4 @@
-import type { CcMode } from '@gpucc/hal';
+import { type CcMode, kernelAtLeast, lockdownBlockingBars, parseKernelVersion } from '@gpucc/hal';
 import { isFreeForCcTool } from '../devices.js';
 import type { FirmwareAnswer } from './firmware.js';
 import type { DoctorDevice, DoctorObservation } from './observe.js';
@@ -35,12 +35,16 @@ const gpusOf = (o: DoctorObservation) => o.devices.filter((d) => d.kind === 'gpu
 
 type Vendor = 'amd' | 'intel' | undefined;
 
-/** AMD or Intel, from the IOMMU unit names first (ivhd / dmar), then the TEE and KVM modules. */
+/** AMD or Intel: the CPU's own word first, then the IOMMU unit names (ivhd / dmar), the TEE and KVM modules. */
 export function cpuVendor(o: DoctorObservation): Vendor {
+  const vendor = o.host.cpu?.vendor;
+  if (vendor === 'amd' || vendor === 'intel') return vendor;
   if (o.iommu.units.some((u) => u.startsWith('dmar'))) return 'intel';
   if (o.iommu.units.some((u) => u.startsWith('ivhd') || u.startsWith('amd'))) return 'amd';
-  if (o.tee === 'tdx' || (o.kvm.intel && !o.kvm.amd)) return 'intel';
-  if (o.tee === 'sev-snp' || (o.kvm.amd && !o.kvm.intel)) return 'amd';
+  const amd = o.kvm.sevSnp !== undefined;
+  const intel = o.kvm.tdx !== undefined;
+  if (o.tee === 'tdx' || (intel && !amd)) return 'intel';
+  if (o.tee === 'sev-snp' || (amd && !intel)) return 'amd';
   return undefined;
 }
 
@@ -57,6 +61,109 @@ export function checkHostTee(o: DoctorObservation, mode: CcMode): CheckResult {
   const fix = TEE_FIX[cpuVendor(o) ?? 'any'];
   // Mode off runs no confidential VM: a missing TEE is worth knowing but blocks nothing asked for.
   return mode === 'off' ? warn('host-tee', finding, fix) : fail('host-tee', finding, fix);
+}
+
+/**
+ * The CPU flag against the KVM parameter (docs/facts/real-hosts.md#cpu-flags-for-sev-snp-and-tdx): the flag says the
+ * BIOS enabled the TEE, the parameter that KVM will start such guests. One without the other is worth a warning
+ * (host-tee judges whether a TEE is there at all).
+ */
+export function checkCpuTee(o: DoctorObservation): CheckResult {
+  const id = 'cpu-tee';
+  const cpu = o.host.cpu;
+  if (cpu === undefined) {
+    return warn(
+      id,
+      'proc/cpuinfo cannot be read under the host root: the CPU flags cannot be checked against KVM',
+      'mount the host /proc (or run on the host)',
+    );
+  }
+  const name = cpu.model || cpu.vendorName || 'the CPU';
+  const teeRows = [
+    { tee: 'SEV-SNP', flag: 'sev_snp', has: cpu.sevSnp, module: 'kvm_amd', option: 'sev_snp', enabled: o.kvm.sevSnp },
+    { tee: 'TDX', flag: 'tdx_host_platform', has: cpu.tdx, module: 'kvm_intel', option: 'tdx', enabled: o.kvm.tdx },
+  ];
+  const unused = teeRows.find((t) => t.has && t.enabled !== true);
+  if (unused) {
+    const state = unused.enabled === undefined ? 'absent (module not loaded)' : 'N';
+    return warn(
+      id,
+      `${name} has the ${unused.flag} flag (${unused.tee} enabled in the BIOS) but ${unused.module} ${unused.option} is ${state}: KVM starts no ${unused.tee} guest`,
+      `boot with ${unused.module}.${unused.option}=1${unused.tee === 'SEV-SNP' ? ' (and mem_encrypt=on)' : ''}, or with no VM running: modprobe -r ${unused.module} && modprobe ${unused.module} ${unused.option}=1`,
+    );
+  }
+  const unbacked = teeRows.find((t) => !t.has && t.enabled === true);
+  if (unbacked) {
+    const read = o.host.source === 'systeminformation' ? 'systeminformation' : '/proc/cpuinfo';
+    return warn(
+      id,
+      `${unbacked.module} ${unbacked.option} is Y but the CPU flags (${read}) lack ${unbacked.flag}: the two reads disagree about ${unbacked.tee}`,
+      'point --host-root at one host: its /proc and /sys must come from the same machine',
+    );
+  }
+  const enabled = teeRows.filter((t) => t.has).map((t) => `${t.flag} flag and ${t.module} ${t.option}=Y`);
+  return pass(
+    id,
+    enabled.length
+      ? `${name}: ${enabled.join('; ')} agree`
+      : `${name}: no SEV-SNP or TDX flag (not enabled in the BIOS), as KVM says`,
+  );
+}
+
+/** The host kernel the NVIDIA reference architecture validates (docs/facts/real-hosts.md#the-host-kernel-version). */
+export const MIN_KERNEL = { major: 6, minor: 17 } as const;
+
+export function checkKernelVersion(o: DoctorObservation): CheckResult {
+  const id = 'kernel-version';
+  const release = o.host.kernel;
+  const version = parseKernelVersion(release);
+  const minimum = `${MIN_KERNEL.major}.${MIN_KERNEL.minor}`;
+  if (version === undefined) {
+    return warn(
+      id,
+      `kernel release ${JSON.stringify(release)} does not start with a version: it cannot be compared with ${minimum}`,
+      `check uname -r on the host; the reference architecture validates ${minimum} or later`,
+    );
+  }
+  if (kernelAtLeast(version, MIN_KERNEL.major, MIN_KERNEL.minor)) {
+    const rc = version.rc === undefined ? '' : `, a release candidate`;
+    return pass(id, `kernel ${release} (${minimum} or later, as the reference architecture validates${rc})`);
+  }
+  return warn(
+    id,
+    `kernel ${release} is older than the ${minimum} the NVIDIA reference architecture validates for SEV-SNP and TDX hosts`,
+    `install a ${minimum} or later kernel (Ubuntu 25.10 ships one) and reboot`,
+  );
+}
+
+/** Any lockdown stops gpu-admin-tools (docs/facts/real-hosts.md#kernel-lockdown): no CC mode can be read or set. */
+export function checkLockdown(o: DoctorObservation): CheckResult {
+  const id = 'lockdown';
+  const l = o.lockdown;
+  switch (l.state) {
+    case 'not-built':
+      return pass(id, 'no lockdown LSM in this kernel (securityfs has no lockdown file): nothing is locked down');
+    case 'no-securityfs':
+      return warn(
+        id,
+        'securityfs is not mounted under the host root (sys/kernel/security is empty): the kernel lockdown cannot be read',
+        'mount it (mount -t securityfs securityfs /sys/kernel/security) or give the doctor the host /sys',
+      );
+    case 'unknown':
+      return warn(
+        id,
+        `the kernel lockdown cannot be read: ${l.code}: ${l.message}`,
+        'run the doctor as root on the host (the file is mode 0600) and check cat /sys/kernel/security/lockdown',
+      );
+  }
+  const blocking = lockdownBlockingBars(l);
+  if (blocking === undefined) return pass(id, 'kernel lockdown none: gpu-admin-tools can map GPU BARs');
+  const fromCmdline = o.cmdline?.find((a) => a.startsWith('lockdown='));
+  return fail(
+    id,
+    `kernel lockdown ${blocking}${fromCmdline ? ` (${fromCmdline} on the command line)` : ''}: gpu-admin-tools cannot map GPU BARs or write config space (EPERM), so no CC mode can be read or set`,
+    `lockdown cannot be lowered while running: ${fromCmdline ? `drop ${fromCmdline} from the kernel command line` : 'boot without lockdown: disable UEFI Secure Boot where the distribution locks Secure Boot kernels down (mokutil --sb-state), or use a kernel without a forced lockdown'}, and reboot`,
+  );
 }
 
 const IOMMU_ON = { amd: 'amd_iommu=on', intel: 'intel_iommu=on' } as const;
@@ -319,6 +426,12 @@ export function checkFirmware(o: DoctorObservation, mode: CcMode): CheckResult |
         `gpu-admin-tools not found at ${f.tool}: firmware support for ${what} cannot be checked`,
         'install NVIDIA gpu-admin-tools and pass --gpu-admin-tools PATH (with --python python3 if the script is not executable)',
       );
+    case 'locked-down':
+      return warn(
+        id,
+        `gpu-admin-tools not run: kernel lockdown ${f.lockdown} denies its BAR mapping, so firmware support for ${what} cannot be checked`,
+        'lift the lockdown (see the lockdown check) and run the doctor again',
+      );
     case 'timed-out':
       return warn(
         id,
@@ -419,6 +532,9 @@ export function runChecks(o: DoctorObservation, mode: CcMode): CheckResult[] {
   const gpus = checkGpus(o);
   return [
     checkHostTee(o, mode),
+    checkCpuTee(o),
+    checkKernelVersion(o),
+    checkLockdown(o),
     checkIommu(o),
     checkCmdline(o),
     checkVfio(o),

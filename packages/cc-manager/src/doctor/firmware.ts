@@ -1,4 +1,4 @@
-import { type CcMode, isGpuccError } from '@gpucc/hal';
+import { type CcMode, isGpuccError, type LockdownMode } from '@gpucc/hal';
 import type { DeviceModes } from '../backend/backend.js';
 import type { GpuAdminToolsBackend } from '../backend/gpu-admin-tools.js';
 import { isFreeForCcTool } from '../devices.js';
@@ -32,6 +32,8 @@ export type FirmwareObservation =
   /** Nothing to ask (mode off, or no device with the capability by its ID). */
   | { state: 'not-needed'; reason: string }
   | { state: 'no-tool'; tool: string }
+  /** Kernel lockdown denies the tool's BAR mapping: it is not run (the lockdown check fails). */
+  | { state: 'locked-down'; tool: string; lockdown: Exclude<LockdownMode, 'none'> }
   | { state: 'timed-out'; tool: string; deadlineMs: number; held: DoctorDevice[] }
   | { state: 'asked'; tool: string; answers: FirmwareAnswer[]; held: DoctorDevice[] };
 
@@ -45,6 +47,7 @@ export async function probeFirmware(
   devices: readonly DoctorDevice[],
   mode: CcMode,
   tools: DoctorTools,
+  lockdown?: Exclude<LockdownMode, 'none'>,
 ): Promise<FirmwareObservation> {
   if (mode === 'off') return { state: 'not-needed', reason: 'mode off needs no CC firmware' };
   const relevant = firmwareDevices(devices, mode);
@@ -52,6 +55,7 @@ export async function probeFirmware(
     return { state: 'not-needed', reason: 'no device has the mode by its PCI ID (see cc-capability)' };
   }
   if (!tools.found) return { state: 'no-tool', tool: tools.tool };
+  if (lockdown) return { state: 'locked-down', tool: tools.tool, lockdown };
   // A host driver uses the device (and its FSP): the tool is not run on it (README: no mode is changed
   // under a host driver; the firmware probe talks to the FSP as a switch does).
   const held = relevant.filter((d) => !isFreeForCcTool(d.driver));

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { type CcMode, GpuccError, type HostRoot } from '@gpucc/hal';
+import { type CcMode, GpuccError, type HostRoot, lockdownBlockingBars, readHostFacts } from '@gpucc/hal';
 import type { CapabilityTable } from '../capability.js';
 import { runChecks } from './checks.js';
 import { type DoctorTools, probeFirmware } from './firmware.js';
@@ -25,7 +25,7 @@ export {
   renderNfdFile,
 } from './nfd.js';
 export { type DoctorObservation, observeDoctor } from './observe.js';
-export { type DoctorReport, exitCodeOf, formatDoctor } from './report.js';
+export { type DoctorReport, exitCodeOf, formatDoctor, type ReportedHost } from './report.js';
 
 export interface DoctorOptions {
   mode: CcMode;
@@ -47,18 +47,21 @@ export interface DoctorOptions {
 export async function doctor(sysfs: HostRoot, options: DoctorOptions): Promise<DoctorReport> {
   const file = options.nfdFeaturesFile === undefined ? undefined : hostPath(options.nfdFeaturesFile);
   if (file !== undefined) checkNfdTarget(sysfs, file, options.force === true); // refused before any tool runs
-  const observation = observeDoctor(
-    sysfs,
-    options.capability,
-    options.pciIdsFallback === undefined ? {} : { pciIdsFallback: options.pciIdsFallback },
-  );
-  if (options.tools) observation.firmware = await probeFirmware(observation.devices, options.mode, options.tools);
+  const host = await readHostFacts(sysfs);
+  const observation = observeDoctor(sysfs, options.capability, {
+    host,
+    ...(options.pciIdsFallback === undefined ? {} : { pciIdsFallback: options.pciIdsFallback }),
+  });
+  if (options.tools) {
+    const lockdown = lockdownBlockingBars(observation.lockdown);
+    observation.firmware = await probeFirmware(observation.devices, options.mode, options.tools, lockdown);
+  }
   const checks = runChecks(observation, options.mode);
   const features = nfdFeatures(
     observation,
     checks.every((c) => c.status !== 'fail'),
   );
-  const report = makeReport(options.mode, observation.tee, checks, features);
+  const report = makeReport(options.mode, observation, checks, features);
   if (file === undefined) return report;
   await sysfs.writeFileAtomic(file, renderNfdFile(features));
   return { ...report, nfdFile: file };

@@ -1,6 +1,14 @@
 import path from 'node:path';
-import { GpuccError, type HostRoot, type HostTee, parseLabelKey, parseLabelValue } from '@gpucc/hal';
+import {
+  GpuccError,
+  type HostRoot,
+  type HostTee,
+  parseKernelVersion,
+  parseLabelKey,
+  parseLabelValue,
+} from '@gpucc/hal';
 import type { DoctorObservation } from './observe.js';
+import { lockdownWord } from './report.js';
 
 /**
  * The node's CC features as a Node Feature Discovery local feature file (NFD `local` source,
@@ -15,6 +23,15 @@ export interface NfdFeatures {
   'nvidia.com/cc.tee': HostTee;
   'nvidia.com/cc.ppcie.capable': boolean;
   'nvidia.com/cc.iommu': boolean;
+  /** `amd`, `intel`, `other` or `unknown` (no cpuinfo). */
+  'gpucc.io/host.cpu.vendor': string;
+  /** The kernel's upstream version `major.minor.patch` (the whole release may hold characters a label cannot). */
+  'gpucc.io/host.kernel.version': string;
+  /** `none`, `integrity`, `confidentiality`, `not-built` or `unknown`. */
+  'gpucc.io/host.lockdown': string;
+  /** The CPU flag (BIOS) and the KVM parameter both on: KVM can start such guests. */
+  'gpucc.io/host.sev-snp': boolean;
+  'gpucc.io/host.tdx': boolean;
 }
 
 /**
@@ -35,6 +52,18 @@ export function nfdFeatures(o: DoctorObservation, passed: boolean): NfdFeatures 
     'nvidia.com/cc.tee': o.tee,
     'nvidia.com/cc.ppcie.capable': capable && o.devices.every((d) => d.ppcieCapable),
     'nvidia.com/cc.iommu': iommu,
+    ...hostFeatures(o),
+  };
+}
+
+function hostFeatures(o: DoctorObservation) {
+  const version = parseKernelVersion(o.host.kernel);
+  return {
+    'gpucc.io/host.cpu.vendor': o.host.cpu?.vendor ?? 'unknown',
+    'gpucc.io/host.kernel.version': version ? `${version.major}.${version.minor}.${version.patch}` : 'unknown',
+    'gpucc.io/host.lockdown': lockdownWord(o.lockdown),
+    'gpucc.io/host.sev-snp': o.host.cpu?.sevSnp === true && o.kvm.sevSnp === true,
+    'gpucc.io/host.tdx': o.host.cpu?.tdx === true && o.kvm.tdx === true,
   };
 }
 

@@ -4,15 +4,19 @@ import {
   detectVfioModel,
   discoverPci,
   findPciIds,
+  type HostFacts,
   type HostRoot,
   type HostTee,
   isGpuccError,
   isModuleLoaded,
-  kernelRelease,
+  kvmTeeParameters,
+  type LockdownState,
   loadPciIdsFile,
   type PciAddress,
+  readLockdown,
   readVfioAliases,
   registeredDriverName,
+  rootedHostFacts,
   type VfioModel,
   vfioModuleFor,
 } from '@gpucc/hal';
@@ -35,10 +39,12 @@ export interface CdiDirs {
 
 /** Everything the checks judge, read once through the HostRoot. Plain data: the checks are pure over it. */
 export interface DoctorObservation {
-  kernel: string;
+  /** CPU, kernel and OS (docs/facts/real-hosts.md#cpu-flags-for-sev-snp-and-tdx). */
+  host: HostFacts;
   tee: HostTee;
-  /** Which KVM modules show a TEE parameter at all (present but N = supported by the kernel, off). */
-  kvm: { amd: boolean; intel: boolean };
+  /** The KVM TEE parameters: true = Y, false = N (the kernel supports it, off), absent = no such parameter. */
+  kvm: { sevSnp?: boolean; tdx?: boolean };
+  lockdown: LockdownState;
   iommu: {
     groups: number;
     /** IOMMU units in sys/class/iommu (dmar0, ivhd0, …). */
@@ -73,6 +79,8 @@ const VFIO_MODULE = 'vfio_pci';
 export interface ObserveOptions {
   /** `--pci-ids`: a pci.ids of this machine or container, used by the operands when the host has none. */
   pciIdsFallback?: string;
+  /** The host facts, when read already (doctor() reads them through systeminformation on `/`). */
+  host?: HostFacts;
 }
 
 export function observeDoctor(
@@ -96,12 +104,10 @@ export function observeDoctor(
   const vfioDriver = registeredDriverName(sysfs, VFIO_MODULE);
   const pciIds = findPciIds(sysfs);
   return {
-    kernel: kernelRelease(sysfs),
+    host: options.host ?? rootedHostFacts(sysfs),
     tee: detectHostTee(sysfs),
-    kvm: {
-      amd: sysfs.exists('sys/module/kvm_amd/parameters/sev_snp'),
-      intel: sysfs.exists('sys/module/kvm_intel/parameters/tdx'),
-    },
+    kvm: kvmTeeParameters(sysfs),
+    lockdown: readLockdown(sysfs),
     iommu: {
       groups: sysfs.readdir('sys/kernel/iommu_groups').length,
       units: sysfs.readdir('sys/class/iommu'),

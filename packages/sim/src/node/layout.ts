@@ -12,7 +12,7 @@ import {
   SIM_DIR,
 } from './paths.js';
 import { PCI_IDS_EXCERPT } from './pci-ids-excerpt.js';
-import type { CcState, DeviceSpec, NodeSpec } from './spec.js';
+import type { CcState, CpuSpec, DeviceSpec, NodeSpec } from './spec.js';
 import { hex } from './spec.js';
 
 /**
@@ -55,16 +55,15 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
   tree.writeOnly('sys/bus/pci/rescan');
   tree.attr('sys/bus/pci/drivers_autoprobe', '1', 0o644);
   tree.dir(IOMMU_GROUPS);
-  if (node.iommu) tree.dir(`sys/class/iommu/${node.tee === 'tdx' ? 'dmar0' : 'ivhd0'}`);
+  const cpu = cpuOf(node);
+  if (node.iommu) tree.dir(`sys/class/iommu/${cpu.vendor === 'intel' ? 'dmar0' : 'ivhd0'}`);
   tree.dir('sys/class/vfio-dev');
   tree.dir('sys/dev/char');
 
-  // Host TEE markers: kvm module parameters (Y/N), absent when the module is not loaded.
-  if (node.tee === 'tdx') {
-    tree.attr('sys/module/kvm_intel/parameters/tdx', 'Y');
-  } else {
-    tree.attr('sys/module/kvm_amd/parameters/sev_snp', node.tee === 'sev-snp' ? 'Y' : 'N');
-  }
+  // Host TEE markers: kvm module parameters (Y/N) of the CPU vendor's KVM module.
+  if (cpu.vendor === 'intel') tree.attr('sys/module/kvm_intel/parameters/tdx', node.tee === 'tdx' ? 'Y' : 'N');
+  else tree.attr('sys/module/kvm_amd/parameters/sev_snp', node.tee === 'sev-snp' ? 'Y' : 'N');
+  layoutHostFacts(tree, node, cpu);
   loadModule(tree, 'vfio');
   tree.attr('sys/module/vfio/parameters/enable_unsafe_noiommu_mode', node.noiommu ? 'Y' : 'N', 0o644);
   tree.attr('sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts', 'N', 0o644);
@@ -81,7 +80,7 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
     );
   }
 
-  const iommuArg = !node.iommu ? '' : node.tee === 'tdx' ? ' intel_iommu=on iommu=pt' : ' amd_iommu=on iommu=pt';
+  const iommuArg = !node.iommu ? '' : cpu.vendor === 'intel' ? ' intel_iommu=on iommu=pt' : ' amd_iommu=on iommu=pt';
   tree.file('proc/cmdline', `BOOT_IMAGE=/boot/vmlinuz-${node.kernelRelease} root=/dev/sda1 ro${iommuArg}\n`);
   tree.file('proc/sys/kernel/osrelease', `${node.kernelRelease}\n`);
   tree.file(
@@ -105,6 +104,68 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
   tree.dir('etc/cdi');
   tree.dir('var');
   localFs.symlinkSync('../run', tree.abs('var/run'));
+}
+
+/** Nodes written before the CPU was described have an AMD CPU offering the node's TEE. */
+function cpuOf(node: NodeSpec): CpuSpec {
+  return (
+    node.cpu ?? {
+      vendor: node.tee === 'tdx' ? 'intel' : 'amd',
+      model: 'AMD EPYC 9654 96-Core Processor',
+      tee: node.tee,
+    }
+  );
+}
+
+// A few flags of each vendor, and the TEE one the kernel prints when the BIOS enabled it
+// (docs/facts/real-hosts.md#cpu-flags-for-sev-snp-and-tdx).
+const CPU_FLAGS = {
+  amd: 'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid extd_apicid aperfmperf pni pclmulqdq monitor ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand lahf_lm cmp_legacy svm extapic cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw ibs skinit wdt tce topoext perfctr_core perfctr_nb bpext perfctr_llc mwaitx cpb cat_l3 cdp_l3 hw_pstate ssbd mba perfmon_v2 ibrs ibpb stibp vmmcall fsgsbase bmi1 avx2 smep bmi2 erms invpcid cqm rdt_a avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves cqm_llc cqm_occup_llc cqm_mbm_total cqm_mbm_local avx512_bf16 clzero irperf xsaveerptr rdpru wbnoinvd amd_ppin cppc arat npt lbrv svm_lock nrip_save tsc_scale vmcb_clean flushbyasid decodeassists pausefilter pfthreshold avic v_vmsave_vmload vgif x2avic v_spec_ctrl vnmi avx512vbmi umip pku ospke avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg avx512_vpopcntdq la57 rdpid overflow_recov succor smca fsrm flush_l1d debug_swap',
+  intel:
+    'fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc art arch_perfmon pebs bts rep_good nopl xtopology nonstop_tsc cpuid aperfmperf tsc_known_freq pni pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 sdbg fma cx16 xtpr pdcm pcid dca sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand lahf_lm abm 3dnowprefetch cpuid_fault epb cat_l3 cat_l2 cdp_l3 intel_ppin cdp_l2 ssbd mba ibrs ibpb stibp ibrs_enhanced tpr_shadow flexpriority ept vpid ept_ad fsgsbase tsc_adjust bmi1 avx2 smep bmi2 erms invpcid cqm rdt_a avx512f avx512dq rdseed adx smap avx512ifma clflushopt clwb intel_pt avx512cd sha_ni avx512bw avx512vl xsaveopt xsavec xgetbv1 xsaves cqm_llc cqm_occup_llc cqm_mbm_total cqm_mbm_local split_lock_detect user_shstk avx_vnni avx512_bf16 wbnoinvd dtherm ida arat pln pts hfi vnmi avx512vbmi umip pku ospke waitpkg avx512_vbmi2 gfni vaes vpclmulqdq avx512_vnni avx512_bitalg tme avx512_vpopcntdq la57 rdpid bus_lock_detect cldemote movdiri movdir64b enqcmd fsrm md_clear serialize tsxldtrk pconfig arch_lbr ibt amx_bf16 avx512_fp16 amx_tile amx_int8 flush_l1d arch_capabilities',
+} as const;
+const CPU_IDS = {
+  amd: { vendorId: 'AuthenticAMD', family: 25, model: 17, stepping: 1 },
+  intel: { vendorId: 'GenuineIntel', family: 6, model: 207, stepping: 2 },
+} as const;
+
+/** /proc/cpuinfo (two processors, as the kernel prints each), os-release and securityfs. */
+function layoutHostFacts(tree: Tree, node: NodeSpec, cpu: CpuSpec): void {
+  const ids = CPU_IDS[cpu.vendor];
+  const teeFlag = cpu.tee === 'sev-snp' ? ' sev sev_es sev_snp' : cpu.tee === 'tdx' ? ' tdx_host_platform' : '';
+  const flags = `${CPU_FLAGS[cpu.vendor]}${teeFlag}`;
+  const block = (n: number) =>
+    [
+      `processor\t: ${n}`,
+      `vendor_id\t: ${ids.vendorId}`,
+      `cpu family\t: ${ids.family}`,
+      `model\t\t: ${ids.model}`,
+      `model name\t: ${cpu.model}`,
+      `stepping\t: ${ids.stepping}`,
+      `flags\t\t: ${flags}`,
+      '',
+    ].join('\n');
+  tree.file('proc/cpuinfo', `${block(0)}\n${block(1)}\n`, 0o444);
+  const { name, versionId } = node.os ?? { name: 'Ubuntu', versionId: '25.10' };
+  tree.file(
+    'etc/os-release',
+    [
+      `PRETTY_NAME="${name} ${versionId}"`,
+      `NAME="${name}"`,
+      `VERSION_ID="${versionId}"`,
+      `ID=${name.toLowerCase()}`,
+      '',
+    ].join('\n'),
+  );
+  const lockdown = node.lockdown ?? 'none';
+  const lsms = ['capability', ...(lockdown === 'not-built' ? [] : ['lockdown']), 'landlock', 'yama', 'apparmor'];
+  tree.file('sys/kernel/security/lsm', lsms.join(','), 0o444);
+  if (lockdown !== 'not-built') {
+    const line = (['none', 'integrity', 'confidentiality'] as const)
+      .map((level) => (level === lockdown ? `[${level}]` : level))
+      .join(' ');
+    tree.file('sys/kernel/security/lockdown', `${line}\n`, 0o600);
+  }
 }
 
 function resourceLines(d: DeviceSpec): string {

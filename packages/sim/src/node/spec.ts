@@ -3,10 +3,26 @@
  * needs to know beyond the tree itself (driver match tables, removed devices, CC state). Plain data,
  * stored as `.gpucc-sim/node.json` inside the node.
  */
-import type { HostTee } from '@gpucc/hal';
+import type { HostTee, LockdownMode } from '@gpucc/hal';
 
 export type { HostTee };
 export const HOST_TEES: readonly HostTee[] = ['sev-snp', 'tdx', 'none'];
+
+/** The kernel's lockdown level, or `not-built`: securityfs without a lockdown file (no lockdown LSM). */
+export type SimLockdown = LockdownMode | 'not-built';
+export const SIM_LOCKDOWNS: readonly SimLockdown[] = ['none', 'integrity', 'confidentiality', 'not-built'];
+
+/** The host CPU as /proc/cpuinfo shows it. */
+export interface CpuSpec {
+  vendor: 'amd' | 'intel';
+  /** `model name`. */
+  model: string;
+  /**
+   * The TEE the CPU and its BIOS offer, shown as its cpuinfo flag (`sev_snp`, `tdx_host_platform`).
+   * Differs from the node's `tee` (the KVM parameter) on a host whose KVM module was loaded without it.
+   */
+  tee: HostTee;
+}
 
 export interface DeviceSpec {
   address: string;
@@ -74,6 +90,12 @@ export interface NodeSpec {
   /** vfio no-IOMMU mode (unsafe, never for CC). */
   noiommu: boolean;
   kernelRelease: string;
+  /** Absent in nodes made before it existed: an AMD CPU offering the node's TEE. */
+  cpu?: CpuSpec;
+  /** Absent: `none` (securityfs with lockdown off). */
+  lockdown?: SimLockdown;
+  /** os-release NAME and VERSION_ID (absent: Ubuntu 25.10, the reference architecture's host OS). */
+  os?: { name: string; versionId: string };
   nvidiaDriverVersion?: string;
   /**
    * Which NVIDIA driver build: `datacenter` (the default; no unbind lock) or `vgpu-host`, whose

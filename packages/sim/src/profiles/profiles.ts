@@ -1,6 +1,6 @@
 import { GpuccError } from '@gpucc/hal';
-import type { DeviceSpec, HostTee, NodeSpec, NvidiaDriverKind } from '../node/spec.js';
-import { HOST_TEES, MELLANOX, NVIDIA } from '../node/spec.js';
+import type { CpuSpec, DeviceSpec, HostTee, NodeSpec, NvidiaDriverKind, SimLockdown } from '../node/spec.js';
+import { HOST_TEES, MELLANOX, NVIDIA, SIM_LOCKDOWNS } from '../node/spec.js';
 import { standardDrivers } from './drivers.js';
 
 export interface ProfileOptions {
@@ -13,6 +13,15 @@ export interface ProfileOptions {
   vfioLoaded?: boolean;
   /** The NVIDIA driver build (default `datacenter`: no unbind lock; `vgpu-host` has one). */
   nvidiaDriver?: NvidiaDriverKind;
+  /** `uname -r` (default a 6.17 release, the reference architecture's minimum). */
+  kernelRelease?: string;
+  /** The kernel lockdown level (default `none`), or `not-built`. */
+  lockdown?: SimLockdown;
+  /**
+   * The TEE the CPU and BIOS offer (its cpuinfo flag); default the node's TEE. `--tee none --cpu-tee
+   * sev-snp` is a host whose kvm_amd was loaded without sev_snp=1.
+   */
+  cpuTee?: HostTee;
 }
 
 export interface Profile {
@@ -24,7 +33,42 @@ export interface Profile {
   build(options: ProfileOptions): NodeSpec;
 }
 
-const KERNEL_RELEASE = '6.12.48-gpucc-sim';
+// A 6.17 kernel: the NVIDIA reference architecture's minimum (docs/facts/real-hosts.md#the-host-kernel-version).
+const KERNEL_RELEASE = '6.17.0-1007-gpucc-sim';
+const HOST_OS = { name: 'Ubuntu', versionId: '25.10' };
+const CPUS = {
+  amd: 'AMD EPYC 9654 96-Core Processor',
+  intel: 'INTEL(R) XEON(R) PLATINUM 8580',
+} as const;
+
+const vendorOfTee = (tee: HostTee): CpuSpec['vendor'] | undefined =>
+  tee === 'sev-snp' ? 'amd' : tee === 'tdx' ? 'intel' : undefined;
+
+/**
+ * An EPYC for SEV-SNP, a Xeon for TDX; with no TEE, the vendor of the CPU flag or of the profile's own
+ * TEE (a B200 board stays an Intel host). A CPU flag of the other vendor is refused.
+ */
+function cpuFor(tee: HostTee, cpuTee: HostTee, profileTee: HostTee): CpuSpec {
+  const vendor = vendorOfTee(tee) ?? vendorOfTee(cpuTee) ?? vendorOfTee(profileTee) ?? 'amd';
+  const flagVendor = vendorOfTee(cpuTee);
+  if (flagVendor !== undefined && flagVendor !== vendor) {
+    throw new GpuccError(
+      'ERR_GPUCC_USAGE',
+      `--cpu-tee ${cpuTee} needs an ${flagVendor} CPU, and --tee ${tee} an ${vendor} one`,
+      {
+        hint: 'give --cpu-tee the TEE of the same vendor as --tee (sev-snp: AMD, tdx: Intel), or none',
+      },
+    );
+  }
+  return { vendor, model: CPUS[vendor], tee: cpuTee };
+}
+
+function checkedRelease(release: string): string {
+  if (/^[A-Za-z0-9._+-]+$/.test(release)) return release;
+  throw new GpuccError('ERR_GPUCC_USAGE', `kernel release ${JSON.stringify(release)} is not one uname -r prints`, {
+    hint: 'use letters, digits and . _ + - only, e.g. 6.17.0-1007-nvidia or 6.8.0-49-generic',
+  });
+}
 const NVIDIA_DRIVER_VERSION = '580.95.05';
 
 /** Allocates IOMMU group numbers in creation order, as the kernel does at boot. */
@@ -143,7 +187,10 @@ function baseNode(
     iommu: true,
     iommufd: false,
     noiommu: false,
-    kernelRelease: KERNEL_RELEASE,
+    kernelRelease: checkedRelease(options.kernelRelease ?? KERNEL_RELEASE),
+    cpu: cpuFor(tee, options.cpuTee ?? tee, findProfile(profile).defaultTee),
+    lockdown: options.lockdown ?? 'none',
+    os: HOST_OS,
     nvidiaDriverVersion: NVIDIA_DRIVER_VERSION,
     nvidiaDriverKind: options.nvidiaDriver ?? 'datacenter',
     drivers: standardDrivers({ vfioLoaded: options.vfioLoaded ?? true, nvidiaLoaded: true }),
@@ -443,6 +490,13 @@ export function findProfile(name: string): Profile {
     });
   }
   return profile;
+}
+
+export function parseSimLockdown(value: string): SimLockdown {
+  if ((SIM_LOCKDOWNS as readonly string[]).includes(value)) return value as SimLockdown;
+  throw new GpuccError('ERR_GPUCC_USAGE', `unknown lockdown level ${JSON.stringify(value)}`, {
+    hint: `use one of: ${SIM_LOCKDOWNS.join(', ')}`,
+  });
 }
 
 export function parseTee(value: string): HostTee {
