@@ -36,6 +36,7 @@ function program(out: (text: string) => void): Command {
     .option('--functions <n>', 'scale profile: functions per card (1-4)', int)
     .option('--no-vfio-module', 'start without vfio_pci loaded (exercises modprobe)')
     .option('--nvidia-driver <kind>', 'NVIDIA driver build: datacenter (no unbind lock) or vgpu-host', nvidiaDriverKind)
+    .option('--vmd', 'add an Intel VMD controller with an NVMe drive in PCI domain 10000 (as on Intel TDX servers)')
     .action(
       (
         dir: string,
@@ -46,6 +47,7 @@ function program(out: (text: string) => void): Command {
           functions?: number;
           vfioModule: boolean;
           nvidiaDriver?: NvidiaDriverKind;
+          vmd?: boolean;
         },
       ) => {
         const { root, node } = createNode(
@@ -57,6 +59,7 @@ function program(out: (text: string) => void): Command {
             ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
             vfioLoaded: o.vfioModule,
             ...(o.nvidiaDriver ? { nvidiaDriver: o.nvidiaDriver } : {}),
+            ...(o.vmd ? { vmd: true } : {}),
           },
           installFakeTools,
         );
