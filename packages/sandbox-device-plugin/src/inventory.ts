@@ -161,7 +161,8 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
 
 function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
   // docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through
-  if (isVmdDomainAddress(device.address)) return 'behind an Intel VMD controller, which owns its config space and interrupts';
+  if (isVmdDomainAddress(device.address))
+    return 'behind an Intel VMD controller, which owns its config space and interrupts';
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
   }

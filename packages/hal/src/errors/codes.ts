@@ -3,7 +3,8 @@
  * documents each (a test keeps the two in step). A code is stable once released: never rename one.
  */
 export const ERROR_CODES = {
-  ERR_GPUCC_INVALID_PCI_ADDRESS: 'A PCI address is not of the form dddd:bb:dd.f (lower-case hex; 5 domain digits from 10000).',
+  ERR_GPUCC_INVALID_PCI_ADDRESS:
+    'A PCI address is not of the form dddd:bb:dd.f (lower-case hex; 5 domain digits from 10000).',
   ERR_GPUCC_INVALID_CC_MODE: 'A CC mode is not one of on, off, devtools, ppcie.',
   ERR_GPUCC_INVALID_LABEL_KEY: 'A Kubernetes label key breaks the qualified-name rules.',
   ERR_GPUCC_INVALID_LABEL_VALUE: 'A Kubernetes label value breaks the label-value rules or the allow-list.',

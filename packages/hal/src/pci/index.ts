@@ -21,5 +21,5 @@ export {
 } from './observer.js';
 export { type PciChanges, refreshPci } from './refresh.js';
 export { cardFunctions, groupMembers, nvidiaDevices } from './topology.js';
-export { behindVmdError, vmdControllerOf } from './vmd.js';
 export type { PciDevice, PciKind, PciTopology, SriovInfo, VfioCdev } from './types.js';
+export { behindVmdError, vmdControllerOf } from './vmd.js';

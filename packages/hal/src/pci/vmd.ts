@@ -11,7 +11,9 @@ import { isPciAddress, isVmdDomainAddress, type PciAddress, pciDomainOf } from '
 export function vmdControllerOf(address: PciAddress, sysfsPath: string): PciAddress | undefined {
   if (!isVmdDomainAddress(address)) return undefined;
   const parts = sysfsPath.split(path.posix.sep);
-  const rootBus = parts.findIndex((p) => /^pci[0-9a-f]{5}:[0-9a-f]{2}$/.test(p) && pciBusDomain(p) === pciDomainOf(address));
+  const rootBus = parts.findIndex(
+    (p) => /^pci[0-9a-f]{5}:[0-9a-f]{2}$/.test(p) && pciBusDomain(p) === pciDomainOf(address),
+  );
   const controller = rootBus > 0 ? parts[rootBus - 1] : undefined;
   return isPciAddress(controller) ? controller : undefined;
 }

@@ -13,8 +13,6 @@ import type { BridgeInfo, ToolDevice } from './tool-device.js';
  * upstream bridges from the tree. node.json only adds the printed name.
  */
 
-
-
 export function discoverNvidiaDevices(root: string, node: NodeSpec): ToolDevice[] {
   const tree = new Tree(root, { replaceFiles: true });
   const devices: ToolDevice[] = [];
