@@ -1,4 +1,5 @@
 import {
+  BEHIND_VMD_REASON,
   compareDeviceIds,
   detectVfioModel,
   discoverPci,
@@ -161,8 +162,7 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
 
 function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
   // docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through
-  if (isVmdDomainAddress(device.address))
-    return 'behind an Intel VMD controller, which owns its config space and interrupts';
+  if (isVmdDomainAddress(device.address)) return BEHIND_VMD_REASON;
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
   }

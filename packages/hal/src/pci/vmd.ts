@@ -22,6 +22,9 @@ function pciBusDomain(rootBus: string): number {
   return Number.parseInt(rootBus.slice(3, rootBus.indexOf(':')), 16);
 }
 
+/** Why a device in a VMD domain is never a target, for listings that skip it. */
+export const BEHIND_VMD_REASON = 'behind an Intel VMD controller, which owns its config space and interrupts';
+
 /**
  * The refusal for a device behind an Intel VMD controller: VMD owns its config space (reached through
  * the controller's BAR) and remaps its interrupts through the controller's MSI-X table, so neither
