@@ -52,6 +52,9 @@ describe('an Intel TDX host with a VMD domain (gpucc-sim --vmd)', () => {
       expect(warnings(r.stderr)).toEqual([]);
       expect(r.stdout + r.stderr).not.toMatch(/damaged|ERR_GPUCC_MALFORMED_ATTRIBUTE/);
     }
+    const gpucc = await runBinary('gpucc', ['status', '--output', 'json', '--host-root', root]);
+    expect(gpucc.code).toBe(0);
+    expect(JSON.parse(gpucc.stdout).unreadable.filter((u: string) => u.startsWith('PCI:'))).toEqual([]);
     // bind --all took the 8 GPUs and left the NVMe drive (and its controller) on their drivers
     const status = JSON.parse(
       (await runBinary('vfio-manager', ['status', '--output', 'json', '--host-root', root])).stdout,
