@@ -3,9 +3,9 @@
 // identity cannot be read is named, listed and never acted on, and vfio-manager does not call a node
 // with such a GPU of its own converged.
 import { breakAttribute, readWriteLog } from '@gpucc/sim';
-import { runBinary } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { runBinary } from './run-binary.js';
 
 const GPU = '0000:43:00.0';
 

@@ -4,9 +4,9 @@
 // (docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through).
 import { discoverPci, type PciAddress, vmdControllerOf } from '@gpucc/hal';
 import { readWriteLog } from '@gpucc/sim';
-import { runBinary } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { runBinary } from './run-binary.js';
 
 const NVME = '10000:01:00.0' as PciAddress;
 const VMD_PORT = '10000:00:02.0' as PciAddress;
