@@ -138,10 +138,11 @@ function gpu(
  * An Intel VMD controller (8086:28c0, the server part, bound to `vmd`) with one NVMe drive (8086:0a54)
  * behind a VMD root port in the domain its driver creates: `10000:00:02.0` bridges to bus 01, where the
  * drive is `10000:01:00.0`, all below the controller's directory (docs/facts/real-hosts.md#pci-domains-can-be-wider-than-four-digits).
- * Each function has its own IOMMU group: the kernel's DMA-alias walk stops at the VMD root bus.
+ * The simulator gives each function its own IOMMU group; no subsystem IDs (0x0000). The root port's
+ * device ID (352a) stands for any Intel root port.
  */
 function vmdDomain(firstGroup: number): DeviceSpec[] {
-  // Device 05.5 of a CPU's root bus, where Intel puts VMD (a bus no profile uses for cards).
+  // Device 05.5 of a CPU's root bus, where Skylake-SP hosts show VMD (a bus no profile uses for cards).
   const controllerAddress = bdf(0, 0xd7, 5, 5);
   const rootBus = 'pci10000:00';
   const controllerDir = `pci0000:d7/${controllerAddress}`;
