@@ -2,45 +2,31 @@
 // garbage is still a GPU for vfio-manager, cc-manager and the doctor (with a warning); a GPU whose
 // identity cannot be read is named, listed and never acted on, and vfio-manager does not call a node
 // with such a GPU of its own converged.
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { breakAttribute, readWriteLog } from '@gpucc/sim';
 import { simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { runBinary } from './run-binary.js';
 
-const exec = promisify(execFile);
-const bin = (name: string) => path.resolve(import.meta.dirname, `../packages/${name}/bin/${name}.mjs`);
 const GPU = '0000:43:00.0';
-
-async function run(name: string, args: string[]) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [bin(name), ...args], { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('a GPU with an unreadable numa_node', () => {
   it('is bound, switched, counted and restored like the others, with a warning', async () => {
     const { root } = simNode('hgx-h100-8');
     breakAttribute(root, GPU, 'numa_node', 'banana');
-    const bind = await run('vfio-manager', ['bind', '--all', '--host-root', root, '--log-format', 'json']);
+    const bind = await runBinary('vfio-manager', ['bind', '--all', '--host-root', root, '--log-format', 'json']);
     expect(bind.code).toBe(0);
     expect(bind.stdout).toMatch(/0000:43:00\.0\s+bound\s+vfio-pci/);
     expect(bind.stderr).toMatch(/"event":"discovery.warning".*0000:43:00.0: numa_node is unknown/);
-    const status = await run('vfio-manager', ['status', '--host-root', root]);
+    const status = await runBinary('vfio-manager', ['status', '--host-root', root]);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/0000:43:00\.0\s+gpu\s+10de:2330\s+vfio-pci/);
     expect(status.stdout).toContain('warning: ERR_GPUCC_MALFORMED_ATTRIBUTE: 0000:43:00.0: numa_node is unknown');
-    const set = await run('cc-manager', ['set', 'on', '--host-root', root]);
+    const set = await runBinary('cc-manager', ['set', 'on', '--host-root', root]);
     expect(set.code).toBe(0);
     expect(set.stdout).toMatch(/0000:43:00\.0\s+gpu\s+H100\s+cc off, ppcie off\s+switched\s+cc on/);
-    const doctor = await run('cc-manager', ['doctor', '--host-root', root]);
+    const doctor = await runBinary('cc-manager', ['doctor', '--host-root', root]);
     expect(doctor.stdout).toMatch(/gpus\s+8 NVIDIA GPUs/);
-    const restore = await run('vfio-manager', ['unbind', '--device', GPU, '--restore', '--host-root', root]);
+    const restore = await runBinary('vfio-manager', ['unbind', '--device', GPU, '--restore', '--host-root', root]);
     expect(restore.code).toBe(0);
     expect(restore.stdout).toMatch(/0000:43:00\.0\s+restored\s+nvidia/);
   });
@@ -49,19 +35,19 @@ describe('a GPU with an unreadable numa_node', () => {
 describe('a GPU whose vendor cannot be read', () => {
   it('is named and listed, gets no write, and keeps vfio-manager from calling its node converged', async () => {
     const { root } = simNode('hgx-h100-8');
-    expect((await run('vfio-manager', ['bind', '--all', '--host-root', root])).code).toBe(0);
+    expect((await runBinary('vfio-manager', ['bind', '--all', '--host-root', root])).code).toBe(0);
     // on a uevent-less tree the IDs come from vendor/device/class: damage both sources
     breakAttribute(root, GPU, 'uevent', 'missing');
     breakAttribute(root, GPU, 'vendor', 'notanid');
     const writes = readWriteLog(root).length;
-    const status = await run('vfio-manager', ['status', '--host-root', root]);
+    const status = await runBinary('vfio-manager', ['status', '--host-root', root]);
     expect(status.code).toBe(1);
     expect(status.stdout).toMatch(/NOT converged/);
     expect(status.stdout).toMatch(/unreadable: 0000:43:00\.0 \(moved by vfio-manager\): ERR_GPUCC_MALFORMED_ATTRIBUTE/);
-    const restore = await run('vfio-manager', ['unbind', '--all', '--restore', '--host-root', root]);
+    const restore = await runBinary('vfio-manager', ['unbind', '--all', '--restore', '--host-root', root]);
     expect(restore.code).toBe(1);
     expect(restore.stdout).toMatch(/0000:43:00\.0\s+failed.*ERR_GPUCC_MALFORMED_ATTRIBUTE/);
-    const one = await run('vfio-manager', ['unbind', '--device', GPU, '--restore', '--host-root', root]);
+    const one = await runBinary('vfio-manager', ['unbind', '--device', GPU, '--restore', '--host-root', root]);
     expect(one.code).toBe(1);
     expect(one.stderr).toMatch(
       /vfio-manager: ERR_GPUCC_MALFORMED_ATTRIBUTE: .*0000:43:00.0\/vendor .* holds "notanid"/,

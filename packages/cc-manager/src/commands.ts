@@ -1,5 +1,5 @@
 import type { ProgressSink } from '@gpucc/daemon';
-import { type CcMode, GpuccError, type HostTee, parsePciAddress } from '@gpucc/hal';
+import { behindVmdError, type CcMode, GpuccError, type HostTee, isVmdDomainAddress, parsePciAddress } from '@gpucc/hal';
 import { type ApplyReport, applyPlan } from './apply.js';
 import type { BackendName, DeviceModes } from './backend/backend.js';
 import type { Arch } from './capability.js';
@@ -109,6 +109,9 @@ export interface SetResult {
  */
 export async function setMode(engine: Context, request: SetRequest): Promise<SetResult> {
   const selected = request.devices?.map((d) => parsePciAddress(d));
+  // docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through
+  const behindVmd = selected?.find(isVmdDomainAddress);
+  if (behindVmd) throw behindVmdError(behindVmd);
   if (selected && request.mode === 'ppcie') {
     throw new GpuccError('ERR_GPUCC_USAGE', 'ppcie is a mode of the whole node: every GPU and NVSwitch together', {
       hint: 'omit --device for ppcie',

@@ -1,4 +1,4 @@
-import { isVirtualFunction, type PciAddress, type PciTopology } from '@gpucc/hal';
+import { isVirtualFunction, isVmdDomainAddress, type PciAddress, type PciTopology } from '@gpucc/hal';
 import {
   type Arch,
   archOf,
@@ -23,10 +23,19 @@ export interface CcDevice {
   driver?: string;
 }
 
-/** Every NVIDIA GPU and NVSwitch physical function, sorted by address (VFs are never switched). */
+/**
+ * Every NVIDIA GPU and NVSwitch physical function, sorted by address. VFs are never switched, nor is a
+ * device behind Intel VMD, which no VM can get (docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through).
+ */
 export function findCcDevices(topology: PciTopology, table: CapabilityTable): CcDevice[] {
   return topology.devices
-    .filter((d) => d.vendor === 0x10de && (d.kind === 'gpu' || d.kind === 'nvswitch') && !isVirtualFunction(d))
+    .filter(
+      (d) =>
+        d.vendor === 0x10de &&
+        (d.kind === 'gpu' || d.kind === 'nvswitch') &&
+        !isVirtualFunction(d) &&
+        !isVmdDomainAddress(d.address),
+    )
     .map((d) => {
       const kind = d.kind as 'gpu' | 'nvswitch';
       return {

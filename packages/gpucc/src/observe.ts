@@ -2,6 +2,7 @@ import {
   type AdvertisedDeviceRecord,
   CC_MANAGER_READY_MARKER,
   type CcModesRecord,
+  comparePciAddresses,
   DEVICE_PLUGIN_DIR,
   detectHostTee,
   detectVfioModel,
@@ -17,6 +18,7 @@ import {
   loadPciIds,
   lookupNvidiaDeviceName,
   messageOf,
+  type PciAddress,
   type PciDevice,
   type PciTopology,
   PLUGIN_SOCKET_PREFIX,
@@ -230,7 +232,8 @@ function deviceRows(sysfs: HostRoot, topology: PciTopology, model: VfioModel, so
     const present = nodes.filter((n) => n !== `/${VFIO_CONTAINER_PATH}` && sysfs.exists(n.slice(1)));
     for (const device of unitTargets) rows.push(deviceRow(topology, device, present, sources));
   }
-  return rows.sort((a, b) => (a.address < b.address ? -1 : 1));
+  // numeric: a 5-digit (Intel VMD) domain sorts after ffff:
+  return rows.sort((a, b) => comparePciAddresses(a.address as PciAddress, b.address as PciAddress));
 }
 
 function deviceRow(topology: PciTopology, device: PciDevice, vfioNodes: string[], sources: RowSources): DeviceRow {

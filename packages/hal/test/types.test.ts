@@ -10,6 +10,7 @@ import {
   isLabelKey,
   isLabelValue,
   isPciAddress,
+  isVmdDomainAddress,
   type PciAddress,
   parseCcMode,
   parseCdiKind,
@@ -17,6 +18,7 @@ import {
   parseLabelKey,
   parseLabelValue,
   parsePciAddress,
+  pciDomainOf,
   slotOf,
 } from '../src/index.js';
 
@@ -32,13 +34,24 @@ function caught(fn: () => unknown): GpuccError {
 const hex = (digits: number, max = 16 ** digits - 1) =>
   fc.integer({ min: 0, max }).map((n) => n.toString(16).padStart(digits, '0'));
 
-// The kernel's "%04x:%02x:%02x.%d" with device 0-0x1f and function 0-7.
+// The kernel's "%04x:%02x:%02x.%d" with device 0-0x1f and function 0-7; domains up to 5 digits (Intel VMD).
+const domain = fc.oneof(
+  hex(4),
+  fc.integer({ min: 0x10000, max: 0xfffff }).map((n) => n.toString(16)),
+);
 const kernelAddress = fc
-  .tuple(hex(4), hex(2), hex(2, 0x1f), fc.integer({ min: 0, max: 7 }))
+  .tuple(domain, hex(2), hex(2, 0x1f), fc.integer({ min: 0, max: 7 }))
   .map(([domain, bus, device, fn]) => `${domain}:${bus}:${device}.${fn}`);
 
 describe('PCI addresses', () => {
-  it.each(['0000:43:00.0', '0000:00:1f.7', 'ffff:ff:1f.7', '0001:a0:0a.3'])('accepts %s', (value) => {
+  it.each([
+    '0000:43:00.0',
+    '0000:00:1f.7',
+    'ffff:ff:1f.7',
+    '0001:a0:0a.3',
+    '10000:01:00.0', // Intel VMD: the kernel numbers its domains from 0x10000
+    'fffff:ff:1f.7',
+  ])('accepts %s', (value) => {
     expect(parsePciAddress(value)).toBe(value);
     expect(isPciAddress(value)).toBe(true);
   });
@@ -52,6 +65,9 @@ describe('PCI addresses', () => {
     ['a leading ../', '../0000:43:00.0', /dddd:bb:dd\.f/],
     ['an embedded /', '0000:43:00.0/../../x', /dddd:bb:dd\.f/],
     ['a short domain', '000:43:00.0', /dddd:bb:dd\.f/],
+    ['six domain digits', '100000:01:00.0', /dddd:bb:dd\.f/],
+    ['five domain digits with a leading zero (%04x prints 4)', '01000:01:00.0', /dddd:bb:dd\.f/],
+    ['an upper-case VMD domain', '1000A:01:00.0', /lower case: 1000a:01:00.0/],
     ['surrounding spaces', ' 0000:43:00.0', /dddd:bb:dd\.f/],
     ['the empty string', '', /dddd:bb:dd\.f/],
   ])('refuses %s with INVALID_PCI_ADDRESS and a hint', (_what, value, hint) => {
@@ -96,25 +112,42 @@ describe('PCI addresses', () => {
     );
   });
 
-  it('property: a character appended or prefixed is refused', () => {
+  it('property: a character appended or prefixed is refused, except a hex digit that makes a 5-digit domain', () => {
     fc.assert(
       fc.property(kernelAddress, fc.string({ minLength: 1, maxLength: 3 }), (address, extra) => {
-        return !isPciAddress(`${address}${extra}`) && !isPciAddress(`${extra}${address}`);
+        const makesVmdDomain = /^[1-9a-f]$/.test(extra) && address.indexOf(':') === 4;
+        return !isPciAddress(`${address}${extra}`) && isPciAddress(`${extra}${address}`) === makesVmdDomain;
       }),
     );
   });
 
-  it('gives the slot and function of an address', () => {
+  it('gives the slot, function and domain of an address, 4 or 5 domain digits', () => {
     const address = parsePciAddress('0000:43:00.3');
     expect(slotOf(address)).toBe('0000:43:00');
     expect(functionOf(address)).toBe(3);
+    expect(pciDomainOf(address)).toBe(0);
+    expect(isVmdDomainAddress(address)).toBe(false);
+    const vmd = parsePciAddress('10000:01:00.2');
+    expect(slotOf(vmd)).toBe('10000:01:00');
+    expect(functionOf(vmd)).toBe(2);
+    expect(pciDomainOf(vmd)).toBe(0x10000);
+    expect(isVmdDomainAddress(vmd)).toBe(true);
+    expect(isVmdDomainAddress(parsePciAddress('ffff:00:00.0'))).toBe(false);
   });
 
   it('orders addresses numerically', () => {
-    const sorted = ['0000:43:00.1', '0000:0a:00.0', '0001:00:00.0', '0000:43:00.0']
+    const sorted = ['0000:43:00.1', '10000:01:00.0', '0000:0a:00.0', 'ffff:00:00.0', '0001:00:00.0', '0000:43:00.0']
       .map(parsePciAddress)
       .sort(comparePciAddresses);
-    expect(sorted).toEqual(['0000:0a:00.0', '0000:43:00.0', '0000:43:00.1', '0001:00:00.0']);
+    // string order would put 10000: before ffff:
+    expect(sorted).toEqual([
+      '0000:0a:00.0',
+      '0000:43:00.0',
+      '0000:43:00.1',
+      '0001:00:00.0',
+      'ffff:00:00.0',
+      '10000:01:00.0',
+    ]);
   });
 });
 

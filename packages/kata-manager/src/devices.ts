@@ -5,11 +5,13 @@
  */
 
 import {
+  BEHIND_VMD_REASON,
   type GpuccError,
   groupIntoUnits,
   isBridge,
   isGpuccError,
   isVfioDriver,
+  isVmdDomainAddress,
   type NameAliases,
   type PciAddress,
   type PciDevice,
@@ -61,7 +63,13 @@ export function selectDevices(observation: DeviceObservation, aliases: NameAlias
   const { topology } = observation;
   const devices: PublishedDevice[] = [];
   const skipped: SkippedDevice[] = [];
-  for (const targets of groupIntoUnits(topology.devices.filter(isTarget))) {
+  const candidates = topology.devices.filter(isTarget);
+  // The device plugin never advertises these, so no spec lists them either
+  // (docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through).
+  for (const d of candidates.filter((c) => isVmdDomainAddress(c.address))) {
+    skipped.push({ address: d.address, reason: BEHIND_VMD_REASON, waiting: false });
+  }
+  for (const targets of groupIntoUnits(candidates.filter((c) => !isVmdDomainAddress(c.address)))) {
     const primary = targets[0]!; // topology.devices is in address order
     try {
       const unit = vfioDeviceUnit(targets, topology, observation.model.model);

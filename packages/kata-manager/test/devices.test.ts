@@ -90,6 +90,21 @@ describe('selectDevices', () => {
     });
   });
 
+  it('a VFIO-bound GPU behind an Intel VMD controller (domain 10000) gets no CDI device, as the plugin never advertises it', () => {
+    const obs = observation('legacy', [
+      fn('0000:41:00.0', { iommuGroup: 8 }),
+      fn('10000:01:00.0', {
+        iommuGroup: 9,
+        sysfsPath: 'sys/devices/pci0000:d7/0000:d7:05.5/pci10000:00/10000:00:02.0/10000:01:00.0',
+      }),
+    ]);
+    const { devices, skipped } = selectDevices(obs, {});
+    expect(devices.map((d) => d.primary)).toEqual(['0000:41:00.0']);
+    expect(skipped).toEqual([
+      { address: '10000:01:00.0', reason: expect.stringMatching(/behind an Intel VMD controller/), waiting: false },
+    ]);
+  });
+
   it('no-IOMMU: /dev/vfio/vfio and /dev/vfio/noiommu-<group>', () => {
     const { devices } = selectDevices(observation('noiommu', [fn('0000:41:00.0', { iommuGroup: 0 })]), {});
     expect(devices.map((d) => [d.name, d.nodes])).toEqual([['0', ['/dev/vfio/vfio', '/dev/vfio/noiommu-0']]]);

@@ -1,4 +1,5 @@
 import {
+  BEHIND_VMD_REASON,
   compareDeviceIds,
   detectVfioModel,
   discoverPci,
@@ -8,6 +9,7 @@ import {
   isGpuccError,
   isVfioDriver,
   isViableGroupMember,
+  isVmdDomainAddress,
   type NameAliases,
   type PciAddress,
   type PciDevice,
@@ -159,6 +161,8 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
 }
 
 function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
+  // docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through
+  if (isVmdDomainAddress(device.address)) return BEHIND_VMD_REASON;
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
   }

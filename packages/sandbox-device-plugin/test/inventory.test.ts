@@ -1,9 +1,9 @@
-import { loadPciIds, localFs, resourceNamingFor } from '@gpucc/hal';
+import { discoverPci, loadPciIds, localFs, type PciAddress, type PciDevice, resourceNamingFor } from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { nextDeviceState } from '../src/device-state.js';
-import { scanInventory } from '../src/inventory.js';
+import { buildInventory, scanInventory } from '../src/inventory.js';
 
 const GPUS = { nvswitches: false, aliases: {} };
 const ALL = { nvswitches: true, aliases: {} };
@@ -36,6 +36,29 @@ describe('inventory: what the plugin advertises', () => {
     const reasons = Object.fromEntries(inventory.skipped.map((s) => [s.address, s.reason]));
     expect(reasons['0000:13:00.0']).toBe('on nvidia, not a VFIO driver');
     expect(reasons['0000:07:00.0']).toBe('NVSwitches are left out (--no-nvswitches)');
+  });
+
+  it('never advertises a VFIO-bound GPU behind an Intel VMD controller (domain 10000), and says why', async () => {
+    const { sysfs } = await boundNode('h100-pcie-1');
+    const topology = discoverPci(sysfs);
+    const gpu = topology.devices.find((d) => d.kind === 'gpu')!;
+    const inventoryOf = (device: PciDevice) =>
+      buildInventory({
+        ...GPUS,
+        topology: { ...topology, devices: [device], byAddress: new Map([[device.address, device]]) },
+        model: 'legacy',
+        pciIds: undefined,
+        exists: () => true,
+      });
+    expect(inventoryOf(gpu).devices).toHaveLength(1); // the same GPU in an ACPI domain is advertised
+    const behindVmd = inventoryOf({ ...gpu, address: '10000:01:00.0' as PciAddress });
+    expect(behindVmd.devices).toEqual([]);
+    expect(behindVmd.skipped).toEqual([
+      expect.objectContaining({
+        address: '10000:01:00.0',
+        reason: expect.stringMatching(/behind an Intel VMD controller/),
+      }),
+    ]);
   });
 
   it('iommufd-h200-2: IDs are the N of /dev/vfio/devices/vfioN, and the cdev is the device node', async () => {

@@ -39,6 +39,7 @@ function program(out: (text: string) => void): Command {
     .option('--kernel-release <release>', 'uname -r of the node (default a 6.17 release)')
     .option('--lockdown <level>', 'kernel lockdown: none, integrity, confidentiality or not-built', parseSimLockdown)
     .option('--cpu-tee <tee>', 'the TEE the CPU and BIOS offer, its cpuinfo flag (default: --tee)', parseTee)
+    .option('--vmd', 'add an Intel VMD controller with an NVMe drive in PCI domain 10000 (as on Intel TDX servers)')
     .action(
       (
         dir: string,
@@ -52,6 +53,7 @@ function program(out: (text: string) => void): Command {
           kernelRelease?: string;
           lockdown?: ReturnType<typeof parseSimLockdown>;
           cpuTee?: ReturnType<typeof parseTee>;
+          vmd?: boolean;
         },
       ) => {
         const { root, node } = createNode(
@@ -66,6 +68,7 @@ function program(out: (text: string) => void): Command {
             ...(o.kernelRelease ? { kernelRelease: o.kernelRelease } : {}),
             ...(o.lockdown ? { lockdown: o.lockdown } : {}),
             ...(o.cpuTee ? { cpuTee: o.cpuTee } : {}),
+            ...(o.vmd ? { vmd: true } : {}),
           },
           installFakeTools,
         );

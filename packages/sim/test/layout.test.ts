@@ -1,6 +1,6 @@
-import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { cardFunctions, discoverPci, HostRoot } from '@gpucc/hal';
+import { cardFunctions, discoverPci, HostRoot, type PciAddress } from '@gpucc/hal';
 import { simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 import { createNode } from '../src/node/create.js';
@@ -93,6 +93,47 @@ describe('simulated node layout', () => {
     const t = discoverPci(simNode('scale', { gpus: 32, functionsPerCard: 4 }).sysfs);
     expect(t.devices).toHaveLength(128);
     expect(t.devices.filter((d) => d.kind === 'gpu')).toHaveLength(32);
+  });
+
+  it('every function of every profile has both subsystem IDs, as pci-sysfs.c makes them; bridges read 0x0000', () => {
+    for (const profile of PROFILES) {
+      const { root, sysfs } = simNode(profile.name, profile.sized ? { gpus: 2 } : {});
+      const devices = discoverPci(sysfs).devices;
+      for (const d of devices) {
+        const dir = path.join(root, d.sysfsPath);
+        for (const attr of ['subsystem_vendor', 'subsystem_device']) {
+          expect(readFileSync(path.join(dir, attr), 'utf8'), `${profile.name} ${d.address} ${attr}`).toMatch(
+            /^0x[0-9a-f]{4}\n$/,
+          );
+        }
+        // the uevent (which the hal reads first) carries the same pair
+        const uevent = readFileSync(path.join(dir, 'uevent'), 'utf8');
+        const hex4 = (v: number | undefined) => (v ?? -1).toString(16).toUpperCase().padStart(4, '0');
+        expect(uevent, `${profile.name} ${d.address}`).toContain(
+          `PCI_SUBSYS_ID=${hex4(d.subsystemVendor)}:${hex4(d.subsystemDevice)}`,
+        );
+        if (d.kind === 'bridge') expect([d.subsystemVendor, d.subsystemDevice]).toEqual([0, 0]);
+      }
+      const gpus = devices.filter((d) => d.kind === 'gpu');
+      expect(gpus.length).toBeGreaterThan(0);
+      for (const gpu of gpus) expect(gpu.subsystemVendor).toBe(0x10de);
+    }
+  });
+
+  it('the hal reads the subsystem IDs from the attribute files where a tree has no uevent', () => {
+    const { root } = simNode('hgx-h100-8');
+    for (const address of ['0000:13:00.0', '0000:12:00.0', '0000:07:00.0']) {
+      rmSync(path.join(root, 'sys/bus/pci/devices', address, 'uevent'));
+    }
+    const topology = discoverPci(new HostRoot(root));
+    const ids = (a: string) => {
+      const d = topology.byAddress.get(a as PciAddress);
+      return [d?.subsystemVendor, d?.subsystemDevice];
+    };
+    expect(ids('0000:13:00.0')).toEqual([0x10de, 0x16c1]); // H100 SXM5
+    expect(ids('0000:07:00.0')).toEqual([0x10de, 0x1796]); // NVSwitch
+    expect(ids('0000:12:00.0')).toEqual([0, 0]); // a switch port: no Subsystem ID
+    expect(topology.warnings).toEqual([]);
   });
 
   it('every profile is readable by a plain HostRoot without the simulator (any host-like tree works)', () => {

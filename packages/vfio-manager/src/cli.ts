@@ -343,4 +343,9 @@ export function main(argv: string[], out: (text: string) => void = (t) => proces
 }
 
 /** Errors in what the user gave us: exit 2, nothing was written. */
-const INPUT_ERRORS = new Set(['ERR_GPUCC_INVALID_PCI_ADDRESS', 'ERR_GPUCC_DEVICE_NOT_FOUND', 'ERR_GPUCC_NOT_A_TARGET']);
+const INPUT_ERRORS = new Set([
+  'ERR_GPUCC_INVALID_PCI_ADDRESS',
+  'ERR_GPUCC_DEVICE_NOT_FOUND',
+  'ERR_GPUCC_NOT_A_TARGET',
+  'ERR_GPUCC_BEHIND_VMD',
+]);

@@ -1,11 +1,15 @@
 import {
+  behindVmdError,
   cardFunctions,
   GpuccError,
   isBridge,
   isVirtualFunction,
+  isVmdDomainAddress,
   type PciAddress,
   type PciDevice,
   parsePciAddress,
+  slotOf,
+  vmdControllerOf,
 } from '@gpucc/hal';
 import type { Observation } from './observe.js';
 
@@ -17,12 +21,15 @@ export interface SelectOptions {
 
 /**
  * The devices the user asked for, validated before anything else happens: a bad or unknown
- * address, another vendor's device, a VF or a companion function is refused with a hint.
+ * address, a device behind Intel VMD, another vendor's device, a VF or a companion function is refused
+ * with a hint.
  */
 export function selectTargets(observation: Observation, selection: Selection, options: SelectOptions): PciDevice[] {
   const { topology } = observation;
   const eligible = (d: PciDevice) =>
-    !isVirtualFunction(d) && (d.kind === 'gpu' || (options.nvswitches && d.kind === 'nvswitch'));
+    !isVirtualFunction(d) &&
+    !isVmdDomainAddress(d.address) && // never passable (docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through)
+    (d.kind === 'gpu' || (options.nvswitches && d.kind === 'nvswitch'));
   if ('all' in selection) return topology.devices.filter(eligible);
 
   const chosen: PciDevice[] = [];
@@ -37,6 +44,7 @@ export function selectTargets(observation: Observation, selection: Selection, op
         details: { device: address },
       });
     }
+    if (isVmdDomainAddress(address)) throw behindVmdError(address, vmdControllerOf(address, device.sysfsPath));
     const why = refusal(device, options, topology.devices);
     if (why) {
       throw new GpuccError('ERR_GPUCC_NOT_A_TARGET', `${address} cannot be selected: ${why.reason}`, {
@@ -76,7 +84,7 @@ function refusal(
     };
   }
   if (device.kind !== 'gpu' && device.kind !== 'nvswitch') {
-    const owner = all.find((d) => d.kind === 'gpu' && d.address.slice(0, 10) === device.address.slice(0, 10));
+    const owner = all.find((d) => d.kind === 'gpu' && slotOf(d.address) === slotOf(device.address));
     return {
       reason: 'it is a companion function, not a GPU',
       hint: owner

@@ -17,6 +17,8 @@ export interface DeviceStatus {
   address: PciAddress;
   kind: string;
   id: string;
+  /** `subsystem_vendor:subsystem_device`, e.g. `10de:1626` (H100 PCIe); it tells boards of one chip apart. Null when the tree lacks it. */
+  subsystemId: string | null;
   driver: string | null;
   driverOverride: string | null;
   iommuGroup: number | null;
@@ -71,7 +73,11 @@ export function statusReport(sysfs: HostRoot, observation: Observation, plan: Pl
       return {
         address: d.address,
         kind: d.kind,
-        id: `${d.vendor.toString(16).padStart(4, '0')}:${d.device.toString(16).padStart(4, '0')}`,
+        id: idPair(d.vendor, d.device),
+        subsystemId:
+          d.subsystemVendor === undefined || d.subsystemDevice === undefined
+            ? null
+            : idPair(d.subsystemVendor, d.subsystemDevice),
         driver: d.driver ?? null,
         driverOverride: d.driverOverride ?? null,
         iommuGroup: d.iommuGroup ?? null,
@@ -120,4 +126,9 @@ function nodeFor(d: PciDevice, model: string): string | undefined {
   if (model === 'iommufd') return d.vfioCdev ? vfioCdevPath(d.vfioCdev.index) : undefined;
   if (d.iommuGroup === undefined) return undefined;
   return model === 'noiommu' ? noiommuGroupPath(d.iommuGroup) : vfioGroupPath(d.iommuGroup);
+}
+
+/** `vvvv:dddd` in lower-case hex, as lspci -n prints IDs. */
+function idPair(vendor: number, device: number): string {
+  return `${vendor.toString(16).padStart(4, '0')}:${device.toString(16).padStart(4, '0')}`;
 }

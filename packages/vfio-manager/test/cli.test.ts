@@ -48,6 +48,10 @@ describe('vfio-manager binary', () => {
     expect(bound.stdout).toMatch(/0000:13:00\.0\s+bound\s+vfio-pci/);
     const status = JSON.parse((await vfio(['status', '--output', 'json', '--host-root', root])).stdout);
     expect(status.converged).toBe(true);
+    // the board, not only the chip: H100 SXM5 10de:2330 with subsystem 10de:16c1, NVSwitch 10de:1796
+    const subsystemOf = (address: string) =>
+      status.devices.find((d: { address: string }) => d.address === address)?.subsystemId;
+    expect([subsystemOf('0000:13:00.0'), subsystemOf('0000:07:00.0')]).toEqual(['10de:16c1', '10de:1796']);
     expect(
       status.devices.filter((d: { kind: string; driver: string }) => d.kind === 'gpu' && d.driver === 'vfio-pci'),
     ).toHaveLength(8);

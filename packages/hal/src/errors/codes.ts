@@ -3,7 +3,8 @@
  * documents each (a test keeps the two in step). A code is stable once released: never rename one.
  */
 export const ERROR_CODES = {
-  ERR_GPUCC_INVALID_PCI_ADDRESS: 'A PCI address is not of the form dddd:bb:dd.f (lower-case hex).',
+  ERR_GPUCC_INVALID_PCI_ADDRESS:
+    'A PCI address is not of the form dddd:bb:dd.f (lower-case hex; 5 domain digits from 10000).',
   ERR_GPUCC_INVALID_CC_MODE: 'A CC mode is not one of on, off, devtools, ppcie.',
   ERR_GPUCC_INVALID_LABEL_KEY: 'A Kubernetes label key breaks the qualified-name rules.',
   ERR_GPUCC_INVALID_LABEL_VALUE: 'A Kubernetes label value breaks the label-value rules or the allow-list.',
@@ -43,6 +44,8 @@ export const ERROR_CODES = {
   ERR_GPUCC_IOMMU_OFF: 'The IOMMU is off or a device has no IOMMU group, so VFIO cannot take it.',
   ERR_GPUCC_NOT_A_TARGET:
     'A selected device is not one gpucc may bind (not NVIDIA, a VF, a companion, an opt-in NVSwitch).',
+  ERR_GPUCC_BEHIND_VMD:
+    'A selected device sits behind an Intel VMD controller (a PCI domain above ffff) and cannot be passed through.',
   ERR_GPUCC_FOREIGN_GROUP_MEMBER: 'An IOMMU group holds a device of another vendor still on a host driver.',
   ERR_GPUCC_SRIOV_ENABLED: 'A physical function has SR-IOV virtual functions enabled and cannot be passed through.',
   ERR_GPUCC_DEVICE_IN_USE: 'A process holds the GPU (found under /proc, or its NVIDIA unbind lock was refused).',

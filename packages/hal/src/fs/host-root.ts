@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { errnoOf, GpuccError, isGpuccError } from '../errors/index.js';
+import { PCI_ADDRESS_PATTERN } from '../types/pci-address.js';
 import { writeAttributeBlocking } from './blocking-writer.js';
 import * as localFs from './local-fs.js';
 import { AccessRecorder } from './recorder.js';
@@ -33,7 +34,7 @@ const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
  * more thread for good: it is refused until the first returns, and a later reconcile sees how it ended.
  */
 const blocked = new Map<string, { path: string; value: string; sinceMs: number }>();
-const DEVICE_IN_WRITE = /(?:^|\/)((?:[0-9a-f]{4,5}):[0-9a-f]{2}:[01][0-9a-f]\.[0-7])(?:\/|$)/;
+const DEVICE_IN_WRITE = new RegExp(`(?:^|/)(${PCI_ADDRESS_PATTERN})(?:/|$)`);
 
 function deviceOfWrite(root: string, relPath: string, value: string): string | undefined {
   const device = DEVICE_IN_WRITE.exec(relPath)?.[1] ?? DEVICE_IN_WRITE.exec(value.trim())?.[1];

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { GpuccError, isGpuccError } from '../errors/index.js';
 import { type HostRoot, messageOf } from '../fs/index.js';
-import { isPciAddress, type PciAddress } from '../types/index.js';
+import { comparePciAddresses, isPciAddress, type PciAddress } from '../types/index.js';
 import { PCI_DEVICES_DIR, readPciDevice } from './device.js';
 import { badEntry, groupsFromLinks, readIommuState } from './iommu-groups.js';
 import { parseGroupNumber } from './parse.js';
@@ -17,11 +17,12 @@ export function discoverPci(sysfs: HostRoot): PciTopology {
   const problems: GpuccError[] = [];
   const warnings: GpuccError[] = [];
   const addresses: PciAddress[] = [];
-  // readdir is sorted, and for fixed-width lower-case BDFs string order is address order.
   for (const name of sysfs.readdir(PCI_DEVICES_DIR)) {
     if (isPciAddress(name)) addresses.push(name);
     else problems.push(badEntry(sysfs, PCI_DEVICES_DIR, name, 'a PCI address'));
   }
+  // Numeric order: a 5-digit VMD domain (10000:) sorts after ffff:, which string order would not do.
+  addresses.sort(comparePciAddresses);
 
   const devices: PciDevice[] = [];
   const members: { address: PciAddress; group: number }[] = [];

@@ -22,3 +22,4 @@ export {
 export { type PciChanges, refreshPci } from './refresh.js';
 export { cardFunctions, groupMembers, nvidiaDevices } from './topology.js';
 export type { PciDevice, PciKind, PciTopology, SriovInfo, VfioCdev } from './types.js';
+export { BEHIND_VMD_REASON, behindVmdError, vmdControllerOf } from './vmd.js';

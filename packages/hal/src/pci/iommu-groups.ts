@@ -1,6 +1,6 @@
 import { GpuccError } from '../errors/index.js';
 import type { HostRoot } from '../fs/index.js';
-import type { PciAddress } from '../types/index.js';
+import { comparePciAddresses, type PciAddress } from '../types/index.js';
 import { parseGroupNumber } from './parse.js';
 
 export const IOMMU_GROUPS_DIR = 'sys/kernel/iommu_groups';
@@ -30,7 +30,7 @@ export function groupsFromLinks(members: Iterable<{ address: PciAddress; group: 
     else byGroup.set(group, [address]);
   }
   const sorted = [...byGroup.entries()].sort(([a], [b]) => a - b);
-  for (const [, list] of sorted) list.sort();
+  for (const [, list] of sorted) list.sort(comparePciAddresses);
   return new Map(sorted);
 }
 

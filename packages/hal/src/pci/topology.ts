@@ -1,5 +1,4 @@
-import type { PciAddress } from '../types/index.js';
-import { slotOf } from '../types/index.js';
+import { comparePciAddresses, type PciAddress, slotOf } from '../types/index.js';
 import { isNvidia } from './classify.js';
 import type { PciDevice, PciTopology } from './types.js';
 
@@ -16,7 +15,7 @@ export function cardFunctions(topology: PciTopology, address: PciAddress): PciAd
     card.add(a);
     for (const consumer of topology.byAddress.get(a)?.consumers ?? []) card.add(consumer);
   }
-  return [...card].sort();
+  return [...card].sort(comparePciAddresses);
 }
 
 /** Members of an IOMMU group, [] when there is no such group. */

@@ -5,7 +5,10 @@ export {
   comparePciAddresses,
   functionOf,
   isPciAddress,
+  isVmdDomainAddress,
+  PCI_ADDRESS_PATTERN,
   type PciAddress,
   parsePciAddress,
+  pciDomainOf,
   slotOf,
 } from './pci-address.js';

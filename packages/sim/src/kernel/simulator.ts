@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { findHolders, HostRoot, type KernelHook, localFs, type PciAddress } from '@gpucc/hal';
+import { findHolders, HostRoot, type KernelHook, localFs, PCI_ADDRESS_PATTERN, type PciAddress } from '@gpucc/hal';
 import {
   attachDriver,
   boundDriver,
@@ -28,7 +28,7 @@ import {
 import { fail } from './errno.js';
 import { driverMatches, idTablesMatch } from './match.js';
 
-const BDF = '[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\\.[0-7]';
+const BDF = PCI_ADDRESS_PATTERN;
 const DEVICE_ATTR = new RegExp(`^sys/(?:bus/pci/devices|devices/.*)/(${BDF})/([^:]+)$`);
 const DRIVER_ATTR = /^sys\/bus\/pci\/drivers\/([^/]+)\/(bind|unbind|new_id|remove_id)$/;
 const UNBIND_LOCK = new RegExp(`^proc/driver/nvidia/gpus/(${BDF})/unbindLock$`);

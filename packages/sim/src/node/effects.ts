@@ -27,9 +27,7 @@ export function writeUevent(tree: Tree, device: DeviceSpec, driver: string | und
     ...(driver ? [`DRIVER=${driver}`] : []),
     `PCI_CLASS=${device.class.toString(16).toUpperCase()}`,
     `PCI_ID=${h4(device.vendor)}:${h4(device.device)}`,
-    ...(device.subsystemVendor === undefined
-      ? []
-      : [`PCI_SUBSYS_ID=${h4(device.subsystemVendor)}:${h4(device.subsystemDevice ?? 0)}`]),
+    `PCI_SUBSYS_ID=${h4(device.subsystemVendor)}:${h4(device.subsystemDevice)}`,
     `PCI_SLOT_NAME=${device.address}`,
     `MODALIAS=${modalias(device)}`,
   ];
@@ -39,7 +37,7 @@ export function writeUevent(tree: Tree, device: DeviceSpec, driver: string | und
 export function modalias(d: DeviceSpec): string {
   const h8 = (v: number) => v.toString(16).toUpperCase().padStart(8, '0');
   const h2 = (v: number) => v.toString(16).toUpperCase().padStart(2, '0');
-  return `pci:v${h8(d.vendor)}d${h8(d.device)}sv${h8(d.subsystemVendor ?? 0)}sd${h8(d.subsystemDevice ?? 0)}bc${h2(d.class >> 16)}sc${h2((d.class >> 8) & 0xff)}i${h2(d.class & 0xff)}`;
+  return `pci:v${h8(d.vendor)}d${h8(d.device)}sv${h8(d.subsystemVendor)}sd${h8(d.subsystemDevice)}bc${h2(d.class >> 16)}sc${h2((d.class >> 8) & 0xff)}i${h2(d.class & 0xff)}`;
 }
 
 export function loadDriver(tree: Tree, driver: DriverSpec): void {

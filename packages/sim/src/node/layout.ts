@@ -185,8 +185,9 @@ export function layoutDevice(tree: Tree, node: NodeSpec, d: DeviceSpec): void {
   tree.attr(`${dev}/vendor`, hex(d.vendor, 4));
   tree.attr(`${dev}/device`, hex(d.device, 4));
   tree.attr(`${dev}/class`, hex(d.class, 6));
-  if (d.subsystemVendor !== undefined) tree.attr(`${dev}/subsystem_vendor`, hex(d.subsystemVendor, 4));
-  if (d.subsystemDevice !== undefined) tree.attr(`${dev}/subsystem_device`, hex(d.subsystemDevice, 4));
+  // pci-sysfs.c creates both for every function (docs/facts/real-hosts.md#subsystem-ids-on-bridges).
+  tree.attr(`${dev}/subsystem_vendor`, hex(d.subsystemVendor, 4));
+  tree.attr(`${dev}/subsystem_device`, hex(d.subsystemDevice, 4));
   tree.attr(`${dev}/revision`, hex(d.revision, 2));
   tree.attr(`${dev}/numa_node`, String(d.numaNode), 0o644);
   tree.attr(`${dev}/local_cpulist`, d.numaNode === 1 ? '32-63,96-127' : '0-31,64-95');
@@ -195,7 +196,7 @@ export function layoutDevice(tree: Tree, node: NodeSpec, d: DeviceSpec): void {
   tree.file(`${dev}/resource`, resourceLines(d), 0o444);
   tree.attr(`${dev}/driver_override`, '(null)', 0o644);
   tree.attr(`${dev}/enable`, '1', 0o644);
-  tree.attr(`${dev}/irq`, String(100 + (Number.parseInt(d.address.slice(5, 7), 16) % 100)));
+  tree.attr(`${dev}/irq`, String(100 + (Number.parseInt(d.address.split(':')[1]!, 16) % 100)));
   tree.attr(`${dev}/power_state`, 'D0');
   tree.attr(`${dev}/power/control`, 'auto', 0o644);
   tree.attr(`${dev}/power/runtime_status`, 'active');
@@ -211,6 +212,8 @@ export function layoutDevice(tree: Tree, node: NodeSpec, d: DeviceSpec): void {
     tree.attr(`${dev}/sriov_numvfs`, String(d.sriov.numVfs), 0o644);
   }
   tree.link(`${dev}/subsystem`, 'sys/bus/pci');
+  // vmd.c links `domain` to the root bus of the VMD domain, whose devices sit below it.
+  if (d.vmdRootBus) tree.link(`${dev}/domain`, `${dev}/${d.vmdRootBus}`);
   tree.link(`${PCI_DEVICES}/${d.address}`, dev);
   if (d.physfn) {
     const pf = node.devices.find((p) => p.address === d.physfn);

@@ -29,8 +29,9 @@ export interface DeviceSpec {
   vendor: number;
   device: number;
   class: number;
-  subsystemVendor?: number;
-  subsystemDevice?: number;
+  /** `subsystem_vendor`/`subsystem_device`: every function has both; 0 where it has no Subsystem ID (bridges). */
+  subsystemVendor: number;
+  subsystemDevice: number;
   revision: number;
   numaNode: number;
   /** Path of the parent under sys/devices, e.g. `pci0000:40/0000:40:01.1`. */
@@ -49,6 +50,11 @@ export interface DeviceSpec {
   /** Name the CC tool prints (`H100-SXM`, `NVSwitch_gen3`...), when the device is CC/PPCIe-capable. */
   ccName?: string;
   bar0?: number;
+  /**
+   * For an Intel VMD controller: the root bus of the PCI domain its driver creates (`pci10000:00`), a
+   * directory under the controller's own, which the controller's `domain` link points at.
+   */
+  vmdRootBus?: string;
 }
 
 export interface MatchRule {
@@ -111,6 +117,7 @@ export const NVIDIA_DRIVER_KINDS: readonly NvidiaDriverKind[] = ['datacenter', '
 
 export const NVIDIA = 0x10de;
 export const MELLANOX = 0x15b3;
+export const INTEL = 0x8086;
 
 export function hex(value: number, width: number): string {
   return `0x${value.toString(16).padStart(width, '0')}`;

@@ -1,5 +1,5 @@
 import type { DriverSpec } from '../node/spec.js';
-import { MELLANOX, NVIDIA } from '../node/spec.js';
+import { INTEL, MELLANOX, NVIDIA } from '../node/spec.js';
 
 /** The PCI drivers a simulated host knows, with the match tables that decide autoprobe. */
 export function standardDrivers(options: { vfioLoaded: boolean; nvidiaLoaded: boolean }): DriverSpec[] {
@@ -55,3 +55,15 @@ export function standardDrivers(options: { vfioLoaded: boolean; nvidiaLoaded: bo
     { name: 'nvgrace_gpu_vfio_pci', module: 'nvgrace_gpu_vfio_pci', match: [], vfio: true, loaded: false },
   ];
 }
+
+/** Intel's VMD driver (`drivers/pci/controller/vmd.c`), with the two server controllers of its ID table. */
+export const VMD_DRIVER: DriverSpec = {
+  name: 'vmd',
+  module: 'vmd',
+  match: [
+    { vendor: INTEL, device: 0x201d },
+    { vendor: INTEL, device: 0x28c0 },
+  ],
+  vfio: false,
+  loaded: true,
+};

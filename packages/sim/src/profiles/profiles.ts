@@ -1,7 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
 import type { CpuSpec, DeviceSpec, HostTee, NodeSpec, NvidiaDriverKind, SimLockdown } from '../node/spec.js';
-import { HOST_TEES, MELLANOX, NVIDIA, SIM_LOCKDOWNS } from '../node/spec.js';
-import { standardDrivers } from './drivers.js';
+import { HOST_TEES, INTEL, MELLANOX, NVIDIA, SIM_LOCKDOWNS } from '../node/spec.js';
+import { standardDrivers, VMD_DRIVER } from './drivers.js';
 
 export interface ProfileOptions {
   tee?: HostTee;
@@ -22,6 +22,8 @@ export interface ProfileOptions {
    * sev-snp` is a host whose kvm_amd was loaded without sev_snp=1.
    */
   cpuTee?: HostTee;
+  /** Add an Intel VMD controller with an NVMe drive in its domain `10000` (Intel servers, TDX hosts). */
+  vmd?: boolean;
 }
 
 export interface Profile {
@@ -99,6 +101,9 @@ function bridge(
     vendor: device === 0xc030 ? 0x1000 : 0x1022,
     device,
     class: 0x060400,
+    // Bridges have a Subsystem ID only with the SSVID capability; these read 0 (docs/facts/real-hosts.md#subsystem-ids-on-bridges).
+    subsystemVendor: 0,
+    subsystemDevice: 0,
     revision: 0xb0,
     numaNode,
     parent,
@@ -173,13 +178,61 @@ function gpu(
   };
 }
 
+/**
+ * An Intel VMD controller (8086:28c0, the server part, bound to `vmd`) with one NVMe drive (8086:0a54)
+ * behind a VMD root port in the domain its driver creates: `10000:00:02.0` bridges to bus 01, where the
+ * drive is `10000:01:00.0`, all below the controller's directory (docs/facts/real-hosts.md#pci-domains-can-be-wider-than-four-digits).
+ * The simulator gives each function its own IOMMU group; no subsystem IDs (0x0000). The root port's
+ * device ID (352a) stands for any Intel root port.
+ */
+function vmdDomain(firstGroup: number): DeviceSpec[] {
+  // Device 05.5 of a CPU's root bus, where Skylake-SP hosts show VMD (a bus no profile uses for cards).
+  const controllerAddress = bdf(0, 0xd7, 5, 5);
+  const rootBus = 'pci10000:00';
+  const controllerDir = `pci0000:d7/${controllerAddress}`;
+  const port = bridge('10000:00:02.0', `${controllerDir}/${rootBus}`, firstGroup + 1, 0, 0x352a);
+  const none = { subsystemVendor: 0, subsystemDevice: 0, revision: 0x04, numaNode: 0 };
+  return [
+    {
+      ...none,
+      address: controllerAddress,
+      vendor: INTEL,
+      device: 0x28c0,
+      class: 0x010400, // RAID bus controller, as lspci shows VMD
+      parent: 'pci0000:d7',
+      iommuGroup: firstGroup,
+      driver: VMD_DRIVER.name,
+      resetMethods: [],
+      vmdRootBus: rootBus,
+    },
+    { ...port, vendor: INTEL },
+    {
+      ...none,
+      address: '10000:01:00.0',
+      vendor: INTEL,
+      device: 0x0a54,
+      class: 0x010802,
+      parent: `${controllerDir}/${rootBus}/${port.address}`,
+      iommuGroup: firstGroup + 2,
+      driver: 'nvme',
+      resetMethods: ['flr', 'bus'],
+    },
+  ];
+}
+
 function baseNode(
   profile: string,
   tee: HostTee,
-  devices: DeviceSpec[],
+  profileDevices: DeviceSpec[],
   options: ProfileOptions,
   extra: Partial<NodeSpec> = {},
 ): NodeSpec {
+  const nextGroup = Math.max(-1, ...profileDevices.map((d) => d.iommuGroup ?? -1)) + 1;
+  const iommu = extra.iommu ?? true;
+  const devices = options.vmd
+    ? [...profileDevices, ...vmdDomain(nextGroup).map((d) => (iommu ? d : withoutGroup(d)))]
+    : profileDevices;
+  const drivers = standardDrivers({ vfioLoaded: options.vfioLoaded ?? true, nvidiaLoaded: true });
   return {
     version: 1,
     profile,
@@ -193,10 +246,15 @@ function baseNode(
     os: HOST_OS,
     nvidiaDriverVersion: NVIDIA_DRIVER_VERSION,
     nvidiaDriverKind: options.nvidiaDriver ?? 'datacenter',
-    drivers: standardDrivers({ vfioLoaded: options.vfioLoaded ?? true, nvidiaLoaded: true }),
+    drivers: options.vmd ? [...drivers, { ...VMD_DRIVER }] : drivers,
     devices,
     ...extra,
   };
+}
+
+function withoutGroup(device: DeviceSpec): DeviceSpec {
+  const { iommuGroup: _none, ...rest } = device;
+  return rest;
 }
 
 /** 8 GPUs (and optionally 4 NVSwitches) behind PCIe switches, each endpoint in its own group. */

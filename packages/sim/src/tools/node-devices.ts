@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { isPciAddress } from '@gpucc/hal';
 import { Tree } from '../node/files.js';
 import { PCI_DEVICES } from '../node/paths.js';
 import type { NodeSpec } from '../node/spec.js';
@@ -11,8 +12,6 @@ import type { BridgeInfo, ToolDevice } from './tool-device.js';
  * (a removed device is gone), reading IDs, BAR0 (`resource`), driver link, power state and the
  * upstream bridges from the tree. node.json only adds the printed name.
  */
-
-const BDF = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
 
 export function discoverNvidiaDevices(root: string, node: NodeSpec): ToolDevice[] {
   const tree = new Tree(root, { replaceFiles: true });
@@ -50,7 +49,7 @@ function upstreamBridges(tree: Tree, dir: string): BridgeInfo[] {
   const bridges: BridgeInfo[] = [];
   for (let i = 0; i < parts.length - 1; i++) {
     const address = parts[i]!;
-    if (!BDF.test(address)) continue;
+    if (!isPciAddress(address)) continue;
     const bridgeDir = parts.slice(0, i + 1).join('/');
     bridges.push({
       address,
