@@ -61,3 +61,30 @@ export function reportBench(name: string, title: string, results: BenchResult[],
   };
   writeFileSync(path.join(out, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);
 }
+
+/** A figure measured in the same run that one of ours is held against, e.g. the Go reference plugin. */
+export interface Reference {
+  /** Its name in the table, e.g. `Go reference` or `bare Node.js`. */
+  name: string;
+  value: number;
+  /** How ours is compared with it: `ours / reference` (unit ×) or `ours − reference` (the figure's unit). */
+  by: 'ratio' | 'difference';
+  /** The target of that ratio or difference, e.g. `≤ 3` or `≤ 150 ms`. */
+  target?: string;
+}
+
+/**
+ * A figure of ours beside references measured in the same run, so that its targets hold on any
+ * machine: one result for ours, then for each reference its value and the ratio or difference that
+ * carries the target.
+ */
+export function compared(name: string, value: number, unit: string, references: Reference[]): BenchResult[] {
+  const results: BenchResult[] = [{ name, value, unit }];
+  for (const r of references) {
+    results.push({ name: `  ${r.name}, the same`, value: r.value, unit });
+    const [label, v, u] =
+      r.by === 'ratio' ? [`ours / ${r.name}`, value / r.value, '×'] : [`ours − ${r.name}`, value - r.value, unit];
+    results.push({ name: `  ${label}`, value: v, unit: u, ...(r.target ? { target: r.target } : {}) });
+  }
+  return results;
+}

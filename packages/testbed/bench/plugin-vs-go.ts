@@ -1,0 +1,266 @@
+// sandbox-device-plugin against the Go reference device plugin (go-reference/main.go, grpc-go and
+// the kubelet's generated API; built by scripts/go-reference.sh) and a bare Node.js process, all
+// measured in the same run, so that the ratios hold on any machine. Both plugins serve the same 8
+// GPUs of a plain hgx-h100-8 host tree (bound to vfio-pci, no simulator) as nvidia.com/pgpu, one
+// at a time, behind the same kubelet: the kubelet's own device manager (our harness of the real
+// tier, test/k8s) when it is built, else our fake kubelet. Allocate is driven on each plugin's own
+// socket by the same grpc-js client, since the harness admits one pod at a time.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { cpSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { createNode, FakeKubelet, openSimulatedHost } from '@gpucc/sim';
+import { bind } from '@gpucc/vfio-manager';
+import { type BenchResult, compared } from '../../../bench/report.js';
+import { DeviceManager } from '../../../test/real/device-manager.js';
+import { realBinDir } from '../../../test/real/processes.js';
+import { silentLogger } from '../src/fixtures/logs.js';
+import {
+  allocateLatency,
+  type BareNode,
+  IDLE_MS,
+  type Launch,
+  median,
+  productionForm,
+  quantile,
+  rssMb,
+  sleep,
+  stopChild,
+} from './measure.js';
+
+const PGPU = 'nvidia.com/pgpu';
+const GPUS = 8;
+const STARTS = 7;
+const REPOSITORY = path.resolve(import.meta.dirname, '../../..');
+
+/** The kubelet both plugins register with: how many devices of a resource it counts allocatable. */
+interface BenchKubelet {
+  description: string;
+  allocatable(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+async function startKubelet(root: string, pluginDir: string): Promise<BenchKubelet> {
+  const real = realBinDir();
+  if ('dir' in real) {
+    const manager = await DeviceManager.start(real.dir, pluginDir, 2);
+    return {
+      description: 'the kubelet’s own device manager (k8s.io/kubernetes, grpc-go) in the real tier’s harness',
+      allocatable: async () => (await manager.state()).resources[PGPU]?.allocatable ?? 0,
+      stop: () => manager.stop(),
+    };
+  }
+  const kubelet = new FakeKubelet({ root });
+  await kubelet.start();
+  return {
+    description: `our fake kubelet (grpc-js), as the kubelet's device manager is not built (${real.why})`,
+    allocatable: async () => kubelet.state().resources[PGPU]?.allocatable ?? 0,
+    stop: () => kubelet.stop(),
+  };
+}
+
+/** Resolves when the kubelet counts `n` devices allocatable, asking it again as soon as it answers. */
+async function untilAllocatable(kubelet: BenchKubelet, n: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while ((await kubelet.allocatable()) !== n) {
+    if (performance.now() > deadline) throw new Error(`the kubelet did not count ${n} ${PGPU} in time`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The Go reference's binary, built once per source hash; or why there is none. */
+function goReference(): { binary: string } | { why: string } {
+  try {
+    const binary = execFileSync('sh', [path.join(REPOSITORY, 'scripts/go-reference.sh'), 'build'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+    return { binary };
+  } catch (error) {
+    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
+    return { why: stderr || 'scripts/go-reference.sh build failed' };
+  }
+}
+
+interface Plugin {
+  name: string;
+  launch: (root: string, pluginDir: string) => Launch;
+  /** Its socket in the plugin directory, once it has registered. */
+  socket: (pluginDir: string) => string;
+}
+
+function ours(): Plugin {
+  const form = productionForm('sandbox-device-plugin');
+  return {
+    name: 'ours',
+    launch: (root) => ({
+      ...form,
+      args: [...form.args, 'run', '--host-root', root, '--metrics-address', '127.0.0.1:0', '--log-level', 'warn'],
+    }),
+    socket: (dir) => {
+      const name = readdirSync(dir).find((f) => f.startsWith('sandbox-') && f.endsWith('.sock'));
+      if (!name) throw new Error(`no sandbox-*.sock in ${dir}`);
+      return path.join(dir, name);
+    },
+  };
+}
+
+function go(binary: string): Plugin {
+  return {
+    name: 'Go reference',
+    launch: (root, pluginDir) => ({
+      command: binary,
+      args: ['--host-root', root, '--plugin-dir', pluginDir, '--resource', PGPU, '--socket', 'go-reference.sock'],
+      form: 'single executable',
+    }),
+    socket: (dir) => path.join(dir, 'go-reference.sock'),
+  };
+}
+
+/** exec → the kubelet counts the GPUs allocatable; the plugin is left running. */
+async function start(plugin: Plugin, root: string, pluginDir: string, kubelet: BenchKubelet) {
+  const { command, args } = plugin.launch(root, pluginDir);
+  const t = performance.now();
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  await untilAllocatable(kubelet, GPUS);
+  return { ms: performance.now() - t, child };
+}
+
+/** Stops a plugin and waits until the kubelet has seen its stream end (its devices unhealthy). */
+async function stop(child: ChildProcess, kubelet: BenchKubelet): Promise<void> {
+  await stopChild(child);
+  await untilAllocatable(kubelet, 0);
+}
+
+interface PluginFigures {
+  startMs: number;
+  idleRssMb: number;
+  rssAfterAllocateMb: number;
+  allocateCalls: number;
+  single: number[];
+  concurrent: number[];
+}
+
+/** Idle RSS, then Allocate latency (5,000 calls in all), then the RSS after them. */
+async function steadyState(
+  plugin: Plugin,
+  root: string,
+  pluginDir: string,
+  kubelet: BenchKubelet,
+  ids: string[],
+): Promise<Omit<PluginFigures, 'startMs'>> {
+  const { child } = await start(plugin, root, pluginDir, kubelet);
+  try {
+    await sleep(IDLE_MS);
+    const idleRssMb = rssMb(child.pid!);
+    const { single, concurrent, calls } = await allocateLatency(plugin.socket(pluginDir), ids);
+    const rssAfterAllocateMb = rssMb(child.pid!);
+    return { idleRssMb, rssAfterAllocateMb, allocateCalls: calls, single, concurrent };
+  } finally {
+    await stop(child, kubelet);
+  }
+}
+
+/** A plain hgx-h100-8 host tree with its 8 GPUs on vfio-pci (bound by the simulator, which then leaves). */
+async function plainNode(base: string): Promise<string> {
+  const simulated = path.join(base, 'vs-go-simulated');
+  createNode(simulated, 'hgx-h100-8');
+  const bound = await bind(
+    openSimulatedHost(simulated),
+    { selection: { all: true }, nvswitches: false, allowForeignGroupMembers: false, dryRun: false },
+    { logger: silentLogger(), loadModules: false, modprobe: {}, unbindTimeoutMs: 10_000, deviceNodeTimeoutMs: 10_000 },
+  );
+  if (!bound.report?.ok) throw new Error('binding the simulated node failed');
+  const plain = path.join(base, 'vs-go');
+  // Without the simulator's own directory (its marker, its live FIFOs), the tree is an ordinary host tree.
+  const simulatorOwn = (src: string) => path.relative(simulated, src).split(path.sep)[0] === '.gpucc-sim';
+  cpSync(simulated, plain, {
+    recursive: true,
+    verbatimSymlinks: true,
+    filter: (src) => !src.endsWith('.sock') && !simulatorOwn(src),
+  });
+  return plain;
+}
+
+/** The same Allocate calls on a bare grpc-js server of the same API (floor-server.ts): grpc-js's own cost. */
+async function grpcJsFloor(base: string, ids: string[]) {
+  const socket = path.join(base, 'floor.sock');
+  const server = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(import.meta.dirname, 'floor-server.ts'), socket],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  try {
+    await new Promise((resolve) => server.stdout!.once('data', resolve));
+    return await allocateLatency(socket, ids);
+  } finally {
+    await stopChild(server);
+  }
+}
+
+export async function compareWithGo(
+  base: string,
+  bare: BareNode,
+): Promise<{ results: BenchResult[]; notes: string[] }> {
+  const reference = goReference();
+  const ourPlugin = ours();
+  const notes = [`Ours runs as the ${productionForm('sandbox-device-plugin').form}.`];
+  if ('why' in reference) {
+    return { results: [], notes: [...notes, `Not compared with the Go reference: ${reference.why}`] };
+  }
+  const goPlugin = go(reference.binary);
+  const root = await plainNode(base);
+  const pluginDir = path.join(root, 'var/lib/kubelet/device-plugins');
+  const kubelet = await startKubelet(root, pluginDir);
+  notes.push(`Kubelet: ${kubelet.description}. Node: a plain hgx-h100-8 host tree, ${GPUS} GPUs on vfio-pci.`);
+  try {
+    // Starts alternate (ours, Go, ours, …) so that a change of the machine's load hits both alike.
+    const starts = { ours: [] as number[], go: [] as number[] };
+    for (let i = 0; i < STARTS; i++) {
+      for (const [key, plugin] of [
+        ['ours', ourPlugin],
+        ['go', goPlugin],
+      ] as const) {
+        const { ms, child } = await start(plugin, root, pluginDir, kubelet);
+        starts[key].push(ms);
+        await stop(child, kubelet);
+      }
+    }
+    const ids = readdirSync(path.join(root, 'dev/vfio')).filter((f) => /^\d+$/.test(f));
+    const o = await steadyState(ourPlugin, root, pluginDir, kubelet, ids);
+    const g = await steadyState(goPlugin, root, pluginDir, kubelet, ids);
+    const grpcJs = await grpcJsFloor(base, ids);
+    const vsGo = (value: number, target?: string) => ({
+      name: 'Go reference',
+      value,
+      by: 'ratio' as const,
+      ...(target ? { target } : {}),
+    });
+    const results = [
+      ...compared(`exec → registered with the kubelet (median of ${STARTS})`, median(starts.ours), 'ms', [
+        vsGo(median(starts.go), '≤ 3 ×'),
+        { name: 'bare Node.js, exec → first line', value: bare.firstLineMs, by: 'difference' },
+      ]),
+      ...compared(`idle RSS, ${IDLE_MS / 1000} s after registering`, o.idleRssMb, 'MB', [
+        vsGo(g.idleRssMb),
+        { name: 'bare Node.js', value: bare.idleRssMb, by: 'ratio' },
+      ]),
+      ...compared(`RSS after ${o.allocateCalls} Allocate calls`, o.rssAfterAllocateMb, 'MB', [
+        vsGo(g.rssAfterAllocateMb),
+        { name: 'bare Node.js', value: bare.idleRssMb, by: 'ratio', target: '≤ 1.4 ×' },
+      ]),
+      ...compared(`Allocate, 1 caller: p50 (of ${o.single.length})`, median(o.single), 'ms', [vsGo(median(g.single))]),
+      ...compared(`Allocate, 16 concurrent callers: p50 (of ${o.concurrent.length})`, median(o.concurrent), 'ms', [
+        vsGo(median(g.concurrent), '≤ 2 ×'),
+        { name: 'bare grpc-js server answering a constant', value: median(grpcJs.concurrent), by: 'ratio' },
+      ]),
+      ...compared('Allocate, 16 concurrent callers: p99', quantile(o.concurrent, 0.99), 'ms', [
+        vsGo(quantile(g.concurrent, 0.99)),
+      ]),
+    ];
+    return { results, notes };
+  } finally {
+    await kubelet.stop();
+  }
+}
