@@ -2,7 +2,7 @@
 // in its production form, a bare Node.js process (the floor every figure of ours is held against),
 // and Allocate latency on a device plugin's socket.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
@@ -42,6 +42,21 @@ export function productionForm(operand: Operand, options: { simulated?: boolean 
   return { command: process.execPath, args: [repositoryBinaries()[operand]], form: 'bundle under node' };
 }
 
+/**
+ * A copy of a simulated node without the simulator's own directory (its marker, its live FIFOs):
+ * an ordinary host tree, as a captured real host would be, which a binary opens exactly as in
+ * production (the single executable has no simulator at all). Returns `dest`.
+ */
+export function plainHostTree(simulated: string, dest: string): string {
+  const simulatorOwn = (src: string) => path.relative(simulated, src).split(path.sep)[0] === '.gpucc-sim';
+  cpSync(simulated, dest, {
+    recursive: true,
+    verbatimSymlinks: true,
+    filter: (src) => !src.endsWith('.sock') && !simulatorOwn(src),
+  });
+  return dest;
+}
+
 /** One process start, measured from exec until it exits. */
 export function execToExit(command: string, args: string[]): Promise<number> {
   const t = performance.now();
@@ -72,36 +87,45 @@ export async function stopChild(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** A bare Node.js process (this Node, which the single executables are built from), measured in this run. */
-export interface BareNode {
+/**
+ * A bare Node.js process (this Node, which the single executables are built from), measured in the
+ * same run as the figures held against it. Its starts are taken in pairs with ours (one of ours, one
+ * bare, …), so that the machine's load, which changes from second to second, weighs on both alike.
+ */
+export const bareNode = {
   /** exec → exit of `node -e 0`: what every one-shot command pays before its first line of code. */
-  exitMs: number;
+  exit: () => execToExit(process.execPath, ['-e', '0']),
   /** exec → first line of a script that prints one and stays up: a daemon's floor for exec → ready. */
-  firstLineMs: number;
-  /** Resident memory of `node -e "setInterval(…)"` IDLE_MS after its start. */
-  idleRssMb: number;
-}
-
-export async function measureBareNode(runs = 7): Promise<BareNode> {
-  const exits: number[] = [];
-  const firstLines: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    exits.push(await execToExit(process.execPath, ['-e', '0']));
+  async firstLine(): Promise<number> {
     const { ms, child } = await execToFirstLine(process.execPath, [
       '-e',
       "console.log('ready'); setInterval(() => {}, 1000)",
     ]);
-    firstLines.push(ms);
     await stopChild(child);
+    return ms;
+  },
+  /** Resident memory of `node -e "setInterval(…)"` IDLE_MS after its start (median of 3). */
+  async idleRssMb(): Promise<number> {
+    const rss: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+      await sleep(IDLE_MS);
+      rss.push(rssMb(child.pid!));
+      await stopChild(child);
+    }
+    return median(rss);
+  },
+};
+
+/** Runs `ours` and `bare` alternately, `runs` times each; the median of each. */
+export async function paired(runs: number, ours: () => Promise<number>, bare: () => Promise<number>) {
+  const o: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    o.push(await ours());
+    b.push(await bare());
   }
-  const rss: number[] = [];
-  for (let i = 0; i < 3; i++) {
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    await sleep(IDLE_MS);
-    rss.push(rssMb(child.pid!));
-    await stopChild(child);
-  }
-  return { exitMs: median(exits), firstLineMs: median(firstLines), idleRssMb: median(rss) };
+  return { ours: median(o), bare: median(b) };
 }
 
 /**

@@ -6,20 +6,21 @@
 // tier, test/k8s) when it is built, else our fake kubelet. Allocate is driven on each plugin's own
 // socket by the same grpc-js client, since the harness admits one pod at a time.
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { createNode, FakeKubelet, openSimulatedHost } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
-import { type BenchResult, compared } from '../../../bench/report.js';
+import { type BenchResult, compared, type Reference } from '../../../bench/report.js';
 import { DeviceManager } from '../../../test/real/device-manager.js';
 import { realBinDir } from '../../../test/real/processes.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import {
   allocateLatency,
-  type BareNode,
+  bareNode,
   IDLE_MS,
   type Launch,
   median,
+  plainHostTree,
   productionForm,
   quantile,
   rssMb,
@@ -170,15 +171,7 @@ async function plainNode(base: string): Promise<string> {
     { logger: silentLogger(), loadModules: false, modprobe: {}, unbindTimeoutMs: 10_000, deviceNodeTimeoutMs: 10_000 },
   );
   if (!bound.report?.ok) throw new Error('binding the simulated node failed');
-  const plain = path.join(base, 'vs-go');
-  // Without the simulator's own directory (its marker, its live FIFOs), the tree is an ordinary host tree.
-  const simulatorOwn = (src: string) => path.relative(simulated, src).split(path.sep)[0] === '.gpucc-sim';
-  cpSync(simulated, plain, {
-    recursive: true,
-    verbatimSymlinks: true,
-    filter: (src) => !src.endsWith('.sock') && !simulatorOwn(src),
-  });
-  return plain;
+  return plainHostTree(simulated, path.join(base, 'vs-go'));
 }
 
 /** The same Allocate calls on a bare grpc-js server of the same API (floor-server.ts): grpc-js's own cost. */
@@ -199,29 +192,30 @@ async function grpcJsFloor(base: string, ids: string[]) {
   }
 }
 
-export async function compareWithGo(
-  base: string,
-  bare: BareNode,
-): Promise<{ results: BenchResult[]; notes: string[] }> {
+/**
+ * The figures, ours beside the Go reference's and a bare Node.js process's. Without Go (or when the
+ * Go build fails) ours is still held against bare Node.js, and a note says why Go is missing.
+ */
+export async function compareWithGo(base: string): Promise<{ results: BenchResult[]; notes: string[] }> {
   const reference = goReference();
   const ourPlugin = ours();
+  const goPlugin = 'binary' in reference ? go(reference.binary) : undefined;
   const notes = [`Ours runs as the ${productionForm('sandbox-device-plugin').form}.`];
-  if ('why' in reference) {
-    return { results: [], notes: [...notes, `Not compared with the Go reference: ${reference.why}`] };
-  }
-  const goPlugin = go(reference.binary);
+  if ('why' in reference) notes.push(`Not compared with the Go reference: ${reference.why}`);
   const root = await plainNode(base);
   const pluginDir = path.join(root, 'var/lib/kubelet/device-plugins');
   const kubelet = await startKubelet(root, pluginDir);
   notes.push(`Kubelet: ${kubelet.description}. Node: a plain hgx-h100-8 host tree, ${GPUS} GPUs on vfio-pci.`);
   try {
-    // Starts alternate (ours, Go, ours, …) so that a change of the machine's load hits both alike.
-    const starts = { ours: [] as number[], go: [] as number[] };
+    // Starts alternate (bare Node.js, ours, Go, bare Node.js, …) so that the machine's load weighs on all alike.
+    const starts = { ours: [] as number[], go: [] as number[], bare: [] as number[] };
     for (let i = 0; i < STARTS; i++) {
+      starts.bare.push(await bareNode.firstLine());
       for (const [key, plugin] of [
         ['ours', ourPlugin],
         ['go', goPlugin],
       ] as const) {
+        if (!plugin) continue;
         const { ms, child } = await start(plugin, root, pluginDir, kubelet);
         starts[key].push(ms);
         await stop(child, kubelet);
@@ -229,35 +223,45 @@ export async function compareWithGo(
     }
     const ids = readdirSync(path.join(root, 'dev/vfio')).filter((f) => /^\d+$/.test(f));
     const o = await steadyState(ourPlugin, root, pluginDir, kubelet, ids);
-    const g = await steadyState(goPlugin, root, pluginDir, kubelet, ids);
+    const g = goPlugin && (await steadyState(goPlugin, root, pluginDir, kubelet, ids));
     const grpcJs = await grpcJsFloor(base, ids);
-    const vsGo = (value: number, target?: string) => ({
-      name: 'Go reference',
-      value,
-      by: 'ratio' as const,
-      ...(target ? { target } : {}),
-    });
+    const bareIdleRssMb = await bareNode.idleRssMb();
+    /** The Go reference's figure as a reference, when there is one. */
+    const vsGo = (figure: (f: Omit<PluginFigures, 'startMs'>) => number, target?: string): Reference[] =>
+      g ? [{ name: 'Go reference', value: figure(g), by: 'ratio', ...(target ? { target } : {}) }] : [];
     const results = [
       ...compared(`exec → registered with the kubelet (median of ${STARTS})`, median(starts.ours), 'ms', [
-        vsGo(median(starts.go), '≤ 3 ×'),
-        { name: 'bare Node.js, exec → first line', value: bare.firstLineMs, by: 'difference' },
+        ...vsGo(() => median(starts.go), '≤ 3 ×'),
+        { name: 'bare Node.js, exec → first line', value: median(starts.bare), by: 'difference' },
       ]),
       ...compared(`idle RSS, ${IDLE_MS / 1000} s after registering`, o.idleRssMb, 'MB', [
-        vsGo(g.idleRssMb),
-        { name: 'bare Node.js', value: bare.idleRssMb, by: 'ratio' },
+        ...vsGo((f) => f.idleRssMb),
+        { name: 'bare Node.js', value: bareIdleRssMb, by: 'ratio' },
       ]),
       ...compared(`RSS after ${o.allocateCalls} Allocate calls`, o.rssAfterAllocateMb, 'MB', [
-        vsGo(g.rssAfterAllocateMb),
-        { name: 'bare Node.js', value: bare.idleRssMb, by: 'ratio', target: '≤ 1.4 ×' },
+        ...vsGo((f) => f.rssAfterAllocateMb),
+        { name: 'bare Node.js', value: bareIdleRssMb, by: 'ratio', target: '≤ 1.4 ×' },
       ]),
-      ...compared(`Allocate, 1 caller: p50 (of ${o.single.length})`, median(o.single), 'ms', [vsGo(median(g.single))]),
+      ...compared(`Allocate, 1 caller: p50 (of ${o.single.length})`, median(o.single), 'ms', [
+        ...vsGo((f) => median(f.single)),
+      ]),
       ...compared(`Allocate, 16 concurrent callers: p50 (of ${o.concurrent.length})`, median(o.concurrent), 'ms', [
-        vsGo(median(g.concurrent), '≤ 2 ×'),
+        ...vsGo((f) => median(f.concurrent), '≤ 2 ×'),
         { name: 'bare grpc-js server answering a constant', value: median(grpcJs.concurrent), by: 'ratio' },
       ]),
       ...compared('Allocate, 16 concurrent callers: p99', quantile(o.concurrent, 0.99), 'ms', [
-        vsGo(quantile(g.concurrent, 0.99)),
+        ...vsGo((f) => quantile(f.concurrent, 0.99)),
       ]),
+      {
+        name: `bare Node.js: exec → first line of a script (median of ${STARTS})`,
+        value: median(starts.bare),
+        unit: 'ms',
+      },
+      {
+        name: `bare Node.js: idle RSS, ${IDLE_MS / 1000} s after its start (median of 3)`,
+        value: bareIdleRssMb,
+        unit: 'MB',
+      },
     ];
     return { results, notes };
   } finally {

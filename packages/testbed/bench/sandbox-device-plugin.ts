@@ -15,7 +15,7 @@ import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
-import { allocateLatency, IDLE_MS, measureBareNode, median, rssMb, sleep } from './measure.js';
+import { allocateLatency, IDLE_MS, median, rssMb, sleep } from './measure.js';
 import { compareWithGo } from './plugin-vs-go.js';
 
 const BIN = repositoryBinaries()['sandbox-device-plugin'];
@@ -157,19 +157,9 @@ async function scaleRun(gpus: number): Promise<void> {
 
 const notes: string[] = [];
 try {
-  const bare = await measureBareNode();
-  const vsGo = await compareWithGo(base, bare);
+  const vsGo = await compareWithGo(base);
   results.push(...vsGo.results);
   notes.push(...vsGo.notes);
-  results.push(
-    { name: 'bare Node.js: exec → exit of `node -e 0` (median of 7)', value: bare.exitMs, unit: 'ms' },
-    { name: 'bare Node.js: exec → first line of a script (median of 7)', value: bare.firstLineMs, unit: 'ms' },
-    {
-      name: `bare Node.js: idle RSS, ${IDLE_MS / 1000} s after its start (median of 3)`,
-      value: bare.idleRssMb,
-      unit: 'MB',
-    },
-  );
 
   const root = path.join(base, 'hgx');
   createNode(root, 'hgx-h100-8');
