@@ -43,7 +43,15 @@ export interface Chart {
 /** The node sizes every size table and chart shows, measured or not. */
 export const STANDARD_SIZES = [8, 64, 256];
 /** The benchmarks in the order of the report (others follow by name): foundation first, then by binary. */
-const ORDER = ['foundation', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin', 'cc-manager', 'gpucc'];
+const ORDER = [
+  'foundation',
+  'vfio-manager',
+  'kata-manager',
+  'sandbox-device-plugin',
+  'cc-manager',
+  'footprint',
+  'gpucc',
+];
 
 export function orderRecords(records: BenchRecord[]): BenchRecord[] {
   const rank = (name: string) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
@@ -257,6 +265,9 @@ export function renderReport(input: BenchRecord[], chartDir = 'charts'): { markd
   out.push(
     '- Timings are wall-clock times and vary with the machine and its load: compare runs on one machine, and ' +
       'sizes within one run.',
+    '- A figure held against a reference measured in the same run (the Go reference device plugin, a bare ' +
+      'Node.js process) is followed by the reference’s value and by `ours / reference` or `ours − reference`, ' +
+      'which carries the target: those verdicts hold on any machine.',
     '',
   );
 
