@@ -44,8 +44,10 @@ async function startKubelet(root: string, pluginDir: string): Promise<BenchKubel
   const real = realBinDir();
   if ('dir' in real) {
     const manager = await DeviceManager.start(real.dir, pluginDir, 2);
+    // scripts/k8s.sh names the release in the cache key (kubernetes-<version>-…).
+    const release = /kubernetes-(v[^-/]+)/.exec(real.dir)?.[1] ?? 'of test/k8s';
     return {
-      description: 'the kubelet’s own device manager (k8s.io/kubernetes, grpc-go) in the real tier’s harness',
+      description: `the kubelet’s own device manager (k8s.io/kubernetes ${release}, grpc-go) in the real tier’s harness`,
       allocatable: async () => (await manager.state()).resources[PGPU]?.allocatable ?? 0,
       stop: () => manager.stop(),
     };
