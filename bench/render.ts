@@ -14,6 +14,8 @@ export interface BenchRecord {
   node: string;
   cpus?: number;
   cpuModel?: string;
+  /** The machine's 1-minute load average when the benchmark ended. */
+  loadAverage?: number;
   title?: string;
   detail?: string;
   notes?: string[];
@@ -300,6 +302,7 @@ export function renderReport(input: BenchRecord[], chartDir = 'charts'): { markd
       minute(record.date),
       `Node ${record.node}`,
       record.cpus !== undefined ? `${record.cpus} CPUs` : '',
+      record.loadAverage !== undefined ? `load average ${formatValue(record.loadAverage)}` : '',
       record.seconds !== undefined ? `${duration(record.seconds)} in all` : '',
       record.detail ?? '',
     ].filter(Boolean);

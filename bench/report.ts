@@ -38,7 +38,9 @@ export interface BenchOptions {
 export function reportBench(name: string, title: string, results: BenchResult[], options: BenchOptions = {}): void {
   const width = Math.max(...results.map((r) => r.name.length));
   const detail = options.detail ? `; ${options.detail}` : '';
-  process.stdout.write(`${title} (${os.cpus().length} CPUs, Node ${process.version}${detail})\n`);
+  // Other work on the machine stretches every wall-clock figure: its load is part of the record.
+  const load = Math.round(os.loadavg()[0]! * 10) / 10;
+  process.stdout.write(`${title} (${os.cpus().length} CPUs, load ${load}, Node ${process.version}${detail})\n`);
   for (const r of results) {
     const target = r.target ? `  (target ${r.target})` : '';
     process.stdout.write(`${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${target}\n`);
@@ -52,6 +54,7 @@ export function reportBench(name: string, title: string, results: BenchResult[],
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model.trim(),
+    loadAverage: load,
     title,
     ...(options.detail ? { detail: options.detail } : {}),
     ...(options.notes?.length ? { notes: options.notes } : {}),
