@@ -101,6 +101,10 @@ try {
   const vfio = form('vfio-manager');
   const kata = form('kata-manager');
   const cc = form('cc-manager', true);
+  notes.push(
+    'cc-manager reads the CC mode through the simulator’s fake gpu-admin-tools, each call a Node.js process: ' +
+      'its start and status include those calls, as on a real node they include gpu-admin-tools’ own.',
+  );
   const daemons: Array<[string, Launch, string[]]> = [
     ['kata-manager run', kata, ['run', '--host-root', plain]],
     ['vfio-manager run', vfio, ['run', '--host-root', plain]],

@@ -204,6 +204,11 @@ export async function compareWithGo(base: string): Promise<{ results: BenchResul
   const goPlugin = 'binary' in reference ? go(reference.binary) : undefined;
   const notes = [`Ours runs as the ${productionForm('sandbox-device-plugin').form}.`];
   if ('why' in reference) notes.push(`Not compared with the Go reference: ${reference.why}`);
+  else
+    notes.push(
+      'The Go reference lists the GPUs once at start; it has no health watch, no re-registration after a kubelet ' +
+        'restart, no metrics server and no logs (packages/testbed/bench/go-reference/main.go).',
+    );
   const root = await plainNode(base);
   const pluginDir = path.join(root, 'var/lib/kubelet/device-plugins');
   const kubelet = await startKubelet(root, pluginDir);
