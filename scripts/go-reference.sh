@@ -19,7 +19,9 @@ command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
 export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
 
 key() {
-  digest=$( (cd "$mod" && find . -type f | LC_ALL=C sort | xargs cat; cat "$root/scripts/go-reference.sh") | sha256sum | cut -c1-12)
+  # What decides the binary: the pins, the sources, and this script's build flags (not a stray build output).
+  digest=$( (cd "$mod" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort | xargs cat
+    cat "$root/scripts/go-reference.sh") | sha256sum | cut -c1-12)
   echo "$name-$digest"
 }
 
