@@ -5,14 +5,14 @@
 // at a time, behind the same kubelet: the kubelet's own device manager (our harness of the real
 // tier, test/k8s) when it is built, else our fake kubelet. Allocate is driven on each plugin's own
 // socket by the same grpc-js client, since the harness admits one pod at a time.
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { createNode, FakeKubelet, openSimulatedHost } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, compared, type Reference } from '../../../bench/report.js';
 import { DeviceManager } from '../../../test/real/device-manager.js';
-import { realBinDir } from '../../../test/real/processes.js';
+import { goReferenceBinary, realBinDir } from '../../../test/real/processes.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import {
   allocateLatency,
@@ -31,7 +31,6 @@ import {
 const PGPU = 'nvidia.com/pgpu';
 const GPUS = 8;
 const STARTS = 7;
-const REPOSITORY = path.resolve(import.meta.dirname, '../../..');
 
 /** The kubelet both plugins register with: how many devices of a resource it counts allocatable. */
 interface BenchKubelet {
@@ -67,20 +66,6 @@ async function untilAllocatable(kubelet: BenchKubelet, n: number, timeoutMs = 20
   while ((await kubelet.allocatable()) !== n) {
     if (performance.now() > deadline) throw new Error(`the kubelet did not count ${n} ${PGPU} in time`);
     await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-/** The Go reference's binary, built once per source hash; or why there is none. */
-function goReference(): { binary: string } | { why: string } {
-  try {
-    const binary = execFileSync('sh', [path.join(REPOSITORY, 'scripts/go-reference.sh'), 'build'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).trim();
-    return { binary };
-  } catch (error) {
-    const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
-    return { why: stderr || 'scripts/go-reference.sh build failed' };
   }
 }
 
@@ -199,7 +184,7 @@ async function grpcJsFloor(base: string, ids: string[]) {
  * Go build fails) ours is still held against bare Node.js, and a note says why Go is missing.
  */
 export async function compareWithGo(base: string): Promise<{ results: BenchResult[]; notes: string[] }> {
-  const reference = goReference();
+  const reference = goReferenceBinary();
   const ourPlugin = ours();
   const goPlugin = 'binary' in reference ? go(reference.binary) : undefined;
   const notes = [`Ours runs as the ${productionForm('sandbox-device-plugin').form}.`];
