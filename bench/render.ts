@@ -14,6 +14,8 @@ export interface BenchRecord {
   node: string;
   cpus?: number;
   cpuModel?: string;
+  /** The machine's 1-minute load average when the benchmark ended. */
+  loadAverage?: number;
   title?: string;
   detail?: string;
   notes?: string[];
@@ -43,7 +45,15 @@ export interface Chart {
 /** The node sizes every size table and chart shows, measured or not. */
 export const STANDARD_SIZES = [8, 64, 256];
 /** The benchmarks in the order of the report (others follow by name): foundation first, then by binary. */
-const ORDER = ['foundation', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin', 'cc-manager', 'gpucc'];
+const ORDER = [
+  'foundation',
+  'vfio-manager',
+  'kata-manager',
+  'sandbox-device-plugin',
+  'cc-manager',
+  'footprint',
+  'gpucc',
+];
 
 export function orderRecords(records: BenchRecord[]): BenchRecord[] {
   const rank = (name: string) => (ORDER.includes(name) ? ORDER.indexOf(name) : ORDER.length);
@@ -257,6 +267,9 @@ export function renderReport(input: BenchRecord[], chartDir = 'charts'): { markd
   out.push(
     '- Timings are wall-clock times and vary with the machine and its load: compare runs on one machine, and ' +
       'sizes within one run.',
+    '- A figure held against a reference measured in the same run (the Go reference device plugin, a bare ' +
+      'Node.js process) is followed by the reference’s value and by `ours / reference` or `ours − reference`, ' +
+      'which carries the target: those verdicts hold on any machine.',
     '',
   );
 
@@ -289,6 +302,7 @@ export function renderReport(input: BenchRecord[], chartDir = 'charts'): { markd
       minute(record.date),
       `Node ${record.node}`,
       record.cpus !== undefined ? `${record.cpus} CPUs` : '',
+      record.loadAverage !== undefined ? `load average ${formatValue(record.loadAverage)}` : '',
       record.seconds !== undefined ? `${duration(record.seconds)} in all` : '',
       record.detail ?? '',
     ].filter(Boolean);

@@ -38,7 +38,9 @@ export interface BenchOptions {
 export function reportBench(name: string, title: string, results: BenchResult[], options: BenchOptions = {}): void {
   const width = Math.max(...results.map((r) => r.name.length));
   const detail = options.detail ? `; ${options.detail}` : '';
-  process.stdout.write(`${title} (${os.cpus().length} CPUs, Node ${process.version}${detail})\n`);
+  // Other work on the machine stretches every wall-clock figure: its load is part of the record.
+  const load = Math.round(os.loadavg()[0]! * 10) / 10;
+  process.stdout.write(`${title} (${os.cpus().length} CPUs, load ${load}, Node ${process.version}${detail})\n`);
   for (const r of results) {
     const target = r.target ? `  (target ${r.target})` : '';
     process.stdout.write(`${r.name.padEnd(width)}  ${r.value.toFixed(2).padStart(9)} ${r.unit}${target}\n`);
@@ -52,6 +54,7 @@ export function reportBench(name: string, title: string, results: BenchResult[],
     node: process.version,
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model.trim(),
+    loadAverage: load,
     title,
     ...(options.detail ? { detail: options.detail } : {}),
     ...(options.notes?.length ? { notes: options.notes } : {}),
@@ -60,4 +63,31 @@ export function reportBench(name: string, title: string, results: BenchResult[],
     results,
   };
   writeFileSync(path.join(out, `${name}.json`), `${JSON.stringify(record, null, 2)}\n`);
+}
+
+/** A figure measured in the same run that one of ours is held against, e.g. the Go reference plugin. */
+export interface Reference {
+  /** Its name in the table, e.g. `Go reference` or `bare Node.js`. */
+  name: string;
+  value: number;
+  /** How ours is compared with it: `ours / reference` (unit ×) or `ours − reference` (the figure's unit). */
+  by: 'ratio' | 'difference';
+  /** The target of that ratio or difference, e.g. `≤ 3` or `≤ 150 ms`. */
+  target?: string;
+}
+
+/**
+ * A figure of ours beside references measured in the same run, so that its targets hold on any
+ * machine: one result for ours, then for each reference its value and the ratio or difference that
+ * carries the target.
+ */
+export function compared(name: string, value: number, unit: string, references: Reference[]): BenchResult[] {
+  const results: BenchResult[] = [{ name, value, unit }];
+  for (const r of references) {
+    results.push({ name: `  ${r.name}, the same`, value: r.value, unit });
+    const [label, v, u] =
+      r.by === 'ratio' ? [`ours / ${r.name}`, value / r.value, '×'] : [`ours − ${r.name}`, value - r.value, unit];
+    results.push({ name: `  ${label}`, value: v, unit: u, ...(r.target ? { target: r.target } : {}) });
+  }
+  return results;
 }

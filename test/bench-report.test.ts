@@ -13,7 +13,7 @@ import {
   sizedSeries,
   sizeTable,
 } from '../bench/render.js';
-import { sized } from '../bench/report.js';
+import { compared, sized } from '../bench/report.js';
 
 const record = (name: string, results: BenchRecord['results'], more: Partial<BenchRecord> = {}): BenchRecord => ({
   name,
@@ -123,6 +123,30 @@ describe('resultsTable', () => {
     const widths = md.split('\n').map((line) => [...line].length);
     expect(new Set(widths).size).toBe(1);
     expect(md.split('\n')[2]).toBe('| bind, 256 GPUs      |   303 | ms     | ≤ 2000 ms | met         |');
+  });
+
+  it('shows a figure compared with references of the same run: theirs, then the ratio or difference that has the target', () => {
+    const results = compared('exec → registered', 240, 'ms', [
+      { name: 'Go reference', value: 60, by: 'ratio', target: '≤ 3 ×' },
+      { name: 'bare Node.js', value: 50, by: 'difference', target: '≤ 150 ms' },
+    ]);
+    expect(rowsOf(resultsTable(record('pkg', results))).slice(2)).toEqual([
+      ['exec → registered', '240', 'ms', '', ''],
+      ['↳ Go reference, the same', '60', 'ms', '', ''],
+      ['↳ ours / Go reference', '4', '×', '≤ 3 ×', '**not met**'],
+      ['↳ bare Node.js, the same', '50', 'ms', '', ''],
+      ['↳ ours − bare Node.js', '190', 'ms', '≤ 150 ms', '**not met**'],
+    ]);
+    const faster = compared('Allocate p50', 1, 'ms', [
+      { name: 'Go reference', value: 0.8, by: 'ratio', target: '≤ 2 ×' },
+    ]);
+    expect(rowsOf(resultsTable(record('pkg', faster))).at(-1)).toEqual([
+      '↳ ours / Go reference',
+      '1.25',
+      '×',
+      '≤ 2 ×',
+      'met',
+    ]);
   });
 
   it('formats values to about three significant digits', () => {

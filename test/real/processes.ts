@@ -11,18 +11,33 @@ import path from 'node:path';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 
-/** The bin dir of the real components (scripts/k8s.sh), or why there is none. */
-export function realBinDir(): { dir: string } | { why: string } {
+/** What one of our scripts prints on stdout (trimmed), or why it failed (its stderr). */
+function scriptOutput(script: string, args: string[]): { out: string } | { why: string } {
   try {
-    const dir = execFileSync('sh', [path.join(REPO, 'scripts/k8s.sh'), 'path'], {
+    const out = execFileSync('sh', [path.join(REPO, script), ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'pipe'],
     }).trim();
-    return { dir };
+    return { out };
   } catch (error) {
     const stderr = String((error as { stderr?: unknown }).stderr ?? '').trim();
-    return { why: stderr || 'scripts/k8s.sh path failed' };
+    return { why: stderr || `${script} ${args.join(' ')} failed` };
   }
+}
+
+/** The bin dir of the real components (scripts/k8s.sh), or why there is none. */
+export function realBinDir(): { dir: string } | { why: string } {
+  const found = scriptOutput('scripts/k8s.sh', ['path']);
+  return 'out' in found ? { dir: found.out } : found;
+}
+
+/**
+ * The Go reference device plugin that `pnpm bench` holds ours against, built on first use
+ * (scripts/go-reference.sh, seconds with a warm module cache), or why there is none (no Go, say).
+ */
+export function goReferenceBinary(): { binary: string } | { why: string } {
+  const found = scriptOutput('scripts/go-reference.sh', ['build']);
+  return 'out' in found ? { binary: found.out } : found;
 }
 
 /**

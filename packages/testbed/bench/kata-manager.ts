@@ -16,6 +16,7 @@ import { bindToVfio, vfioApplyOptions } from '@gpucc/testbed/fixtures';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
+import { bareNode } from './measure.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-kata-bench-'));
 const BIN = repositoryBinaries()['kata-manager'];
@@ -177,11 +178,7 @@ try {
   }
 
   const nodeOnly: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const t = performance.now();
-    execFileSync(process.execPath, ['-e', '0']);
-    nodeOnly.push(performance.now() - t);
-  }
+  for (let i = 0; i < 5; i++) nodeOnly.push(await bareNode.exit());
   results.push({
     name: 'a bare `node -e 0` start, for the process times (median of 5)',
     value: median(nodeOnly),

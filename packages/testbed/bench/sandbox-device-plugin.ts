@@ -1,32 +1,29 @@
-// sandbox-device-plugin benchmarks on a simulated hgx-h100-8 node (8 GPUs + 4 NVSwitches on VFIO),
-// the plugin running as the real binary and the fake kubelet in this process:
-//   exec → registered, idle RSS, Allocate latency under 16 concurrent callers, device node gone →
-//   Unhealthy on the stream, unbind → Unhealthy, kubelet restart → re-registered;
-// then most of them again, fewer times, on `scale` nodes of 8, 64 and 256 GPUs.
+// sandbox-device-plugin benchmarks:
+//   against the Go reference plugin and a bare Node.js process, in the same run (plugin-vs-go.ts):
+//   exec → registered, RSS idle and after 5,000 Allocate calls, Allocate latency under 16 callers;
+//   then on a simulated hgx-h100-8 node (8 GPUs + 4 NVSwitches on VFIO), the plugin running as the
+//   real binary and the fake kubelet in this process: device node gone → Unhealthy on the stream,
+//   unbind → Unhealthy, kubelet restart → re-registered;
+//   then most of them again, fewer times, on `scale` nodes of 8, 64 and 256 GPUs.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { localFs } from '@gpucc/hal';
-import { DevicePluginClient } from '@gpucc/hal/kubelet';
 import { createNode, FakeKubelet, type KubeletState, openSimulatedHost } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
+import { allocateLatency, IDLE_MS, median, rssMb, sleep } from './measure.js';
+import { compareWithGo } from './plugin-vs-go.js';
 
 const BIN = repositoryBinaries()['sandbox-device-plugin'];
-/** The single executable of `pnpm build:binaries`, measured too when it has been built. */
-const SEA = path.resolve(import.meta.dirname, '../../../dist/binaries/sandbox-device-plugin');
 const PGPU = 'nvidia.com/pgpu';
 const NVSWITCH = 'nvidia.com/nvswitch';
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-sdp-bench-'));
 const results: BenchResult[] = [];
 
-const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
-const quantile = (xs: number[], q: number) => sorted(xs)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
-const median = (xs: number[]) => quantile(xs, 0.5);
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const both = (s: KubeletState) => s.resources[PGPU]?.allocatable === 8 && s.resources[NVSWITCH]?.allocatable === 4;
 type Ready = (s: KubeletState) => boolean;
 
@@ -41,11 +38,11 @@ const bindOptions = {
 /** Every plugin started, so that a failed run leaves none behind. */
 const children = new Set<ChildProcess>();
 
-function startPlugin(root: string, nvswitches: boolean, executable?: string): ChildProcess {
+function startPlugin(root: string, nvswitches: boolean): ChildProcess {
   const child = spawn(
-    executable ?? process.execPath,
+    process.execPath,
     [
-      ...(executable ? [] : [BIN]),
+      BIN,
       'run',
       '--host-root',
       root,
@@ -76,7 +73,7 @@ async function measureStarts(
   root: string,
   kubelet: FakeKubelet,
   runs: number,
-  options: { ready: Ready; nvswitches: boolean; rssRuns: number; executable?: string } = {
+  options: { ready: Ready; nvswitches: boolean; rssRuns: number } = {
     ready: both,
     nvswitches: true,
     rssRuns: runs,
@@ -89,44 +86,14 @@ async function measureStarts(
     if (plugin) await stopPlugin(plugin);
     const before = kubelet.state().resources[PGPU]?.registrations ?? 0;
     const t = performance.now();
-    plugin = startPlugin(root, options.nvswitches, options.executable);
+    plugin = startPlugin(root, options.nvswitches);
     await kubelet.waitFor((s) => (s.resources[PGPU]?.registrations ?? 0) > before && options.ready(s), 20_000);
     starts.push(performance.now() - t);
     if (i < runs - options.rssRuns) continue;
-    await sleep(2_000); // idle: start-up garbage collected, nothing to do
+    await sleep(IDLE_MS);
     rss.push(rssMb(plugin.pid!));
   }
   return { starts, rss, plugin: plugin! };
-}
-
-async function allocateLatency(socket: string, ids: string[], calls = { single: 500, concurrent: 300 }) {
-  const callers = Array.from({ length: 16 }, () => new DevicePluginClient(socket));
-  const call = (client: DevicePluginClient, n: number) =>
-    client.allocate({ container_requests: [{ devices_ids: [ids[n % ids.length]!, ids[(n + 3) % ids.length]!] }] });
-  for (const client of callers) for (let n = 0; n < 20; n++) await call(client, n); // connect and warm up
-  const single: number[] = [];
-  for (let n = 0; n < calls.single; n++) {
-    const t = performance.now();
-    await call(callers[0]!, n);
-    single.push(performance.now() - t);
-  }
-  const concurrent: number[] = [];
-  await Promise.all(
-    callers.map(async (client, c) => {
-      for (let n = 0; n < calls.concurrent; n++) {
-        const t = performance.now();
-        await call(client, c + n);
-        concurrent.push(performance.now() - t);
-      }
-    }),
-  );
-  for (const client of callers) client.close();
-  return { single, concurrent };
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
 }
 
 /**
@@ -188,7 +155,12 @@ async function scaleRun(gpus: number): Promise<void> {
   }
 }
 
+const notes: string[] = [];
 try {
+  const vsGo = await compareWithGo(base);
+  results.push(...vsGo.results);
+  notes.push(...vsGo.notes);
+
   const root = path.join(base, 'hgx');
   createNode(root, 'hgx-h100-8');
   const sysfs = openSimulatedHost(root);
@@ -201,95 +173,9 @@ try {
   const kubelet = new FakeKubelet({ root });
   await kubelet.start();
 
-  // exec → registered (both resources streaming), and idle RSS after each start.
-  const { starts, rss, plugin } = await measureStarts(root, kubelet, 7);
-  results.push({
-    name: 'exec → registered with the kubelet (median of 7)',
-    value: median(starts),
-    unit: 'ms',
-    target: '≤ 300 ms',
-  });
-  results.push({ name: '  slowest of 7', value: Math.max(...starts), unit: 'ms' });
-  results.push({
-    name: 'idle RSS, 2 s after registering (median of 7)',
-    value: median(rss),
-    unit: 'MB',
-    target: '≤ 56 MB',
-  });
-
-  // The same tree without the simulator's marker is an ordinary host tree (as a captured real host
-  // would be): the plugin then runs exactly as in production, without loading the kernel simulator.
-  const plain = path.join(base, 'plain');
-  cpSync(root, plain, { recursive: true, verbatimSymlinks: true, filter: (src) => !src.endsWith('.sock') });
-  rmSync(path.join(plain, '.gpucc-sim'), { recursive: true });
-  const plainKubelet = new FakeKubelet({ root: plain });
-  await plainKubelet.start();
-  const plainRun = await measureStarts(plain, plainKubelet, 3);
-  await stopPlugin(plainRun.plugin);
-  const seaResults: BenchResult[] = [];
-  // The single executable (V8 code cache, no module resolution) on the same plain tree, when built.
-  if (localFs.exists(SEA)) {
-    const seaRun = await measureStarts(plain, plainKubelet, 5, {
-      ready: both,
-      nvswitches: true,
-      rssRuns: 3,
-      executable: SEA,
-    });
-    await stopPlugin(seaRun.plugin);
-    seaResults.push(
-      {
-        name: '  exec → registered, single executable (median of 5)',
-        value: median(seaRun.starts),
-        unit: 'ms',
-        target: '≤ 300 ms',
-      },
-      { name: '  idle RSS, single executable (median of 3)', value: median(seaRun.rss), unit: 'MB', target: '≤ 56 MB' },
-    );
-  }
-
-  await plainKubelet.stop();
-  results.push({
-    name: '  idle RSS on a plain host tree, no simulator loaded (median of 3)',
-    value: median(plainRun.rss),
-    unit: 'MB',
-  });
-  results.push({
-    name: '  exec → registered on the plain host tree (median of 3)',
-    value: median(plainRun.starts),
-    unit: 'ms',
-  });
-  results.push(...seaResults);
-
-  // Allocate latency: 16 callers on their own connections, each 300 calls back to back.
+  // The plugin on the simulated node, for what follows: the stream's reaction to the node's changes.
+  const { plugin } = await measureStarts(root, kubelet, 1, { ready: both, nvswitches: true, rssRuns: 0 });
   const ids = Object.values(kubelet.state().resources[PGPU]!.devices).map((d) => d.ID);
-  const { single, concurrent } = await allocateLatency(kubelet.endpointPath(PGPU)!, ids);
-  results.push({ name: 'Allocate, 1 caller: p50', value: median(single), unit: 'ms' });
-  results.push({
-    name: 'Allocate, 16 concurrent callers: p50',
-    value: median(concurrent),
-    unit: 'ms',
-    target: '≤ 2 ms',
-  });
-  results.push({ name: 'Allocate, 16 concurrent callers: p99', value: quantile(concurrent, 0.99), unit: 'ms' });
-  // The same measurement against a bare grpc-js server of the same API: what grpc-js itself costs here.
-  const floorSocket = path.join(base, 'floor.sock');
-  const floor = spawn(
-    process.execPath,
-    ['--import', 'tsx', path.join(import.meta.dirname, 'floor-server.ts'), floorSocket],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  children.add(floor);
-  await new Promise((resolve) => floor.stdout!.once('data', resolve));
-  const floorRun = await allocateLatency(floorSocket, ids);
-  floor.kill('SIGTERM');
-  results.push({ name: '  bare grpc-js server, same calls: 1 caller p50', value: median(floorRun.single), unit: 'ms' });
-  results.push({
-    name: '  bare grpc-js server, 16 concurrent callers: p50',
-    value: median(floorRun.concurrent),
-    unit: 'ms',
-  });
 
   // Device node gone (udev removed it) → Unhealthy on the stream, and back.
   const health = (id: string) => (s: KubeletState) => s.resources[PGPU]?.devices.find((d) => d.ID === id)?.health;
@@ -361,4 +247,4 @@ try {
   rmSync(base, { recursive: true, force: true });
 }
 
-reportBench('sandbox-device-plugin', 'sandbox-device-plugin benchmarks', results);
+reportBench('sandbox-device-plugin', 'sandbox-device-plugin benchmarks', results, { notes });

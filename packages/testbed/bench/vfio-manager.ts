@@ -10,6 +10,7 @@ import { type ApplyOptions, bind, exitCodeOf } from '@gpucc/vfio-manager';
 import { type BenchResult, reportBench, sized } from '../../../bench/report.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import { repositoryBinaries } from '../src/suite/operands.js';
+import { bareNode } from './measure.js';
 
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-vfio-bench-'));
 const options: ApplyOptions = {
@@ -73,11 +74,7 @@ try {
     target: '≤ 300 ms',
   });
   const nodeOnly: number[] = [];
-  for (let i = 0; i < 7; i++) {
-    const t = performance.now();
-    execFileSync(process.execPath, ['-e', '0']);
-    nodeOnly.push(performance.now() - t);
-  }
+  for (let i = 0; i < 7; i++) nodeOnly.push(await bareNode.exit());
   results.push({ name: '  of which a bare `node -e 0` start (median of 7)', value: median(nodeOnly), unit: 'ms' });
 } finally {
   rmSync(base, { recursive: true, force: true });
