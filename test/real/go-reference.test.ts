@@ -12,6 +12,10 @@ import { goReferenceBinary, packageBin, realTier, removeTempDirs, startProcess, 
  */
 const tier = realTier();
 const reference = tier.bin ? goReferenceBinary() : undefined;
+// Where the tier is required (CI), a Go reference that does not build fails instead of skipping.
+if (tier.required && reference && 'why' in reference) {
+  throw new Error(`the Go reference device plugin did not build: ${reference.why}`);
+}
 const GPU = 'nvidia.com/pgpu';
 const GPUS = 8;
 
