@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as localFs from '../src/fs/local-fs.js';
 import {
   CC_MODE_RECORD_FILE,
+  CcNodeStateReader,
   gpuChipOf,
   HostRoot,
   readCcModeRecord,
@@ -43,6 +44,29 @@ describe("cc-manager's mode record", () => {
     const switching = { from: 'on' as const, to: 'ppcie' as const, since: '2026-12-07T23:00:00.000Z' };
     await writeCcNodeState(sysfs, { state: 'on', since: switching.since, switching });
     expect(readCcNodeState(sysfs)?.switching).toEqual(switching);
+  });
+
+  it('the frequent reader sees every write at once, many in a row included, and reads only after one', async () => {
+    const sysfs = new HostRoot(root);
+    const reader = new CcNodeStateReader(sysfs);
+    expect(reader.read()).toBeUndefined();
+    // Writes closer together than the kernel's timestamp granularity, each a different mode.
+    for (const [n, state] of (['on', 'off', 'ppcie', 'on', 'off'] as const).entries()) {
+      await writeCcNodeState(sysfs, { state, since: `2026-12-07T22:00:0${n}.000Z` });
+      expect(reader.read()?.state).toBe(state);
+    }
+    const reads = sysfs.recorder.reads;
+    const first = reader.read();
+    expect(reader.read()).toBe(first); // the same object: nothing was read again
+    expect(sysfs.recorder.reads).toBe(reads);
+    reader.refresh();
+    expect(reader.read()).toEqual(first);
+    expect(sysfs.recorder.reads).toBeGreaterThan(reads);
+    // An unreadable record is the same coded error each time, until it is replaced.
+    localFs.writeFileSync(path.join(root, CC_MODE_RECORD_FILE), '{"version":1,"state":"On","since":"x"}');
+    expect(() => reader.read()).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_STATE_FILE_INVALID' }));
+    localFs.removeSync(path.join(root, CC_MODE_RECORD_FILE));
+    expect(reader.read()).toBeUndefined();
   });
 
   it('a record that is not one is refused with a coded error, not guessed at', () => {

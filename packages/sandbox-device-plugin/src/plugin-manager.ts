@@ -1,6 +1,7 @@
 import { type DirWatches, type Logger, watchDirs } from '@gpucc/daemon';
 import type { Readiness } from '@gpucc/daemon/runtime';
 import {
+  CcNodeStateReader,
   type HostRoot,
   loadPciIds,
   PCI_DEVICES_DIR,
@@ -21,7 +22,7 @@ import { ResourcePlugin } from './resource-plugin.js';
 import { ResourceServer } from './resource-server.js';
 import { DeviceScanner } from './scanner.js';
 import { needsPciIds, type PluginSettings } from './settings.js';
-import { hiddenNvswitches, readNodeCc, type TopologyRule, topologyRule } from './topology.js';
+import { hiddenNvswitches, type NodeCc, readNodeCc, sameNodeCc, type TopologyRule, topologyRule } from './topology.js';
 
 const KUBELET_RESTARTED = 'kubelet restarted';
 
@@ -85,11 +86,14 @@ export class PluginManager {
   private lastRule = '';
   /** NVSwitches left out because --nvswitches is off (ppcie needs them in the pod). */
   private hiddenNvswitches = 0;
+  private readonly ccRecord: CcNodeStateReader;
+  private ruleMemo: { cc: NodeCc; devices: DeviceState; hidden: number; rule: TopologyRule } | undefined;
 
   private readonly record: DeviceRecordWriter;
 
   constructor(private readonly options: PluginManagerOptions) {
     this.record = new DeviceRecordWriter(options.sysfs, options.logger);
+    this.ccRecord = new CcNodeStateReader(options.sysfs);
     this.counters = options.counters ?? new PluginCounters();
   }
 
@@ -174,13 +178,19 @@ export class PluginManager {
   }
 
   /**
-   * The CC topology rule in force now: cc-manager's mode record is read at each allocation (a small
-   * file), so a mode applied between two allocations governs the second. A new rule is logged once.
+   * The CC topology rule in force now: cc-manager's mode record is checked at each allocation (read
+   * again when its stamp changed), so a mode applied between two allocations governs the second. The
+   * rule is computed again only when the mode or the devices changed; a new rule is logged once.
    */
   topologyRule(): TopologyRule {
-    const cc = readNodeCc(this.options.sysfs);
+    const cc = readNodeCc(this.options.sysfs, () => this.ccRecord.read());
+    const memo = this.ruleMemo;
+    if (memo && memo.devices === this.state && memo.hidden === this.hiddenNvswitches && sameNodeCc(memo.cc, cc)) {
+      return memo.rule;
+    }
     const devices = [...this.state.values()].flatMap((byId) => [...byId.values()]);
     const rule = topologyRule(cc, devices, this.hiddenNvswitches);
+    this.ruleMemo = { cc, devices: this.state, hidden: this.hiddenNvswitches, rule };
     const said = `${rule.summary}\u0000${cc.problem ?? ''}`;
     if (said !== this.lastRule) {
       this.lastRule = said;
@@ -334,6 +344,7 @@ export class PluginManager {
   // ---- periodic resync -------------------------------------------------------------------------
 
   private resync(): void {
+    this.ccRecord.refresh();
     void this.enqueue(async () => {
       await this.scan('resync');
       await this.ensureServing();

@@ -1,5 +1,6 @@
 import {
   type CcModeState,
+  type CcNodeState,
   type CcSwitching,
   type GpuChip,
   GpuccError,
@@ -29,10 +30,27 @@ export interface NodeCc {
   problem?: string;
 }
 
-/** cc-manager's record of the mode; an unreadable one counts as no record, with its reason. */
-export function readNodeCc(sysfs: HostRoot): NodeCc {
+/** Whether two readings of the record say the same (a rule computed for one holds for the other). */
+export function sameNodeCc(a: NodeCc, b: NodeCc): boolean {
+  return (
+    a.state === b.state &&
+    a.problem === b.problem &&
+    a.switching?.from === b.switching?.from &&
+    a.switching?.to === b.switching?.to &&
+    a.switching?.since === b.switching?.since
+  );
+}
+
+/**
+ * cc-manager's record of the mode; an unreadable one counts as no record, with its reason. `read` is
+ * how to read it (a `CcNodeStateReader`'s, where it is read at every allocation).
+ */
+export function readNodeCc(
+  sysfs: HostRoot,
+  read: () => CcNodeState | undefined = () => readCcNodeState(sysfs),
+): NodeCc {
   try {
-    const record = readCcNodeState(sysfs);
+    const record = read();
     if (record === undefined) return { state: 'unknown' };
     return { state: record.state, ...(record.switching === undefined ? {} : { switching: record.switching }) };
   } catch (error) {

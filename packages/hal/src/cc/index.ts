@@ -4,6 +4,7 @@ export {
   type CcModeState,
   type CcModesRecord,
   type CcNodeState,
+  CcNodeStateReader,
   type CcSwitching,
   readCcModeRecord,
   readCcModes,

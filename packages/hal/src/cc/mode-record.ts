@@ -17,6 +17,7 @@
 
 import { GpuccError } from '../errors/index.js';
 import type { HostRoot } from '../fs/host-root.js';
+import * as localFs from '../fs/local-fs.js';
 import { type CcMode, isCcMode } from '../types/cc-mode.js';
 
 /** Host path, relative to the root. */
@@ -103,6 +104,42 @@ export function readCcNodeState(sysfs: HostRoot): CcNodeState | undefined {
   if (record?.state === undefined || record.since === undefined) return undefined;
   const { state, since, switching } = record;
   return { version: 1, state, since, ...(switching === undefined ? {} : { switching }) };
+}
+
+/**
+ * The node part for a reader that asks often (the device plugin, at every Allocate): the file is read
+ * again only when its stamp changed (the atomic writer's rename gives it a new inode), and its path is
+ * resolved under the root once, then again after `refresh()` (a link on the way may change). Before,
+ * the resolve (a lstat per path component) and the read took 70% of an Allocate. An unchanged stamp
+ * returns the same object (or throws the same error), so callers can memoize on it. `refresh()` (each
+ * resync) drops everything: whatever a stamp could miss lasts one resync at most.
+ */
+export class CcNodeStateReader {
+  private abs: string | undefined;
+  private stamp: string | undefined;
+  private last: { state: CcNodeState | undefined } | { error: unknown } | undefined;
+
+  constructor(private readonly sysfs: HostRoot) {}
+
+  refresh(): void {
+    this.abs = undefined;
+    this.last = undefined;
+  }
+
+  read(): CcNodeState | undefined {
+    this.abs ??= this.sysfs.resolve(CC_MODE_RECORD_FILE, true);
+    const stamp = localFs.fileStamp(this.abs);
+    if (this.last === undefined || stamp !== this.stamp) {
+      this.stamp = stamp;
+      try {
+        this.last = { state: readCcNodeState(this.sysfs) };
+      } catch (error) {
+        this.last = { error };
+      }
+    }
+    if ('error' in this.last) throw this.last.error;
+    return this.last.state;
+  }
 }
 
 /** Each device's modes as cc-manager last recorded them; none without a record. */

@@ -281,8 +281,9 @@ export function appendText(abs: string, text: string): void {
  */
 export function fileStamp(abs: string): string | undefined {
   try {
-    const st = fs.statSync(abs);
-    return `${st.ino}:${st.mtimeMs}:${st.size}`;
+    // Nanoseconds, and ctime too: a rename sets the renamed file's ctime.
+    const st = fs.statSync(abs, { bigint: true });
+    return `${st.ino}:${st.mtimeNs}:${st.ctimeNs}:${st.size}`;
   } catch (error) {
     if (isMissing(error)) return undefined;
     throw error;
