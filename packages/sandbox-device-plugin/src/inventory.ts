@@ -1,8 +1,9 @@
 import {
   compareDeviceIds,
+  DeviceIdClaims,
   detectVfioModel,
   discoverPci,
-  type GpuccError,
+  GpuccError,
   groupIntoUnits,
   type HostRoot,
   isGpuccError,
@@ -14,6 +15,8 @@ import {
   type PciIdsDb,
   type PciTopology,
   unitNaming,
+  type VfioDeviceModelSetting,
+  type VfioHostModel,
   type VfioModel,
   vfioDeviceUnit,
 } from '@gpucc/hal';
@@ -48,6 +51,8 @@ export interface PluginDevice {
   /** NUMA nodes of its GPUs/NVSwitches (numa_node ≥ 0); empty = no topology preference. */
   numaNodes: number[];
   iommuGroup?: number;
+  /** The VFIO interface it is advertised with, decided for it alone: its group or its cdev(s). */
+  model: VfioModel;
   /** The GPUs or NVSwitches of the device, in address order; the first names it. */
   functions: DeviceFunction[];
   /** Every function of the group on a VFIO driver (companions included): what the VM receives. */
@@ -66,6 +71,7 @@ export interface SkippedDevice {
 }
 
 export interface Inventory {
+  /** The host's model (`/dev/iommu` or not, no-IOMMU); each device's own is `PluginDevice.model`. */
   model: VfioModel;
   devices: PluginDevice[];
   skipped: SkippedDevice[];
@@ -76,11 +82,13 @@ export interface Inventory {
 export interface InventorySettings {
   nvswitches: boolean;
   aliases: NameAliases;
+  /** `--vfio-device-model`: group or cdev per device (default auto). */
+  deviceModel?: VfioDeviceModelSetting;
 }
 
 export interface InventoryInput extends InventorySettings {
   topology: PciTopology;
-  model: VfioModel;
+  model: VfioHostModel;
   pciIds: PciIdsDb | undefined;
   /** Whether a host path (relative to the root) exists: device-node health. */
   exists: (relPath: string) => boolean;
@@ -91,7 +99,7 @@ export function scanInventory(sysfs: HostRoot, settings: InventorySettings, pciI
   return buildInventory({
     ...settings,
     topology: discoverPci(sysfs),
-    model: detectVfioModel(sysfs).model,
+    model: detectVfioModel(sysfs),
     pciIds,
     exists: (relPath) => sysfs.exists(relPath),
   });
@@ -114,7 +122,7 @@ export function buildInventory(input: InventoryInput): Inventory {
       if (isNvSwitchFunction(device)) skipped.push(skip(device, 'nvswitch', NVSWITCHES_OPT_IN));
       continue;
     }
-    const why = notAdvertisable(device, model);
+    const why = notAdvertisable(device);
     if (why !== undefined) {
       skipped.push(skip(device, type, why));
       continue;
@@ -123,9 +131,10 @@ export function buildInventory(input: InventoryInput): Inventory {
   }
 
   const devices: PluginDevice[] = [];
+  const claims = new DeviceIdClaims();
   for (const functions of groupIntoUnits(targets)) {
     try {
-      devices.push(deviceOf(functions, input));
+      devices.push(deviceOf(functions, input, claims));
     } catch (error) {
       if (!isGpuccError(error)) throw error;
       if (error.details.address === undefined) error.details.address = functions[0]!.address;
@@ -134,7 +143,7 @@ export function buildInventory(input: InventoryInput): Inventory {
   }
   // Plain code-unit order: localeCompare would load ICU collation data at start-up for nothing.
   devices.sort((a, b) => byCodeUnit(a.resourceName, b.resourceName) || compareDeviceIds(a.id, b.id));
-  return { model, devices, skipped, problems };
+  return { model: model.model, devices, skipped, problems };
 }
 
 function skip(device: PciDevice, type: DeviceType, reason: string): SkippedDevice {
@@ -158,19 +167,29 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
   return undefined;
 }
 
-function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
+function notAdvertisable(device: PciDevice): string | undefined {
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
   }
-  if (model !== 'iommufd' && device.iommuGroup === undefined) return 'no IOMMU group';
-  if (model === 'iommufd' && device.vfioCdev === undefined) return 'no VFIO cdev (/dev/vfio/devices/vfioN) yet';
   return undefined;
 }
 
-/** The hal's device unit of one group, with its health: what the kubelet is told. */
-function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
-  const unit = vfioDeviceUnit(functions, input.topology, input.model);
+/**
+ * The hal's device unit of one group in the interface decided for it, with its health: what the
+ * kubelet is told. A unit with no ID yet (its first target's cdev not made yet, iommufd required) or
+ * one the hal refuses (no group, no cdev where iommufd is required) throws, and is a problem.
+ */
+function deviceOf(functions: PciDevice[], input: InventoryInput, claims: DeviceIdClaims): PluginDevice {
+  const unit = vfioDeviceUnit(functions, input.topology, input.model, input.deviceModel);
+  if (unit.id === undefined) {
+    throw new GpuccError('ERR_GPUCC_INVALID_DEVICE_NUMBER', `${functions[0]!.address} has no VFIO cdev yet`, {
+      hint: 'iommufd names a device by the N of /dev/vfio/devices/vfioN: the kernel makes it when the device binds to VFIO',
+      details: { address: functions[0]!.address },
+    });
+  }
   const naming = unitNaming(unit, input);
+  const conflict = claims.claim(naming.resourceName, unit);
+  if (conflict) throw conflict;
   const pending = unit.pendingCdevs[0];
   const reason =
     unviableMember(unit.group, input.topology) ??
@@ -178,7 +197,7 @@ function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
     (pending === undefined ? undefined : `group member ${pending} has no VFIO cdev yet`);
   const numaNodes = [...new Set(functions.map((f) => f.numaNode).filter((n) => n >= 0))].sort((a, b) => a - b);
   return {
-    id: unit.id!, // every target here has its group (or, on iommufd, its cdev): notAdvertisable
+    id: unit.id,
     resourceName: naming.resourceName,
     cdiKind: naming.cdiKind,
     type: unit.deviceType,
@@ -186,6 +205,7 @@ function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
     ...(reason === undefined ? {} : { reason }),
     numaNodes,
     ...(unit.iommuGroup === undefined ? {} : { iommuGroup: unit.iommuGroup }),
+    model: unit.model,
     functions: functions.map(functionOf),
     members: unit.members.map((m) => m.address),
     deviceNodes: unit.nodes.map((relPath) => `/${relPath}`),
