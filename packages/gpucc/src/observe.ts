@@ -5,7 +5,6 @@ import {
   DEVICE_PLUGIN_DIR,
   detectHostTee,
   detectVfioModel,
-  type VfioHostModel,
   discoverPci,
   findHolders,
   groupIntoUnits,
@@ -28,6 +27,7 @@ import {
   VFIO_CONTAINER_PATH,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
+  type VfioHostModel,
   type VfioModel,
   vfioDeviceUnit,
 } from '@gpucc/hal';

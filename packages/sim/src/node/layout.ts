@@ -12,8 +12,7 @@ import {
   SIM_DIR,
 } from './paths.js';
 import { PCI_IDS_EXCERPT } from './pci-ids-excerpt.js';
-import { type CcState, type DeviceSpec, makesVfioCdevs, type NodeSpec } from './spec.js';
-import { hex } from './spec.js';
+import { type CcState, type DeviceSpec, hex, makesVfioCdevs, type NodeSpec } from './spec.js';
 
 /**
  * Lays out a host tree exactly as the kernel shows it (formats with trailing newlines, relative
