@@ -36,6 +36,10 @@ function program(out: (text: string) => void): Command {
     .option('--functions <n>', 'scale profile: functions per card (1-4)', int)
     .option('--no-vfio-module', 'start without vfio_pci loaded (exercises modprobe)')
     .option('--nvidia-driver <kind>', 'NVIDIA driver build: datacenter (no unbind lock) or vgpu-host', nvidiaDriverKind)
+    .option('--iommufd', 'the kernel has iommufd: /dev/iommu (default: the profile’s choice)')
+    .option('--no-iommufd', 'a kernel without iommufd: no /dev/iommu, no VFIO cdevs')
+    .option('--vfio-cdev', 'iommufd kernel with CONFIG_VFIO_DEVICE_CDEV: per-device VFIO cdevs on bind (the default)')
+    .option('--no-vfio-cdev', 'iommufd kernel without CONFIG_VFIO_DEVICE_CDEV: /dev/iommu but no VFIO cdevs')
     .action(
       (
         dir: string,
@@ -46,6 +50,8 @@ function program(out: (text: string) => void): Command {
           functions?: number;
           vfioModule: boolean;
           nvidiaDriver?: NvidiaDriverKind;
+          iommufd?: boolean;
+          vfioCdev?: boolean;
         },
       ) => {
         const { root, node } = createNode(
@@ -57,6 +63,8 @@ function program(out: (text: string) => void): Command {
             ...(o.functions === undefined ? {} : { functionsPerCard: o.functions }),
             vfioLoaded: o.vfioModule,
             ...(o.nvidiaDriver ? { nvidiaDriver: o.nvidiaDriver } : {}),
+            ...(o.iommufd === undefined ? {} : { iommufd: o.iommufd }),
+            ...(o.vfioCdev === undefined ? {} : { vfioCdev: o.vfioCdev }),
           },
           installFakeTools,
         );

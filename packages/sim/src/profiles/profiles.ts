@@ -13,6 +13,13 @@ export interface ProfileOptions {
   vfioLoaded?: boolean;
   /** The NVIDIA driver build (default `datacenter`: no unbind lock; `vgpu-host` has one). */
   nvidiaDriver?: NvidiaDriverKind;
+  /** The kernel has iommufd (`/dev/iommu`); default: the profile's choice. */
+  iommufd?: boolean;
+  /**
+   * The kernel makes per-device VFIO cdevs (CONFIG_VFIO_DEVICE_CDEV, which needs iommufd); false lays
+   * out an iommufd kernel without them. Default: yes wherever there is iommufd.
+   */
+  vfioCdev?: boolean;
 }
 
 export interface Profile {
@@ -149,6 +156,8 @@ function baseNode(
     drivers: standardDrivers({ vfioLoaded: options.vfioLoaded ?? true, nvidiaLoaded: true }),
     devices,
     ...extra,
+    ...(options.iommufd === undefined ? {} : { iommufd: options.iommufd }),
+    ...(options.vfioCdev === undefined ? {} : { vfioCdev: options.vfioCdev }),
   };
 }
 
