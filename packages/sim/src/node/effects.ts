@@ -134,13 +134,12 @@ function groupNode(node: NodeSpec, group: number): string {
 
 /**
  * Device nodes that appear when a device binds to a VFIO driver: the group node with the first VFIO
- * device of the group; on iommufd hosts also the device's `vfio-dev/vfio<N>` registration with the
- * lowest free number and, where the kernel makes cdevs, its char device (`dev`, `/sys/dev/char`,
- * `/dev/vfio/devices/vfio<N>`).
+ * device of the group; the device's `vfio-dev/vfio<N>` registration with the lowest free number (every
+ * kernel from 6.1 makes one) and, where the kernel makes cdevs, its char device (`dev`, `/sys/dev/char`,
+ * `/dev/vfio/devices/vfio<N>`) (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
  */
 export function createVfioNodes(tree: Tree, node: NodeSpec, device: DeviceSpec): void {
   if (device.iommuGroup !== undefined) tree.file(groupNode(node, device.iommuGroup), '', 0o600);
-  if (!node.iommufd) return;
   const index = (name: string) => Number(name.replace(/^(noiommu-)?vfio/, ''));
   const used = new Set([...tree.list('dev/vfio/devices'), ...tree.list('sys/class/vfio-dev')].map(index));
   let n = 0;

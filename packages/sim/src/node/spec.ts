@@ -72,8 +72,8 @@ export interface NodeSpec {
   /** iommufd host (CONFIG_IOMMUFD): `/dev/iommu`, and per-device cdevs on bind unless `vfioCdev` is false. */
   iommufd: boolean;
   /**
-   * CONFIG_VFIO_DEVICE_CDEV, which needs iommufd (default: true on an iommufd host). Without it a
-   * bound device gets `vfio-dev/vfio<N>` with no `dev` file, no `/sys/dev/char` link and no
+   * CONFIG_VFIO_DEVICE_CDEV, which needs iommufd (default: true on an iommufd host). Without it (or
+   * without iommufd) a bound device gets `vfio-dev/vfio<N>` with no `dev` file, no `/sys/dev/char` link and no
    * `/dev/vfio/devices/vfio<N>` (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
    */
   vfioCdev?: boolean;
