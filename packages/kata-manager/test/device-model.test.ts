@@ -4,8 +4,9 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { VfioDeviceModelSetting } from '@gpucc/hal';
-import { boundNode } from '@gpucc/testbed/vitest';
-import { describe, expect, it } from 'vitest';
+import { boundNode, captureCli } from '@gpucc/testbed/vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../src/cli.js';
 import { generate } from '../src/commands.js';
 
 const KERNELS = {
@@ -75,6 +76,43 @@ describe('kata-manager --vfio-device-model', () => {
     expect(strict.refused).toEqual([
       { address: '0000:43:00.0', code: 'ERR_GPUCC_VFIO_CDEV_UNAVAILABLE', waiting: false },
     ]);
+  });
+
+  describe('the CLI', () => {
+    afterEach(() => {
+      vi.unstubAllEnvs();
+    });
+    const kata = (args: string[]) => captureCli(main, 'kata-manager', args);
+
+    it('write --vfio-device-model iommufd on a kernel without cdevs: nothing written, exit 1, the code in the report', async () => {
+      const { root } = await boundNode('iommufd-h200-2', KERNELS['iommufd without VFIO_DEVICE_CDEV']);
+      const strict = await kata(['write', '--host-root', root, '--vfio-device-model', 'iommufd', '--report', 'json']);
+      expect(strict.code).toBe(1);
+      const report = JSON.parse(strict.out) as { devices: unknown[]; errors: { code: string }[] };
+      expect(report.devices).toEqual([]);
+      expect(report.errors.map((e) => e.code)).toEqual([
+        'ERR_GPUCC_VFIO_CDEV_UNAVAILABLE',
+        'ERR_GPUCC_VFIO_CDEV_UNAVAILABLE',
+      ]);
+      vi.stubEnv('GPUCC_VFIO_DEVICE_MODEL', 'auto');
+      const auto = await kata(['write', '--host-root', root, '--report', 'json']);
+      expect(auto.code).toBe(0);
+      expect((JSON.parse(auto.out) as { devices: { name: string }[] }).devices.map((d) => d.name)).toEqual([
+        '43',
+        '47',
+      ]);
+    });
+
+    it('a bad value is a usage error (exit 2) that names the flag, its variable and the allowed values', async () => {
+      const { root } = await boundNode('iommufd-h200-2', KERNELS['iommufd with cdevs']);
+      const flag = await kata(['generate', '--host-root', root, '--vfio-device-model', 'cdev']);
+      expect(flag.code).toBe(2);
+      expect(flag.err).toMatch(
+        /ERR_GPUCC_INVALID_CONFIG.*--vfio-device-model \(GPUCC_VFIO_DEVICE_MODEL\).*auto, legacy, iommufd/,
+      );
+      vi.stubEnv('GPUCC_VFIO_DEVICE_MODEL', 'group');
+      expect((await kata(['generate', '--host-root', root])).code).toBe(2);
+    });
   });
 });
 

@@ -14,8 +14,7 @@ const VGPU_HOST = { nvidiaDriver: 'vgpu-host' } as const;
 const simNode = (
   profile: string,
   options: { nvidiaDriver?: 'vgpu-host'; iommufd?: boolean; vfioCdev?: boolean } = {},
-) =>
-  inProcessNode(profile, { ...options, kernel: 'process' });
+) => inProcessNode(profile, { ...options, kernel: 'process' });
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
 const driverOf = (s: HostRoot, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();
@@ -147,7 +146,11 @@ describe('kernel simulator: VFIO kernel options (docs/facts/kernel-sysfs-pci.md#
   const gpu = '0000:23:00.0'; // iommufd-h200-2, IOMMU group 43
   it.each([
     ['IOMMUFD and VFIO_DEVICE_CDEV', { iommufd: true }, { iommu: true, devices: true, dev: true }],
-    ['IOMMUFD without VFIO_DEVICE_CDEV', { iommufd: true, vfioCdev: false }, { iommu: true, devices: false, dev: false }],
+    [
+      'IOMMUFD without VFIO_DEVICE_CDEV',
+      { iommufd: true, vfioCdev: false },
+      { iommu: true, devices: false, dev: false },
+    ],
     ['neither', { iommufd: false }, { iommu: false, devices: false, dev: false }],
   ] as const)('%s: what a bind leaves', async (_kernel, options, expected) => {
     const { sysfs: s } = simNode('iommufd-h200-2', options);
