@@ -3,7 +3,7 @@ import {
   DeviceIdClaims,
   detectVfioModel,
   discoverPci,
-  GpuccError,
+  type GpuccError,
   groupIntoUnits,
   type HostRoot,
   isGpuccError,
@@ -122,7 +122,7 @@ export function buildInventory(input: InventoryInput): Inventory {
       if (isNvSwitchFunction(device)) skipped.push(skip(device, 'nvswitch', NVSWITCHES_OPT_IN));
       continue;
     }
-    const why = notAdvertisable(device);
+    const why = notAdvertisable(device, input);
     if (why !== undefined) {
       skipped.push(skip(device, type, why));
       continue;
@@ -167,26 +167,26 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
   return undefined;
 }
 
-function notAdvertisable(device: PciDevice): string | undefined {
+function notAdvertisable(device: PciDevice, input: InventoryInput): string | undefined {
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
+  }
+  if (device.iommuGroup === undefined) return 'no IOMMU group';
+  // iommufd required and the kernel has not registered it with VFIO yet: its cdev may still come.
+  const registered = device.vfioCdev !== undefined || device.vfioDevice !== undefined;
+  if (input.deviceModel === 'iommufd' && input.model.iommufd && !registered) {
+    return 'no VFIO cdev (/dev/vfio/devices/vfioN) yet';
   }
   return undefined;
 }
 
 /**
  * The hal's device unit of one group in the interface decided for it, with its health: what the
- * kubelet is told. A unit with no ID yet (its first target's cdev not made yet, iommufd required) or
- * one the hal refuses (no group, no cdev where iommufd is required) throws, and is a problem.
+ * kubelet is told. A unit the hal refuses (no cdev where iommufd is required) or whose ID another
+ * device holds throws, and is a problem.
  */
 function deviceOf(functions: PciDevice[], input: InventoryInput, claims: DeviceIdClaims): PluginDevice {
   const unit = vfioDeviceUnit(functions, input.topology, input.model, input.deviceModel);
-  if (unit.id === undefined) {
-    throw new GpuccError('ERR_GPUCC_INVALID_DEVICE_NUMBER', `${functions[0]!.address} has no VFIO cdev yet`, {
-      hint: 'iommufd names a device by the N of /dev/vfio/devices/vfioN: the kernel makes it when the device binds to VFIO',
-      details: { address: functions[0]!.address },
-    });
-  }
   const naming = unitNaming(unit, input);
   const conflict = claims.claim(naming.resourceName, unit);
   if (conflict) throw conflict;
@@ -197,7 +197,7 @@ function deviceOf(functions: PciDevice[], input: InventoryInput, claims: DeviceI
     (pending === undefined ? undefined : `group member ${pending} has no VFIO cdev yet`);
   const numaNodes = [...new Set(functions.map((f) => f.numaNode).filter((n) => n >= 0))].sort((a, b) => a - b);
   return {
-    id: unit.id,
+    id: unit.id!, // every target here has its group, and its cdev where iommufd is required: notAdvertisable
     resourceName: naming.resourceName,
     cdiKind: naming.cdiKind,
     type: unit.deviceType,
