@@ -23,8 +23,9 @@ export interface VfioHostModel {
 const NOIOMMU_PARAMETER = 'sys/module/vfio/parameters/enable_unsafe_noiommu_mode';
 
 /**
- * Which VFIO device-node model this host uses (docs/facts/kernel-sysfs-pci.md#vfio-device-node-models); one model
- * per host, used for plugin IDs, CDI names and Allocate paths alike.
+ * Which VFIO device-node model this host offers (docs/facts/kernel-sysfs-pci.md#vfio-device-node-models). Each
+ * published device then takes its group node or its cdev by `deviceModelOf`; its plugin ID, CDI name
+ * and Allocate paths follow that one decision.
  * - no-IOMMU when vfio's unsafe parameter is Y and the host has no IOMMU unit (`/sys/class/iommu`
  *   empty). Groups are no sign: in no-IOMMU mode vfio makes a fake group per bound device, so
  *   `/sys/kernel/iommu_groups` fills up. With a real IOMMU, vfio uses real groups even when the
