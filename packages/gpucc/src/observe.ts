@@ -29,6 +29,7 @@ import {
   VFIO_CONTAINER_PATH,
   VFIO_MANAGER_STATE_FILE,
   type VfioDeviceRecord,
+  type VfioHostModel,
   type VfioModel,
   vfioDeviceUnit,
 } from '@gpucc/hal';
@@ -173,7 +174,7 @@ export async function observeNode(sysfs: HostRoot, options: ObserveOptions = {})
   else if (holders.unreadable > 0)
     unreadable.push(`${holders.unreadable} process(es) whose fds could not be read (run as root to see them)`);
 
-  const devices = deviceRows(sysfs, topology, model.model, {
+  const devices = deviceRows(sysfs, topology, model, {
     pciIds: (id) => lookupNvidiaDeviceName(pciIds, id),
     ccModes,
     vfioRecords,
@@ -218,7 +219,7 @@ interface RowSources {
   unreadable: string[];
 }
 
-function deviceRows(sysfs: HostRoot, topology: PciTopology, model: VfioModel, sources: RowSources): DeviceRow[] {
+function deviceRows(sysfs: HostRoot, topology: PciTopology, model: VfioHostModel, sources: RowSources): DeviceRow[] {
   const targets = topology.devices.filter((d) => d.kind === 'gpu' || d.kind === 'nvswitch');
   const rows: DeviceRow[] = [];
   for (const unitTargets of groupIntoUnits(targets)) {

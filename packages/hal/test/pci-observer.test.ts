@@ -267,11 +267,20 @@ describe('pciEventOf', () => {
 
 describe('hostDeviceNodesOf', () => {
   const cdev = { name: 'vfio3', index: 3, major: 237, minor: 3 };
-  it('gives the group nodes, or the cdev, of one function in a model', () => {
-    expect(hostDeviceNodesOf({ iommuGroup: 12, vfioCdev: cdev }, 'legacy')).toEqual(['dev/vfio/vfio', 'dev/vfio/12']);
+  it('gives the nodes a function can be published with: its cdev where it has one, and its group nodes', () => {
+    expect(hostDeviceNodesOf({ iommuGroup: 12, vfioCdev: cdev }, 'legacy')).toEqual([
+      'dev/vfio/devices/vfio3',
+      'dev/vfio/vfio',
+      'dev/vfio/12',
+    ]);
     expect(hostDeviceNodesOf({ iommuGroup: 12 }, 'noiommu')).toEqual(['dev/vfio/vfio', 'dev/vfio/noiommu-12']);
-    expect(hostDeviceNodesOf({ iommuGroup: 12, vfioCdev: cdev }, 'iommufd')).toEqual(['dev/vfio/devices/vfio3']);
-    expect(hostDeviceNodesOf({ iommuGroup: 12 }, 'iommufd')).toEqual([]);
+    expect(hostDeviceNodesOf({ iommuGroup: 12, vfioCdev: cdev }, 'iommufd')).toEqual([
+      'dev/vfio/devices/vfio3',
+      'dev/vfio/vfio',
+      'dev/vfio/12',
+    ]);
+    // iommufd without CONFIG_VFIO_DEVICE_CDEV: no cdev, so the group is the function's.
+    expect(hostDeviceNodesOf({ iommuGroup: 12 }, 'iommufd')).toEqual(['dev/vfio/vfio', 'dev/vfio/12']);
     expect(hostDeviceNodesOf({}, 'legacy')).toEqual([]);
   });
 });

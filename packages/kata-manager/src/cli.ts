@@ -3,6 +3,7 @@ import {
   addAliasOptions,
   addCommonOptions,
   addPciIdsOption,
+  addVfioDeviceModelOption,
   aliasesOf,
   aliasSchema,
   defaultMetricsAddress,
@@ -18,8 +19,16 @@ import {
   runCli,
   stderrLogger,
   usageError,
+  vfioDeviceModelSchema,
 } from '@gpucc/daemon';
-import { GpuccError, HostRoot, type NameAliases, type PciIdsSource, parseCdiKind } from '@gpucc/hal';
+import {
+  GpuccError,
+  HostRoot,
+  type NameAliases,
+  type PciIdsSource,
+  parseCdiKind,
+  type VfioDeviceModelSetting,
+} from '@gpucc/hal';
 import { Command } from 'commander';
 import * as z from 'zod';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './commands.js';
@@ -72,7 +81,7 @@ interface GenerateCli {
 async function runGenerate(
   command: Command,
   o: GenerateCli,
-  naming: { aliases: NameAliases; pciIds: PciIdsSource },
+  naming: { aliases: NameAliases; pciIds: PciIdsSource; deviceModel: VfioDeviceModelSetting },
   out: (t: string) => void,
 ) {
   const toFile = o.output !== '-';
@@ -138,7 +147,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .exitOverride()
     .configureOutput({ writeOut: out, writeErr: (t) => process.stderr.write(t) });
   const common = (command: Command) =>
-    addCommonOptions(addPciIdsOption(addAliasOptions(command)), { metricsAddress: defaultMetricsAddress(BINARY) });
+    addCommonOptions(addVfioDeviceModelOption(addPciIdsOption(addAliasOptions(command))), {
+      metricsAddress: defaultMetricsAddress(BINARY),
+    });
 
   const generateCmd = new Command('generate').description('print the CDI spec(s) the host needs now; writes nothing');
   common(generateCmd)
@@ -150,6 +161,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({
           ...aliasSchema,
+          ...vfioDeviceModelSchema,
           output: z.string().min(1, 'must not be empty'),
           format: z.enum(['yaml', 'json']).optional(),
           kind: z
@@ -158,7 +170,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
             .refine((k) => k === undefined || isKind(k), 'must be a CDI kind vendor/class, e.g. nvidia.com/pgpu'),
         }),
       );
-      exit.code = await runGenerate(command, o, { aliases: aliasesOf(o), pciIds: readPciIdsSource(command) }, out);
+      const naming = { aliases: aliasesOf(o), pciIds: readPciIdsSource(command), deviceModel: o.vfioDeviceModel };
+      exit.code = await runGenerate(command, o, naming, out);
     });
   cli.addCommand(generateCmd);
 
@@ -174,6 +187,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({
           ...aliasSchema,
+          ...vfioDeviceModelSchema,
           ...cdiDirSchema,
           dryRun: z.boolean().default(false),
           report: z.enum(['table', 'json']),
@@ -182,7 +196,13 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
       const pciIds = readPciIdsSource(command);
       const aliases = aliasesOf(o); // refuses GPUs and NVSwitches under one name before the host is read
       const ctx = await context(command);
-      const result = await write(ctx.sysfs, { aliases, pciIds, cdiDir: o.cdiDir, dryRun: o.dryRun });
+      const result = await write(ctx.sysfs, {
+        aliases,
+        pciIds,
+        deviceModel: o.vfioDeviceModel,
+        cdiDir: o.cdiDir,
+        dryRun: o.dryRun,
+      });
       if (o.dryRun) logGenerated(ctx.logger, result.generated);
       else logWriteResult(ctx.logger, result);
       out(o.report === 'json' ? `${JSON.stringify(writeResultJson(result), null, 2)}\n` : formatWriteResult(result));
@@ -202,12 +222,18 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .action(async (_o, command: Command) => {
       const o = readOptions(
         command,
-        z.object({ ...aliasSchema, ...cdiDirSchema, resyncInterval: z.coerce.number().int().positive() }),
+        z.object({
+          ...aliasSchema,
+          ...vfioDeviceModelSchema,
+          ...cdiDirSchema,
+          resyncInterval: z.coerce.number().int().positive(),
+        }),
       );
       const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here
       exit.code = await runDaemon(command, {
         aliases: aliasesOf(o),
         pciIds: readPciIdsSource(command),
+        deviceModel: o.vfioDeviceModel,
         cdiDir: o.cdiDir,
         resyncMs: o.resyncInterval,
       });

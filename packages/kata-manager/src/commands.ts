@@ -1,4 +1,11 @@
-import { type GpuccError, type HostRoot, isGpuccError, type NameAliases, type PciIdsSource } from '@gpucc/hal';
+import {
+  type GpuccError,
+  type HostRoot,
+  isGpuccError,
+  type NameAliases,
+  type PciIdsSource,
+  type VfioDeviceModelSetting,
+} from '@gpucc/hal';
 import { applySpecPlan, type SpecResult } from './apply.js';
 import { type DeviceSelection, type SkippedDevice, selectDevices } from './devices.js';
 import type { DeviceObserver } from './observe.js';
@@ -12,6 +19,8 @@ export const DEFAULT_CDI_DIR = '/var/run/cdi';
 
 export interface GenerateOptions {
   aliases: NameAliases;
+  /** `--vfio-device-model`: group or cdev per device (default auto). */
+  deviceModel?: VfioDeviceModelSetting;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`). */
   pciIds?: PciIdsSource;
   /** `run`: observes through the event path where the change events allow it (else a full pass). */
@@ -37,7 +46,7 @@ export function generate(sysfs: HostRoot, options: GenerateOptions, format: Spec
   const observation = options.observer
     ? options.observer.observe(sysfs, observeOptions)
     : observeDevices(sysfs, observeOptions);
-  const selection = selectDevices(observation, options.aliases);
+  const selection = selectDevices(observation, options.aliases, options.deviceModel);
   const specs = buildSpecs(selection.devices).map((spec): RenderedSpec => {
     const text = renderSpec(spec.spec, format);
     try {

@@ -1,5 +1,5 @@
 import { createLogger, openHost, readCommonConfig } from '@gpucc/daemon';
-import type { NameAliases, PciIdsSource } from '@gpucc/hal';
+import type { NameAliases, PciIdsSource, VfioDeviceModelSetting } from '@gpucc/hal';
 import type { Command } from 'commander';
 import { BINARY, VERSION } from './cli.js';
 import { hostDir } from './commands.js';
@@ -16,7 +16,13 @@ import { watchForChanges } from './watch.js';
  */
 export async function runDaemon(
   command: Command,
-  o: { aliases: NameAliases; pciIds: PciIdsSource; cdiDir: string; resyncMs: number },
+  o: {
+    aliases: NameAliases;
+    pciIds: PciIdsSource;
+    deviceModel: VfioDeviceModelSetting;
+    cdiDir: string;
+    resyncMs: number;
+  },
 ): Promise<number> {
   const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
   const config = readCommonConfig(command);
@@ -32,6 +38,7 @@ export async function runDaemon(
       gpuAlias: o.aliases.gpuAlias ?? null,
       nvswitchAlias: o.aliases.nvswitchAlias ?? null,
       pciIds: o.pciIds.fallbackFile ?? null,
+      vfioDeviceModel: o.deviceModel,
     },
     `${BINARY} ${VERSION} starting`,
   );
@@ -52,7 +59,7 @@ export async function runDaemon(
     reconcile: () =>
       reconcileOnce(
         sysfs,
-        { aliases: o.aliases, pciIds: o.pciIds, cdiDir: o.cdiDir, observer },
+        { aliases: o.aliases, pciIds: o.pciIds, deviceModel: o.deviceModel, cdiDir: o.cdiDir, observer },
         logger,
         specMetrics,
         ownWrites,

@@ -6,6 +6,7 @@
 
 import {
   BEHIND_VMD_REASON,
+  DeviceIdClaims,
   type GpuccError,
   groupIntoUnits,
   isBridge,
@@ -16,6 +17,8 @@ import {
   type PciAddress,
   type PciDevice,
   unitNaming,
+  type VfioDeviceModelSetting,
+  type VfioModel,
   vfioDeviceUnit,
 } from '@gpucc/hal';
 import type { DeviceObservation } from './observe.js';
@@ -32,6 +35,8 @@ export interface PublishedDevice {
   /** Every VFIO-bound function the device passes through (its IOMMU group), in address order. */
   functions: PciAddress[];
   iommuGroup: number | undefined;
+  /** The VFIO interface it is published with, decided for it alone: its group or its cdev(s). */
+  model: VfioModel;
   /** Container paths (== host paths) of its device nodes. */
   nodes: string[];
   /** Group members still on a host driver: a VM cannot open the group until they leave it. */
@@ -57,12 +62,18 @@ const isTarget = (d: PciDevice) => (d.kind === 'gpu' || d.kind === 'nvswitch') &
 /**
  * Every GPU and NVSwitch on a VFIO driver (vfio-pci or a variant such as nvgrace_gpu_vfio_pci), one
  * device per IOMMU group (the hal's device unit). A device is published only when every node it needs
- * exists: a runtime stats each node and fails container creation on a missing one.
+ * exists: a runtime stats each node and fails container creation on a missing one. Each device's
+ * interface (group or cdev) is the hal's decision for it under `deviceModel` (`--vfio-device-model`).
  */
-export function selectDevices(observation: DeviceObservation, aliases: NameAliases): DeviceSelection {
+export function selectDevices(
+  observation: DeviceObservation,
+  aliases: NameAliases,
+  deviceModel: VfioDeviceModelSetting = 'auto',
+): DeviceSelection {
   const { topology } = observation;
   const devices: PublishedDevice[] = [];
   const skipped: SkippedDevice[] = [];
+  const claims = new DeviceIdClaims();
   const candidates = topology.devices.filter(isTarget);
   // The device plugin never advertises these, so no spec lists them either
   // (docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through).
@@ -72,7 +83,7 @@ export function selectDevices(observation: DeviceObservation, aliases: NameAlias
   for (const targets of groupIntoUnits(candidates.filter((c) => !isVmdDomainAddress(c.address)))) {
     const primary = targets[0]!; // topology.devices is in address order
     try {
-      const unit = vfioDeviceUnit(targets, topology, observation.model.model);
+      const unit = vfioDeviceUnit(targets, topology, observation.model, deviceModel);
       const missing = [
         ...unit.pendingCdevs.map((address) => `the vfio cdev of ${address}`),
         ...(unit.id === undefined
@@ -83,13 +94,17 @@ export function selectDevices(observation: DeviceObservation, aliases: NameAlias
         skipped.push({ address: primary.address, reason: `waiting for ${missing.join(', ')}`, waiting: true });
         continue;
       }
+      const kind = unitNaming(unit, { pciIds: observation.pciIds, aliases }).cdiKind;
+      const conflict = claims.claim(kind, unit);
+      if (conflict) throw conflict;
       devices.push({
-        kind: unitNaming(unit, { pciIds: observation.pciIds, aliases }).cdiKind,
+        kind,
         name: unit.id,
         deviceType: unit.deviceType,
         primary: primary.address,
         functions: unit.members.map((f) => f.address),
         iommuGroup: unit.iommuGroup,
+        model: unit.model,
         nodes: unit.nodes.map((n) => `/${n}`),
         blockingMembers: unit.group
           .map((a) => topology.byAddress.get(a))

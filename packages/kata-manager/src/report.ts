@@ -30,6 +30,7 @@ export function writeResultJson(result: WriteResult): Record<string, unknown> {
       primary: d.primary,
       functions: d.functions,
       iommuGroup: d.iommuGroup ?? null,
+      model: d.model,
       nodes: d.nodes,
       ...(d.blockingMembers.length ? { blockingMembers: d.blockingMembers } : {}),
     })),

@@ -135,8 +135,12 @@ describe('selectDevices', () => {
       fn('0000:41:00.0', { iommuGroup: 8, vfioCdev: cdev(0) }),
       fn('0000:41:00.1', { iommuGroup: 8, kind: 'other', class: 0x040300 }),
     ]);
-    expect(selectDevices(late, {}).skipped).toEqual([
+    // iommufd required: the companion's cdev is waited for; auto gives the group its group node meanwhile.
+    expect(selectDevices(late, {}, 'iommufd').skipped).toEqual([
       { address: '0000:41:00.0', reason: 'waiting for the vfio cdev of 0000:41:00.1', waiting: true },
+    ]);
+    expect(selectDevices(late, {}).devices.map((d) => [d.name, d.nodes])).toEqual([
+      ['8', ['/dev/vfio/vfio', '/dev/vfio/8']],
     ]);
   });
 

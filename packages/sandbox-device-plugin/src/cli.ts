@@ -2,6 +2,7 @@ import {
   addAliasOptions,
   addCommonOptions,
   addPciIdsOption,
+  addVfioDeviceModelOption,
   aliasesOf,
   aliasSchema,
   defaultMetricsAddress,
@@ -15,8 +16,9 @@ import {
   readPciIdsSource,
   runCli,
   stderrLogger,
+  vfioDeviceModelSchema,
 } from '@gpucc/daemon';
-import type { PciIdsSource } from '@gpucc/hal';
+import type { PciIdsSource, VfioDeviceModelSetting } from '@gpucc/hal';
 import { Command, Option } from 'commander';
 import * as z from 'zod';
 import { formatList, listReport } from './list.js';
@@ -29,7 +31,7 @@ export const VERSION = '0.1.0';
 function deviceOptions(command: Command): Command {
   // NVSwitches by default: a multi-GPU CC pod on HGX needs its switches too (kata-containers#13179).
   // `--no-nvswitches` is GPUCC_NVSWITCHES=false; it has no variable of its own, so one variable decides.
-  return addPciIdsOption(addAliasOptions(command))
+  return addVfioDeviceModelOption(addPciIdsOption(addAliasOptions(command)))
     .addOption(mirroredFlag('--nvswitches', 'advertise VFIO-bound NVSwitches (as nvidia.com/nvswitch; the default)'))
     .addOption(new Option('--no-nvswitches', 'advertise GPUs only (GPUCC_NVSWITCHES=false)'))
     .addOption(
@@ -45,10 +47,17 @@ const deviceSchema = {
   nvswitches: z.boolean().default(true),
   ccTopology: z.enum(TOPOLOGY_POLICIES),
   ...aliasSchema,
+  ...vfioDeviceModelSchema,
 };
 
 function settingsOf(
-  o: { nvswitches: boolean; ccTopology: TopologyPolicy; gpuAlias?: string; nvswitchAlias?: string },
+  o: {
+    nvswitches: boolean;
+    ccTopology: TopologyPolicy;
+    vfioDeviceModel: VfioDeviceModelSetting;
+    gpuAlias?: string;
+    nvswitchAlias?: string;
+  },
   pciIds: PciIdsSource,
   cdiDevices = false,
 ) {
@@ -56,6 +65,7 @@ function settingsOf(
   const settings: PluginSettings = {
     nvswitches: o.nvswitches,
     aliases: aliasesOf(o),
+    deviceModel: o.vfioDeviceModel,
     cdiDevices,
     pciIds,
     ccTopology: o.ccTopology,

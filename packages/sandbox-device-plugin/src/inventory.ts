@@ -1,6 +1,7 @@
 import {
   BEHIND_VMD_REASON,
   compareDeviceIds,
+  DeviceIdClaims,
   detectVfioModel,
   discoverPci,
   type GpuccError,
@@ -16,6 +17,8 @@ import {
   type PciIdsDb,
   type PciTopology,
   unitNaming,
+  type VfioDeviceModelSetting,
+  type VfioHostModel,
   type VfioModel,
   vfioDeviceUnit,
 } from '@gpucc/hal';
@@ -50,6 +53,8 @@ export interface PluginDevice {
   /** NUMA nodes of its GPUs/NVSwitches (numa_node ≥ 0); empty = no topology preference. */
   numaNodes: number[];
   iommuGroup?: number;
+  /** The VFIO interface it is advertised with, decided for it alone: its group or its cdev(s). */
+  model: VfioModel;
   /** The GPUs or NVSwitches of the device, in address order; the first names it. */
   functions: DeviceFunction[];
   /** Every function of the group on a VFIO driver (companions included): what the VM receives. */
@@ -68,6 +73,7 @@ export interface SkippedDevice {
 }
 
 export interface Inventory {
+  /** The host's model (`/dev/iommu` or not, no-IOMMU); each device's own is `PluginDevice.model`. */
   model: VfioModel;
   devices: PluginDevice[];
   skipped: SkippedDevice[];
@@ -78,11 +84,13 @@ export interface Inventory {
 export interface InventorySettings {
   nvswitches: boolean;
   aliases: NameAliases;
+  /** `--vfio-device-model`: group or cdev per device (default auto). */
+  deviceModel?: VfioDeviceModelSetting;
 }
 
 export interface InventoryInput extends InventorySettings {
   topology: PciTopology;
-  model: VfioModel;
+  model: VfioHostModel;
   pciIds: PciIdsDb | undefined;
   /** Whether a host path (relative to the root) exists: device-node health. */
   exists: (relPath: string) => boolean;
@@ -93,7 +101,7 @@ export function scanInventory(sysfs: HostRoot, settings: InventorySettings, pciI
   return buildInventory({
     ...settings,
     topology: discoverPci(sysfs),
-    model: detectVfioModel(sysfs).model,
+    model: detectVfioModel(sysfs),
     pciIds,
     exists: (relPath) => sysfs.exists(relPath),
   });
@@ -116,7 +124,7 @@ export function buildInventory(input: InventoryInput): Inventory {
       if (isNvSwitchFunction(device)) skipped.push(skip(device, 'nvswitch', NVSWITCHES_OPT_IN));
       continue;
     }
-    const why = notAdvertisable(device, model);
+    const why = notAdvertisable(device, input);
     if (why !== undefined) {
       skipped.push(skip(device, type, why));
       continue;
@@ -125,9 +133,10 @@ export function buildInventory(input: InventoryInput): Inventory {
   }
 
   const devices: PluginDevice[] = [];
+  const claims = new DeviceIdClaims();
   for (const functions of groupIntoUnits(targets)) {
     try {
-      devices.push(deviceOf(functions, input));
+      devices.push(deviceOf(functions, input, claims));
     } catch (error) {
       if (!isGpuccError(error)) throw error;
       if (error.details.address === undefined) error.details.address = functions[0]!.address;
@@ -136,7 +145,7 @@ export function buildInventory(input: InventoryInput): Inventory {
   }
   // Plain code-unit order: localeCompare would load ICU collation data at start-up for nothing.
   devices.sort((a, b) => byCodeUnit(a.resourceName, b.resourceName) || compareDeviceIds(a.id, b.id));
-  return { model, devices, skipped, problems };
+  return { model: model.model, devices, skipped, problems };
 }
 
 function skip(device: PciDevice, type: DeviceType, reason: string): SkippedDevice {
@@ -160,21 +169,31 @@ function targetType(device: PciDevice, nvswitches: boolean): DeviceType | undefi
   return undefined;
 }
 
-function notAdvertisable(device: PciDevice, model: VfioModel): string | undefined {
+function notAdvertisable(device: PciDevice, input: InventoryInput): string | undefined {
   // docs/facts/real-hosts.md#devices-behind-intel-vmd-cannot-be-passed-through
   if (isVmdDomainAddress(device.address)) return BEHIND_VMD_REASON;
   if (!isVfioDriver(device.driver)) {
     return device.driver === undefined ? 'bound to no driver' : `on ${device.driver}, not a VFIO driver`;
   }
-  if (model !== 'iommufd' && device.iommuGroup === undefined) return 'no IOMMU group';
-  if (model === 'iommufd' && device.vfioCdev === undefined) return 'no VFIO cdev (/dev/vfio/devices/vfioN) yet';
+  if (device.iommuGroup === undefined) return 'no IOMMU group';
+  // iommufd required and the kernel has not registered it with VFIO yet: its cdev may still come.
+  const registered = device.vfioCdev !== undefined || device.vfioDevice !== undefined;
+  if (input.deviceModel === 'iommufd' && input.model.iommufd && !registered) {
+    return 'no VFIO cdev (/dev/vfio/devices/vfioN) yet';
+  }
   return undefined;
 }
 
-/** The hal's device unit of one group, with its health: what the kubelet is told. */
-function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
-  const unit = vfioDeviceUnit(functions, input.topology, input.model);
+/**
+ * The hal's device unit of one group in the interface decided for it, with its health: what the
+ * kubelet is told. A unit the hal refuses (no cdev where iommufd is required) or whose ID another
+ * device holds throws, and is a problem.
+ */
+function deviceOf(functions: PciDevice[], input: InventoryInput, claims: DeviceIdClaims): PluginDevice {
+  const unit = vfioDeviceUnit(functions, input.topology, input.model, input.deviceModel);
   const naming = unitNaming(unit, input);
+  const conflict = claims.claim(naming.resourceName, unit);
+  if (conflict) throw conflict;
   const pending = unit.pendingCdevs[0];
   const reason =
     unviableMember(unit.group, input.topology) ??
@@ -182,7 +201,7 @@ function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
     (pending === undefined ? undefined : `group member ${pending} has no VFIO cdev yet`);
   const numaNodes = [...new Set(functions.map((f) => f.numaNode).filter((n) => n >= 0))].sort((a, b) => a - b);
   return {
-    id: unit.id!, // every target here has its group (or, on iommufd, its cdev): notAdvertisable
+    id: unit.id!, // every target here has its group, and its cdev where iommufd is required: notAdvertisable
     resourceName: naming.resourceName,
     cdiKind: naming.cdiKind,
     type: unit.deviceType,
@@ -190,6 +209,7 @@ function deviceOf(functions: PciDevice[], input: InventoryInput): PluginDevice {
     ...(reason === undefined ? {} : { reason }),
     numaNodes,
     ...(unit.iommuGroup === undefined ? {} : { iommuGroup: unit.iommuGroup }),
+    model: unit.model,
     functions: functions.map(functionOf),
     members: unit.members.map((m) => m.address),
     deviceNodes: unit.nodes.map((relPath) => `/${relPath}`),

@@ -279,7 +279,11 @@ export class PluginManager {
     const { logger } = this.options;
     if (inventory.model !== this.lastModel) {
       this.lastModel = inventory.model;
-      logger.info({ event: 'vfio.model', model: inventory.model }, `VFIO device-node model: ${inventory.model}`);
+      const { deviceModel } = this.options.settings;
+      logger.info(
+        { event: 'vfio.model', model: inventory.model, deviceModel },
+        `host VFIO model ${inventory.model}; each device's node by --vfio-device-model ${deviceModel}`,
+      );
     }
     // Said once per change, not at every resync: why a GPU is not advertised is the first thing asked.
     this.hiddenNvswitches = hiddenNvswitches(inventory.skipped);

@@ -16,8 +16,6 @@ export interface ScanInput extends InventorySettings {
  */
 export class DeviceScanner extends IncrementalObserver<ScanInput, Inventory> {
   constructor() {
-    super(({ topology, model, exists }, _sysfs, input) =>
-      buildInventory({ ...input, topology, model: model.model, exists }),
-    );
+    super(({ topology, model, exists }, _sysfs, input) => buildInventory({ ...input, topology, model, exists }));
   }
 }

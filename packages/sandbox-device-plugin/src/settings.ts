@@ -1,4 +1,4 @@
-import type { NameAliases, PciIdsSource } from '@gpucc/hal';
+import type { NameAliases, PciIdsSource, VfioDeviceModelSetting } from '@gpucc/hal';
 import type { TopologyPolicy } from './topology.js';
 
 /** What decides which devices are advertised and how they are named; shared by `run` and `list`. */
@@ -7,6 +7,8 @@ export interface PluginSettings {
   nvswitches: boolean;
   /** P_GPU_ALIAS / NVSWITCH_ALIAS: unset → pgpu / nvswitch; "" → per-model names from pci.ids. */
   aliases: NameAliases;
+  /** `--vfio-device-model`: each device's group node or its cdev (the hal decides per device). */
+  deviceModel: VfioDeviceModelSetting;
   /** Name each allocated device in `cdi_devices` as well (`nvidia.com/pgpu=12`). */
   cdiDevices: boolean;
   /** Where per-model names come from when the host root has no pci.ids (`--pci-ids`, `GPUCC_PCI_IDS`). */

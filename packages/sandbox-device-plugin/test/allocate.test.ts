@@ -12,6 +12,7 @@ function gpu(id: string, numa: number | undefined, health: 'Healthy' | 'Unhealth
     ...(health === 'Unhealthy' ? { reason: 'device node /dev/vfio/x is missing' } : {}),
     numaNodes: numa === undefined ? [] : [numa],
     iommuGroup: Number(id),
+    model: 'legacy',
     functions: [],
     members: [],
     deviceNodes: ['/dev/vfio/vfio', `/dev/vfio/${id}`],

@@ -24,6 +24,7 @@ export async function startKubelet(root: string, options: Omit<FakeKubeletOption
 export const DEFAULT_SETTINGS: PluginSettings = {
   nvswitches: false,
   aliases: {},
+  deviceModel: 'auto',
   cdiDevices: false,
   ccTopology: 'enforce',
 };

@@ -40,6 +40,10 @@ function program(out: (text: string) => void): Command {
     .option('--lockdown <level>', 'kernel lockdown: none, integrity, confidentiality or not-built', parseSimLockdown)
     .option('--cpu-tee <tee>', 'the TEE the CPU and BIOS offer, its cpuinfo flag (default: --tee)', parseTee)
     .option('--vmd', 'add an Intel VMD controller with an NVMe drive in PCI domain 10000 (as on Intel TDX servers)')
+    .option('--iommufd', 'the kernel has iommufd: /dev/iommu (default: the profile’s choice)')
+    .option('--no-iommufd', 'a kernel without iommufd: no /dev/iommu, no VFIO cdevs')
+    .option('--vfio-cdev', 'iommufd kernel with CONFIG_VFIO_DEVICE_CDEV: per-device VFIO cdevs on bind (the default)')
+    .option('--no-vfio-cdev', 'iommufd kernel without CONFIG_VFIO_DEVICE_CDEV: /dev/iommu but no VFIO cdevs')
     .action(
       (
         dir: string,
@@ -54,6 +58,8 @@ function program(out: (text: string) => void): Command {
           lockdown?: ReturnType<typeof parseSimLockdown>;
           cpuTee?: ReturnType<typeof parseTee>;
           vmd?: boolean;
+          iommufd?: boolean;
+          vfioCdev?: boolean;
         },
       ) => {
         const { root, node } = createNode(
@@ -69,6 +75,8 @@ function program(out: (text: string) => void): Command {
             ...(o.lockdown ? { lockdown: o.lockdown } : {}),
             ...(o.cpuTee ? { cpuTee: o.cpuTee } : {}),
             ...(o.vmd ? { vmd: true } : {}),
+            ...(o.iommufd === undefined ? {} : { iommufd: o.iommufd }),
+            ...(o.vfioCdev === undefined ? {} : { vfioCdev: o.vfioCdev }),
           },
           installFakeTools,
         );

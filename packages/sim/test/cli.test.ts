@@ -169,6 +169,13 @@ describe('gpucc-sim CLI', () => {
     const out = execFileSync(BIN, ['inspect', dir], { encoding: 'utf8' });
     expect(out).toMatch(/VFIO model iommufd/);
     expect(execFileSync(BIN, ['writes', dir], { encoding: 'utf8' })).toBe('');
+    const legacy = path.join(tempDir(), 'legacy');
+    execFileSync(BIN, ['create', legacy, '--profile', 'iommufd-h200-2', '--no-iommufd']);
+    expect(execFileSync(BIN, ['inspect', legacy], { encoding: 'utf8' })).toMatch(/VFIO model legacy/);
+    const noCdev = path.join(tempDir(), 'no-cdev');
+    execFileSync(BIN, ['create', noCdev, '--profile', 'iommufd-h200-2', '--no-vfio-cdev']);
+    expect(existsSync(path.join(noCdev, 'dev/iommu'))).toBe(true);
+    expect(existsSync(path.join(noCdev, 'dev/vfio/devices'))).toBe(false);
   });
 
   it('ends quietly with exit 0 when its reader goes away (`gpucc-sim label DIR | head -1`)', () => {

@@ -11,8 +11,10 @@ import { readCcState, writeCcState } from '../src/node/state.js';
 const VGPU_HOST = { nvidiaDriver: 'vgpu-host' } as const;
 
 // Every store goes to the node's kernel process: what it answers is what each writer sees.
-const simNode = (profile: string, options: { nvidiaDriver?: 'vgpu-host' } = {}) =>
-  inProcessNode(profile, { ...options, kernel: 'process' });
+const simNode = (
+  profile: string,
+  options: { nvidiaDriver?: 'vgpu-host'; iommufd?: boolean; vfioCdev?: boolean } = {},
+) => inProcessNode(profile, { ...options, kernel: 'process' });
 
 const dev = (bdf: string, attr = '') => `sys/bus/pci/devices/${bdf}${attr ? `/${attr}` : ''}`;
 const driverOf = (s: HostRoot, bdf: string) => s.readlink(dev(bdf, 'driver'))?.split('/').pop();
@@ -137,6 +139,36 @@ describe('kernel simulator: binding', () => {
     expect(s.exists('sys/dev/char/511:0')).toBe(false);
     await s.write('sys/bus/pci/drivers/vfio-pci/bind', a);
     expect(s.exists(dev(a, 'vfio-dev/vfio0'))).toBe(true); // renumbered from the lowest free number
+  });
+});
+
+describe('kernel simulator: VFIO kernel options (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device)', () => {
+  const gpu = '0000:23:00.0'; // iommufd-h200-2, IOMMU group 43
+  it.each([
+    ['IOMMUFD and VFIO_DEVICE_CDEV', { iommufd: true }, { iommu: true, devices: true, dev: true }],
+    [
+      'IOMMUFD without VFIO_DEVICE_CDEV',
+      { iommufd: true, vfioCdev: false },
+      { iommu: true, devices: false, dev: false },
+    ],
+    ['neither', { iommufd: false }, { iommu: false, devices: false, dev: false }],
+  ] as const)('%s: what a bind leaves', async (_kernel, options, expected) => {
+    const { sysfs: s } = simNode('iommufd-h200-2', options);
+    await bindVfio(s, gpu);
+    expect(s.exists('dev/vfio/43')).toBe(true); // the group node, whatever the options
+    expect({
+      iommu: s.exists('dev/iommu'),
+      devices: s.exists('dev/vfio/devices'),
+      dev: s.exists(dev(gpu, 'vfio-dev/vfio0/dev')),
+    }).toEqual(expected);
+    // A VFIO registration without a device number (6.1 on, with or without iommufd): no char link, no node.
+    if (!expected.dev) {
+      expect(s.readdir(dev(gpu, 'vfio-dev'))).toEqual(['vfio0']);
+      expect(s.exists('sys/dev/char/511:0')).toBe(false);
+    }
+    await s.write(dev(gpu, 'driver/unbind'), gpu);
+    expect(s.exists(dev(gpu, 'vfio-dev'))).toBe(false);
+    expect(s.exists('sys/class/vfio-dev/vfio0')).toBe(false);
   });
 });
 

@@ -390,7 +390,7 @@ async function rollbackGroup(
   return outcomes;
 }
 
-/** The device nodes a VM needs: the group node (legacy), or each device's cdev (iommufd). */
+/** The device nodes a VM needs: the group node (legacy), or each device's cdev (iommufd, where the kernel makes them). */
 async function waitForNodes(sysfs: HostRoot, group: GroupPlan, model: VfioModel, timeoutMs: number): Promise<void> {
   const vfio = group.steps.filter((s) => s.targetDriver && isVfioDriver(s.targetDriver));
   if (vfio.length === 0 || group.group === undefined) return;
@@ -412,17 +412,21 @@ async function waitForNodes(sysfs: HostRoot, group: GroupPlan, model: VfioModel,
     return undefined;
   };
   if (model === 'iommufd') {
+    let cdevs = 0;
     for (const s of vfio) {
       const dir = `sys/bus/pci/devices/${s.address}/vfio-dev`;
       await waitForPath(sysfs, dir, { present: true, timeoutMs, giveUpIf });
       const name = sysfs.readdir(dir).find((n) => /^(noiommu-)?vfio\d+$/.test(n));
       const index = name ? Number(name.replace(/^(noiommu-)?vfio/, '')) : undefined;
-      if (index !== undefined) {
+      // A registration without `dev`: the kernel has iommufd but no CONFIG_VFIO_DEVICE_CDEV, so no
+      // cdev will come and the group node is the device's (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
+      if (index !== undefined && sysfs.exists(`${dir}/${name}/dev`)) {
         const node = name!.startsWith('noiommu-') ? noiommuCdevPath(index) : vfioCdevPath(index);
         await waitForPath(sysfs, node, { present: true, timeoutMs, giveUpIf });
+        cdevs++;
       }
     }
-    return;
+    if (cdevs === vfio.length) return;
   }
   const node = model === 'noiommu' ? noiommuGroupPath(group.group) : vfioGroupPath(group.group);
   await waitForPath(sysfs, node, { present: true, timeoutMs, giveUpIf });

@@ -123,7 +123,9 @@ function nodesPresent(devices: DeviceStatus[], plan: Plan): boolean {
 
 function nodeFor(d: PciDevice, model: string): string | undefined {
   if (!d.driver || !isVfioDriver(d.driver)) return undefined;
-  if (model === 'iommufd') return d.vfioCdev ? vfioCdevPath(d.vfioCdev.index) : undefined;
+  // A kernel with iommufd but without CONFIG_VFIO_DEVICE_CDEV makes no cdev: the group node is the device's.
+  if (model === 'iommufd' && d.vfioCdev) return vfioCdevPath(d.vfioCdev.index);
+  if (model === 'iommufd' && d.vfioDevice === undefined) return undefined; // not registered yet
   if (d.iommuGroup === undefined) return undefined;
   return model === 'noiommu' ? noiommuGroupPath(d.iommuGroup) : vfioGroupPath(d.iommuGroup);
 }

@@ -209,6 +209,19 @@ describe('vfio-manager bind', () => {
     expect(currentDriver(sysfs, parsePciAddress('0000:41:00.0'))).toBe('pcieport');
   });
 
+  it('iommufd without CONFIG_VFIO_DEVICE_CDEV: binds both without waiting for cdevs that never come; their group nodes are the nodes', async () => {
+    const { sysfs } = simNode('iommufd-h200-2', { vfioCdev: false });
+    const result = await bind(sysfs, ALL, options());
+    expect(exitCodeOf(result)).toBe(0);
+    const report = status(sysfs, 'vfio', { ...ALL });
+    expect(report.vfioModel).toBe('iommufd'); // /dev/iommu is there
+    expect(report.converged).toBe(true);
+    expect(report.devices.filter((d) => d.kind === 'gpu').map((d) => [d.deviceNode, d.deviceNodePresent])).toEqual([
+      ['/dev/vfio/43', true],
+      ['/dev/vfio/47', true],
+    ]);
+  });
+
   it('iommufd-h200-2: binds both and waits for their /dev/vfio/devices/vfioN', async () => {
     const { sysfs } = simNode('iommufd-h200-2');
     expect(exitCodeOf(await bind(sysfs, ALL, options()))).toBe(0);

@@ -16,4 +16,5 @@ export { formatListenAddress, type ListenAddress, parseListenAddress } from './l
 export { envVarFor, type MirroredOptionSettings, mirroredFlag, mirroredOption } from './options.js';
 export { addPciIdsOption, readPciIdsSource } from './pci-ids.js';
 export { describeOption, readOptions } from './read-options.js';
+export { addVfioDeviceModelOption, vfioDeviceModelSchema } from './vfio-device-model.js';
 export { deviceList, parseBooleanWord } from './words.js';

@@ -1,4 +1,9 @@
-export { detectVfioModel, type VfioHostModel } from './model.js';
+export {
+  detectVfioModel,
+  VFIO_DEVICE_MODEL_SETTINGS,
+  type VfioDeviceModelSetting,
+  type VfioHostModel,
+} from './model.js';
 export {
   checkDeviceNumber,
   type DeviceNodeKey,

@@ -99,6 +99,9 @@ export const ERROR_CODES = {
   ERR_GPUCC_USAGE: 'A command line was wrong: unknown option, missing argument or bad value.',
   ERR_GPUCC_INVALID_MODULE_NAME: 'A kernel module name has characters other than letters, digits, _ and -.',
   ERR_GPUCC_INVALID_DEVICE_NUMBER: 'An IOMMU group or VFIO cdev number is missing or not a non-negative integer.',
+  ERR_GPUCC_VFIO_CDEV_UNAVAILABLE:
+    'iommufd was required (--vfio-device-model iommufd) but the host or a device has no VFIO cdev.',
+  ERR_GPUCC_DEVICE_ID_CONFLICT: 'Two devices of one resource would get the same device ID (a group and a cdev number).',
   ERR_GPUCC_INVALID_CONFIG: 'A flag or its environment variable holds a value it does not allow.',
   ERR_GPUCC_LISTEN_FAILED: 'The health and metrics server could not listen on its address.',
   ERR_GPUCC_SIM_SUITE_TIMEOUT:

@@ -16,7 +16,15 @@ export {
   socketNameFor,
   validateResourceClass,
 } from './contract.js';
-export { groupIntoUnits, isVfioFunction, unitNaming, type VfioDeviceUnit, vfioDeviceUnit } from './device-unit.js';
+export {
+  DeviceIdClaims,
+  deviceModelOf,
+  groupIntoUnits,
+  isVfioFunction,
+  unitNaming,
+  type VfioDeviceUnit,
+  vfioDeviceUnit,
+} from './device-unit.js';
 export {
   BLACKWELL_CHIPS,
   type GpuArch,

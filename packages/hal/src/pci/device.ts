@@ -71,7 +71,8 @@ export function readPciDevice(sysfs: HostRoot, address: PciAddress, warnings: Gp
   const physfn = attrs.linkAddress('physfn');
   const virtfns = readVirtfns(attrs, names);
   const consumers = readConsumers(attrs, names);
-  const vfioCdev = entries.has('vfio-dev') ? readVfioCdev(sysfs, attrs, dir) : undefined;
+  const vfioDevice = entries.has('vfio-dev') ? readVfioDevice(sysfs, dir) : undefined;
+  const vfioCdev = vfioDevice ? readVfioCdev(attrs, vfioDevice) : undefined;
 
   return {
     address: bdf,
@@ -85,6 +86,7 @@ export function readPciDevice(sysfs: HostRoot, address: PciAddress, warnings: Gp
     ...(driver === undefined ? {} : { driver }),
     ...(override == null ? {} : { driverOverride: override }),
     ...(iommuGroup === undefined ? {} : { iommuGroup }),
+    ...(vfioDevice === undefined ? {} : { vfioDevice }),
     ...(vfioCdev === undefined ? {} : { vfioCdev }),
     ...(physfn === undefined ? {} : { physfn }),
     virtfns,
@@ -149,15 +151,23 @@ function readConsumers(attrs: Attributes, names: string[]): PciAddress[] {
   return consumers;
 }
 
-function readVfioCdev(sysfs: HostRoot, attrs: Attributes, dir: string): VfioCdev | undefined {
+/** The function's VFIO device registration, `vfio-dev/vfio<N>` (with or without a char device). */
+function readVfioDevice(sysfs: HostRoot, dir: string): { name: string; index: number } | undefined {
   for (const name of sysfs.readdir(`${dir}/vfio-dev`)) {
     const index = parseVfioDevName(name);
-    if (index === undefined) continue;
-    // The cdev may be going away (unbind in progress): tolerate a missing dev file.
-    const numbers = attrs.optionalPath(`vfio-dev/${name}/dev`, parseDevNumbers, 'major:minor such as 511:0');
-    return numbers === undefined ? undefined : { name, index, ...numbers };
+    if (index !== undefined) return { name, index };
   }
   return undefined;
+}
+
+/**
+ * Its char device: the registration's `dev` file. Absent on a kernel without CONFIG_VFIO_DEVICE_CDEV
+ * (the registration has no device number), and while an unbind removes it.
+ */
+function readVfioCdev(attrs: Attributes, registration: { name: string; index: number }): VfioCdev | undefined {
+  const { name, index } = registration;
+  const numbers = attrs.optionalPath(`vfio-dev/${name}/dev`, parseDevNumbers, 'major:minor such as 511:0');
+  return numbers === undefined ? undefined : { name, index, ...numbers };
 }
 
 /** Reads the attributes of one device directory and names the file in every error. */

@@ -34,10 +34,16 @@ export interface PciObservation {
   pass: PciPass;
 }
 
-/** The host paths of the VFIO device nodes one function brings in a model: its group's nodes, or its cdev. */
+/**
+ * The host paths of the VFIO device nodes one function can bring on this host: its cdev where it has
+ * one and its group's nodes, since each device is published with either (naming/device-unit.ts).
+ */
 export function hostDeviceNodesOf(device: Pick<PciDevice, 'iommuGroup' | 'vfioCdev'>, model: VfioModel): string[] {
-  if (model === 'iommufd') return device.vfioCdev ? [vfioCdevPath(device.vfioCdev.index)] : [];
-  return device.iommuGroup === undefined ? [] : hostDeviceNodesFor(model, { group: device.iommuGroup });
+  const cdev = model !== 'noiommu' && device.vfioCdev ? [vfioCdevPath(device.vfioCdev.index)] : [];
+  const groupModel = model === 'noiommu' ? 'noiommu' : 'legacy';
+  return device.iommuGroup === undefined
+    ? cdev
+    : [...cdev, ...hostDeviceNodesFor(groupModel, { group: device.iommuGroup })];
 }
 
 /**

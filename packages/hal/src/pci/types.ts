@@ -37,7 +37,14 @@ export interface PciDevice {
   driverOverride?: string;
   /** undefined without an IOMMU. */
   iommuGroup?: number;
+  /** Its VFIO char device (`vfio-dev/vfio<N>/dev`): only on kernels with CONFIG_VFIO_DEVICE_CDEV. */
   vfioCdev?: VfioCdev;
+  /**
+   * `vfio-dev/vfio<N>` exists while the function is on a VFIO driver (kernel 6.1 on), with or without
+   * a char device: present without `vfioCdev` means the kernel makes no cdev
+   * (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
+   */
+  vfioDevice?: { name: string; index: number };
   /** The PF of an SR-IOV VF. */
   physfn?: PciAddress;
   /** The VFs of an SR-IOV PF, in `virtfn<K>` order. */

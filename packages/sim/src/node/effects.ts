@@ -1,6 +1,6 @@
 import type { Tree } from './files.js';
 import { deviceDir, IOMMU_GROUPS, PCI_DEVICES, PCI_DRIVERS } from './paths.js';
-import type { DeviceSpec, DriverSpec, NodeSpec } from './spec.js';
+import { type DeviceSpec, type DriverSpec, makesVfioCdevs, type NodeSpec } from './spec.js';
 
 /** The kernel's side effects of binding, unbinding and loading drivers, applied to a host tree. */
 
@@ -132,21 +132,25 @@ function groupNode(node: NodeSpec, group: number): string {
 
 /**
  * Device nodes that appear when a device binds to a VFIO driver: the group node with the first VFIO
- * device of the group; on iommufd hosts also the per-device cdev with the lowest free number.
+ * device of the group; the device's `vfio-dev/vfio<N>` registration with the lowest free number (every
+ * kernel from 6.1 makes one) and, where the kernel makes cdevs, its char device (`dev`, `/sys/dev/char`,
+ * `/dev/vfio/devices/vfio<N>`) (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
  */
 export function createVfioNodes(tree: Tree, node: NodeSpec, device: DeviceSpec): void {
   if (device.iommuGroup !== undefined) tree.file(groupNode(node, device.iommuGroup), '', 0o600);
-  if (node.iommufd) {
-    const used = new Set(tree.list('dev/vfio/devices').map((n) => Number(n.replace(/^(noiommu-)?vfio/, ''))));
-    let n = 0;
-    while (used.has(n)) n++;
-    const dev = devPath(device);
-    const cdev = `${dev}/vfio-dev/vfio${n}`;
-    tree.attr(`${cdev}/dev`, `${VFIO_CDEV_MAJOR}:${n}`);
-    tree.link(`sys/class/vfio-dev/vfio${n}`, cdev);
-    tree.link(`sys/dev/char/${VFIO_CDEV_MAJOR}:${n}`, cdev);
-    tree.file(`dev/vfio/devices/${node.noiommu ? 'noiommu-' : ''}vfio${n}`, '', 0o600);
+  const index = (name: string) => Number(name.replace(/^(noiommu-)?vfio/, ''));
+  const used = new Set([...tree.list('dev/vfio/devices'), ...tree.list('sys/class/vfio-dev')].map(index));
+  let n = 0;
+  while (used.has(n)) n++;
+  const registration = `${devPath(device)}/vfio-dev/vfio${n}`;
+  tree.link(`sys/class/vfio-dev/vfio${n}`, registration);
+  if (!makesVfioCdevs(node)) {
+    tree.attr(`${registration}/uevent`, ''); // a device without a number: no MAJOR/MINOR, no `dev`
+    return;
   }
+  tree.attr(`${registration}/dev`, `${VFIO_CDEV_MAJOR}:${n}`);
+  tree.link(`sys/dev/char/${VFIO_CDEV_MAJOR}:${n}`, registration);
+  tree.file(`dev/vfio/devices/${node.noiommu ? 'noiommu-' : ''}vfio${n}`, '', 0o600);
 }
 
 export function removeVfioNodes(tree: Tree, node: NodeSpec, device: DeviceSpec): void {

@@ -1,6 +1,7 @@
 import { findHolders, GpuccError, HostRoot, localFs, parsePciAddress } from '@gpucc/hal';
 import { devPath } from './effects.js';
 import { Tree } from './files.js';
+import { makesVfioCdevs } from './spec.js';
 import { readNodeSpec, withNodeLockSync } from './state.js';
 
 /**
@@ -41,7 +42,7 @@ export function vmHold(root: string, address: string, options: HoldOptions = {})
     throw invalidHolder(`${bdf} is not on a VFIO driver: no VM can open it`);
   const cdev = tree.list(`${devPath(device)}/vfio-dev`)[0];
   const nodePath =
-    cdev && node.iommufd
+    cdev && makesVfioCdevs(node)
       ? `/dev/vfio/devices/${node.noiommu ? 'noiommu-' : ''}${cdev}`
       : `/${vfioGroupNode(node.noiommu, device.iommuGroup)}`;
   return withNodeLockSync(root, () => {

@@ -12,8 +12,7 @@ import {
   SIM_DIR,
 } from './paths.js';
 import { PCI_IDS_EXCERPT } from './pci-ids-excerpt.js';
-import type { CcState, CpuSpec, DeviceSpec, NodeSpec } from './spec.js';
-import { hex } from './spec.js';
+import { type CcState, type CpuSpec, type DeviceSpec, hex, makesVfioCdevs, type NodeSpec } from './spec.js';
 
 /**
  * Lays out a host tree exactly as the kernel shows it (formats with trailing newlines, relative
@@ -70,7 +69,7 @@ function layoutHostBasics(tree: Tree, node: NodeSpec): void {
   if (node.iommufd) {
     loadModule(tree, 'iommufd');
     tree.file('dev/iommu', '', 0o666);
-    tree.dir('dev/vfio/devices');
+    if (makesVfioCdevs(node)) tree.dir('dev/vfio/devices');
   }
   if (node.nvidiaDriverVersion) {
     loadModule(tree, 'nvidia', node.nvidiaDriverVersion);

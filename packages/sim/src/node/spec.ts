@@ -91,8 +91,14 @@ export interface NodeSpec {
   profile: string;
   tee: HostTee;
   iommu: boolean;
-  /** iommufd host: `/dev/iommu`, per-device cdevs on bind. */
+  /** iommufd host (CONFIG_IOMMUFD): `/dev/iommu`, and per-device cdevs on bind unless `vfioCdev` is false. */
   iommufd: boolean;
+  /**
+   * CONFIG_VFIO_DEVICE_CDEV, which needs iommufd (default: true on an iommufd host). Without it (or
+   * without iommufd) a bound device gets `vfio-dev/vfio<N>` with no `dev` file, no `/sys/dev/char` link and no
+   * `/dev/vfio/devices/vfio<N>` (docs/facts/kernel-sysfs-pci.md#vfio-cdevs-per-device).
+   */
+  vfioCdev?: boolean;
   /** vfio no-IOMMU mode (unsafe, never for CC). */
   noiommu: boolean;
   kernelRelease: string;
@@ -110,6 +116,11 @@ export interface NodeSpec {
   nvidiaDriverKind?: NvidiaDriverKind;
   drivers: DriverSpec[];
   devices: DeviceSpec[];
+}
+
+/** Whether the node's kernel makes per-device VFIO cdevs: CONFIG_IOMMUFD and CONFIG_VFIO_DEVICE_CDEV. */
+export function makesVfioCdevs(node: Pick<NodeSpec, 'iommufd' | 'vfioCdev'>): boolean {
+  return node.iommufd && node.vfioCdev !== false;
 }
 
 export type NvidiaDriverKind = 'datacenter' | 'vgpu-host';

@@ -24,6 +24,13 @@ export interface ProfileOptions {
   cpuTee?: HostTee;
   /** Add an Intel VMD controller with an NVMe drive in its domain `10000` (Intel servers, TDX hosts). */
   vmd?: boolean;
+  /** The kernel has iommufd (`/dev/iommu`); default: the profile's choice. */
+  iommufd?: boolean;
+  /**
+   * The kernel makes per-device VFIO cdevs (CONFIG_VFIO_DEVICE_CDEV, which needs iommufd); false lays
+   * out an iommufd kernel without them. Default: yes wherever there is iommufd.
+   */
+  vfioCdev?: boolean;
 }
 
 export interface Profile {
@@ -249,6 +256,8 @@ function baseNode(
     drivers: options.vmd ? [...drivers, { ...VMD_DRIVER }] : drivers,
     devices,
     ...extra,
+    ...(options.iommufd === undefined ? {} : { iommufd: options.iommufd }),
+    ...(options.vfioCdev === undefined ? {} : { vfioCdev: options.vfioCdev }),
   };
 }
 
