@@ -1,4 +1,12 @@
-import { discoverPci, loadPciIds, localFs, type PciAddress, type PciDevice, resourceNamingFor } from '@gpucc/hal';
+import {
+  detectVfioModel,
+  discoverPci,
+  loadPciIds,
+  localFs,
+  type PciAddress,
+  type PciDevice,
+  resourceNamingFor,
+} from '@gpucc/hal';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
@@ -46,7 +54,7 @@ describe('inventory: what the plugin advertises', () => {
       buildInventory({
         ...GPUS,
         topology: { ...topology, devices: [device], byAddress: new Map([[device.address, device]]) },
-        model: 'legacy',
+        model: detectVfioModel(sysfs),
         pciIds: undefined,
         exists: () => true,
       });

@@ -26,6 +26,20 @@ describe('gpucc-sim CLI', () => {
     expect(json.problems).toEqual([]);
   });
 
+  it('create --vmd adds an Intel VMD controller with an NVMe drive in domain 10000, laid out as a real host', async () => {
+    const dir = path.join(tempDir(), 'node');
+    expect((await run('create', dir, '--profile', 'h100-pcie-1', '--vmd')).code).toBe(0);
+    const table = await run('inspect', dir);
+    expect(table.out).toMatch(/0000:d7:05\.5\s+other\s+8086:28c0\s+010400\s+vmd/);
+    expect(table.out).toMatch(/10000:01:00\.0\s+other\s+8086:0a54\s+010802\s+nvme/);
+    const controller = path.join(dir, 'sys/devices/pci0000:d7/0000:d7:05.5');
+    expect(readlinkSync(path.join(dir, 'sys/bus/pci/devices/10000:01:00.0'))).toBe(
+      '../../../devices/pci0000:d7/0000:d7:05.5/pci10000:00/10000:00:02.0/10000:01:00.0',
+    );
+    expect(readlinkSync(path.join(controller, 'domain'))).toBe('pci10000:00');
+    expect(JSON.parse((await run('inspect', dir, '--json')).out).problems).toEqual([]);
+  });
+
   it('create lays out the host facts: cpuinfo, os-release, lockdown and kernel release as asked, refusing nonsense', async () => {
     const dir = path.join(tempDir(), 'node');
     const created = await run(
@@ -67,18 +81,6 @@ describe('gpucc-sim CLI', () => {
     const mixed = await run('create', other, '--profile', 'h100-pcie-1', '--tee', 'sev-snp', '--cpu-tee', 'tdx');
     expect(mixed.code).toBe(2);
     expect(mixed.err).toMatch(/--cpu-tee tdx needs an intel CPU, and --tee sev-snp an amd one/);
-  it('create --vmd adds an Intel VMD controller with an NVMe drive in domain 10000, laid out as a real host', async () => {
-    const dir = path.join(tempDir(), 'node');
-    expect((await run('create', dir, '--profile', 'h100-pcie-1', '--vmd')).code).toBe(0);
-    const table = await run('inspect', dir);
-    expect(table.out).toMatch(/0000:d7:05\.5\s+other\s+8086:28c0\s+010400\s+vmd/);
-    expect(table.out).toMatch(/10000:01:00\.0\s+other\s+8086:0a54\s+010802\s+nvme/);
-    const controller = path.join(dir, 'sys/devices/pci0000:d7/0000:d7:05.5');
-    expect(readlinkSync(path.join(dir, 'sys/bus/pci/devices/10000:01:00.0'))).toBe(
-      '../../../devices/pci0000:d7/0000:d7:05.5/pci10000:00/10000:00:02.0/10000:01:00.0',
-    );
-    expect(readlinkSync(path.join(controller, 'domain'))).toBe('pci10000:00');
-    expect(JSON.parse((await run('inspect', dir, '--json')).out).problems).toEqual([]);
   });
 
   it('break makes discovery report the damaged attribute by file and keep the other devices', async () => {
