@@ -23,6 +23,7 @@ import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-m
 import { Namespace, ResourceQuota, ServiceAccount } from 'kubernetes-models/v1';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { DAEMON_NODE_OPTIONS } from '../scripts/bundle.mjs';
 
 const DEPLOY = path.resolve(import.meta.dirname, '../deploy/kubernetes');
 const OPERANDS = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'] as const;
@@ -192,6 +193,8 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
       const env = envOf(objects, operand);
       expect(env.GPUCC_HOST_ROOT).toBe('/host');
       expect(env.GPUCC_METRICS_ADDRESS).toBe(`:${PORTS[operand]}`);
+      // the Node options its single executable was built for (a V8 code cache made under other flags is rejected)
+      expect(env.NODE_OPTIONS).toBe(DAEMON_NODE_OPTIONS);
       expect(container.resources.requests).toBeDefined();
     }
   });

@@ -3,6 +3,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_OPTIONS } from '../scripts/bundle.mjs';
 
 const UNITS = path.resolve(import.meta.dirname, '../deploy/systemd');
 const OPERANDS = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'];
@@ -45,6 +46,12 @@ describe('systemd units', () => {
       expect(target).toContain(`gpucc-${operand}.service`);
       expect(directive(operand, 'WantedBy')).toEqual(['gpucc.target']);
       expect(directive(operand, 'ExecStart')).toEqual([`/usr/local/bin/${operand} run`]);
+    }
+  });
+
+  it('run every daemon with the Node options its single executable was built for', () => {
+    for (const operand of OPERANDS) {
+      expect(directive(operand, 'Environment')).toContain(`NODE_OPTIONS=${DAEMON_NODE_OPTIONS}`);
     }
   });
 

@@ -17,6 +17,7 @@ import { freePort } from '../src/fixtures/index.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import type { Operand } from '../src/suite/operands.js';
 import {
+  asDaemon,
   bareNode,
   execToExit,
   IDLE_MS,
@@ -61,7 +62,7 @@ async function daemonStart(launch: Launch, args: string[], rss?: (mb: number) =>
   const child = spawn(
     launch.command,
     [...launch.args, ...args, '--metrics-address', `127.0.0.1:${port}`, '--log-level', 'warn'],
-    { stdio: ['ignore', 'ignore', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'inherit'], ...(launch.env ? { env: launch.env } : {}) },
   );
   try {
     await untilReady(port, child);
@@ -106,11 +107,11 @@ try {
       'its start and status include those calls, as on a real node they include gpu-admin-tools’ own.',
   );
   const daemons: Array<[string, Launch, string[]]> = [
-    ['kata-manager run', kata, ['run', '--host-root', plain]],
-    ['vfio-manager run', vfio, ['run', '--host-root', plain]],
+    ['kata-manager run', asDaemon(kata), ['run', '--host-root', plain]],
+    ['vfio-manager run', asDaemon(vfio), ['run', '--host-root', plain]],
     [
       'cc-manager run',
-      cc,
+      asDaemon(cc),
       ['run', '--host-root', simulated, '--kubeconfig', server.kubeconfigPath, '--node-name', server.nodeName],
     ],
   ];

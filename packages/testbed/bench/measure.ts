@@ -6,6 +6,7 @@ import { cpSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { DevicePluginClient } from '@gpucc/hal/kubelet';
+import { DAEMON_NODE_OPTIONS } from '../../../scripts/bundle.mjs';
 import { type Operand, repositoryBinaries } from '../src/suite/operands.js';
 
 export const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
@@ -27,6 +28,8 @@ export interface Launch {
   command: string;
   args: string[];
   form: 'single executable' | 'bundle under node';
+  /** The environment it runs with: a daemon gets the NODE_OPTIONS that deploy/ gives it. */
+  env?: NodeJS.ProcessEnv;
 }
 
 const REPOSITORY = path.resolve(import.meta.dirname, '../../..');
@@ -40,6 +43,11 @@ export function productionForm(operand: Operand, options: { simulated?: boolean 
   const sea = path.join(REPOSITORY, 'dist/binaries', operand);
   if (!options.simulated && existsSync(sea)) return { command: sea, args: [], form: 'single executable' };
   return { command: process.execPath, args: [repositoryBinaries()[operand]], form: 'bundle under node' };
+}
+
+/** A binary started to `run`, as deploy/ starts it: with the daemons' Node options. */
+export function asDaemon(launch: Launch): Launch {
+  return { ...launch, env: { ...process.env, NODE_OPTIONS: DAEMON_NODE_OPTIONS } };
 }
 
 /**

@@ -16,6 +16,7 @@ import { goReferenceBinary, realBinDir } from '../../../test/real/processes.js';
 import { silentLogger } from '../src/fixtures/logs.js';
 import {
   allocateLatency,
+  asDaemon,
   bareNode,
   IDLE_MS,
   type Launch,
@@ -77,7 +78,7 @@ interface Plugin {
 }
 
 function ours(): Plugin {
-  const form = productionForm('sandbox-device-plugin');
+  const form = asDaemon(productionForm('sandbox-device-plugin'));
   return {
     name: 'ours',
     launch: (root) => ({
@@ -106,9 +107,9 @@ function go(binary: string): Plugin {
 
 /** exec → the kubelet counts the GPUs allocatable; the plugin is left running. */
 async function start(plugin: Plugin, root: string, pluginDir: string, kubelet: BenchKubelet) {
-  const { command, args } = plugin.launch(root, pluginDir);
+  const { command, args, env } = plugin.launch(root, pluginDir);
   const t = performance.now();
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'inherit'], ...(env ? { env } : {}) });
   await untilAllocatable(kubelet, GPUS);
   return { ms: performance.now() - t, child };
 }
