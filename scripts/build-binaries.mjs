@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { BINARIES, DAEMON_NODE_OPTIONS, entryOf, esbuildOptions, root } from './bundle.mjs';
+import { BINARIES, entryOf, esbuildOptions, root } from './bundle.mjs';
 
 const OPERANDS = ['vfio-manager', 'cc-manager', 'kata-manager', 'sandbox-device-plugin', 'gpucc'];
 // The fuse that postject flips in a Node binary built with SEA support (Node's src/node_sea.cc).
@@ -107,9 +107,10 @@ async function buildExecutable(binary, outDir, workDir, { codeCache }) {
     config,
     JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: codeCache }),
   );
-  // The same Node that is copied makes the blob: the code cache is only valid for its V8, and for
-  // the V8 flags the daemons run with (DAEMON_NODE_OPTIONS; under others it is rejected at start).
-  run(process.execPath, [...DAEMON_NODE_OPTIONS.split(' '), '--experimental-sea-config', config]);
+  // The same Node that is copied makes the blob: the code cache is only valid for its V8, and only
+  // under the V8 flags it was made with: none, as a user runs a one-shot command (the daemons' flags,
+  // DAEMON_NODE_OPTIONS in scripts/bundle.mjs, cost them the cache; they start once).
+  run(process.execPath, ['--experimental-sea-config', config]);
 
   const executable = path.join(outDir, binary.bin);
   fs.rmSync(executable, { force: true }); // never write into a copy that may be running

@@ -193,7 +193,7 @@ describe.each(OVERLAYS)('kubernetes manifests: %s', (dir) => {
       const env = envOf(objects, operand);
       expect(env.GPUCC_HOST_ROOT).toBe('/host');
       expect(env.GPUCC_METRICS_ADDRESS).toBe(`:${PORTS[operand]}`);
-      // the Node options its single executable was built for (a V8 code cache made under other flags is rejected)
+      // the daemons' Node options: a small young generation (scripts/bundle.mjs)
       expect(env.NODE_OPTIONS).toBe(DAEMON_NODE_OPTIONS);
       expect(container.resources.requests).toBeDefined();
     }

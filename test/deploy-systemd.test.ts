@@ -49,9 +49,10 @@ describe('systemd units', () => {
     }
   });
 
-  it('run every daemon with the Node options its single executable was built for', () => {
+  it('run every daemon with the daemons’ Node options (a small young generation)', () => {
     for (const operand of OPERANDS) {
-      expect(directive(operand, 'Environment')).toContain(`NODE_OPTIONS=${DAEMON_NODE_OPTIONS}`);
+      // Quoted: systemd splits an unquoted Environment= value at spaces.
+      expect(directive(operand, 'Environment')).toContain(`"NODE_OPTIONS=${DAEMON_NODE_OPTIONS}"`);
     }
   });
 
