@@ -6,33 +6,27 @@
  */
 
 import { GpuccError } from '@gpucc/hal';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { cdiRuleProblems, type SpecProblem } from './rules.js';
-import { CDI_SCHEMA, CDI_SCHEMA_DEFS } from './schema/cdi-schema.js';
+import { validate as generatedValidator } from './schema/cdi-validator.generated.js';
 
 export type SpecFormat = 'yaml' | 'json';
 
-let schemaValidator: ValidateFunction | undefined;
-
 /**
- * The official schema, compiled once per process. `strict: false` because defs.json carries a
- * `"ref"` typo that strict mode rejects as an unknown keyword (docs/facts/cdi.md#the-schema-and-its-typo).
+ * The official schema (./schema/cdi-schema.ts), compiled ahead of time by scripts/gen-cdi-validator.mjs
+ * with Ajv's standalone mode, `strict: false` because defs.json carries a `"ref"` typo that strict
+ * mode rejects as an unknown keyword (docs/facts/cdi.md#the-schema-and-its-typo).
  */
-function compiledSchema(): ValidateFunction {
-  if (schemaValidator === undefined) {
-    const ajv = new Ajv({ strict: false, allErrors: true });
-    ajv.addSchema(CDI_SCHEMA_DEFS, 'defs.json');
-    schemaValidator = ajv.compile(CDI_SCHEMA);
-  }
-  return schemaValidator;
-}
+const compiledSchema = generatedValidator as unknown as ValidateFunction;
 
 /** Problems the official JSON schema finds; [] when it accepts the spec. */
 export function schemaProblems(spec: unknown): SpecProblem[] {
-  const validate = compiledSchema();
-  if (validate(spec)) return [];
-  return (validate.errors ?? []).map((e: ErrorObject) => ({ path: e.instancePath, message: e.message ?? e.keyword }));
+  if (compiledSchema(spec)) return [];
+  return (compiledSchema.errors ?? []).map((e: ErrorObject) => ({
+    path: e.instancePath,
+    message: e.message ?? e.keyword,
+  }));
 }
 
 /** Schema and rules together: [] for a spec that every CDI loader accepts. */

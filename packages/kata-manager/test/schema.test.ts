@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -5,6 +6,8 @@ import { CDI_SCHEMA, CDI_SCHEMA_DEFS } from '../src/schema/cdi-schema.js';
 import { checkSpecText, schemaProblems, specProblems } from '../src/validate.js';
 
 const FIXTURES = path.join(import.meta.dirname, 'fixtures/cdi-schema');
+const REPOSITORY = path.resolve(import.meta.dirname, '../../..');
+const GENERATED = 'packages/kata-manager/src/schema/cdi-validator.generated.ts';
 const json = (rel: string) => JSON.parse(readFileSync(path.join(FIXTURES, rel), 'utf8'));
 const text = (rel: string) => readFileSync(path.join(FIXTURES, rel), 'utf8');
 
@@ -14,6 +17,14 @@ describe('the official CDI schema', () => {
     expect(CDI_SCHEMA_DEFS).toEqual(json('defs.json'));
     // The upstream typo stays: fixing it would reject valid env lists (docs/facts/cdi.md#the-schema-and-its-typo).
     expect(JSON.stringify(CDI_SCHEMA_DEFS)).toContain('"ref":"#definitions/Env"');
+  });
+
+  it('is compiled ahead of time: the committed validator is what scripts/gen-cdi-validator.mjs makes now', () => {
+    // A schema change or an Ajv upgrade without `node scripts/gen-cdi-validator.mjs` fails here.
+    const fresh = execFileSync(process.execPath, [path.join(REPOSITORY, 'scripts/gen-cdi-validator.mjs'), '--print'], {
+      encoding: 'utf8',
+    });
+    expect(fresh).toBe(readFileSync(path.join(REPOSITORY, GENERATED), 'utf8'));
   });
 
   it.each(['minimal.json', 'spec-example.json'])('accepts upstream good/%s, schema and rules alike', (file) => {
