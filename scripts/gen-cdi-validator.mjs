@@ -7,9 +7,9 @@
 //   node scripts/gen-cdi-validator.mjs           write the file
 //   node scripts/gen-cdi-validator.mjs --print   print it instead (what the test compares)
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { createRequire } from 'node:module';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const pkg = path.join(root, 'packages/kata-manager');
