@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -5,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import * as localFs from '../src/fs/local-fs.js';
 import {
   CC_MODE_RECORD_FILE,
+  CC_MODE_RECORD_LOCK,
   CcNodeStateReader,
   gpuChipOf,
   HostRoot,
@@ -67,6 +69,34 @@ describe("cc-manager's mode record", () => {
     expect(() => reader.read()).toThrow(expect.objectContaining({ code: 'ERR_GPUCC_STATE_FILE_INVALID' }));
     localFs.removeSync(path.join(root, CC_MODE_RECORD_FILE));
     expect(reader.read()).toBeUndefined();
+  });
+
+  it('two processes writing their own parts at once (cc-manager set beside the daemon) lose nothing', async () => {
+    // Each child adds 15 devices of its own, one update at a time; without the host lock, a write
+    // made from a read taken before the other's write drops the other's devices.
+    const writer = (tag: string) =>
+      new Promise<number>((resolve, reject) => {
+        const code = `
+          import { HostRoot, updateCcModeRecord } from '@gpucc/hal';
+          const sysfs = new HostRoot(${JSON.stringify(root)});
+          for (let i = 0; i < 15; i++) {
+            await updateCcModeRecord(sysfs, (current) => ({
+              version: 1,
+              ...current,
+              devices: { ...current?.devices, ['${tag}' + String(i).padStart(2, '0')]: { cc: 'on', ppcie: 'off', desired: 'on' } },
+            }));
+          }`;
+        const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+          cwd: path.resolve(import.meta.dirname, '..'),
+          stdio: ['ignore', 'ignore', 'inherit'],
+        });
+        child.once('error', reject);
+        child.once('exit', (exitCode) => resolve(exitCode ?? -1));
+      });
+    expect(await Promise.all([writer('0000:0a:00.'), writer('0000:0b:00.')])).toEqual([0, 0]);
+    const devices = Object.keys(readCcModes(new HostRoot(root)));
+    expect(devices).toHaveLength(30);
+    expect(localFs.exists(path.join(root, CC_MODE_RECORD_LOCK))).toBe(false); // released, not left behind
   });
 
   it('a record that is not one is refused with a coded error, not guessed at', () => {

@@ -1,5 +1,6 @@
 export {
   CC_MODE_RECORD_FILE,
+  CC_MODE_RECORD_LOCK,
   type CcModeRecord,
   type CcModeState,
   type CcModesRecord,

@@ -12,16 +12,24 @@
  * first) and, while a switch runs, the mode it goes to. Every write goes through `updateCcModeRecord`,
  * which reads, changes and writes atomically one part at a time, queued per file, so that the two
  * parts written concurrently by one cc-manager never lose each other. Fields documented in the
- * cc-manager README.
+ * cc-manager README. Across processes (`cc-manager set` beside the daemon) a host lock orders them.
  */
 
 import { GpuccError } from '../errors/index.js';
+import { acquireHostLock } from '../fs/host-lock.js';
 import type { HostRoot } from '../fs/host-root.js';
 import * as localFs from '../fs/local-fs.js';
 import { type CcMode, isCcMode } from '../types/cc-mode.js';
 
 /** Host path, relative to the root. */
 export const CC_MODE_RECORD_FILE = 'var/lib/gpucc/cc-mode.json';
+
+/**
+ * The host-wide lock of its writers: `cc-manager set` in a shell and the cc-manager daemon are two
+ * processes, and the in-process queue below orders only one process's writes.
+ */
+export const CC_MODE_RECORD_LOCK = 'var/lib/gpucc/cc-mode.lock';
+const LOCK_TIMEOUT_MS = 10_000;
 
 /** What `nvidia.com/cc.mode.state` says: a mode, or `failed`. */
 export type CcModeState = CcMode | 'failed';
@@ -161,16 +169,24 @@ export function updateCcModeRecord(
 ): Promise<void> {
   const key = `${sysfs.root}/${CC_MODE_RECORD_FILE}`;
   const run = async (): Promise<void> => {
-    let current: CcModeRecord | undefined;
+    const lock = await acquireHostLock(sysfs, CC_MODE_RECORD_LOCK, {
+      timeoutMs: LOCK_TIMEOUT_MS,
+      owner: 'the CC mode record',
+    });
     try {
-      current = readCcModeRecord(sysfs);
-    } catch {
-      current = undefined;
+      let current: CcModeRecord | undefined;
+      try {
+        current = readCcModeRecord(sysfs);
+      } catch {
+        current = undefined;
+      }
+      const next = change(current);
+      if (next === undefined) return;
+      const devices = Object.fromEntries(Object.entries(next.devices).sort(([a], [b]) => (a < b ? -1 : 1)));
+      await sysfs.writeFileAtomic(CC_MODE_RECORD_FILE, `${JSON.stringify({ ...next, devices }, null, 2)}\n`, 0o644);
+    } finally {
+      await lock.release();
     }
-    const next = change(current);
-    if (next === undefined) return;
-    const devices = Object.fromEntries(Object.entries(next.devices).sort(([a], [b]) => (a < b ? -1 : 1)));
-    await sysfs.writeFileAtomic(CC_MODE_RECORD_FILE, `${JSON.stringify({ ...next, devices }, null, 2)}\n`, 0o644);
   };
   const done = (queues.get(key) ?? Promise.resolve()).then(run);
   const tail = done.catch(() => undefined);
