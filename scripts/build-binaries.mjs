@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { BINARIES, entryOf, esbuildOptions, root } from './bundle.mjs';
+import { BINARIES, DAEMON_NODE_OPTIONS, entryOf, esbuildOptions, root } from './bundle.mjs';
 
 const OPERANDS = ['vfio-manager', 'cc-manager', 'kata-manager', 'sandbox-device-plugin', 'gpucc'];
 // The fuse that postject flips in a Node binary built with SEA support (Node's src/node_sea.cc).
@@ -98,18 +98,42 @@ async function quietly(fn) {
 
 async function buildExecutable(binary, outDir, workDir, { codeCache }) {
   // Node 20 runs only a CommonJS main script in a SEA, and its require() loads built-ins only: hence
-  // a CommonJS bundle of everything (in the SEA, __filename is the executable).
+  // a CommonJS bundle of everything (in the SEA, __filename is the executable). scripts/sea/loader.cjs
+  // is the main script; it runs the bundle, an asset, with the code cache that fits the V8 flags.
   const script = path.join(workDir, `${binary.bin}.cjs`);
   await build({ ...esbuildOptions({ format: 'cjs' }), stdin: entryStdin(binary), outfile: script });
+  const daemonFlags = DAEMON_NODE_OPTIONS.split(' ').filter((flag) => !flag.startsWith('--disable-warning'));
+  const assets = { 'bundle.js': script };
+  if (codeCache) {
+    // Made by the same Node that is copied: a code cache is only valid for its V8, and its flags.
+    for (const [name, flags] of [
+      ['cli.cache', []],
+      ['daemon.cache', daemonFlags],
+    ]) {
+      assets[name] = path.join(workDir, `${binary.bin}.${name}`);
+      run(process.execPath, [
+        ...flags,
+        path.join(root, 'scripts/sea/make-cache.cjs'),
+        script,
+        assets[name],
+        '--version',
+      ]);
+    }
+  }
+  const loader = path.join(workDir, `${binary.bin}-loader.cjs`);
+  fs.writeFileSync(
+    loader,
+    fs
+      .readFileSync(path.join(root, 'scripts/sea/loader.cjs'), 'utf8')
+      .replace('/* DAEMON_V8_FLAGS */ []', JSON.stringify(daemonFlags))
+      .replace('/* CACHES */ true', String(codeCache)),
+  );
   const blob = path.join(workDir, `${binary.bin}.blob`);
   const config = path.join(workDir, `${binary.bin}.sea.json`);
   fs.writeFileSync(
     config,
-    JSON.stringify({ main: script, output: blob, disableExperimentalSEAWarning: true, useCodeCache: codeCache }),
+    JSON.stringify({ main: loader, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false, assets }),
   );
-  // The same Node that is copied makes the blob: the code cache is only valid for its V8, and only
-  // under the V8 flags it was made with: none, as a user runs a one-shot command (the daemons' flags,
-  // DAEMON_NODE_OPTIONS in scripts/bundle.mjs, cost them the cache; they start once).
   run(process.execPath, ['--experimental-sea-config', config]);
 
   const executable = path.join(outDir, binary.bin);

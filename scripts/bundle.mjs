@@ -13,9 +13,10 @@ export const root = path.resolve(import.meta.dirname, '..');
  * set NODE_OPTIONS to exactly this; test/deploy-*.test.ts check it). A young generation of 2 MB
  * semi-spaces instead of V8's growth to 16 MB: under 16 concurrent Allocate callers the device
  * plugin's resident memory stayed at about 105 MB with the default and at about 80 MB with this, for
- * the same Allocate latency (pnpm bench). V8 rejects a code cache made under other flags: the single
- * executables' cache is made for the one-shot commands (no flags), so a daemon compiles its code at
- * start instead (about 25 ms, once), and the generic warning that rejection prints is turned off.
+ * the same Allocate latency (pnpm bench). V8 rejects a code cache made under other flags, so each
+ * single executable carries two, one made without flags for the commands a user runs and one made
+ * under these for the daemons (scripts/sea/loader.cjs picks); `--disable-warning=Warning` keeps a
+ * daemon run as a bundle under `node` quiet all the same.
  */
 export const DAEMON_NODE_OPTIONS = '--max-semi-space-size=2 --disable-warning=Warning';
 

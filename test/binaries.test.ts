@@ -14,6 +14,7 @@ import { ATTACH_SIMULATOR } from '@gpucc/testbed';
 import { simNode } from '@gpucc/testbed/vitest';
 import { STATE_FILE } from '@gpucc/vfio-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DAEMON_NODE_OPTIONS } from '../scripts/bundle.mjs';
 
 const execFileAsync = promisify(execFile);
 const BUILD = path.resolve(import.meta.dirname, '../scripts/build-binaries.mjs');
@@ -55,13 +56,21 @@ interface Result {
  * Runs a file (an executable, or a .mjs with this Node) with the simulator attached (or not) and
  * returns its exit code and output.
  */
-async function run(file: string, args: string[], { attach = true } = {}): Promise<Result> {
+async function run(
+  file: string,
+  args: string[],
+  { attach = true, env }: { attach?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<Result> {
   // A single executable takes no --import: it can only run without the simulator.
   const [command, argv] = file.endsWith('.mjs')
     ? [process.execPath, [...(attach ? ['--import', ATTACH_SIMULATOR] : []), file, ...args]]
     : [file, args];
   try {
-    const { stdout, stderr } = await execFileAsync(command, argv, { timeout: 15_000, cwd: os.tmpdir() });
+    const { stdout, stderr } = await execFileAsync(command, argv, {
+      timeout: 15_000,
+      cwd: os.tmpdir(),
+      ...(env ? { env: { ...process.env, ...env } } : {}),
+    });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const { code, stdout, stderr } = error as { code: unknown; stdout?: string; stderr?: string };
@@ -213,6 +222,12 @@ describe(`a single executable (dist/binaries/${SEA_BINARY})`, () => {
     if (buildError) throw buildError;
     const executable = path.join(executables, SEA_BINARY);
     expect(await ok(executable, ['--help'])).toMatch(/^Usage: cc-manager [\s\S]*^ {2}status /m);
+    // Both ways it runs, a command by hand and a daemon under the daemons' Node options, it starts from
+    // a code cache made for it, and says nothing on stderr (Node's own SEA cache warned under any flag).
+    for (const env of [{}, { NODE_OPTIONS: DAEMON_NODE_OPTIONS }]) {
+      const version = await run(executable, ['--version'], { env });
+      expect(version).toMatchObject({ code: 0, stderr: '' });
+    }
 
     const { root, node } = simNode('hgx-h100-8');
     // It carries no simulator and cannot be given one (a single executable takes no --import).
