@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { until } from '@gpucc/testbed/real';
 
 /**
  * What every real-tier test starts goes through here, so that nothing outlives it: processes are
@@ -74,6 +75,7 @@ export function removeTempDirs(): void {
 }
 
 export { freePort } from '@gpucc/testbed/fixtures';
+export { until } from '@gpucc/testbed/real';
 
 export interface Proc {
   readonly name: string;
@@ -171,29 +173,6 @@ function keepLog(proc: Proc): void {
 /** Stops every process still running, newest first (operands before the servers they talk to). */
 export async function stopAll(): Promise<void> {
   for (const p of [...live].reverse()) await p.stop();
-}
-
-/** Waits until `test` holds (polling: for conditions no event announces); names what it waited for. */
-export async function until<T>(
-  what: string,
-  test: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await test();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /** The first JSON log line of `proc` with this `event` (and matching fields), once it is there. */
