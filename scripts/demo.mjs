@@ -1,19 +1,24 @@
 #!/usr/bin/env node
 // The whole gpucc suite on a simulated node: a fake API server and kubelet, the four operands as
 // processes, and the scenario an operator lives through (bind, CDI, advertise, cc.mode=on, allocate,
-// ppcie, off), with a timeline. Exit 0 when every step passed.
-// Usage: node scripts/demo.mjs [--keep] [--profile NAME] [--dir DIR] [--slow]   (npm run demo sets up first)
+// ppcie, off), with a timeline. Exit 0 when every step passed. With --real-k8s the API server and the
+// kubelet are the real ones of scripts/k8s.sh (kube-apiserver + etcd, the kubelet's device manager).
+// Usage: node scripts/demo.mjs [--keep] [--profile NAME] [--dir DIR] [--slow] [--real-k8s]   (npm run demo sets up first)
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { formatScenario, formatTimeline, repositoryBinaries, runScenario, Suite } from '@gpucc/testbed';
+import { realPeers } from '@gpucc/testbed/real';
 
-const USAGE = `usage: npm run demo -- [--keep] [--profile NAME] [--dir DIR] [--slow]
+const USAGE = `usage: npm run demo -- [--keep] [--profile NAME] [--dir DIR] [--slow] [--real-k8s]
   --keep          leave the suite running after the scenario (Ctrl-C stops it and removes the node)
   --profile NAME  simulated node profile (default hgx-h100-8; see gpucc-sim profiles)
   --dir DIR       lay the node out in DIR (new or empty) and keep it afterwards
-  --slow          fake CC tools as slow as hardware (reset 1.7 s) instead of 10x faster`;
+  --slow          fake CC tools as slow as hardware (reset 1.7 s) instead of 10x faster
+  --real-k8s      the real kube-apiserver + etcd and the kubelet's device manager instead of the fakes
+                  (built once by: sh scripts/k8s.sh build)`;
 
 let options;
 try {
@@ -23,6 +28,7 @@ try {
       profile: { type: 'string', default: 'hgx-h100-8' },
       dir: { type: 'string' },
       slow: { type: 'boolean', default: false },
+      'real-k8s': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   }).values;
@@ -35,6 +41,7 @@ if (options.help) {
   process.exit(0);
 }
 
+const k8sBin = options['real-k8s'] ? realComponents() : undefined;
 const binaries = repositoryBinaries();
 
 const tmpBase = process.platform === 'linux' ? '/dev/shm' : os.tmpdir();
@@ -44,7 +51,8 @@ const print = (entry) => {
   process.stdout.write(`${formatTimeline([entry])}\n`);
 };
 
-process.stdout.write(`gpucc demo: the whole suite on a simulated ${options.profile} node\n\n`);
+const around = k8sBin ? ', the real kube-apiserver and kubelet device manager around it' : '';
+process.stdout.write(`gpucc demo: the whole suite on a simulated ${options.profile} node${around}\n\n`);
 let suite;
 let passed = false;
 let result;
@@ -57,6 +65,7 @@ try {
     // Real hardware: start 150, set 150, reset 1700 ms per tool call.
     toolLatency: options.slow ? { startMs: 150, setMs: 150, resetMs: 1700 } : { startMs: 15, setMs: 15, resetMs: 170 },
     onEntry: print,
+    ...(k8sBin ? { peers: realPeers(k8sBin) } : {}),
   });
   result = await runScenario(suite);
   passed = result.ok;
@@ -79,6 +88,25 @@ try {
 }
 process.stdout.write(`\ndemo ${passed ? 'passed' : 'FAILED'}\n`);
 process.exitCode = passed ? 0 : 1;
+
+/** The bin dir of the real components (scripts/k8s.sh), or exit 2 saying how to build them. */
+function realComponents() {
+  if (options.keep) {
+    process.stderr.write(
+      'demo: --keep with --real-k8s is not available yet (its commands drive the fakes); run without --keep\n',
+    );
+    process.exit(2);
+  }
+  try {
+    const script = path.resolve(import.meta.dirname, 'k8s.sh');
+    return execFileSync('sh', [script, 'path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    process.stderr.write(
+      "demo: --real-k8s needs kube-apiserver, etcd and the kubelet's device manager built from source: sh scripts/k8s.sh build (needs Go; about 20 min once, then cached)\n",
+    );
+    process.exit(2);
+  }
+}
 
 async function keepRunning(s) {
   const sim = `node ${path.relative(process.cwd(), binaries['gpucc-sim'])}`;

@@ -103,6 +103,25 @@ describe('the README demo (npm run demo)', () => {
     expect(usage?.code).toBe(2);
     expect(usage?.stderr).toMatch(/usage: npm run demo/);
   }, 90_000);
+
+  it('--real-k8s where the real components are not built: exit 2 with one line saying how to build them', async () => {
+    const env = { ...process.env, GPUCC_K8S_CACHE: tempDir('gpucc-demo-no-k8s-') };
+    const failed = await run(process.execPath, [DEMO, '--real-k8s'], { env }).then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stdout).toBe('');
+    expect(failed?.stderr).toBe(
+      "demo: --real-k8s needs kube-apiserver, etcd and the kubelet's device manager built from source: sh scripts/k8s.sh build (needs Go; about 20 min once, then cached)\n",
+    );
+    const keep = await run(process.execPath, [DEMO, '--real-k8s', '--keep']).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(keep?.code).toBe(2);
+    expect(keep?.stderr).toMatch(/--keep with --real-k8s is not available yet/);
+  });
 });
 
 async function until(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {

@@ -172,7 +172,9 @@ export class RealKubelet implements KubeletPeer {
         cdiDevices: got.cdiDevices,
       };
     } catch (error) {
-      throw kubeletRefused(error instanceof Error ? error.message : String(error), error);
+      // The harness prefixes the manager's error with its own request's name.
+      const text = (error instanceof Error ? error.message : String(error)).replace(/^device manager allocate: /, '');
+      throw kubeletRefused(text, error);
     }
   }
 

@@ -1,0 +1,60 @@
+// `npm run demo -- --real-k8s`: the README's demo scenario with the real kube-apiserver + etcd and the
+// kubelet's own device manager around the four operands, run as a user runs it.
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { REPO, realTier } from './processes.js';
+
+const tier = realTier();
+const run = promisify(execFile);
+const DEMO = path.join(REPO, 'scripts/demo.mjs');
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo -- --real-k8s)', () => {
+  it('walks the whole scenario against kube-apiserver + etcd and the device manager, says so first, and leaves nothing running', async () => {
+    const { stdout } = await run(process.execPath, [DEMO, '--real-k8s'], { timeout: 150_000 });
+    expect(stdout).toMatch(/demo passed/);
+    expect(stdout).not.toMatch(/FAIL/);
+    // The timeline's first lines name the peers, real.
+    const timeline = stdout.split('\n').filter((l) => /^\s+\d+\.\d\ds {2}/.test(l));
+    expect(timeline[0]).toMatch(/suite +API server: kube-apiserver v\d+\.\d+\.\d+ \+ etcd \(real\)$/);
+    expect(timeline[1]).toMatch(/suite +kubelet: the kubelet's device manager v\d+\.\d+\.\d+ \(real\)$/);
+    expect(stdout).not.toMatch(/\(fake\)/);
+    expect(stdout).toMatch(
+      /apiserver +kube-apiserver on https:\/\/127\.0\.0\.1:\d+, etcd on http:\/\/127\.0\.0\.1:\d+/,
+    );
+    for (const step of [
+      /ok .* vfio-manager binds/,
+      /ok .*cc\.mode=on:/,
+      /ok .* asking for 2 GPUs is refused/,
+      /ok .* asks for 1 GPU and gets it/,
+      /ok .*cc\.mode=ppcie:/,
+      /ok .* the whole node, 8 GPUs and 4 NVSwitches/,
+      /ok .*cc\.mode=off:/,
+    ])
+      expect(stdout).toMatch(step);
+    // What the real device manager counted, and its refusal of 2 GPUs in mode on with the plugin's rule.
+    expect(stdout).toMatch(/kubelet: nvidia\.com\/pgpu 8\/8, nvidia\.com\/nvswitch 4\/4/);
+    expect(stdout).toMatch(
+      /kubelet +pod refused: .*GetPreferredAllocation.*mode on on Hopper allows 1 GPU per pod; request 1, or label the node nvidia\.com\/cc\.mode=ppcie/,
+    );
+    // cc-manager switched through the real API server: the labels it wrote are what the checks read.
+    expect(stdout).toMatch(/cc-manager +8 GPU\(s\) and 4 NVSwitch\(es\) switched to ppcie/);
+    const pids = [...stdout.matchAll(/started \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    expect(pids.length).toBeGreaterThanOrEqual(10);
+    expect(pids.filter(alive)).toEqual([]);
+  }, 180_000);
+});
+
+if (!tier.bin) {
+  it.skip('real tier: the demo with real peers (not built: npm run test:real)');
+}
