@@ -5,24 +5,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { alive, PASSED_STEPS, startedPids } from './demo-output.js';
 
 const run = promisify(execFile);
 const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');
 const SIM = path.resolve(import.meta.dirname, '../packages/sim/bin/gpucc-sim.mjs');
-
-/** The pids the demo started (its timeline names each one). */
-function startedPids(stdout: string): number[] {
-  return [...stdout.matchAll(/started \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the README demo (npm run demo)', () => {
   it('walks the scenario with the four operands as processes, checks each step, and leaves nothing running', async () => {
@@ -30,16 +17,7 @@ describe('the README demo (npm run demo)', () => {
     expect(stdout).toMatch(/demo passed/);
     expect(stdout).not.toMatch(/FAIL/);
     // Every step, and what each operand did on the way, with times.
-    for (const step of [
-      /ok .* vfio-manager binds/,
-      /ok .*cc\.mode=on:/,
-      /ok .* asking for 2 GPUs is refused/,
-      /ok .* asks for 1 GPU and gets it/,
-      /ok .*cc\.mode=ppcie:/,
-      /ok .* the whole node, 8 GPUs and 4 NVSwitches/,
-      /ok .*cc\.mode=off:/,
-    ])
-      expect(stdout).toMatch(step);
+    for (const step of PASSED_STEPS) expect(stdout).toMatch(step);
     expect(stdout).toMatch(/\d+\.\d\ds {2}vfio-manager +binding 0000:\S+ to vfio-pci/);
     expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu_gpucc\.yaml/);
     expect(stdout).toMatch(/sandbox-device-plugin +registered nvidia\.com\/pgpu with the kubelet/);

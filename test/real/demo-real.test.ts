@@ -4,20 +4,12 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { alive, PASSED_STEPS, startedPids } from '../demo-output.js';
 import { REPO, realTier } from './processes.js';
 
 const tier = realTier();
 const run = promisify(execFile);
 const DEMO = path.join(REPO, 'scripts/demo.mjs');
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo -- --real-k8s)', () => {
   it('walks the whole scenario against kube-apiserver + etcd and the device manager, says so first, and leaves nothing running', async () => {
@@ -32,16 +24,7 @@ describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo --
     expect(stdout).toMatch(
       /apiserver +kube-apiserver on https:\/\/127\.0\.0\.1:\d+, etcd on http:\/\/127\.0\.0\.1:\d+/,
     );
-    for (const step of [
-      /ok .* vfio-manager binds/,
-      /ok .*cc\.mode=on:/,
-      /ok .* asking for 2 GPUs is refused/,
-      /ok .* asks for 1 GPU and gets it/,
-      /ok .*cc\.mode=ppcie:/,
-      /ok .* the whole node, 8 GPUs and 4 NVSwitches/,
-      /ok .*cc\.mode=off:/,
-    ])
-      expect(stdout).toMatch(step);
+    for (const step of PASSED_STEPS) expect(stdout).toMatch(step);
     // What the real device manager counted, and its refusal of 2 GPUs in mode on with the plugin's rule.
     expect(stdout).toMatch(/kubelet: nvidia\.com\/pgpu 8\/8, nvidia\.com\/nvswitch 4\/4/);
     expect(stdout).toMatch(
@@ -49,7 +32,7 @@ describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo --
     );
     // cc-manager switched through the real API server: the labels it wrote are what the checks read.
     expect(stdout).toMatch(/cc-manager +8 GPU\(s\) and 4 NVSwitch\(es\) switched to ppcie/);
-    const pids = [...stdout.matchAll(/started \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
+    const pids = startedPids(stdout);
     expect(pids.length).toBeGreaterThanOrEqual(10);
     expect(pids.filter(alive)).toEqual([]);
   }, 180_000);
