@@ -180,7 +180,8 @@ export class RealKubelet implements KubeletPeer {
 
   /**
    * The harness cannot end a pod (its pods stay active), so the pods' end is a new device manager
-   * without the checkpoint: every pod's devices come back, and the plugin registers again.
+   * without the checkpoint: every pod's devices come back, and the plugin registers again
+   * (docs/real-kubernetes.md, the device manager).
    */
   async release(resource: string): Promise<void> {
     const before = await this.state();
