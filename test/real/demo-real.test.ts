@@ -13,7 +13,14 @@ const DEMO = path.join(REPO, 'scripts/demo.mjs');
 
 describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo -- --real-k8s)', () => {
   it('walks the whole scenario against kube-apiserver + etcd and the device manager, says so first, and leaves nothing running', async () => {
-    const { stdout } = await run(process.execPath, [DEMO, '--real-k8s'], { timeout: 150_000 });
+    const { stdout } = await run(process.execPath, [DEMO, '--real-k8s'], { timeout: 150_000 }).catch(
+      (error: { stdout?: string; message: string }) => ({ stdout: error.stdout ?? error.message }),
+    );
+    // A failure shows the demo's own words: its failed step and what it printed at the end.
+    expect({
+      failed: stdout.split('\n').filter((l) => /FAIL|ERR_GPUCC_SIM_SUITE/.test(l)),
+      end: stdout.slice(-1500),
+    }).toMatchObject({ failed: [] });
     expect(stdout).toMatch(/demo passed/);
     expect(stdout).not.toMatch(/FAIL/);
     // The timeline's first lines name the peers, real.
