@@ -91,12 +91,6 @@ process.exitCode = passed ? 0 : 1;
 
 /** The bin dir of the real components (scripts/k8s.sh), or exit 2 saying how to build them. */
 function realComponents() {
-  if (options.keep) {
-    process.stderr.write(
-      'demo: --keep with --real-k8s is not available yet (its commands drive the fakes); run without --keep\n',
-    );
-    process.exit(2);
-  }
   try {
     const script = path.resolve(import.meta.dirname, 'k8s.sh');
     return execFileSync('sh', [script, 'path'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -110,7 +104,16 @@ function realComponents() {
 
 async function keepRunning(s) {
   const sim = `node ${path.relative(process.cwd(), binaries['gpucc-sim'])}`;
-  process.stdout.write(`
+  process.stdout.write(k8sBin ? realInstructions(s, sim) : fakeInstructions(s, sim));
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  process.stdout.write('\nstopping the suite\n');
+}
+
+function fakeInstructions(s, sim) {
+  return `
 The suite keeps running on ${s.root} until Ctrl-C. From another shell:
   ${sim} label ${s.root} nvidia.com/cc.mode=on            # switch again (or ppcie, off, devtools)
   ${sim} label ${s.root}                                  # the node's labels
@@ -125,10 +128,23 @@ The suite keeps running on ${s.root} until Ctrl-C. From another shell:
   curl -s ${s.metricsUrl('sandbox-device-plugin')}/metrics # sandbox-device-plugin
   logs: ${path.join(s.root, '.gpucc-sim/suite')}/*.log
 
-`);
-  await new Promise((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  process.stdout.write('\nstopping the suite\n');
+`;
+}
+
+function realInstructions(s, sim) {
+  const kubectl = `kubectl --kubeconfig ${s.kubeconfig()}`;
+  const node = s.nodeName;
+  return `
+The suite keeps running on ${s.root} until Ctrl-C. From another shell (kubectl 1.x):
+  ${kubectl} label node ${node} nvidia.com/cc.mode=on --overwrite   # switch again (or ppcie, off, devtools)
+  ${kubectl} get node ${node} --show-labels                          # the node's labels
+  ${kubectl} get events --field-selector involvedObject.name=${node} # the Events cc-manager posted
+  ${sim} inspect ${s.root}                                # drivers, groups, device nodes
+  curl -s ${s.metricsUrl('cc-manager')}/metrics            # cc-manager (also /healthz, /readyz)
+  curl -s ${s.metricsUrl('sandbox-device-plugin')}/metrics # sandbox-device-plugin
+  logs: ${path.join(s.root, '.gpucc-sim/suite')}/*.log (kube-apiserver and etcd: k8s/*.log)
+The kubelet's device manager takes its requests from the demo itself (its harness reads them on stdin),
+so pods are admitted only by the scenario.
+
+`;
 }

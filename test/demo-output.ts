@@ -1,3 +1,6 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import path from 'node:path';
+
 // What the demo prints (scripts/demo.mjs), read the same way by its tests with fake and real peers.
 
 /** The scenario's steps in the summary, each passed. */
@@ -23,4 +26,33 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Waits until the running demo's output says `condition`; fails at once if it exited. */
+export async function untilOutput(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (child.exitCode !== null) throw new Error(`the demo exited ${child.exitCode} before it was ready`);
+    if (Date.now() > deadline) throw new Error('the demo did not get ready in time');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');
+
+/** The demo running with these arguments (with --keep: until `interrupt`); its stdout as it comes. */
+export function startDemo(args: string[]): { child: ChildProcess; stdout: () => string } {
+  const child = spawn(process.execPath, [DEMO, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+  });
+  return { child, stdout: () => text };
+}
+
+/** Ctrl-C, as a user stops a kept demo; resolves with its exit code. */
+export function interrupt(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  child.kill('SIGINT');
+  return exited;
 }

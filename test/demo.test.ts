@@ -1,14 +1,13 @@
 // README's first command: the whole suite on a simulated node, run as a user runs it.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
-import { alive, PASSED_STEPS, startedPids } from './demo-output.js';
+import { alive, DEMO, interrupt, PASSED_STEPS, startDemo, startedPids, untilOutput } from './demo-output.js';
 
 const run = promisify(execFile);
-const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');
 const SIM = path.resolve(import.meta.dirname, '../packages/sim/bin/gpucc-sim.mjs');
 
 describe('the README demo (npm run demo)', () => {
@@ -37,13 +36,10 @@ describe('the README demo (npm run demo)', () => {
 
   it('--keep leaves the suite running to poke at until Ctrl-C, then stops it', async () => {
     const dir = path.join(tempDir('gpucc-demo-keep-'), 'node');
-    const child = spawn(process.execPath, [DEMO, '--keep', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
+    const { child, stdout: output } = startDemo(['--keep', '--dir', dir]);
     try {
-      await until(() => /keeps running/.test(stdout), child, 120_000);
+      await untilOutput(() => /keeps running/.test(output()), child, 120_000);
+      const stdout = output();
       // What the printed instructions say works: the node's labels and an operand's metrics.
       const { stdout: labels } = await run(process.execPath, [SIM, 'label', dir]);
       expect(labels).toMatch(/nvidia\.com\/cc\.mode\.state\s*=?\s*off/);
@@ -54,10 +50,8 @@ describe('the README demo (npm run demo)', () => {
       const pids = startedPids(stdout);
       expect(pids.filter(alive).length).toBeGreaterThanOrEqual(4);
 
-      child.kill('SIGINT');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).toBe(0);
-      expect(stdout).toMatch(/demo passed/);
+      expect(await interrupt(child)).toBe(0);
+      expect(output()).toMatch(/demo passed/);
       expect(pids.filter(alive)).toEqual([]);
       expect(existsSync(path.join(dir, '.gpucc-sim/suite/cc-manager.log'))).toBe(true); // --dir is kept
     } finally {
@@ -93,20 +87,5 @@ describe('the README demo (npm run demo)', () => {
     expect(failed?.stderr).toBe(
       "demo: --real-k8s needs kube-apiserver, etcd and the kubelet's device manager built from source: sh scripts/k8s.sh build (needs Go; about 20 min once, then cached)\n",
     );
-    const keep = await run(process.execPath, [DEMO, '--real-k8s', '--keep']).then(
-      () => undefined,
-      (e: { code: number; stderr: string }) => e,
-    );
-    expect(keep?.code).toBe(2);
-    expect(keep?.stderr).toMatch(/--keep with --real-k8s is not available yet/);
   });
 });
-
-async function until(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (child.exitCode !== null) throw new Error(`the demo exited ${child.exitCode} before it was ready`);
-    if (Date.now() > deadline) throw new Error('the demo did not get ready in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}

@@ -1,15 +1,17 @@
 // `npm run demo -- --real-k8s`: the README's demo scenario with the real kube-apiserver + etcd and the
 // kubelet's own device manager around the four operands, run as a user runs it.
 import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { describe, expect, it } from 'vitest';
-import { alive, PASSED_STEPS, startedPids } from '../demo-output.js';
-import { REPO, realTier } from './processes.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { alive, DEMO, interrupt, PASSED_STEPS, startDemo, startedPids, untilOutput } from '../demo-output.js';
+import { realTier, removeTempDirs, tempDir } from './processes.js';
 
 const tier = realTier();
 const run = promisify(execFile);
-const DEMO = path.join(REPO, 'scripts/demo.mjs');
+
+afterAll(removeTempDirs);
 
 describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo -- --real-k8s)', () => {
   it('walks the whole scenario against kube-apiserver + etcd and the device manager, says so first, and leaves nothing running', async () => {
@@ -42,6 +44,35 @@ describe.skipIf(!tier.bin)('the demo with real Kubernetes peers (npm run demo --
     const pids = startedPids(stdout);
     expect(pids.length).toBeGreaterThanOrEqual(10);
     expect(pids.filter(alive)).toEqual([]);
+  }, 180_000);
+
+  it('--keep leaves it running: kubectl switches the node through the real API server, Ctrl-C stops everything', async () => {
+    const dir = path.join(tempDir('demo-keep'), 'node');
+    const { child, stdout } = startDemo(['--real-k8s', '--keep', '--dir', dir]);
+    try {
+      await untilOutput(() => /keeps running/.test(stdout()), child, 120_000);
+      // The printed command, as a user pastes it.
+      const label = /^ {2}(kubectl --kubeconfig \S+ label node \S+ nvidia\.com\/cc\.mode=on --overwrite)/m.exec(
+        stdout(),
+      )?.[1];
+      expect(label).toBeDefined();
+      const [command, ...args] = label!.split(' ');
+      await run(command!, args);
+      await untilOutput(() => /cc-manager +8 GPU\(s\) switched to on/.test(stdout()), child, 60_000);
+      const pids = startedPids(stdout());
+      expect(pids.filter(alive).length).toBeGreaterThanOrEqual(4);
+
+      expect(await interrupt(child)).toBe(0);
+      expect(stdout()).toMatch(/demo passed/);
+      expect(pids.filter(alive)).toEqual([]);
+      expect(
+        readdirSync(path.join(dir, '.gpucc-sim/suite/k8s'))
+          .filter((f) => f.endsWith('.log'))
+          .sort(),
+      ).toEqual(['etcd.log', 'kube-apiserver.log']);
+    } finally {
+      child.kill('SIGKILL');
+    }
   }, 180_000);
 });
 
