@@ -96,13 +96,14 @@ function killAll(): void {
   for (const p of live) p.child.kill('SIGKILL');
 }
 process.on('exit', killAll);
-// A worker killed by a signal emits no 'exit': stop the children and remove the temp dirs, then
-// die of the same signal.
+// A worker killed by a signal emits no 'exit': remove the temp dirs and exit with the signal's
+// code instead, so that every 'exit' hook runs: ours, and hal's for the process groups of its
+// services (kube-apiserver, etcd, the device manager of @gpucc/testbed/real).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     killAll();
     removeTempDirs();
-    process.kill(process.pid, signal);
+    process.exit(128 + os.constants.signals[signal]);
   });
 }
 
