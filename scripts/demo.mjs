@@ -56,6 +56,10 @@ process.stdout.write(`gpucc demo: the whole suite on a simulated ${options.profi
 let suite;
 let passed = false;
 let result;
+// Ctrl-C or SIGTERM before the end: stop what the suite started, as at the end. Its processes run in
+// their own process groups (as containers do), so the terminal's signal does not reach them.
+const interruptions = new Map(['SIGINT', 'SIGTERM'].map((signal) => [signal, () => void interrupted(signal)]));
+for (const [signal, handler] of interruptions) process.once(signal, handler);
 try {
   suite = await Suite.start({
     root,
@@ -70,6 +74,7 @@ try {
   result = await runScenario(suite);
   passed = result.ok;
   if (options.keep && passed) {
+    for (const [signal, handler] of interruptions) process.off(signal, handler);
     suite.settle();
     await keepRunning(suite);
   }
@@ -88,6 +93,14 @@ try {
 }
 process.stdout.write(`\ndemo ${passed ? 'passed' : 'FAILED'}\n`);
 process.exitCode = passed ? 0 : 1;
+
+async function interrupted(signal) {
+  process.stdout.write(`\n${signal}: stopping the suite\n`);
+  await suite?.stop().catch(() => undefined);
+  if (base) rmSync(base, { recursive: true, force: true });
+  process.stdout.write('demo interrupted\n');
+  process.exit(128 + os.constants.signals[signal]);
+}
 
 /** The bin dir of the real components (scripts/k8s.sh), or exit 2 saying how to build them. */
 function realComponents() {

@@ -59,6 +59,22 @@ describe('the README demo (npm run demo)', () => {
     }
   }, 150_000);
 
+  it('SIGTERM during the scenario stops every process it started and removes the node', async () => {
+    const { child, stdout } = startDemo([]);
+    try {
+      await untilOutput(() => /started sandbox-device-plugin/.test(stdout()), child, 60_000);
+      const root = / node at (\S+)$/m.exec(stdout())?.[1];
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(143);
+      expect(stdout()).toMatch(/\nSIGTERM: stopping the suite\n[\s\S]*\ndemo interrupted\n$/);
+      expect(startedPids(stdout()).filter(alive)).toEqual([]);
+      expect(root && existsSync(root)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 90_000);
+
   it('exits 1 naming the error when the suite cannot start (unknown profile), 2 on a bad option', async () => {
     const failed = await run(process.execPath, [DEMO, '--profile', 'no-such-profile'], { timeout: 60_000 }).then(
       () => undefined,
