@@ -1,28 +1,14 @@
 // README's first command: the whole suite on a simulated node, run as a user runs it.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
+import { alive, DEMO, interrupt, PASSED_STEPS, startDemo, startedPids, untilOutput } from './demo-output.js';
 
 const run = promisify(execFile);
-const DEMO = path.resolve(import.meta.dirname, '../scripts/demo.mjs');
 const SIM = path.resolve(import.meta.dirname, '../packages/sim/bin/gpucc-sim.mjs');
-
-/** The pids the demo started (its timeline names each one). */
-function startedPids(stdout: string): number[] {
-  return [...stdout.matchAll(/started \S+ \(pid (\d+)\)/g)].map((m) => Number(m[1]));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the README demo (npm run demo)', () => {
   it('walks the scenario with the four operands as processes, checks each step, and leaves nothing running', async () => {
@@ -30,16 +16,7 @@ describe('the README demo (npm run demo)', () => {
     expect(stdout).toMatch(/demo passed/);
     expect(stdout).not.toMatch(/FAIL/);
     // Every step, and what each operand did on the way, with times.
-    for (const step of [
-      /ok .* vfio-manager binds/,
-      /ok .*cc\.mode=on:/,
-      /ok .* asking for 2 GPUs is refused/,
-      /ok .* asks for 1 GPU and gets it/,
-      /ok .*cc\.mode=ppcie:/,
-      /ok .* the whole node, 8 GPUs and 4 NVSwitches/,
-      /ok .*cc\.mode=off:/,
-    ])
-      expect(stdout).toMatch(step);
+    for (const step of PASSED_STEPS) expect(stdout).toMatch(step);
     expect(stdout).toMatch(/\d+\.\d\ds {2}vfio-manager +binding 0000:\S+ to vfio-pci/);
     expect(stdout).toMatch(/kata-manager +wrote \/var\/run\/cdi\/nvidia\.com-pgpu_gpucc\.yaml/);
     expect(stdout).toMatch(/sandbox-device-plugin +registered nvidia\.com\/pgpu with the kubelet/);
@@ -59,13 +36,10 @@ describe('the README demo (npm run demo)', () => {
 
   it('--keep leaves the suite running to poke at until Ctrl-C, then stops it', async () => {
     const dir = path.join(tempDir('gpucc-demo-keep-'), 'node');
-    const child = spawn(process.execPath, [DEMO, '--keep', '--dir', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString('utf8');
-    });
+    const { child, stdout: output } = startDemo(['--keep', '--dir', dir]);
     try {
-      await until(() => /keeps running/.test(stdout), child, 120_000);
+      await untilOutput(() => /keeps running/.test(output()), child, 120_000);
+      const stdout = output();
       // What the printed instructions say works: the node's labels and an operand's metrics.
       const { stdout: labels } = await run(process.execPath, [SIM, 'label', dir]);
       expect(labels).toMatch(/nvidia\.com\/cc\.mode\.state\s*=?\s*off/);
@@ -76,16 +50,30 @@ describe('the README demo (npm run demo)', () => {
       const pids = startedPids(stdout);
       expect(pids.filter(alive).length).toBeGreaterThanOrEqual(4);
 
-      child.kill('SIGINT');
-      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-      expect(code).toBe(0);
-      expect(stdout).toMatch(/demo passed/);
+      expect(await interrupt(child)).toBe(0);
+      expect(output()).toMatch(/demo passed/);
       expect(pids.filter(alive)).toEqual([]);
       expect(existsSync(path.join(dir, '.gpucc-sim/suite/cc-manager.log'))).toBe(true); // --dir is kept
     } finally {
       child.kill('SIGKILL');
     }
   }, 150_000);
+
+  it('SIGTERM during the scenario stops every process it started and removes the node', async () => {
+    const { child, stdout } = startDemo([]);
+    try {
+      await untilOutput(() => /started sandbox-device-plugin/.test(stdout()), child, 60_000);
+      const root = / node at (\S+)$/m.exec(stdout())?.[1];
+      child.kill('SIGTERM');
+      const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+      expect(code).toBe(143);
+      expect(stdout()).toMatch(/\nSIGTERM: stopping the suite\n[\s\S]*\ndemo interrupted\n$/);
+      expect(startedPids(stdout()).filter(alive)).toEqual([]);
+      expect(root && existsSync(root)).toBe(false);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 90_000);
 
   it('exits 1 naming the error when the suite cannot start (unknown profile), 2 on a bad option', async () => {
     const failed = await run(process.execPath, [DEMO, '--profile', 'no-such-profile'], { timeout: 60_000 }).then(
@@ -103,13 +91,17 @@ describe('the README demo (npm run demo)', () => {
     expect(usage?.code).toBe(2);
     expect(usage?.stderr).toMatch(/usage: npm run demo/);
   }, 90_000);
-});
 
-async function until(condition: () => boolean, child: ChildProcess, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (child.exitCode !== null) throw new Error(`the demo exited ${child.exitCode} before it was ready`);
-    if (Date.now() > deadline) throw new Error('the demo did not get ready in time');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
+  it('--real-k8s where the real components are not built: exit 2 with one line saying how to build them', async () => {
+    const env = { ...process.env, GPUCC_K8S_CACHE: tempDir('gpucc-demo-no-k8s-') };
+    const failed = await run(process.execPath, [DEMO, '--real-k8s'], { env }).then(
+      () => undefined,
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stdout).toBe('');
+    expect(failed?.stderr).toBe(
+      "demo: --real-k8s needs kube-apiserver, etcd and the kubelet's device manager built from source: sh scripts/k8s.sh build (needs Go; about 20 min once, then cached)\n",
+    );
+  });
+});

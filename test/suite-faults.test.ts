@@ -46,7 +46,7 @@ describe(`kill -9 of each operand at random points (seed ${SEED})`, () => {
 
       // During the switch to on: vfio-manager and the plugin are paused for part of it, so the kill
       // lands when the operand runs (before the pause, or after its restore).
-      suite.label({ [CC_MODE_LABEL]: 'on' });
+      await suite.label({ [CC_MODE_LABEL]: 'on' });
       await sleep(Math.floor(random() * 2500));
       await suite.waitFor(`${operand} running`, () => suite.isRunning(operand), { quiet: true });
       await killAndReap(suite, operand);
@@ -66,7 +66,7 @@ describe('the kubelet restarts mid-scenario', () => {
     async () => {
       const suite = await startSuite();
       await suite.converged('off', 'converged on off');
-      suite.label({ [CC_MODE_LABEL]: 'ppcie' });
+      await suite.label({ [CC_MODE_LABEL]: 'ppcie' });
       await suite.waitFor('the device plugin paused', () => !suite.isRunning('sandbox-device-plugin'));
       await suite.restartKubelet();
       await suite.converged('ppcie', 'converged on ppcie');
@@ -89,14 +89,14 @@ describe('an API server outage mid-switch', () => {
     async () => {
       const suite = await startSuite();
       await suite.converged('off', 'converged on off');
-      suite.label({ [CC_MODE_LABEL]: 'on' });
+      await suite.label({ [CC_MODE_LABEL]: 'on' });
       // The operands are paused: the switch is under way.
       await suite.waitFor('the device plugin paused', () => !suite.isRunning('sandbox-device-plugin'));
-      expect(suite.labels()[CC_READY_STATE_LABEL]).toBe('');
+      expect((await suite.labels())[CC_READY_STATE_LABEL]).toBe('');
       await suite.stopApiServer();
       await sleep(3000);
       // Nothing may claim the new mode while the server is away: the labels still say "switching".
-      expect(suite.labels()[CC_READY_STATE_LABEL]).toBe('');
+      expect((await suite.labels())[CC_READY_STATE_LABEL]).toBe('');
       await suite.startApiServer();
       await suite.converged('on', 'converged on on after the outage');
     },

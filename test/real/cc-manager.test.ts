@@ -2,9 +2,10 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { CC_MODE_LABEL, CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL } from '@gpucc/cc-manager';
 import { readCcState, readNodeSpec, writeToolSettings } from '@gpucc/sim';
+import { ControlPlane } from '@gpucc/testbed/real';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ControlPlane } from './control-plane.js';
 import { recordFigure } from './figures.js';
+import { kubectl } from './kubectl.js';
 import { boundNode } from './node.js';
 import {
   freePort,
@@ -15,6 +16,7 @@ import {
   removeTempDirs,
   startProcess,
   stopAll,
+  tempDir,
   until,
 } from './processes.js';
 
@@ -84,7 +86,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
   };
 
   beforeAll(async () => {
-    cp = await ControlPlane.start(tier.bin!);
+    cp = await ControlPlane.start(tier.bin!, tempDir('k8s'));
     root = boundNode('cc');
     // The fake tools at the latency of the real ones (start 150, set 150, reset 1700 ms).
     writeToolSettings(root, { startMs: 150, setMs: 150, resetMs: 1700 });
@@ -103,6 +105,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
 
   afterAll(async () => {
     await stopAll();
+    await cp?.stop();
     removeTempDirs();
   }, 60_000);
 
@@ -110,7 +113,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
     // As a cluster admin: the namespace once, then an overlay (the base and node-events). The
     // node's labels are the GPU Operator's, so the gpu-operator overlay.
     for (const dir of ['deploy/kubernetes/namespace', 'deploy/kubernetes/overlays/gpu-operator']) {
-      const applied = await cp.kubectl(['apply', '--server-side', '-k', dir]);
+      const applied = await kubectl(cp, ['apply', '--server-side', '-k', dir]);
       expect({ dir, code: applied.code, stderr: applied.stderr }).toEqual({ dir, code: 0, stderr: '' });
     }
     // The DaemonSet's pod on this node, as its controller would create it (no kubelet runs it).
@@ -235,7 +238,7 @@ describe.skipIf(!tier.bin)('cc-manager with a real kube-apiserver', () => {
       ),
     };
     for (const [dir, output] of Object.entries(expected)) {
-      const r = await cp.kubectl(['apply', '--server-side', '--dry-run=server', '-k', dir]);
+      const r = await kubectl(cp, ['apply', '--server-side', '--dry-run=server', '-k', dir]);
       expect({ dir, code: r.code, stderr: r.stderr }).toEqual({ dir, code: 0, stderr: '' });
       expect(r.stdout).toMatch(output);
     }

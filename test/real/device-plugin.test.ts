@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type CcModeState, HostRoot, writeCcNodeState } from '@gpucc/hal';
+import { DeviceManager, type ManagerState } from '@gpucc/testbed/real';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceManager, type ManagerState } from './device-manager.js';
 import { recordFigure } from './figures.js';
 import { boundNode } from './node.js';
 import {
@@ -78,6 +78,7 @@ describe.skipIf(!tier.bin)('sandbox-device-plugin with the real kubelet device m
 
   afterAll(async () => {
     await stopAll();
+    await manager?.stop();
     removeTempDirs();
   }, 60_000);
 
@@ -253,6 +254,7 @@ describe.skipIf(!tier.bin)('CC topology rules through the real kubelet device ma
 
   afterAll(async () => {
     await stopAll();
+    await manager?.stop();
     removeTempDirs();
   }, 60_000);
 

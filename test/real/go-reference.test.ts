@@ -1,6 +1,6 @@
 import path from 'node:path';
+import { DeviceManager, type ManagedResource } from '@gpucc/testbed/real';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeviceManager, type ManagedResource } from './device-manager.js';
 import { boundNode } from './node.js';
 import { goReferenceBinary, packageBin, realTier, removeTempDirs, startProcess, stopAll } from './processes.js';
 
@@ -55,6 +55,7 @@ describe.skipIf(!tier.bin || !reference || 'why' in reference)(
 
     afterAll(async () => {
       await stopAll();
+      await manager?.stop();
       removeTempDirs();
     }, 60_000);
 

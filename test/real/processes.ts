@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { until } from '@gpucc/testbed/real';
 
 /**
  * What every real-tier test starts goes through here, so that nothing outlives it: processes are
@@ -74,6 +75,7 @@ export function removeTempDirs(): void {
 }
 
 export { freePort } from '@gpucc/testbed/fixtures';
+export { until } from '@gpucc/testbed/real';
 
 export interface Proc {
   readonly name: string;
@@ -94,13 +96,14 @@ function killAll(): void {
   for (const p of live) p.child.kill('SIGKILL');
 }
 process.on('exit', killAll);
-// A worker killed by a signal emits no 'exit': stop the children and remove the temp dirs, then
-// die of the same signal.
+// A worker killed by a signal emits no 'exit': remove the temp dirs and exit with the signal's
+// code instead, so that every 'exit' hook runs: ours, and hal's for the process groups of its
+// services (kube-apiserver, etcd, the device manager of @gpucc/testbed/real).
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     killAll();
     removeTempDirs();
-    process.kill(process.pid, signal);
+    process.exit(128 + os.constants.signals[signal]);
   });
 }
 
@@ -171,29 +174,6 @@ function keepLog(proc: Proc): void {
 /** Stops every process still running, newest first (operands before the servers they talk to). */
 export async function stopAll(): Promise<void> {
   for (const p of [...live].reverse()) await p.stop();
-}
-
-/** Waits until `test` holds (polling: for conditions no event announces); names what it waited for. */
-export async function until<T>(
-  what: string,
-  test: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 30_000,
-  intervalMs = 50,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await test();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
 }
 
 /** The first JSON log line of `proc` with this `event` (and matching fields), once it is there. */

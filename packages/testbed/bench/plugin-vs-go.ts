@@ -11,9 +11,9 @@ import path from 'node:path';
 import { createNode, FakeKubelet, openSimulatedHost } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, compared, type Reference } from '../../../bench/report.js';
-import { DeviceManager } from '../../../test/real/device-manager.js';
 import { goReferenceBinary, realBinDir } from '../../../test/real/processes.js';
 import { silentLogger } from '../src/fixtures/logs.js';
+import { DeviceManager } from '../src/real/index.js';
 import {
   allocateLatency,
   asDaemon,

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { signalGroup, trackGroup, untrackGroup } from './process-group.js';
 
 /**
@@ -16,6 +17,11 @@ export interface ServiceOptions {
   cwd?: string;
   /** stdout and stderr are appended here. */
   logFile: string;
+  /**
+   * A process driven by a line protocol (a test harness): stdin is a pipe that `write` feeds, and
+   * each stdout line goes here instead of the log (stderr still goes to the log).
+   */
+  onStdoutLine?: (line: string) => void;
 }
 
 export interface ServiceExit {
@@ -33,6 +39,8 @@ export interface Service {
   signal(signal: NodeJS.Signals): boolean;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit. */
   stop(graceMs?: number): Promise<ServiceExit>;
+  /** Writes to its stdin (only with `onStdoutLine`); false when there is no stdin or it has closed. */
+  write(text: string): boolean;
 }
 
 export function startService(options: ServiceOptions): Service {
@@ -42,12 +50,16 @@ export function startService(options: ServiceOptions): Service {
     child = spawn(options.command, [...options.args], {
       cwd: options.cwd,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', log, log],
+      stdio: options.onStdoutLine ? ['pipe', 'pipe', log] : ['ignore', log, log],
       detached: true,
     });
   } finally {
     closeSync(log); // the child holds its own copy
   }
+  const { onStdoutLine } = options;
+  if (onStdoutLine && child.stdout) createInterface({ input: child.stdout }).on('line', onStdoutLine);
+  // A write after the process died is an EPIPE on the stream: `write` then answers false instead.
+  child.stdin?.on('error', () => {});
   let result: ServiceExit | undefined;
   const exited = new Promise<ServiceExit>((resolve) => {
     child.once('error', () => {
@@ -77,6 +89,11 @@ export function startService(options: ServiceOptions): Service {
       // The leader is gone; members it left behind (a tool mid-run) go with it, as in a container.
       if (pid > 0) signalGroup(pid, 'SIGKILL');
       return exit;
+    },
+    write(text) {
+      if (result !== undefined || !child.stdin?.writable) return false;
+      child.stdin.write(text);
+      return true;
     },
   };
 }

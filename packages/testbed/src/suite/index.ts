@@ -14,6 +14,17 @@ export {
   operandArgs,
   repositoryBinaries,
 } from './operands.js';
+export {
+  type ApiServerPeer,
+  FakeApiServer,
+  FakeKubelet,
+  type KubeletPeer,
+  type KubeletResource,
+  type KubeletView,
+  kubeletRefused,
+  type PeerContext,
+  type PodAllocation,
+} from './peers.js';
 export { formatScenario, runScenario, SCENARIO, type ScenarioResult, type ScenarioStep } from './scenario.js';
-export { SUITE_DIR, Suite, type SuiteOptions } from './suite.js';
+export { type Peers, SUITE_DIR, Suite, type SuiteOptions } from './suite.js';
 export { formatTimeline, Timeline, type TimelineEntry } from './timeline.js';

@@ -2,7 +2,8 @@ import path from 'node:path';
 import { CC_MODE_STATE_LABEL, CC_READY_STATE_LABEL, PAUSED } from '@gpucc/cc-manager';
 import { discoverPci, isVfioDriver, localFs } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
-import { type KubeletState, openSimulatedHost, readCcState } from '@gpucc/sim';
+import { openSimulatedHost, readCcState } from '@gpucc/sim';
+import type { KubeletView } from './peers.js';
 
 /**
  * What the whole node looks like from outside the operands: drivers and CC modes of the GPUs and
@@ -14,7 +15,7 @@ export interface SuiteSnapshot {
   /** CDI spec file name → its devices, each with the device-node paths it names. */
   specs: Record<string, { kind: string; devices: Record<string, string[]> }>;
   labels: Record<string, string>;
-  kubelet: KubeletState | undefined;
+  kubelet: KubeletView | undefined;
 }
 
 export interface ObservedDevice {
@@ -29,7 +30,7 @@ export interface ObservedDevice {
 export function observeNode(
   root: string,
   labels: Record<string, string>,
-  kubelet: KubeletState | undefined,
+  kubelet: KubeletView | undefined,
 ): SuiteSnapshot {
   const topology = discoverPci(openSimulatedHost(root));
   const devices: ObservedDevice[] = [];
@@ -122,7 +123,9 @@ export function convergenceProblems(snapshot: SuiteSnapshot, mode: string, root:
   problems.push(...labelProblems(snapshot.labels, mode));
   const gpus = snapshot.devices.filter((d) => d.kind === 'gpu').length;
   const offered = snapshot.kubelet?.resources['nvidia.com/pgpu'];
-  if (!offered?.streaming) problems.push('the kubelet has no open ListAndWatch stream for nvidia.com/pgpu');
+  // The real device manager keeps its streams to itself (streaming undefined): its counts say it all.
+  if (!offered || offered.streaming === false)
+    problems.push('the kubelet has no open ListAndWatch stream for nvidia.com/pgpu');
   else if (offered.allocatable !== gpus)
     problems.push(`the kubelet can allocate ${offered.allocatable} of ${gpus} GPUs`);
   return problems;

@@ -1,6 +1,5 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { KUBECONFIG_FILE } from '@gpucc/sim';
 
 /**
  * The four gpucc operands as the suite runs them on a simulated node: each in its `run` mode, as a
@@ -18,6 +17,8 @@ export interface OperandContext {
   root: string;
   nodeName: string;
   metricsPort: number;
+  /** The API server peer's kubeconfig (cc-manager reads the node's labels there). */
+  kubeconfig: string;
 }
 
 /** The command line of one operand's `run` mode against the simulated node (JSON logs, own port). */
@@ -38,7 +39,7 @@ export function operandArgs(operand: Operand, ctx: OperandContext): string[] {
         '--node-name',
         ctx.nodeName,
         '--kubeconfig',
-        `${ctx.root}/${KUBECONFIG_FILE}`,
+        ctx.kubeconfig,
         // The suite's DaemonSet controller stops a paused device plugin within a second.
         '--operand-wait',
         '30000',

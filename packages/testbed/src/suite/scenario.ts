@@ -1,7 +1,7 @@
 import { CC_MODE_LABEL } from '@gpucc/cc-manager';
 import { isGpuccError, messageOf } from '@gpucc/hal';
 import { DEFAULT_CDI_DIR } from '@gpucc/kata-manager';
-import type { KubeletAllocation } from '@gpucc/sim';
+import type { PodAllocation } from './peers.js';
 import type { Suite } from './suite.js';
 
 /**
@@ -44,7 +44,7 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
     title: `label ${CC_MODE_LABEL}=on: cc-manager pauses the operands, switches every GPU, restores them`,
     run: async (suite) => {
       const pluginStarts = suite.history('sandbox-device-plugin').starts;
-      suite.label({ [CC_MODE_LABEL]: 'on' });
+      await suite.label({ [CC_MODE_LABEL]: 'on' });
       suite.note('suite', `labelled ${CC_MODE_LABEL}=on`);
       await suite.converged('on', 'every GPU in CC mode on, cc.ready.state=true, operands back');
       const restarted = suite.history('sandbox-device-plugin').starts - pluginStarts;
@@ -77,7 +77,7 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
   {
     title: `label ${CC_MODE_LABEL}=ppcie: protected PCIe on every GPU and NVSwitch`,
     run: async (suite) => {
-      suite.label({ [CC_MODE_LABEL]: 'ppcie' });
+      await suite.label({ [CC_MODE_LABEL]: 'ppcie' });
       suite.note('suite', `labelled ${CC_MODE_LABEL}=ppcie`);
       await suite.converged('ppcie', 'every GPU and NVSwitch in PPCIe mode, cc.ready.state=true');
       return undefined;
@@ -100,7 +100,7 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
   {
     title: `label ${CC_MODE_LABEL}=off: back to no CC (PPCIe turned off first)`,
     run: async (suite) => {
-      suite.label({ [CC_MODE_LABEL]: 'off' });
+      await suite.label({ [CC_MODE_LABEL]: 'off' });
       suite.note('suite', `labelled ${CC_MODE_LABEL}=off`);
       await suite.converged('off', 'every device off, cc.ready.state=false');
       return undefined;
@@ -109,7 +109,7 @@ export const SCENARIO: readonly { title: string; run: StepBody }[] = [
 ];
 
 /** The message of an allocation the kubelet refused; throws when it was not refused. */
-async function refusal(allocation: Promise<KubeletAllocation>): Promise<string> {
+async function refusal(allocation: Promise<PodAllocation>): Promise<string> {
   try {
     const got = await allocation;
     throw new Error(`allocated ${got.deviceIds.join(', ')} where the rule refuses the set`);
@@ -120,18 +120,19 @@ async function refusal(allocation: Promise<KubeletAllocation>): Promise<string> 
 }
 
 /** Checks that Allocate handed over every device node of the devices' CDI entries, and their CDI names. */
-async function checkHandedOver(suite: Suite, allocation: KubeletAllocation, kind: string): Promise<string> {
+async function checkHandedOver(suite: Suite, allocation: PodAllocation, kind: string): Promise<string> {
   const snapshot = await suite.snapshot();
   const spec = Object.values(snapshot.specs).find((s) => s.kind === kind);
-  const nodes = allocation.response.devices.map((d) => d.host_path).sort();
+  const nodes = [...allocation.deviceNodes].sort();
   for (const id of allocation.deviceIds) {
     const specNodes = spec?.devices[id];
     if (!specNodes) throw new Error(`device ${id} has no CDI device in ${DEFAULT_CDI_DIR}`);
     for (const node of specNodes)
       if (!nodes.includes(node)) throw new Error(`Allocate did not hand over ${node} of device ${id}`);
   }
-  const cdi = allocation.response.cdi_devices.map((d) => d.name);
-  const wanted = allocation.deviceIds.map((id) => `${kind}=${id}`);
+  // The real kubelet lists the names in the order of its own sets.
+  const cdi = [...allocation.cdiDevices].sort();
+  const wanted = allocation.deviceIds.map((id) => `${kind}=${id}`).sort();
   if (cdi.join() !== wanted.join()) throw new Error(`cdi_devices ${cdi.join()} ≠ ${wanted.join()}`);
   return `${kind} ${allocation.deviceIds.join(', ')} → ${nodes.join(' ')}; CDI ${cdi.join(' ')}`;
 }

@@ -1,23 +1,18 @@
 import path from 'node:path';
 import { GpuccError, localFs, messageOf, type Service, type ServiceExit, startService } from '@gpucc/hal';
-import {
-  controlRequest,
-  createNode,
-  installFakeTools,
-  KUBECONFIG_FILE,
-  type KubeletAllocation,
-  type KubeletState,
-  nodeLabels,
-  SERVER_FILE,
-  SIM_DIR,
-  setLabels,
-  stopKernel,
-  type ToolSettings,
-  writeToolSettings,
-} from '@gpucc/sim';
+import { createNode, installFakeTools, SIM_DIR, stopKernel, type ToolSettings, writeToolSettings } from '@gpucc/sim';
 import { freePort } from '../fixtures/ports.js';
 import { convergenceProblems, observeNode, type SuiteSnapshot } from './observe.js';
 import { deployLabel, OPERANDS, type Operand, operandArgs } from './operands.js';
+import {
+  type ApiServerPeer,
+  FakeApiServer,
+  FakeKubelet,
+  type KubeletPeer,
+  type KubeletView,
+  type PeerContext,
+  type PodAllocation,
+} from './peers.js';
 import { Timeline, type TimelineEntry } from './timeline.js';
 
 /**
@@ -41,6 +36,16 @@ export interface SuiteOptions {
   onEntry?: (entry: TimelineEntry) => void;
   /** Pause before an operand that died is started again (the kubelet backs off from 10 s). */
   restartDelayMs?: number;
+  /**
+   * The API server and kubelet around the operands: the fakes of gpucc-sim (default), or real ones
+   * made from the suite's context (packages/testbed/src/real: `realPeers(bin)`).
+   */
+  peers?: (ctx: PeerContext) => Promise<Peers> | Peers;
+}
+
+export interface Peers {
+  apiServer: ApiServerPeer;
+  kubelet: KubeletPeer;
 }
 
 export const SUITE_DIR = `${SIM_DIR}/suite`;
@@ -64,9 +69,7 @@ export class Suite {
   readonly timeline: Timeline;
   readonly nodeName = 'gpucc-sim-node';
   private readonly operands = new Map<Operand, OperandProcess>();
-  private apiServer: Service | undefined;
-  private kubeletService: Service | undefined;
-  private apiPort = 0;
+  private peers: Peers | undefined;
   private timer: NodeJS.Timeout | undefined;
   private ticking = false;
   private stopped = false;
@@ -87,10 +90,14 @@ export class Suite {
     try {
       localFs.makeDir(suite.path(SUITE_DIR));
       if (options.toolLatency) writeToolSettings(root, options.toolLatency);
+      const peers = await (options.peers ?? fakePeers)(suite.peerContext());
+      suite.peers = peers;
+      // First on the timeline: which peers are real.
+      suite.note('suite', peers.apiServer.describe);
+      suite.note('suite', peers.kubelet.describe);
       suite.note('suite', `simulated ${profile} node at ${root}`);
-      suite.apiPort = await freePort();
-      await suite.startApiServer();
-      await suite.startKubelet();
+      await peers.apiServer.start();
+      await peers.kubelet.start();
       for (const operand of OPERANDS) {
         suite.operands.set(operand, {
           service: undefined,
@@ -104,7 +111,7 @@ export class Suite {
         });
       }
       // What the GPU Operator does when it deploys the suite: select the node for each DaemonSet.
-      suite.label({
+      await suite.label({
         ...Object.fromEntries(OPERANDS.map((o) => [deployLabel(o), 'true'])),
         ...options.initialLabels,
       });
@@ -130,7 +137,7 @@ export class Suite {
   }
 
   kubeconfig(): string {
-    return this.path(KUBECONFIG_FILE);
+    return this.peer().apiServer.kubeconfig();
   }
 
   note(actor: string, text: string): TimelineEntry {
@@ -141,13 +148,13 @@ export class Suite {
 
   // ---- the node object ------------------------------------------------------------------------
 
-  /** One merge of these labels into the node (null removes), as `gpucc-sim label` does. */
-  label(changes: Record<string, string | null>): void {
-    setLabels(this.root, changes);
+  /** One merge of these labels into the node (null removes), as `gpucc-sim label` or kubectl does. */
+  label(changes: Record<string, string | null>): Promise<void> {
+    return this.peer().apiServer.setLabels(changes);
   }
 
-  labels(): Record<string, string> {
-    return nodeLabels(this.root);
+  labels(): Promise<Record<string, string>> {
+    return this.peer().apiServer.labels();
   }
 
   // ---- processes ----------------------------------------------------------------------------
@@ -175,68 +182,41 @@ export class Suite {
 
   async stopApiServer(): Promise<void> {
     this.note('suite', 'API server stopped');
-    await this.apiServer?.stop(2000);
-    this.apiServer = undefined;
+    await this.peer().apiServer.stop();
   }
 
-  /** Starts the fake API server on the port of the kubeconfig (its state survives in the node). */
-  async startApiServer(): Promise<void> {
-    await localFs.removeFile(this.path(SERVER_FILE));
-    const args = ['apiserver', this.root, '--quiet', '--port', String(this.apiPort), '--node-name', this.nodeName];
-    this.apiServer = this.startBinary('gpucc-sim', args, 'apiserver');
-    await this.waitFor('API server listening', () => localFs.exists(this.path(SERVER_FILE)), {
-      timeoutMs: 15_000,
-      quiet: true,
-      service: this.apiServer,
-    });
-    this.note('apiserver', `fake Kubernetes API server on 127.0.0.1:${this.apiPort}`);
-  }
-
-  private async startKubelet(): Promise<void> {
-    this.kubeletService = this.startBinary('gpucc-sim', ['kubelet', this.root], 'kubelet');
-    await this.waitFor(
-      'kubelet listening',
-      () =>
-        this.kubelet().then(
-          () => true,
-          () => false,
-        ),
-      {
-        timeoutMs: 15_000,
-        quiet: true,
-        service: this.kubeletService,
-      },
-    );
-    this.note('kubelet', 'fake kubelet listening on var/lib/kubelet/device-plugins/kubelet.sock');
+  /** Starts the API server again on the address of the kubeconfig (its state survives). */
+  startApiServer(): Promise<void> {
+    return this.peer().apiServer.start();
   }
 
   // ---- the kubelet ------------------------------------------------------------------------------
 
-  kubelet(): Promise<KubeletState> {
-    return controlRequest(this.root, 'GET', '/status') as Promise<KubeletState>;
+  kubelet(): Promise<KubeletView> {
+    return this.peer().kubelet.state();
   }
 
   /** Admission of a pod asking for `count` devices of `resource`. */
-  allocate(resource: string, count: number): Promise<KubeletAllocation> {
-    return controlRequest(this.root, 'POST', '/allocate', { resource, count }) as Promise<KubeletAllocation>;
+  allocate(resource: string, count: number): Promise<PodAllocation> {
+    return this.peer().kubelet.allocate(resource, count);
   }
 
   /** The pods holding `resource`'s devices end: the kubelet gives the devices back. */
-  async release(resource: string): Promise<void> {
-    await controlRequest(this.root, 'POST', '/release', { resource });
+  release(resource: string): Promise<void> {
+    return this.peer().kubelet.release(resource);
   }
 
   /** The kubelet restarts: streams close, its sockets are deleted and it listens again. */
   async restartKubelet(): Promise<void> {
     this.note('suite', 'kubelet restarted (sockets deleted)');
-    await controlRequest(this.root, 'POST', '/restart', { delayMs: 0 });
+    await this.peer().kubelet.restart();
   }
 
   // ---- the node as a whole --------------------------------------------------------------------------
 
   async snapshot(): Promise<SuiteSnapshot> {
     const kubelet = await this.kubelet().catch(() => undefined);
-    return observeNode(this.root, this.labels(), kubelet);
+    return observeNode(this.root, await this.labels(), kubelet);
   }
 
   /** Waits until the node is converged on `mode` with nothing lost (see convergenceProblems). */
@@ -321,8 +301,8 @@ export class Suite {
         exits[operand] = exit;
       }),
     );
-    await this.kubeletService?.stop(2000);
-    await this.apiServer?.stop(2000);
+    await this.peers?.kubelet.stop();
+    await this.peers?.apiServer.close();
     await stopKernel(this.root); // the node's kernel process, which the operands' first write started
     this.readLogs();
     this.flush(true);
@@ -336,13 +316,9 @@ export class Suite {
     if (this.ticking || this.stopped) return;
     this.ticking = true;
     try {
-      let labels: Record<string, string> = {};
-      try {
-        labels = this.labels();
-      } catch {
-        // The store is being rewritten; the next tick reads it.
-      }
-      for (const operand of OPERANDS) this.control(operand, labels[deployLabel(operand)] === 'true');
+      // Unread while the store is being rewritten or the server is away: the next tick reads it.
+      const labels = await this.labels().catch(() => undefined);
+      if (labels) for (const operand of OPERANDS) this.control(operand, labels[deployLabel(operand)] === 'true');
       this.readLogs();
       this.flush();
     } finally {
@@ -361,7 +337,12 @@ export class Suite {
       this.note('suite', `${operand} exited (${exit.signal ?? `code ${exit.code}`})`);
     }
     if (selected && !p.service && Date.now() >= p.notBefore) {
-      const ctx = { root: this.root, nodeName: this.nodeName, metricsPort: p.metricsPort };
+      const ctx = {
+        root: this.root,
+        nodeName: this.nodeName,
+        metricsPort: p.metricsPort,
+        kubeconfig: this.kubeconfig(),
+      };
       p.service = this.startBinary(operand, operandArgs(operand, ctx), operand);
       p.starts += 1;
       p.startedAt = Date.now();
@@ -416,11 +397,33 @@ export class Suite {
     }
   }
 
+  private peerContext(): PeerContext {
+    return {
+      root: this.root,
+      nodeName: this.nodeName,
+      startSim: (args, logName) => this.startBinary('gpucc-sim', args, logName),
+      waitFor: async (what, probe, service) => {
+        await this.waitFor(what, probe, { timeoutMs: 15_000, quiet: true, ...(service ? { service } : {}) });
+      },
+      note: (actor, text) => void this.note(actor, text),
+    };
+  }
+
+  private peer(): Peers {
+    if (!this.peers) throw new Error('the suite has not started its API server and kubelet');
+    return this.peers;
+  }
+
   private state(operand: Operand): OperandProcess {
     const p = this.operands.get(operand);
     if (!p) throw new Error(`the suite has not started ${operand}`);
     return p;
   }
+}
+
+/** gpucc-sim's API server and kubelet. */
+async function fakePeers(ctx: PeerContext): Promise<Peers> {
+  return { apiServer: new FakeApiServer(ctx, await freePort()), kubelet: new FakeKubelet(ctx) };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import path from 'node:path';
-import { freePort, type Proc, REPO, startProcess, tempDir, until } from './processes.js';
+import { localFs, type Service, startService } from '@gpucc/hal';
+import { freePort } from '../fixtures/ports.js';
+import { logTail, until } from './wait.js';
 
 /**
  * A real control plane on loopback: etcd and kube-apiserver built from source (scripts/k8s.sh),
@@ -22,35 +22,63 @@ export interface ApiResponse {
 }
 
 export class ControlPlane {
-  etcd!: Proc;
-  apiServer!: Proc;
-  readonly dir = tempDir('k8s');
+  etcd: Service | undefined;
+  apiServer: Service | undefined;
   readonly adminToken = randomBytes(24).toString('hex');
   private etcdPort = 0;
   private apiPort = 0;
 
   private constructor(
     private readonly bin: string,
+    /** Its data, keys, kubeconfigs and logs (etcd.log, kube-apiserver.log). */
+    readonly dir: string,
     private readonly options: ControlPlaneOptions,
   ) {}
 
-  static async start(bin: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
-    const cp = new ControlPlane(bin, options);
-    mkdirSync(path.join(cp.dir, 'pki'), { recursive: true });
+  /** Starts etcd and kube-apiserver from `bin` (scripts/k8s.sh path), keeping everything in `dir`. */
+  static async start(bin: string, dir: string, options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const cp = new ControlPlane(bin, dir, options);
+    try {
+      await cp.setUp();
+      return cp;
+    } catch (error) {
+      await cp.stop();
+      throw error;
+    }
+  }
+
+  private async setUp(): Promise<void> {
+    localFs.makeDir(path.join(this.dir, 'pki'));
     const { privateKey, publicKey } = generateKeyPairSync('rsa', {
       modulusLength: 2048,
       publicKeyEncoding: { type: 'spki', format: 'pem' },
       privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
     });
-    writeFileSync(path.join(cp.dir, 'pki/sa.key'), privateKey, { mode: 0o600 });
-    writeFileSync(path.join(cp.dir, 'pki/sa.pub'), publicKey);
-    writeFileSync(path.join(cp.dir, 'tokens.csv'), `${cp.adminToken},gpucc-test-admin,1,"system:masters"\n`, {
-      mode: 0o600,
-    });
-    await cp.startEtcd();
-    cp.apiPort = await freePort();
-    await cp.startApiServer();
-    return cp;
+    localFs.writeFileSync(path.join(this.dir, 'pki/sa.key'), privateKey, 0o600);
+    localFs.writeFileSync(path.join(this.dir, 'pki/sa.pub'), publicKey);
+    localFs.writeFileSync(
+      path.join(this.dir, 'tokens.csv'),
+      `${this.adminToken},gpucc-test-admin,1,"system:masters"\n`,
+      0o600,
+    );
+    await this.startEtcd();
+    this.apiPort = await freePort();
+    await this.startApiServer();
+  }
+
+  private start(name: string, args: string[]): Service {
+    return startService({ command: path.join(this.bin, name), args, logFile: this.logFile(name) });
+  }
+
+  logFile(name: 'etcd' | 'kube-apiserver' | string): string {
+    return path.join(this.dir, `${name}.log`);
+  }
+
+  private exitedWith(name: string, service: Service): Error | undefined {
+    const exit = service.exit();
+    if (exit === undefined) return undefined;
+    const tail = logTail(() => localFs.readText(this.logFile(name)));
+    return new Error(`${name} exited (${exit.signal ?? exit.code}):\n${tail}`);
   }
 
   get etcdUrl(): string {
@@ -64,7 +92,7 @@ export class ControlPlane {
   private async startEtcd(): Promise<void> {
     this.etcdPort = await freePort();
     const peer = await freePort();
-    this.etcd = startProcess('etcd', path.join(this.bin, 'etcd'), [
+    const etcd = this.start('etcd', [
       '--name',
       'gpucc',
       '--data-dir',
@@ -81,10 +109,12 @@ export class ControlPlane {
       `gpucc=http://127.0.0.1:${peer}`,
       '--unsafe-no-fsync', // a test's throwaway data
     ]);
+    this.etcd = etcd;
     await until(
       'etcd to be healthy',
       async () => {
-        if (this.etcd.child.exitCode !== null) throw new Error(`etcd exited:\n${this.etcd.output().slice(-3000)}`);
+        const exited = this.exitedWith('etcd', etcd);
+        if (exited) throw exited;
         const response = await fetch(`${this.etcdUrl}/health`).catch(() => undefined);
         return response?.ok ? true : undefined;
       },
@@ -95,7 +125,7 @@ export class ControlPlane {
   /** Starts kube-apiserver (again, after stopApiServer) on the same port, data and keys. */
   async startApiServer(): Promise<void> {
     const pki = path.join(this.dir, 'pki');
-    this.apiServer = startProcess('kube-apiserver', path.join(this.bin, 'kube-apiserver'), [
+    const apiServer = this.start('kube-apiserver', [
       '--etcd-servers',
       this.etcdUrl,
       '--bind-address',
@@ -127,13 +157,13 @@ export class ControlPlane {
       '--v',
       '1',
     ]);
+    this.apiServer = apiServer;
     await until(
       'kube-apiserver to be ready',
       async () => {
-        if (this.apiServer.child.exitCode !== null) {
-          throw new Error(`kube-apiserver exited:\n${this.apiServer.output().slice(-3000)}`);
-        }
-        if (!existsSync(this.caFile)) return undefined;
+        const exited = this.exitedWith('kube-apiserver', apiServer);
+        if (exited) throw exited;
+        if (!localFs.exists(this.caFile)) return undefined;
         const r = await this.api('GET', '/readyz').catch(() => undefined);
         return r?.status === 200 ? true : undefined;
       },
@@ -141,9 +171,14 @@ export class ControlPlane {
     );
   }
 
-  async stopApiServer(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    // A graceful stop waits for long requests (watches); a test needs no more than a few seconds.
-    await this.apiServer.stop(signal, 5_000);
+  /** SIGTERM (a graceful stop, cut to 5 s: it waits for watches) or SIGKILL (a crash). */
+  async stopApiServer(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const server = this.apiServer;
+    if (!server) return;
+    if (signal === 'SIGKILL') {
+      server.signal('SIGKILL');
+      await server.exited;
+    } else await server.stop(5_000);
   }
 
   /** The self-signed serving certificate (and its CA) kube-apiserver wrote into --cert-dir. */
@@ -159,7 +194,7 @@ export class ControlPlane {
         `${this.url}${urlPath}`,
         {
           method,
-          ca: readFileSync(this.caFile),
+          ca: localFs.readBytes(this.caFile),
           headers: {
             authorization: `Bearer ${token}`,
             accept: 'application/json',
@@ -191,8 +226,8 @@ export class ControlPlane {
   /** A kubeconfig for `token` that verifies the server against its own CA. */
   kubeconfig(name: string, token = this.adminToken): string {
     const file = path.join(this.dir, `${name}.kubeconfig`);
-    const ca = readFileSync(this.caFile).toString('base64');
-    writeFileSync(
+    const ca = localFs.readBytes(this.caFile).toString('base64');
+    localFs.writeFileSync(
       file,
       [
         'apiVersion: v1',
@@ -206,26 +241,9 @@ export class ControlPlane {
         `current-context: ${name}`,
         '',
       ].join('\n'),
-      { mode: 0o600 },
+      0o600,
     );
     return file;
-  }
-
-  /** kubectl 1.x (on PATH) against this API server as the admin. */
-  kubectl(args: string[], input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
-    const kubeconfig = this.kubeconfig('admin');
-    return new Promise((resolve) => {
-      const child = execFile(
-        'kubectl',
-        ['--kubeconfig', kubeconfig, ...args],
-        { cwd: REPO, maxBuffer: 32 * 1024 * 1024 },
-        (error, stdout, stderr) => {
-          const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-      if (input !== undefined) child.stdin?.end(input);
-    });
   }
 
   /**
@@ -246,7 +264,7 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
-    await this.apiServer?.stop('SIGTERM', 5_000);
-    await this.etcd?.stop();
+    await this.apiServer?.stop(5_000);
+    await this.etcd?.stop(10_000);
   }
 }

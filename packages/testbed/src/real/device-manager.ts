@@ -1,6 +1,6 @@
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { type Proc, startProcess, until } from './processes.js';
+import { localFs, type Service, startService } from '@gpucc/hal';
+import { logTail, until } from './wait.js';
 
 /** One resource as the kubelet's device manager records it (test/k8s/cmd/devicemanager-harness). */
 export interface ManagedResource {
@@ -39,24 +39,35 @@ export class DeviceManager {
   private readonly replies: Array<(line: string) => void> = [];
   private queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly proc: Proc) {
-    const lines = createInterface({ input: proc.child.stdout! });
-    lines.on('line', (line) => {
-      if (line.startsWith('{')) this.replies.shift()?.(line);
-    });
-  }
+  private service!: Service;
 
-  static async start(binDir: string, pluginDir: string, numaNodes: number): Promise<DeviceManager> {
-    const proc = startProcess(
-      'device-manager',
-      path.join(binDir, 'devicemanager-harness'),
-      ['--plugin-dir', pluginDir, '--numa-nodes', String(numaNodes), '--v', '2'],
-      { stdin: true },
-    );
-    const manager = new DeviceManager(proc);
+  private constructor(readonly logFile: string) {}
+
+  /**
+   * Starts the harness on `pluginDir` (the kubelet's /var/lib/kubelet/device-plugins); its klog
+   * output goes to `logFile` (default: devicemanager-harness.log beside the plugin dir).
+   */
+  static async start(
+    binDir: string,
+    pluginDir: string,
+    numaNodes: number,
+    logFile = path.join(path.dirname(pluginDir), 'devicemanager-harness.log'),
+  ): Promise<DeviceManager> {
+    const manager = new DeviceManager(logFile);
     const ready = new Promise<string>((resolve) => manager.replies.push(resolve));
-    const outcome = await Promise.race([ready, proc.exited.then((code) => `exited ${code}`)]);
-    if (!outcome.startsWith('{')) throw new Error(`device manager did not start (${outcome}):\n${proc.output()}`);
+    manager.service = startService({
+      command: path.join(binDir, 'devicemanager-harness'),
+      args: ['--plugin-dir', pluginDir, '--numa-nodes', String(numaNodes), '--v', '2'],
+      logFile,
+      onStdoutLine: (line) => {
+        if (line.startsWith('{')) manager.replies.shift()?.(line);
+      },
+    });
+    const exit = manager.service.exited.then((e) => `exited ${e.signal ?? e.code}`);
+    const outcome = await Promise.race([ready, exit]);
+    if (!outcome.startsWith('{')) {
+      throw new Error(`device manager did not start (${outcome}):\n${logTail(() => localFs.readText(logFile))}`);
+    }
     return manager;
   }
 
@@ -64,8 +75,9 @@ export class DeviceManager {
   request<T>(body: Record<string, unknown>): Promise<T> {
     const run = async () => {
       const reply = new Promise<string>((resolve) => this.replies.push(resolve));
-      this.proc.child.stdin!.write(`${JSON.stringify(body)}\n`);
-      const line = await Promise.race([reply, this.proc.exited.then((c) => `{"ok":false,"error":"exited ${c}"}`)]);
+      this.service.write(`${JSON.stringify(body)}\n`);
+      const exited = this.service.exited.then((e) => `{"ok":false,"error":"exited ${e.signal ?? e.code}"}`);
+      const line = await Promise.race([reply, exited]);
       const parsed = JSON.parse(line) as { ok: boolean; error?: string } & T;
       if (!parsed.ok) throw new Error(`device manager ${String(body.op)}: ${parsed.error}`);
       return parsed;
@@ -112,6 +124,6 @@ export class DeviceManager {
     } catch {
       // already gone
     }
-    await this.proc.stop();
+    await this.service.stop(10_000);
   }
 }
