@@ -79,14 +79,22 @@ export interface Reference {
 /**
  * A figure of ours beside references measured in the same run, so that its targets hold on any
  * machine: one result for ours, then for each reference its value and the ratio or difference that
- * carries the target.
+ * carries the target. `subject` names the figure in those rows when it is not ours (e.g. `real`).
  */
-export function compared(name: string, value: number, unit: string, references: Reference[]): BenchResult[] {
+export function compared(
+  name: string,
+  value: number,
+  unit: string,
+  references: Reference[],
+  subject = 'ours',
+): BenchResult[] {
   const results: BenchResult[] = [{ name, value, unit }];
   for (const r of references) {
     results.push({ name: `  ${r.name}, the same`, value: r.value, unit });
     const [label, v, u] =
-      r.by === 'ratio' ? [`ours / ${r.name}`, value / r.value, '×'] : [`ours − ${r.name}`, value - r.value, unit];
+      r.by === 'ratio'
+        ? [`${subject} / ${r.name}`, value / r.value, '×']
+        : [`${subject} − ${r.name}`, value - r.value, unit];
     results.push({ name: `  ${label}`, value: v, unit: u, ...(r.target ? { target: r.target } : {}) });
   }
   return results;
