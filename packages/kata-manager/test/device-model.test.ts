@@ -4,16 +4,11 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { VfioDeviceModelSetting } from '@gpucc/hal';
+import { CDEV_NODES, DEVICE_MODEL_CASES, DEVICE_MODEL_KERNELS, GROUP_NODES } from '@gpucc/testbed/fixtures';
 import { boundNode, captureCli } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
 import { generate } from '../src/commands.js';
-
-const KERNELS = {
-  'iommufd with cdevs': { iommufd: true, vfioCdev: true },
-  'iommufd without VFIO_DEVICE_CDEV': { iommufd: true, vfioCdev: false },
-  'no iommufd': { iommufd: false },
-} as const;
 
 /** The published devices as `name: nodes`, from the rendered spec(s). */
 function published(sysfs: Parameters<typeof generate>[0], deviceModel: VfioDeviceModelSetting) {
@@ -29,21 +24,9 @@ function published(sysfs: Parameters<typeof generate>[0], deviceModel: VfioDevic
   return { devices: Object.fromEntries(devices), refused, skipped: generated.selection.skipped };
 }
 
-// iommufd-h200-2: GPUs 0000:23:00.0 (group 43, vfio0 where cdevs exist) and 0000:43:00.0 (group 47, vfio1).
-const LEGACY = { '43': ['/dev/vfio/vfio', '/dev/vfio/43'], '47': ['/dev/vfio/vfio', '/dev/vfio/47'] };
-const CDEVS = { '0': ['/dev/vfio/devices/vfio0'], '1': ['/dev/vfio/devices/vfio1'] };
-
 describe('kata-manager --vfio-device-model', () => {
-  it.each([
-    ['iommufd with cdevs', 'auto', CDEVS],
-    ['iommufd with cdevs', 'iommufd', CDEVS],
-    ['iommufd with cdevs', 'legacy', LEGACY],
-    ['iommufd without VFIO_DEVICE_CDEV', 'auto', LEGACY],
-    ['iommufd without VFIO_DEVICE_CDEV', 'legacy', LEGACY],
-    ['no iommufd', 'auto', LEGACY],
-    ['no iommufd', 'legacy', LEGACY],
-  ] as const)('%s, %s: the spec lists %j', async (kernel, mode, expected) => {
-    const { sysfs } = await boundNode('iommufd-h200-2', KERNELS[kernel]);
+  it.each(DEVICE_MODEL_CASES)('%s, %s: the spec lists %j', async (kernel, mode, expected) => {
+    const { sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS[kernel]);
     const { devices, refused } = published(sysfs, mode);
     expect(devices).toEqual(expected);
     expect(refused).toEqual([]);
@@ -55,7 +38,7 @@ describe('kata-manager --vfio-device-model', () => {
   ] as const)(
     '%s, iommufd: no device is published, each refused with a coded error and a hint',
     async (kernel, hint) => {
-      const { sysfs } = await boundNode('iommufd-h200-2', KERNELS[kernel]);
+      const { sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS[kernel]);
       const { devices, skipped } = published(sysfs, 'iommufd');
       expect(devices).toEqual({});
       expect(skipped.map((s) => [s.address, s.error?.code, s.waiting])).toEqual([
@@ -67,12 +50,12 @@ describe('kata-manager --vfio-device-model', () => {
   );
 
   it('auto decides per device: one without its cdev gets its group, the other keeps its cdev; iommufd serves the other alone', async () => {
-    const { root, sysfs } = await boundNode('iommufd-h200-2', KERNELS['iommufd with cdevs']);
+    const { root, sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS['iommufd with cdevs']);
     dropCdev(root, '0000:43:00.0', 1); // as a kernel without VFIO_DEVICE_CDEV shows a bound device
-    expect(published(sysfs, 'auto').devices).toEqual({ '0': CDEVS['0'], '47': LEGACY['47'] });
+    expect(published(sysfs, 'auto').devices).toEqual({ '0': CDEV_NODES['0'], '47': GROUP_NODES['47'] });
 
     const strict = published(sysfs, 'iommufd');
-    expect(strict.devices).toEqual({ '0': CDEVS['0'] });
+    expect(strict.devices).toEqual({ '0': CDEV_NODES['0'] });
     expect(strict.refused).toEqual([
       { address: '0000:43:00.0', code: 'ERR_GPUCC_VFIO_CDEV_UNAVAILABLE', waiting: false },
     ]);
@@ -85,7 +68,7 @@ describe('kata-manager --vfio-device-model', () => {
     const kata = (args: string[]) => captureCli(main, 'kata-manager', args);
 
     it('write --vfio-device-model iommufd on a kernel without cdevs: nothing written, exit 1, the code in the report', async () => {
-      const { root } = await boundNode('iommufd-h200-2', KERNELS['iommufd without VFIO_DEVICE_CDEV']);
+      const { root } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS['iommufd without VFIO_DEVICE_CDEV']);
       const strict = await kata(['write', '--host-root', root, '--vfio-device-model', 'iommufd', '--report', 'json']);
       expect(strict.code).toBe(1);
       const report = JSON.parse(strict.out) as { devices: unknown[]; errors: { code: string }[] };
@@ -104,7 +87,7 @@ describe('kata-manager --vfio-device-model', () => {
     });
 
     it('a bad value is a usage error (exit 2) that names the flag, its variable and the allowed values', async () => {
-      const { root } = await boundNode('iommufd-h200-2', KERNELS['iommufd with cdevs']);
+      const { root } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS['iommufd with cdevs']);
       const flag = await kata(['generate', '--host-root', root, '--vfio-device-model', 'cdev']);
       expect(flag.code).toBe(2);
       expect(flag.err).toMatch(

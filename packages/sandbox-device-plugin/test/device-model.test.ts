@@ -4,17 +4,12 @@
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import type { VfioDeviceModelSetting } from '@gpucc/hal';
+import { CDEV_NODES, DEVICE_MODEL_CASES, DEVICE_MODEL_KERNELS, GROUP_NODES } from '@gpucc/testbed/fixtures';
 import { boundNode, captureCli } from '@gpucc/testbed/vitest';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { allocate } from '../src/allocate.js';
 import { main } from '../src/cli.js';
 import { scanInventory } from '../src/inventory.js';
-
-const KERNELS = {
-  'iommufd with cdevs': { iommufd: true, vfioCdev: true },
-  'iommufd without VFIO_DEVICE_CDEV': { iommufd: true, vfioCdev: false },
-  'no iommufd': { iommufd: false },
-} as const;
 
 /** Every advertised ID with the container paths Allocate answers for it alone. */
 function served(sysfs: Parameters<typeof scanInventory>[0], deviceModel: VfioDeviceModelSetting) {
@@ -32,25 +27,13 @@ function served(sysfs: Parameters<typeof scanInventory>[0], deviceModel: VfioDev
   return { paths, health: inventory.devices.map((d) => d.health), problems: inventory.problems };
 }
 
-// iommufd-h200-2: GPUs 0000:23:00.0 (group 43, vfio0 where cdevs exist) and 0000:43:00.0 (group 47, vfio1).
-const LEGACY = { '43': ['/dev/vfio/vfio', '/dev/vfio/43'], '47': ['/dev/vfio/vfio', '/dev/vfio/47'] };
-const CDEVS = { '0': ['/dev/vfio/devices/vfio0'], '1': ['/dev/vfio/devices/vfio1'] };
-
 describe('sandbox-device-plugin --vfio-device-model', () => {
   afterEach(() => {
     vi.unstubAllEnvs();
   });
 
-  it.each([
-    ['iommufd with cdevs', 'auto', CDEVS],
-    ['iommufd with cdevs', 'iommufd', CDEVS],
-    ['iommufd with cdevs', 'legacy', LEGACY],
-    ['iommufd without VFIO_DEVICE_CDEV', 'auto', LEGACY],
-    ['iommufd without VFIO_DEVICE_CDEV', 'legacy', LEGACY],
-    ['no iommufd', 'auto', LEGACY],
-    ['no iommufd', 'legacy', LEGACY],
-  ] as const)('%s, %s: Allocate hands out %j, every device healthy', async (kernel, mode, expected) => {
-    const { sysfs } = await boundNode('iommufd-h200-2', KERNELS[kernel]);
+  it.each(DEVICE_MODEL_CASES)('%s, %s: Allocate hands out %j, every device healthy', async (kernel, mode, expected) => {
+    const { sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS[kernel]);
     const { paths, health, problems } = served(sysfs, mode);
     expect(paths).toEqual(expected);
     expect(health).toEqual(['Healthy', 'Healthy']);
@@ -61,7 +44,7 @@ describe('sandbox-device-plugin --vfio-device-model', () => {
     ['iommufd without VFIO_DEVICE_CDEV', /CONFIG_VFIO_DEVICE_CDEV/],
     ['no iommufd', /CONFIG_IOMMUFD/],
   ] as const)('%s, iommufd: nothing is advertised, each GPU a coded problem with a hint', async (kernel, hint) => {
-    const { sysfs } = await boundNode('iommufd-h200-2', KERNELS[kernel]);
+    const { sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS[kernel]);
     const { paths, problems } = served(sysfs, 'iommufd');
     expect(paths).toEqual({});
     expect(problems.map((p) => [p.code, p.details.address])).toEqual([
@@ -72,16 +55,16 @@ describe('sandbox-device-plugin --vfio-device-model', () => {
   });
 
   it('auto decides per device (one GPU without its cdev gets its group); iommufd still serves the other', async () => {
-    const { root, sysfs } = await boundNode('iommufd-h200-2', KERNELS['iommufd with cdevs']);
+    const { root, sysfs } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS['iommufd with cdevs']);
     dropCdev(root, '0000:43:00.0', 1);
-    expect(served(sysfs, 'auto').paths).toEqual({ '0': CDEVS['0'], '47': LEGACY['47'] });
+    expect(served(sysfs, 'auto').paths).toEqual({ '0': CDEV_NODES['0'], '47': GROUP_NODES['47'] });
     const strict = served(sysfs, 'iommufd');
-    expect(strict.paths).toEqual({ '0': CDEVS['0'] });
+    expect(strict.paths).toEqual({ '0': CDEV_NODES['0'] });
     expect(strict.problems.map((p) => p.code)).toEqual(['ERR_GPUCC_VFIO_CDEV_UNAVAILABLE']);
   });
 
   it('--vfio-device-model and GPUCC_VFIO_DEVICE_MODEL: legacy lists group IDs; a bad value is a usage error naming the allowed ones', async () => {
-    const { root } = await boundNode('iommufd-h200-2', KERNELS['iommufd with cdevs']);
+    const { root } = await boundNode('iommufd-h200-2', DEVICE_MODEL_KERNELS['iommufd with cdevs']);
     const list = (args: string[]) =>
       captureCli(main, 'sandbox-device-plugin', ['list', '--host-root', root, '--output', 'json', ...args]);
     const ids = (out: string) =>
