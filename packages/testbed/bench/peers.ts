@@ -9,14 +9,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type BenchResult, compared, reportBench } from '../../../bench/report.js';
-import { realPeers } from '../src/real/index.js';
+import { realPeers, until } from '../src/real/index.js';
 import { repositoryBinaries, Suite } from '../src/suite/index.js';
-import { median, sleep } from './measure.js';
+import { median } from './measure.js';
 
 const REPOSITORY = path.resolve(import.meta.dirname, '../../..');
 const MODE = 'nvidia.com/cc.mode';
 const STATE = 'nvidia.com/cc.mode.state';
 const RESTARTS = 10;
+/** How often the peers are asked while a figure is timed: its resolution. */
+const POLL_MS = 2;
 // Real hardware: tool start 150 ms, a set 150 ms, a reset 1.7 s per call (as `npm run demo -- --slow`).
 const HARDWARE = { startMs: 150, setMs: 150, resetMs: 1700 };
 const base = mkdtempSync(path.join(process.platform === 'linux' ? '/dev/shm' : os.tmpdir(), 'gpucc-peers-bench-'));
@@ -39,14 +41,6 @@ function realComponents(): { bin: string } | { why: string } {
   }
 }
 
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await probe())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs} ms`);
-    await sleep(2);
-  }
-}
-
 async function measure(name: string, peers?: Parameters<typeof Suite.start>[0]['peers']): Promise<PeerFigures> {
   const suite = await Suite.start({
     root: path.join(base, name),
@@ -60,7 +54,7 @@ async function measure(name: string, peers?: Parameters<typeof Suite.start>[0]['
     await suite.converged('off', `${name}: the node converged on off`, 120_000);
     const started = performance.now();
     await suite.label({ [MODE]: 'on' });
-    await until(`${name}: ${STATE}=on`, async () => (await suite.labels())[STATE] === 'on', 120_000);
+    await until(`${name}: ${STATE}=on`, async () => (await suite.labels())[STATE] === 'on', 120_000, POLL_MS);
     const labelToStateMs = performance.now() - started;
     await suite.converged('on', `${name}: the node converged on on`, 60_000);
 
@@ -74,7 +68,7 @@ async function measure(name: string, peers?: Parameters<typeof Suite.start>[0]['
     for (let i = 0; i < RESTARTS; i++) {
       const t = performance.now();
       await suite.restartKubelet();
-      await until(`${name}: re-registered after restart ${i + 1}`, allocatable, 30_000);
+      await until(`${name}: re-registered after restart ${i + 1}`, allocatable, 30_000, POLL_MS);
       times.push(performance.now() - t);
     }
     return { labelToStateMs, reregisterMs: median(times) };

@@ -4,7 +4,7 @@ import { messageOf } from '../fs/index.js';
 import { DEVICE_PLUGIN_PROTO } from './api-proto.js';
 import { buildCodecs, type MessageCodec } from './codec.js';
 import { MAX_UNIX_SOCKET_PATH } from './constants.js';
-import { type ProtoJson, type ProtoService, protoToJson } from './proto-json.js';
+import { type ProtoJson, type ProtoService, protoInvalid, protoToJson } from './proto-json.js';
 import type {
   AllocateRequest,
   AllocateResponse,
@@ -56,19 +56,12 @@ function service(json: ProtoJson, codecs: Map<string, MessageCodec>, name: strin
   const [pkg, namespace] = Object.entries(json.nested)[0] ?? [];
   const definition = namespace?.nested[name];
   if (definition === undefined || !('methods' in definition)) {
-    throw new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto has no service ${name}`, {
-      hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
-      details: { service: name },
-    });
+    throw protoInvalid(` has no service ${name}`, { service: name });
   }
   const codec = (type: string) => {
     const found = codecs.get(type);
-    if (found === undefined) {
-      throw new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto: ${name} uses the unknown message ${type}`, {
-        hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
-        details: { service: name, message: type },
-      });
-    }
+    if (found === undefined)
+      throw protoInvalid(`: ${name} uses the unknown message ${type}`, { service: name, message: type });
     return found;
   };
   return Object.fromEntries(
@@ -81,10 +74,10 @@ function service(json: ProtoJson, codecs: Map<string, MessageCodec>, name: strin
           path: `/${pkg}.${name}/${method}`,
           requestStream: m.requestStream === true,
           responseStream: m.responseStream === true,
-          requestSerialize: (value: unknown) => request.encode(value),
-          requestDeserialize: (bytes: Buffer) => request.decode(bytes),
-          responseSerialize: (value: unknown) => response.encode(value),
-          responseDeserialize: (bytes: Buffer) => response.decode(bytes),
+          requestSerialize: request.encode,
+          requestDeserialize: request.decode,
+          responseSerialize: response.encode,
+          responseDeserialize: response.decode,
           // The name proto-loader gave: grpc-js also finds an implementation under it.
           originalName: method[0]!.toLowerCase() + method.slice(1),
         } satisfies grpc.MethodDefinition<unknown, unknown>,

@@ -1,5 +1,5 @@
 import { GpuccError } from '../errors/index.js';
-import type { ProtoField, ProtoJson, ProtoMessage } from './proto-json.js';
+import { type ProtoField, type ProtoJson, type ProtoMessage, protoInvalid } from './proto-json.js';
 
 /**
  * Protocol buffer codecs for the messages of our own .proto, built once from its JSON descriptor
@@ -48,9 +48,7 @@ interface CompiledMessage {
 }
 
 function invalid(problem: string): GpuccError {
-  return new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto: ${problem}`, {
-    hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
-  });
+  return protoInvalid(`: ${problem}`);
 }
 
 /** Builds a codec for every message of the descriptor's only package, by its short name. */

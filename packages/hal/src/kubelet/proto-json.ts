@@ -72,11 +72,16 @@ function tokenize(text: string): Token[] {
   return tokens;
 }
 
-function invalid(problem: string, line: number): GpuccError {
-  return new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto, line ${line}: ${problem}`, {
+/** The one error of a broken embedded .proto (its parse, its codecs, its services): a build defect. */
+export function protoInvalid(problem: string, details: Record<string, unknown> = {}): GpuccError {
+  return new GpuccError('ERR_GPUCC_PROTO_INVALID', `embedded .proto${problem}`, {
     hint: 'the API definition compiled into this binary is broken: this is a build defect, report it',
-    details: { line },
+    details,
   });
+}
+
+function invalid(problem: string, line: number): GpuccError {
+  return protoInvalid(`, line ${line}: ${problem}`, { line });
 }
 
 class Parser {
