@@ -40,10 +40,11 @@ export function entryOf({ pkg, entry = 'cli.js' }) {
 }
 
 /**
- * grpc-js requires @grpc/proto-loader (and with it protobufjs, 280 KB) only to serve channelz and
- * ORCA load reports, from .proto files that a single-file bundle does not carry anyway; gpucc uses
- * neither (its own codecs are packages/hal/src/kubelet/codec.ts). The bundles get this stand-in,
- * which says so if anything ever calls it, instead of 280 KB that V8 would parse at every start.
+ * grpc-js (only gpucc-sim's fake kubelet uses it; the device plugin speaks through hal's own transport)
+ * requires @grpc/proto-loader (and with it protobufjs, 280 KB) only to serve channelz and ORCA load
+ * reports, from .proto files that a single-file bundle does not carry anyway; gpucc uses neither. The
+ * bundles get this stand-in, which says so if anything ever calls it, instead of 280 KB that V8 would
+ * parse at every start.
  */
 const leaveOutProtoLoader = {
   name: 'leave-out-proto-loader',

@@ -60,7 +60,7 @@ describe('device plugin API v1beta1 (our own .proto)', () => {
 
   it('encodes a device list as the kubelet reads it: int64 NUMA IDs as strings, empty repeated fields as []', () => {
     const method = devicePluginApi().devicePlugin.ListAndWatch;
-    const bytes = method.responseSerialize({
+    const bytes = method.response.encode({
       devices: [
         { ID: '23', health: 'Healthy', topology: { nodes: [{ ID: 1 }] } },
         { ID: '27', health: 'Unhealthy' },
@@ -68,14 +68,14 @@ describe('device plugin API v1beta1 (our own .proto)', () => {
     });
     // tag 0x0a = field 1 (devices), 19 bytes; tag 0x0a = Device field 1 (ID "23"): the numbers are the contract
     expect(bytes.subarray(0, 6).toString('hex')).toBe('0a130a023233');
-    expect(method.responseDeserialize(bytes)).toEqual({
+    expect(method.response.decode(bytes)).toEqual({
       devices: [
         { ID: '23', health: 'Healthy', topology: { nodes: [{ ID: '1' }] } },
         { ID: '27', health: 'Unhealthy', topology: null },
       ],
     });
     const allocate = devicePluginApi().devicePlugin.Allocate;
-    expect(allocate.responseDeserialize(allocate.responseSerialize({ container_responses: [{} as never] }))).toEqual({
+    expect(allocate.response.decode(allocate.response.encode({ container_responses: [{} as never] }))).toEqual({
       container_responses: [{ envs: {}, mounts: [], devices: [], annotations: {}, cdi_devices: [] }],
     });
   });

@@ -322,6 +322,7 @@ export class PluginManager {
     const plugin = new ResourcePlugin({
       server,
       register: (input, signal) => registerOnce(sysfs, input, registration.timeoutMs, signal),
+      kubeletStamp: () => sysfs.stamp(KUBELET_SOCKET_PATH),
       settings: registration,
       wakeup: this.wakeup,
       logger,
@@ -410,7 +411,7 @@ export class PluginManager {
       if (!plugin.server.socketPresent()) {
         if (!kubeletRestarted) this.counters.socketRestarts++;
         await this.restartPlugin(plugin, kubeletRestarted ? KUBELET_RESTARTED : 'socket removed');
-      } else if (kubeletRestarted) plugin.register('kubelet restarted');
+      } else if (kubeletRestarted) plugin.register('kubelet restarted', { keepCurrent: true });
     }
     if (kubeletRestarted) this.wakeup.wake();
   }

@@ -5,8 +5,9 @@ import {
   DEVICE_PLUGIN_API_VERSION,
   DEVICE_PLUGIN_DIR,
   type DevicePluginOptions,
+  devicePluginApi,
   KUBELET_SOCKET,
-  RegistrationClient,
+  unaryCall,
 } from '@gpucc/hal/kubelet';
 
 export const KUBELET_SOCKET_PATH = `${DEVICE_PLUGIN_DIR}/${KUBELET_SOCKET}`;
@@ -69,11 +70,10 @@ export async function registerOnce(
     error.details.kubeletAbsent = true;
     throw error;
   }
-  const client = new RegistrationClient(sysfs.resolve(KUBELET_SOCKET_PATH));
-  const abort = () => client.close();
-  signal.addEventListener('abort', abort, { once: true });
   try {
-    await client.register(
+    await unaryCall(
+      sysfs.resolve(KUBELET_SOCKET_PATH),
+      devicePluginApi().registration.Register,
       {
         version: DEVICE_PLUGIN_API_VERSION,
         endpoint: input.socketName,
@@ -81,7 +81,7 @@ export async function registerOnce(
         // Old kubelets read the options from here, current ones call GetDevicePluginOptions: the same.
         options: input.options,
       },
-      timeoutMs,
+      { timeoutMs, signal },
     );
   } catch (error) {
     const details = (error as { details?: unknown }).details;
@@ -90,9 +90,6 @@ export async function registerOnce(
       typeof details === 'string' && details ? details : messageOf(error),
       error,
     );
-  } finally {
-    signal.removeEventListener('abort', abort);
-    client.close();
   }
 }
 

@@ -14,6 +14,8 @@ export interface ResourcePluginOptions {
   server: ResourceServer;
   /** One Register call (see registerOnce). */
   register: (input: RegisterRequestInput, signal: AbortSignal) => Promise<void>;
+  /** kubelet.sock's stamp now (HostRoot.stamp): which kubelet a Register call reaches. */
+  kubeletStamp: () => string | undefined;
   settings: RegistrationSettings;
   wakeup: Wakeup;
   logger: Logger;
@@ -27,6 +29,8 @@ export class ResourcePlugin {
   lastError: string | undefined;
   registrations = 0;
   private loop: AbortController | undefined;
+  /** The kubelet.sock that the attempt in flight dialled. */
+  private dialled: string | undefined;
   private readonly log: Logger;
 
   constructor(private readonly options: ResourcePluginOptions) {
@@ -46,8 +50,21 @@ export class ResourcePlugin {
     return this.loop !== undefined;
   }
 
-  /** (Re)starts registering: an attempt in flight is abandoned, so the new kubelet gets a fresh one. */
-  register(reason: string): void {
+  /**
+   * (Re)starts registering: an attempt in flight is abandoned, so the new kubelet gets a fresh one.
+   * With `keepCurrent`, a registration that already reached the kubelet.sock there now (done, or in
+   * flight) is kept instead: a second Register would make that kubelet drop the stream it opened and
+   * dial us again.
+   */
+  register(reason: string, options: { keepCurrent?: boolean } = {}): void {
+    const reachedCurrent = this.dialled !== undefined && this.dialled === this.options.kubeletStamp();
+    if (options.keepCurrent && reachedCurrent && (this.loop !== undefined || this.registered)) {
+      this.log.debug(
+        { event: 'kubelet.register-kept', reason },
+        `not registering again (${reason}): this kubelet was already dialled`,
+      );
+      return;
+    }
     this.loop?.abort();
     const controller = new AbortController();
     this.loop = controller;
@@ -57,7 +74,10 @@ export class ResourcePlugin {
     const started = performance.now();
     this.log.debug({ event: 'kubelet.register-start', reason }, `registering (${reason})`);
     void retryUntilDone({
-      attempt: (signal) => this.options.register(input, signal),
+      attempt: (signal) => {
+        this.dialled = this.options.kubeletStamp();
+        return this.options.register(input, signal);
+      },
       backoff: settings.backoff,
       signal: controller.signal,
       wakeup: this.options.wakeup,
@@ -86,7 +106,7 @@ export class ResourcePlugin {
   /**
    * Serves again on a fresh socket, then registers: what a kubelet restart or a lost socket needs.
    * After a kubelet restart no call of the old kubelet is worth waiting for: its connections are
-   * cut at once (the real device manager's leave grpc-js waiting out the whole grace otherwise,
+   * cut at once (the real device manager's would keep the server waiting out the whole grace otherwise,
    * docs/real-kubernetes.md).
    */
   async restart(reason: string, options: { kubeletGone: boolean } = { kubeletGone: false }): Promise<void> {

@@ -1,14 +1,14 @@
 import type { Logger } from '@gpucc/daemon';
 import { GpuccError, type HostRoot, isGpuccError, messageOf } from '@gpucc/hal';
 import {
-  bindUnix,
   type DevicePluginOptions,
   devicePluginApi,
-  type Empty,
+  GRPC_STATUS,
+  GrpcCallError,
+  GrpcServer,
   type ListAndWatchResponse,
-  shutdownServer,
+  type ServerStream,
 } from '@gpucc/hal/kubelet';
-import * as grpc from '@grpc/grpc-js';
 import {
   type AllocationContext,
   allocate,
@@ -42,14 +42,14 @@ export interface ResourceServerOptions {
   topology?: () => TopologyCheck | undefined;
 }
 
-type Stream = grpc.ServerWritableStream<Empty, ListAndWatchResponse>;
+type Stream = ServerStream<ListAndWatchResponse>;
 
 /**
  * The DevicePlugin gRPC service of one resource on its own unix socket. It holds the resource's
  * current devices and sends the full list to every open ListAndWatch stream whenever it changes.
  */
 export class ResourceServer {
-  private server: grpc.Server | undefined;
+  private server: GrpcServer | undefined;
   private readonly streams = new Set<Stream>();
   private devices: ReadonlyMap<string, PluginDevice> = new Map();
   private lastList = '';
@@ -95,11 +95,9 @@ export class ResourceServer {
     const path = sysfs.resolve(socketRelPath);
     await refuseIfServed(sysfs, socketRelPath);
     await sysfs.removeFile(socketRelPath);
-    // No channelz: nothing reads it, and its per-call bookkeeping costs Allocate latency.
-    const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
-    server.addService(devicePluginApi().devicePlugin, this.handlers());
+    const server = this.routes(new GrpcServer());
     this.draining = false;
-    await bindUnix(server, path);
+    await server.listen(path);
     this.server = server;
     this.log.info({ event: 'plugin.serve', socket: path }, `serving ${this.resourceName} on ${path}`);
   }
@@ -135,17 +133,12 @@ export class ResourceServer {
     this.server = undefined;
     // Closing the listener unlinks the socket file (libuv does). No second unlink here: by now the
     // path may hold another instance's new socket, and only sockets we created are ours to delete.
-    await shutdownServer(server, options.graceMs ?? this.options.stopGraceMs);
+    await server.close(options.graceMs ?? this.options.stopGraceMs);
     this.log.info({ event: 'plugin.stopped' }, `stopped serving ${this.resourceName}`);
   }
 
   private send(stream: Stream, message: ListAndWatchResponse): void {
-    try {
-      stream.write(message);
-    } catch (error) {
-      this.log.warn({ event: 'stream.write-failed', err: error }, 'could not write to a ListAndWatch stream');
-      this.streams.delete(stream);
-    }
+    if (!stream.write(message)) this.streams.delete(stream);
   }
 
   private context(): AllocationContext {
@@ -158,87 +151,70 @@ export class ResourceServer {
     };
   }
 
-  private handlers(): grpc.UntypedServiceImplementation {
+  private routes(server: GrpcServer): GrpcServer {
     const { counters } = this.options;
-    return {
-      GetDevicePluginOptions: (_call: grpc.ServerUnaryCall<Empty, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-        callback(null, PLUGIN_OPTIONS),
-
-      ListAndWatch: (stream: Stream) => {
+    const api = devicePluginApi().devicePlugin;
+    return server
+      .unary(api.GetDevicePluginOptions, () => PLUGIN_OPTIONS)
+      .serverStream(api.ListAndWatch, (_request, stream) => {
         if (this.draining) {
           stream.write({ devices: [] });
           stream.end();
           return;
         }
         this.streams.add(stream);
-        const forget = () => {
+        stream.onClose(() => {
           if (this.streams.delete(stream)) {
             this.log.info({ event: 'stream.close', streams: this.streams.size }, 'ListAndWatch stream closed');
           }
-        };
-        stream.on('cancelled', forget);
-        stream.on('close', forget);
-        stream.on('error', forget);
+        });
         this.log.info({ event: 'stream.open', streams: this.streams.size }, 'ListAndWatch stream opened');
         this.send(stream, listAndWatchResponse(this.devices.values()));
-      },
-
-      Allocate: (
-        call: grpc.ServerUnaryCall<Parameters<typeof allocate>[0], unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ) => {
+      })
+      .unary(api.Allocate, (request) => {
         try {
-          const response = allocate(call.request, this.context());
+          const response = allocate(request, this.context());
           counters.count(counters.allocations, this.resourceName, true);
           if (this.log.isLevelEnabled('info')) {
-            const ids = call.request.container_requests.map((c) => c.devices_ids);
+            const ids = request.container_requests.map((c) => c.devices_ids);
             this.log.info({ event: 'allocate', ids }, `allocated ${ids.flat().join(', ')}`);
           }
-          callback(null, response);
+          return response;
         } catch (error) {
           counters.count(counters.allocations, this.resourceName, false);
-          callback(this.refuse('allocate', error));
+          throw this.refuse('allocate', error);
         }
-      },
-
-      GetPreferredAllocation: (
-        call: grpc.ServerUnaryCall<Parameters<typeof preferredAllocation>[0], unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ) => {
+      })
+      .unary(api.GetPreferredAllocation, (request) => {
         try {
-          const response = preferredAllocation(call.request, this.context());
+          const response = preferredAllocation(request, this.context());
           counters.count(counters.preferredAllocations, this.resourceName, true);
-          callback(null, response);
+          return response;
         } catch (error) {
           counters.count(counters.preferredAllocations, this.resourceName, false);
-          callback(this.refuse('preferred-allocation', error));
+          throw this.refuse('preferred-allocation', error);
         }
-      },
-
-      PreStartContainer: (
-        call: grpc.ServerUnaryCall<{ devices_ids: string[] }, unknown>,
-        callback: grpc.sendUnaryData<unknown>,
-      ) => {
+      })
+      .unary(api.PreStartContainer, (request) => {
         // Not required (pre_start_required is false); answered anyway, and only for our own IDs.
-        const unknown = call.request.devices_ids.filter((id) => !this.devices.has(id));
-        if (unknown.length === 0) return callback(null, {});
-        callback({
-          code: grpc.status.NOT_FOUND,
-          details: `ERR_GPUCC_UNKNOWN_DEVICE_ID: PreStartContainer for ${this.resourceName}: unknown device ID(s) ${unknown.join(', ')}`,
-        });
-      },
-    };
+        const unknown = request.devices_ids.filter((id) => !this.devices.has(id));
+        if (unknown.length === 0) return {};
+        throw new GrpcCallError(
+          GRPC_STATUS.NOT_FOUND,
+          `ERR_GPUCC_UNKNOWN_DEVICE_ID: PreStartContainer for ${this.resourceName}: unknown device ID(s) ${unknown.join(', ')}`,
+        );
+      });
   }
 
   /** A refusal as the kubelet will log it: the gRPC status, and the code, message and hint in the text. */
-  private refuse(what: string, error: unknown): Partial<grpc.StatusObject> {
+  private refuse(what: string, error: unknown): GrpcCallError {
     if (!isGpuccError(error)) {
       this.log.error({ event: `${what}.failed`, err: error }, `${what} failed`);
-      return { code: grpc.status.INTERNAL, details: `${what} failed: ${messageOf(error)}` };
+      return new GrpcCallError(GRPC_STATUS.INTERNAL, `${what} failed: ${messageOf(error)}`);
     }
     const status = (error.details.grpcStatus as RefusalStatus | undefined) ?? 'INVALID_ARGUMENT';
     this.log.warn({ event: `${what}.refused`, err: error }, error.message);
-    return { code: grpc.status[status], details: `${error.code}: ${error.message} (hint: ${error.hint})` };
+    return new GrpcCallError(GRPC_STATUS[status], `${error.code}: ${error.message} (hint: ${error.hint})`);
   }
 }
 

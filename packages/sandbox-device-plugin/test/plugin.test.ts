@@ -1,17 +1,16 @@
 import path from 'node:path';
 import { localFs, readAdvertisedDevices } from '@gpucc/hal';
 import {
-  bindUnix,
   DEVICE_PLUGIN_DIR,
-  DevicePluginClient,
   devicePluginApi,
+  GrpcServer,
   type ListAndWatchResponse,
-  RegistrationClient,
-  shutdownServer,
+  type RegisterRequest,
+  unaryCall,
 } from '@gpucc/hal/kubelet';
+import { DevicePluginClient } from '@gpucc/sim';
 import { bindAll } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode } from '@gpucc/testbed/vitest';
-import * as grpc from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { seen, startKubelet, startPlugin, until } from './helpers.js';
 
@@ -283,16 +282,14 @@ describe('fake kubelet', () => {
   it('refuses an unsupported version and an invalid resource name with the kubelet’s messages', async () => {
     const { root } = simNode('h100-pcie-1');
     const kubelet = await startKubelet(root);
-    const client = new RegistrationClient(kubelet.socket);
     await expect(
-      client.register({ version: 'v1beta2', endpoint: 'x.sock', resource_name: 'nvidia.com/pgpu' }, 2_000),
+      register(kubelet.socket, { version: 'v1beta2', endpoint: 'x.sock', resource_name: 'nvidia.com/pgpu' }),
     ).rejects.toMatchObject({
       details: 'requested API version "v1beta2" is not supported by kubelet. Supported versions are ["v1beta1"]',
     });
     await expect(
-      client.register({ version: 'v1beta1', endpoint: 'x.sock', resource_name: 'kubernetes.io/pgpu' }, 2_000),
+      register(kubelet.socket, { version: 'v1beta1', endpoint: 'x.sock', resource_name: 'kubernetes.io/pgpu' }),
     ).rejects.toMatchObject({ details: 'the ResourceName "kubernetes.io/pgpu" is invalid' });
-    client.close();
     expect(kubelet.state().rejected).toHaveLength(2);
   });
 
@@ -300,27 +297,24 @@ describe('fake kubelet', () => {
     const { root } = simNode('h100-pcie-1');
     const kubelet = await startKubelet(root, { endpointGraceMs: 50 });
     // A minimal plugin that sends one device, then ends its stream without an empty list (a crash).
-    const server = new grpc.Server();
+    const api = devicePluginApi().devicePlugin;
     let end: (() => void) | undefined;
-    server.addService(devicePluginApi().devicePlugin, {
-      GetDevicePluginOptions: (_c: unknown, cb: grpc.sendUnaryData<unknown>) => cb(null, {}),
-      ListAndWatch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        call.write({ devices: [{ ID: '7', health: 'Healthy' }] });
-        end = () => call.end();
-      },
-      Allocate: () => {},
-      GetPreferredAllocation: () => {},
-      PreStartContainer: () => {},
-    });
-    await bindUnix(server, path.join(kubelet.dir, 'crashy.sock'));
-    const client = new RegistrationClient(kubelet.socket);
-    await client.register({ version: 'v1beta1', endpoint: 'crashy.sock', resource_name: 'example.com/thing' }, 5_000);
-    client.close();
+    const server = new GrpcServer()
+      .unary(api.GetDevicePluginOptions, () => ({}))
+      .serverStream(api.ListAndWatch, (_request, stream) => {
+        stream.write({ devices: [{ ID: '7', health: 'Healthy' }] });
+        end = () => stream.end();
+      });
+    await server.listen(path.join(kubelet.dir, 'crashy.sock'));
+    await register(kubelet.socket, { version: 'v1beta1', endpoint: 'crashy.sock', resource_name: 'example.com/thing' });
     await kubelet.waitFor((s) => s.resources['example.com/thing']?.allocatable === 1);
     end!();
     const ended = await kubelet.waitFor((s) => s.resources['example.com/thing']?.streaming === false);
     expect(ended.resources['example.com/thing']).toMatchObject({ capacity: 1, allocatable: 0 });
     await kubelet.waitFor((s) => s.resources['example.com/thing']?.capacity === 0);
-    await shutdownServer(server, 100);
+    await server.close(100);
   });
 });
+
+const register = (socket: string, request: RegisterRequest) =>
+  unaryCall(socket, devicePluginApi().registration.Register, request, { timeoutMs: 5_000 });

@@ -1,7 +1,7 @@
-// The grpc-js floor for the Allocate benchmark: the same API on a unix socket, answering Allocate
-// with a constant and doing nothing else. Started by run.ts as its own process; prints "ready".
-import { bindUnix, devicePluginApi } from '@gpucc/hal/kubelet';
-import * as grpc from '@grpc/grpc-js';
+// The transport's floor for the Allocate benchmark: hal's gRPC server on the same unix socket API,
+// answering Allocate with a constant and doing nothing else. Started by plugin-vs-go.ts as its own
+// process; prints "ready".
+import { devicePluginApi, GrpcServer } from '@gpucc/hal/kubelet';
 
 const socket = process.argv[2]!;
 const response = {
@@ -18,15 +18,7 @@ const response = {
     },
   ],
 };
-const unused = () => {};
-const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
-server.addService(devicePluginApi().devicePlugin, {
-  Allocate: (_call: unknown, callback: grpc.sendUnaryData<unknown>) => callback(null, response),
-  GetDevicePluginOptions: unused,
-  ListAndWatch: unused,
-  GetPreferredAllocation: unused,
-  PreStartContainer: unused,
-});
-await bindUnix(server, socket);
+const server = new GrpcServer().unary(devicePluginApi().devicePlugin.Allocate, () => response);
+await server.listen(socket);
 process.stdout.write('ready\n');
-process.on('SIGTERM', () => server.forceShutdown());
+process.on('SIGTERM', () => void server.close(0));

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { DevicePluginClient } from '@gpucc/hal/kubelet';
+import { DevicePluginClient } from '@gpucc/sim';
 import { DAEMON_NODE_OPTIONS } from '../../../scripts/bundle.mjs';
 import { type Operand, repositoryBinaries } from '../src/suite/operands.js';
 
@@ -137,7 +137,7 @@ export async function paired(runs: number, ours: () => Promise<number>, bare: ()
 }
 
 /**
- * Allocate latency on a device plugin's socket, through our grpc-js client (the same client for
+ * Allocate latency on a device plugin's socket, through the simulator's grpc-js client (the same client for
  * every plugin measured, so the client's own cost is the same on each side): 16 callers on their own
  * connections, first one caller alone, then all 16 at once, each call asking for two devices. With
  * the default counts that is 5,000 calls in all (`calls`), after which the plugin's RSS is read.

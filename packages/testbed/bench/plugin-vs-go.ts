@@ -164,8 +164,8 @@ async function plainNode(base: string): Promise<string> {
   return plainHostTree(simulated, path.join(base, 'vs-go'));
 }
 
-/** The same Allocate calls on a bare grpc-js server of the same API (floor-server.ts): grpc-js's own cost. */
-async function grpcJsFloor(base: string, ids: string[]) {
+/** The same Allocate calls on a bare server of hal's gRPC transport (floor-server.ts): the transport's own cost. */
+async function transportFloor(base: string, ids: string[]) {
   const socket = path.join(base, 'floor.sock');
   const server = spawn(
     process.execPath,
@@ -219,7 +219,7 @@ export async function compareWithGo(base: string): Promise<{ results: BenchResul
     const ids = readdirSync(path.join(root, 'dev/vfio')).filter((f) => /^\d+$/.test(f));
     const o = await steadyState(ourPlugin, root, pluginDir, kubelet, ids);
     const g = goPlugin && (await steadyState(goPlugin, root, pluginDir, kubelet, ids));
-    const grpcJs = await grpcJsFloor(base, ids);
+    const floor = await transportFloor(base, ids);
     const bareIdleRssMb = await bareNode.idleRssMb();
     /** The Go reference's figure as a reference, when there is one. */
     const vsGo = (figure: (f: Omit<PluginFigures, 'startMs'>) => number, target?: string): Reference[] =>
@@ -242,7 +242,7 @@ export async function compareWithGo(base: string): Promise<{ results: BenchResul
       ]),
       ...compared(`Allocate, 16 concurrent callers: p50 (of ${o.concurrent.length})`, median(o.concurrent), 'ms', [
         ...vsGo((f) => median(f.concurrent), '≤ 2 ×'),
-        { name: 'bare grpc-js server answering a constant', value: median(grpcJs.concurrent), by: 'ratio' },
+        { name: 'bare gRPC server of hal answering a constant', value: median(floor.concurrent), by: 'ratio' },
       ]),
       ...compared('Allocate, 16 concurrent callers: p99', quantile(o.concurrent, 0.99), 'ms', [
         ...vsGo((f) => quantile(f.concurrent, 0.99)),

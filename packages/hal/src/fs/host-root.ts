@@ -311,6 +311,11 @@ export class HostRoot {
     }
   }
 
+  /** A stamp that changes when the file is replaced or rewritten (localFs.fileStamp); undefined when absent. */
+  stamp(relPath: string): string | undefined {
+    return localFs.fileStamp(this.resolve(relPath));
+  }
+
   /** Whether a server accepts connections on the unix socket (false for one left by a killed process). */
   socketHasListener(relPath: string, timeoutMs?: number): Promise<boolean> {
     return localFs.socketHasListener(this.resolve(relPath), timeoutMs);

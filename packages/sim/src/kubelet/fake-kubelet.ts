@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { compareDeviceIds, GpuccError, localFs, messageOf } from '@gpucc/hal';
 import {
-  bindUnix,
   type ContainerAllocateResponse,
   DEVICE_PLUGIN_API_VERSION,
   DEVICE_PLUGIN_DIR,
   type Device,
-  DevicePluginClient,
   type DevicePluginOptions,
   devicePluginApi,
   type Empty,
@@ -17,11 +15,11 @@ import {
   KUBELET_SOCKET,
   type ListAndWatchResponse,
   type RegisterRequest,
-  shutdownServer,
   UNHEALTHY,
 } from '@gpucc/hal/kubelet';
 import * as grpc from '@grpc/grpc-js';
 import { SIM_DIR } from '../node/paths.js';
+import { bindUnix, DevicePluginClient, grpcJsService, shutdownServer } from './grpc-js.js';
 import { isExtendedResourceName } from './resource-name.js';
 
 /** Files of the fake kubelet beside the simulated tree. */
@@ -339,7 +337,7 @@ export class FakeKubelet {
 
   private async listen(): Promise<void> {
     const server = new grpc.Server();
-    server.addService(devicePluginApi().registration, {
+    server.addService(grpcJsService(devicePluginApi().registration), {
       Register: (call: grpc.ServerUnaryCall<RegisterRequest, Empty>, callback: grpc.sendUnaryData<Empty>) => {
         this.register(call.request).then(
           () => callback(null, {}),
