@@ -40,18 +40,33 @@ export function entryOf({ pkg, entry = 'cli.js' }) {
 }
 
 /**
- * grpc-js (only gpucc-sim's fake kubelet uses it; the device plugin speaks through hal's own transport)
- * requires @grpc/proto-loader (and with it protobufjs, 280 KB) only to serve channelz and ORCA load
- * reports, from .proto files that a single-file bundle does not carry anyway; gpucc uses neither. The
- * bundles get this stand-in, which says so if anything ever calls it, instead of 280 KB that V8 would
- * parse at every start.
+ * Modules that a dependency requires at load time for a feature gpucc never uses. The bundles get a
+ * stand-in for each, which throws with the reason if anything ever calls it, instead of code that V8
+ * would parse (and built-ins that Node would load) at every start:
+ * - `@grpc/proto-loader`: grpc-js (only gpucc-sim's fake kubelet uses it; the device plugin speaks
+ *   through hal's own transport) requires it, and with it protobufjs (280 KB), only to serve channelz
+ *   and ORCA load reports;
+ * - `thread-stream`: pino requires it for transports (log shipping in worker threads), and it loads
+ *   `worker_threads`; gpucc logs JSON lines to stdout with no transport.
  */
-const leaveOutProtoLoader = {
-  name: 'leave-out-proto-loader',
+const LEFT_OUT = {
+  '@grpc/proto-loader': 'grpc-js channelz and ORCA are not used',
+  'thread-stream': 'pino transports are not used',
+};
+
+const leaveOut = {
+  name: 'leave-out',
   setup(build) {
-    build.onResolve({ filter: /^@grpc\/proto-loader$/ }, () => ({ path: 'proto-loader', namespace: 'gpucc-left-out' }));
-    build.onLoad({ filter: /.*/, namespace: 'gpucc-left-out' }, () => ({
-      contents: `module.exports = { loadSync() { throw new Error('@grpc/proto-loader is left out of gpucc binaries: grpc-js channelz and ORCA are not used'); } };`,
+    const names = Object.keys(LEFT_OUT).map((name) => name.replace(/[/]/g, '\\/'));
+    build.onResolve({ filter: new RegExp(`^(${names.join('|')})$`) }, (args) => ({
+      path: args.path,
+      namespace: 'gpucc-left-out',
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'gpucc-left-out' }, (args) => ({
+      contents: `const why = ${JSON.stringify(`${args.path} is left out of gpucc binaries: ${LEFT_OUT[args.path]}`)};
+function leftOut() { throw new Error(why); }
+// Any export asked for is a function that throws the reason when called (or constructed).
+module.exports = new Proxy(leftOut, { get: (target, key) => (typeof key === 'string' && !(key in target) && key !== '__esModule' ? leftOut : target[key]) });`,
       loader: 'js',
     }));
   },
@@ -90,7 +105,7 @@ export function esbuildOptions({ format = 'esm', banner = '' } = {}) {
     minifyWhitespace: true,
     minifySyntax: true,
     charset: 'ascii',
-    plugins: [leaveOutProtoLoader],
+    plugins: [leaveOut],
     ...formatOptions,
   };
 }

@@ -142,6 +142,18 @@ describe('single-file bundles (dist/binaries/<bin>.mjs)', () => {
     expect(SIMULATOR_ONLY.filter((name) => !simulator.includes(name))).toEqual([]);
   });
 
+  it('carry no gRPC library and no pino transport code (start-up and memory, issue 17)', () => {
+    // esbuild names each bundled CommonJS module by its path, so a library's presence shows.
+    for (const bin of Object.keys(OPERANDS) as Operand[]) {
+      const text = readFileSync(bundle(bin), 'utf8');
+      expect(
+        ['node_modules/.pnpm/@grpc+grpc-js', 'node_modules/.pnpm/thread-stream@'].filter((name) => text.includes(name)),
+        bin,
+      ).toEqual([]);
+    }
+    expect(readFileSync(bundle('sandbox-device-plugin'), 'utf8')).toContain('thread-stream is left out');
+  });
+
   it('refuse a simulated node without the simulator: exit 2, a coded error with a hint, nothing written', async () => {
     const { root } = simNode('hgx-h100-8');
     for (const bin of Object.keys(OPERANDS) as Operand[]) {
