@@ -16,9 +16,12 @@ const CACHES = /* CACHES */ true;
 const options = (process.env.NODE_OPTIONS ?? '').split(/\s+/);
 const daemon = DAEMON_V8_FLAGS.length > 0 && DAEMON_V8_FLAGS.every((flag) => options.includes(flag));
 const cachedData = CACHES ? Buffer.from(getAsset(daemon ? 'daemon.cache' : 'cli.cache')) : undefined;
+// The bundle is ASCII (esbuild's `charset: 'ascii'`), so latin1 reads it exactly: one copy into a
+// one-byte string, where getAsset's own decoding runs a TextDecoder over it at every start.
+const source = Buffer.from(getAsset('bundle.js')).toString('latin1');
 // The same wrapper as the cache was made with (scripts/sea/make-cache.cjs): the source must match.
 const script = new vm.Script(
-  `(function (exports, require, module, __filename, __dirname) {${getAsset('bundle.js', 'utf8')}\n})`,
+  `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
   {
     filename: __filename,
     ...(cachedData ? { cachedData } : {}),

@@ -18,6 +18,7 @@ import {
   allocateLatency,
   asDaemon,
   bareNode,
+  cachedAsAfterExec,
   IDLE_MS,
   type Launch,
   median,
@@ -96,6 +97,7 @@ function ours(): Plugin {
 }
 
 function go(binary: string): Plugin {
+  cachedAsAfterExec(binary, ['-h']); // Go's flag package prints the usage and exits
   return {
     name: 'Go reference',
     launch: (root, pluginDir) => ({
