@@ -55,4 +55,4 @@ export {
 } from './node/state.js';
 export { type LoggedWrite, readHeldAccesses, readWriteLog } from './node/write-log.js';
 export { findProfile, PROFILES, type Profile, type ProfileOptions, parseTee } from './profiles/profiles.js';
-export { installFakeTools } from './tools/index.js';
+export { GPU_TOOLS_PATH, installFakeTools } from './tools/index.js';

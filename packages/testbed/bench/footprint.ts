@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { createNode, installFakeTools, openSimulatedHost, setLabels, startApiServer } from '@gpucc/sim';
+import { createNode, GPU_TOOLS_PATH, installFakeTools, openSimulatedHost, setLabels, startApiServer } from '@gpucc/sim';
 import { bind } from '@gpucc/vfio-manager';
 import { type BenchResult, compared, reportBench } from '../../../bench/report.js';
 import { freePort } from '../src/fixtures/index.js';
@@ -149,6 +149,21 @@ try {
       ]),
     );
   }
+  // What each of cc-manager's tool calls costs here (one per GPU and NVSwitch at start, 16 at once at
+  // most): its start and status above include them, as on a real node they include gpu-admin-tools'.
+  const tool = await paired(
+    ONE_SHOTS,
+    () => execToExit(path.join(simulated, GPU_TOOLS_PATH), ['--gpu-bdf=0000:13:00.0', '--query-cc-mode']),
+    bareNode.exit,
+  );
+  results.push(
+    ...compared(
+      `simulated gpu-admin-tools --query-cc-mode, one GPU: exec → exit (median of ${ONE_SHOTS})`,
+      tool.ours,
+      'ms',
+      [{ name: 'bare Node.js, exec → exit', value: tool.bare, by: 'difference' }],
+    ),
+  );
   results.push(
     {
       name: 'bare Node.js: exec → exit of `node -e 0` (median of the pairs above)',
