@@ -1,4 +1,6 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import http2 from 'node:http2';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -178,6 +180,31 @@ describe('hal’s gRPC server, called by grpc-js', () => {
     await closing;
     await failed;
     expect(server.listening).toBe(false);
+  });
+
+  it('answers DEADLINE_EXCEEDED at the caller’s grpc-timeout, and HTTP 415 to a request that is not gRPC', async () => {
+    const socket = await serve(
+      new GrpcServer().unary(api.devicePlugin.Allocate, () => new Promise<AllocateResponse>(() => {})),
+    );
+    // A raw HTTP/2 client, which enforces no deadline of its own: the server must.
+    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socket) });
+    cleanups.push(() => void session.destroy());
+    const ask = (headers: http2.OutgoingHttpHeaders) =>
+      new Promise<http2.IncomingHttpHeaders>((resolve) => {
+        const call = session.request({ ':method': 'POST', ...headers });
+        call.on('response', resolve);
+        call.on('error', () => {});
+        call.end(frame(api.devicePlugin.Allocate.request.encode({ container_requests: [] })));
+      });
+    const timedOut = await ask({
+      ':path': api.devicePlugin.Allocate.path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      'grpc-timeout': '50m',
+    });
+    expect(timedOut).toMatchObject({ ':status': 200, 'grpc-status': String(GRPC_STATUS.DEADLINE_EXCEEDED) });
+    const notGrpc = await ask({ ':path': api.devicePlugin.Allocate.path, 'content-type': 'application/json' });
+    expect(notGrpc[':status']).toBe(415);
   });
 
   it('refuses to listen on a socket path that exists, with the path in a coded error', async () => {
