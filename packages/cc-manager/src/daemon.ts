@@ -42,6 +42,7 @@ export async function runDaemon(command: Command, s: RunSettings): Promise<numbe
   const config = readCommonConfig(command);
   const logger: Logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = runtime.shutdownOnSignals(logger);
+  runtime.capV8Tiers();
   const host = await openHost(config.hostRoot, logger);
   const backend = selectBackendFor(s, logger, host);
   const client = kube.createNodeClient({

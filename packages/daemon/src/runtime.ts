@@ -3,3 +3,4 @@
 export * from './http/index.js';
 export * from './loop/index.js';
 export * from './metrics/index.js';
+export * from './process/index.js';

@@ -1,5 +1,5 @@
 import { type CommonConfig, createLogger, openHost } from '@gpucc/daemon';
-import { createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
+import { capV8Tiers, createMetrics, shutdownOnSignals, startHealthServer } from '@gpucc/daemon/runtime';
 import { type HostRoot, PLUGIN_SOCKET_PREFIX } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { BINARY, VERSION } from './cli.js';
@@ -35,6 +35,7 @@ async function refuseSecondInstance(sysfs: HostRoot): Promise<void> {
 export async function runDaemon(config: CommonConfig, settings: PluginSettings, resyncMs: number): Promise<number> {
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
+  capV8Tiers();
   const { sysfs } = await openHost(config.hostRoot, logger);
   await refuseSecondInstance(sysfs); // before the health server, so the second one exits at once
   logger.info(

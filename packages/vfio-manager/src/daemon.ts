@@ -21,10 +21,11 @@ export async function runDaemon(
     lockTimeout: number;
   },
 ): Promise<number> {
-  const { createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
+  const { capV8Tiers, createMetrics, serveWatchedLoop, shutdownOnSignals } = await import('@gpucc/daemon/runtime');
   const config = readCommonConfig(command);
   const logger = createLogger({ name: BINARY, format: config.logFormat, level: config.logLevel });
   const stop = shutdownOnSignals(logger);
+  capV8Tiers();
   const host = await openHost(config.hostRoot, logger);
   const ctx: Context = { ...host, logger };
   logger.info(
