@@ -1,8 +1,7 @@
-import { captureLines } from '@gpucc/testbed/fixtures';
+import { captureLines, parseExposition } from '@gpucc/testbed/fixtures';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/index.js';
 import { CONTENT_TYPE, createMetrics, type HealthServer, Registry, startHealthServer } from '../src/runtime.js';
-import { parseExposition } from './exposition-parser.js';
 
 const PROCESS_SERIES = [
   'process_cpu_user_seconds_total',
