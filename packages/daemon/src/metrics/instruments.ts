@@ -98,11 +98,18 @@ function args<L extends string>(
   return typeof a === 'object' ? [a, b ?? fallback] : [undefined, a ?? fallback];
 }
 
-export class Counter<L extends string = never> extends Instrument<L, { value: number }> {
-  readonly type = 'counter';
+/** One number per series. */
+abstract class ValueInstrument<L extends string> extends Instrument<L, { value: number }> {
   protected initial() {
     return { value: 0 };
   }
+  collect(): Sample[] {
+    return this.entries().map((s) => ({ labels: s.labels, value: s.state.value }));
+  }
+}
+
+export class Counter<L extends string = never> extends ValueInstrument<L> {
+  readonly type = 'counter';
   inc(by?: number): void;
   inc(labels: LabelValues<L>, by?: number): void;
   inc(a?: number | LabelValues<L>, b?: number): void {
@@ -110,16 +117,10 @@ export class Counter<L extends string = never> extends Instrument<L, { value: nu
     if (!(by >= 0)) throw invalidMetric(this.name, `a counter only goes up (inc by ${by})`);
     this.stateOf(labels).value += by;
   }
-  collect(): Sample[] {
-    return this.entries().map((s) => ({ labels: s.labels, value: s.state.value }));
-  }
 }
 
-export class Gauge<L extends string = never> extends Instrument<L, { value: number }> {
+export class Gauge<L extends string = never> extends ValueInstrument<L> {
   readonly type = 'gauge';
-  protected initial() {
-    return { value: 0 };
-  }
   set(value: number): void;
   set(labels: LabelValues<L>, value: number): void;
   set(a: number | LabelValues<L>, b?: number): void {
@@ -131,9 +132,6 @@ export class Gauge<L extends string = never> extends Instrument<L, { value: numb
   inc(a?: number | LabelValues<L>, b?: number): void {
     const [labels, by] = args(a, b, 1);
     this.stateOf(labels).value += by;
-  }
-  collect(): Sample[] {
-    return this.entries().map((s) => ({ labels: s.labels, value: s.state.value }));
   }
 }
 
