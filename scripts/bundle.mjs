@@ -80,7 +80,7 @@ export function esbuildOptions({ format = 'esm', banner = '' } = {}) {
   const formatOptions =
     format === 'esm'
       ? {
-          // CommonJS dependencies (pino, prom-client) call require(); give the ES module bundle one.
+          // CommonJS dependencies (pino among them) call require(); give the ES module bundle one.
           banner: {
             js: `${banner}import { createRequire as __gpuccRequire } from 'node:module'; const require = __gpuccRequire(import.meta.url);`,
           },

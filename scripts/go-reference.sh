@@ -1,67 +1,11 @@
 #!/bin/sh
 # The Go reference device plugin that `pnpm bench` measures ours against
-# (packages/testbed/bench/go-reference), built through the Go module proxy with the pins of its
-# go.mod and go.sum (those of test/k8s, so the module cache of the real tier already has them).
+# (packages/testbed/bench/go-reference), built and cached by scripts/go-cached.sh.
 #
-#   sh scripts/go-reference.sh build   build once into the cache (reused while the sources are unchanged)
-#   sh scripts/go-reference.sh path    print the binary's path if it is built; exit 1 (and say why) if not
-#   sh scripts/go-reference.sh key     print the cache key of the current sources
+#   sh scripts/go-reference.sh build|path|key
 #
-# Cache: ${GPUCC_GO_REFERENCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/go-reference}/<key>/, the key
-# a hash of the module's files and this script. Rebuild: remove that dir.
+# Cache: ${GPUCC_GO_REFERENCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/go-reference}/<key>/.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
-mod="$root/packages/testbed/bench/go-reference"
-cache="${GPUCC_GO_REFERENCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/go-reference}"
-name=go-reference-device-plugin
-# Go's own installer puts it in /usr/local/go/bin, which a non-login shell may not have on its PATH.
-command -v go >/dev/null 2>&1 || PATH="$PATH:/usr/local/go/bin"
-export GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
-
-key() {
-  # What decides the binary: the pins, the sources, and this script's build flags (not a stray build output).
-  digest=$( (cd "$mod" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) | LC_ALL=C sort | xargs cat
-    cat "$root/scripts/go-reference.sh") | sha256sum | cut -c1-12)
-  echo "$name-$digest"
-}
-
-binary() { echo "$cache/$(key)/$name"; }
-
-build() {
-  if [ -x "$(binary)" ]; then
-    echo "go-reference: already built, reused: $(binary)" >&2
-    binary
-    return 0
-  fi
-  command -v go >/dev/null 2>&1 || {
-    echo "go-reference: Go is not installed; the benchmark's Go reference needs Go $(awk '$1 == "go" { print $2 }' "$mod/go.mod") or later (https://go.dev/dl)" >&2
-    exit 1
-  }
-  dest="$cache/$(key)"
-  tmp="$dest.tmp.$$"
-  trap 'rm -rf "$tmp"' EXIT INT TERM
-  mkdir -p "$tmp"
-  cd "$mod"
-  echo "go-reference: building with $(go version) into $dest" >&2
-  # Stripped, as a Go device plugin is shipped; -mod=readonly: go.sum must already hold every module.
-  go build -mod=readonly -trimpath -buildvcs=false -ldflags "-s -w" -o "$tmp/$name" .
-  rm -rf "$dest"
-  mv "$tmp" "$dest"
-  trap - EXIT INT TERM
-  binary
-}
-
-case "${1:-}" in
-  build) build ;;
-  path)
-    if [ -x "$(binary)" ]; then binary; else
-      echo "go-reference: not built for the current sources ($(key)); run: sh scripts/go-reference.sh build" >&2
-      exit 1
-    fi
-    ;;
-  key) key ;;
-  *)
-    echo "usage: sh scripts/go-reference.sh build|path|key" >&2
-    exit 2
-    ;;
-esac
+GPUCC_GO_CACHE_DIR="${GPUCC_GO_REFERENCE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/gpucc/go-reference}" \
+  exec sh "$root/scripts/go-cached.sh" packages/testbed/bench/go-reference go-reference-device-plugin "${1:-}"

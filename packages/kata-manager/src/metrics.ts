@@ -2,20 +2,6 @@ import type { DaemonMetrics } from '@gpucc/daemon/runtime';
 import type { SpecResult } from './apply.js';
 import type { WriteReport } from './commands.js';
 
-interface Sample {
-  labels: Record<string, string>;
-  value: number;
-}
-
-/**
- * A metric computed at scrape time, in the shape the daemon's prom-client registry reads
- * (`name`, `help`, `type`, `get()`), so kata-manager needs no metrics library of its own.
- */
-function collected(name: string, help: string, type: 'gauge' | 'counter', samples: () => Sample[]) {
-  const get = async () => ({ name, help, type, aggregator: 'sum', values: samples() });
-  return { name, help, type, aggregator: 'sum', get, reset: () => {} };
-}
-
 export interface SpecMetrics {
   /** Records one reconcile's report. */
   observe(report: WriteReport): void;
@@ -30,25 +16,22 @@ export function registerSpecMetrics(metrics: DaemonMetrics): SpecMetrics {
   let devices = new Map<string, number>();
   const updates = { written: 0, removed: 0 };
   let problems = { refused: 0, failed: 0, conflict: 0, skipped: 0 };
-  const register = (metric: ReturnType<typeof collected>) =>
-    metrics.registry.registerMetric(metric as unknown as Parameters<typeof metrics.registry.registerMetric>[0]);
-  register(
-    collected('gpucc_cdi_devices', 'Devices published in each CDI spec kata-manager keeps, by kind.', 'gauge', () =>
-      [...devices].map(([kind, value]) => ({ labels: { kind }, value })),
-    ),
+  // Computed from the last report at each scrape, rather than kept in step in instruments.
+  const { registry } = metrics;
+  registry.collect(
+    'gpucc_cdi_devices',
+    'Devices published in each CDI spec kata-manager keeps, by kind.',
+    'gauge',
+    () => [...devices].map(([kind, value]) => ({ labels: { kind }, value })),
   );
-  register(
-    collected('gpucc_cdi_spec_updates_total', 'CDI spec files written or removed, by outcome.', 'counter', () =>
-      Object.entries(updates).map(([outcome, value]) => ({ labels: { outcome }, value })),
-    ),
+  registry.collect('gpucc_cdi_spec_updates_total', 'CDI spec files written or removed, by outcome.', 'counter', () =>
+    Object.entries(updates).map(([outcome, value]) => ({ labels: { outcome }, value })),
   );
-  register(
-    collected(
-      'gpucc_cdi_problems',
-      'Problems in the last reconcile, by type (0 when every spec is true).',
-      'gauge',
-      () => Object.entries(problems).map(([type, value]) => ({ labels: { type }, value })),
-    ),
+  registry.collect(
+    'gpucc_cdi_problems',
+    'Problems in the last reconcile, by type (0 when every spec is true).',
+    'gauge',
+    () => Object.entries(problems).map(([type, value]) => ({ labels: { type }, value })),
   );
   const count = (results: SpecResult[], outcome: SpecResult['outcome']) =>
     results.filter((r) => r.outcome === outcome).length;

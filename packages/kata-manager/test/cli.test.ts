@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { bindToVfio } from '@gpucc/testbed/fixtures';
+import { bindToVfio, parseExposition } from '@gpucc/testbed/fixtures';
 import { boundNode, simNode, tempDir } from '@gpucc/testbed/vitest';
 import { describe, expect, it } from 'vitest';
 
@@ -228,6 +228,8 @@ describe('kata-manager run', () => {
       expect(metrics).toMatch(/gpucc_cdi_devices\{kind="nvidia.com\/pgpu"\} 1/);
       expect(metrics).toMatch(/gpucc_cdi_spec_updates_total\{outcome="removed"\} 1/);
       expect(metrics).toMatch(/gpucc_ready 1/);
+      // The whole exposition reads as the text format says, its collectors and the process series included.
+      expect(parseExposition(metrics).get('process_resident_memory_bytes')?.type).toBe('gauge');
       expect(daemon.lines.filter((l) => l.event === 'reconcile.trigger' && /resync/.test(String(l.reason)))).toEqual(
         [],
       );

@@ -31,28 +31,8 @@ export interface PluginGaugeSource {
 }
 
 type Registry = DaemonMetrics['registry'];
-type RegisteredMetric = Parameters<Registry['registerMetric']>[0];
 type Sample = { value: number; labels: Record<string, string> };
-
-interface Collector {
-  name: string;
-  help: string;
-  type: 'gauge' | 'counter';
-  aggregator: 'sum';
-  get(): Promise<{ name: string; help: string; type: 'gauge' | 'counter'; aggregator: 'sum'; values: Sample[] }>;
-  reset(): void;
-}
-
-function collector(name: string, help: string, type: 'gauge' | 'counter', values: () => Sample[]): Collector {
-  return {
-    name,
-    help,
-    type,
-    aggregator: 'sum',
-    get: async () => ({ name, help, type, aggregator: 'sum', values: values() }),
-    reset: () => {},
-  };
-}
+type Family = [name: string, help: string, type: 'gauge' | 'counter', samples: () => Sample[]];
 
 const byResult = (map: Map<string, { success: number; failure: number }>): Sample[] =>
   [...map].flatMap(([resource, n]) => [
@@ -61,13 +41,12 @@ const byResult = (map: Map<string, { success: number; failure: number }>): Sampl
   ]);
 
 /**
- * Registers the device plugin's series on the binary's registry. prom-client belongs to the daemon
- * package, so these are small collectors of the shape the registry reads (name, help, type, get),
- * computed from live state when /metrics is scraped rather than kept in step by hand.
+ * Registers the device plugin's series on the binary's registry, as collectors computed from live
+ * state when /metrics is scraped rather than kept in step by hand.
  */
 export function registerPluginMetrics(registry: Registry, counters: PluginCounters, source: PluginGaugeSource): void {
-  const metrics = [
-    collector(
+  const families: Family[] = [
+    [
       'gpucc_device_plugin_devices',
       'Devices advertised to the kubelet, by resource and health.',
       'gauge',
@@ -76,38 +55,49 @@ export function registerPluginMetrics(registry: Registry, counters: PluginCounte
           { value: r.healthy, labels: { resource: r.resourceName, health: 'Healthy' } },
           { value: r.unhealthy, labels: { resource: r.resourceName, health: 'Unhealthy' } },
         ]),
-    ),
-    collector('gpucc_device_plugin_registered', '1 when the resource is registered with the kubelet.', 'gauge', () =>
-      source.resources().map((r) => ({ value: r.registered ? 1 : 0, labels: { resource: r.resourceName } })),
-    ),
-    collector('gpucc_device_plugin_streams', 'Open ListAndWatch streams, by resource.', 'gauge', () =>
-      source.resources().map((r) => ({ value: r.streams, labels: { resource: r.resourceName } })),
-    ),
-    collector('gpucc_device_plugin_registrations_total', 'Register calls to the kubelet, by result.', 'counter', () =>
-      byResult(counters.registrations),
-    ),
-    collector('gpucc_device_plugin_allocations_total', 'Allocate requests answered, by result.', 'counter', () =>
-      byResult(counters.allocations),
-    ),
-    collector(
+    ],
+    [
+      'gpucc_device_plugin_registered',
+      '1 when the resource is registered with the kubelet.',
+      'gauge',
+      () => source.resources().map((r) => ({ value: r.registered ? 1 : 0, labels: { resource: r.resourceName } })),
+    ],
+    [
+      'gpucc_device_plugin_streams',
+      'Open ListAndWatch streams, by resource.',
+      'gauge',
+      () => source.resources().map((r) => ({ value: r.streams, labels: { resource: r.resourceName } })),
+    ],
+    [
+      'gpucc_device_plugin_registrations_total',
+      'Register calls to the kubelet, by result.',
+      'counter',
+      () => byResult(counters.registrations),
+    ],
+    [
+      'gpucc_device_plugin_allocations_total',
+      'Allocate requests answered, by result.',
+      'counter',
+      () => byResult(counters.allocations),
+    ],
+    [
       'gpucc_device_plugin_preferred_allocations_total',
       'GetPreferredAllocation requests answered, by result.',
       'counter',
       () => byResult(counters.preferredAllocations),
-    ),
-    collector(
+    ],
+    [
       'gpucc_device_plugin_kubelet_restarts_total',
       'Kubelet restarts detected (kubelet.sock created).',
       'counter',
       () => [{ value: counters.kubeletRestarts, labels: {} }],
-    ),
-    collector(
+    ],
+    [
       'gpucc_device_plugin_socket_restarts_total',
       'Plugin servers restarted because their socket was removed.',
       'counter',
       () => [{ value: counters.socketRestarts, labels: {} }],
-    ),
+    ],
   ];
-  // The registry only reads name, help, type and get(); see the comment above.
-  for (const metric of metrics) registry.registerMetric(metric as unknown as RegisteredMetric);
+  for (const [name, help, type, samples] of families) registry.collect(name, help, type, samples);
 }

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { localFs } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
+import { parseExposition } from '@gpucc/testbed/fixtures';
 import { boundNode } from '@gpucc/testbed/vitest';
 import { describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
@@ -154,6 +155,8 @@ describe('sandbox-device-plugin run (the binary)', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/gpucc_device_plugin_devices\{resource="nvidia.com\/pgpu",health="Healthy"\} 8/);
     expect(metrics).toMatch(/gpucc_device_plugin_registered\{resource="nvidia.com\/pgpu"\} 1/);
+    // The whole exposition reads as the text format says, its collectors and the process series included.
+    expect(parseExposition(metrics).get('process_resident_memory_bytes')?.type).toBe('gauge');
 
     const capacities: number[] = [];
     kubelet.onChange(() => capacities.push(kubelet.state().resources['nvidia.com/pgpu']?.capacity ?? -1));

@@ -1,11 +1,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errnoOf, GpuccError, messageOf } from '@gpucc/hal';
-import { Gauge, type Registry } from 'prom-client';
 import { formatListenAddress, type ListenAddress } from '../config/listen-address.js';
 import type { Logger } from '../log/logger.js';
 import type { Readiness } from '../loop/readiness.js';
-import { READY_GAUGE } from '../metrics/registry.js';
+import { READY_GAUGE } from '../metrics/daemon-metrics.js';
+import { Gauge } from '../metrics/instruments.js';
+import type { CollectFailure, Registry } from '../metrics/registry.js';
 
 export interface HealthServerOptions {
   address: ListenAddress;
@@ -38,7 +39,8 @@ const json = (res: ServerResponse, status: number, value: unknown) =>
 export function startHealthServer(options: HealthServerOptions): Promise<HealthServer> {
   const { registry, logger } = options;
   let shuttingDown = false;
-  const readyGauge = registry.getSingleMetric(READY_GAUGE);
+  const readyGauge = registry.get(READY_GAUGE);
+  const failing = new Set<string>();
 
   function readiness(): { ready: boolean; reason?: string } {
     let answer: { ready: boolean; reason?: string };
@@ -67,7 +69,27 @@ export function startHealthServer(options: HealthServerOptions): Promise<HealthS
       return json(res, answer.ready ? 200 : 503, answer.ready ? { ready: true } : answer);
     }
     readiness();
-    send(res, 200, registry.contentType, await registry.metrics());
+    const { text, failures } = await registry.expose();
+    reportFailures(failures);
+    send(res, 200, registry.contentType, text);
+  }
+
+  /** Logs a family when it starts failing and when it collects again, not at every scrape. */
+  function reportFailures(failures: CollectFailure[]): void {
+    const now = new Set(failures.map((f) => f.name));
+    for (const { name, error } of failures) {
+      if (failing.has(name)) continue;
+      logger.error(
+        { event: 'metrics.collect-failed', metric: name, err: error },
+        `metric ${name} left out of /metrics: its collector failed: ${messageOf(error)}`,
+      );
+    }
+    for (const name of failing) {
+      if (!now.has(name))
+        logger.info({ event: 'metrics.collect-recovered', metric: name }, `metric ${name} collects again`);
+    }
+    failing.clear();
+    for (const name of now) failing.add(name);
   }
 
   const server = createServer((req, res) => {

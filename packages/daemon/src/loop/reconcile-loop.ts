@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { GpuccError, messageOf } from '@gpucc/hal';
 import type { Logger } from '../log/logger.js';
-import type { DaemonMetrics } from '../metrics/registry.js';
+import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
 import { type BackoffSettings, backoffDelay, checkBackoff } from './backoff.js';
 import { abortableDelay, type Delay, whenAborted } from './delay.js';
 

@@ -1,7 +1,7 @@
 import type { ListenAddress } from '../config/listen-address.js';
 import { startHealthServer } from '../http/health-server.js';
 import type { Logger } from '../log/logger.js';
-import type { DaemonMetrics } from '../metrics/registry.js';
+import type { DaemonMetrics } from '../metrics/daemon-metrics.js';
 import { loopReadiness } from './readiness.js';
 import { type ReconcileOutcome, runReconcileLoop } from './reconcile-loop.js';
 

@@ -1,70 +1,96 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { CONTENT_TYPE, formatFamily, LABEL_NAME, type MetricType, type Sample } from './exposition.js';
+import {
+  type Collector,
+  Counter,
+  checkName,
+  Gauge,
+  Histogram,
+  type HistogramOptions,
+  type InstrumentOptions,
+  invalidMetric,
+} from './instruments.js';
 
-export const READY_GAUGE = 'gpucc_ready';
-
-export interface DaemonMetrics {
-  registry: Registry;
-  reconcileTotal: Counter<'result'>;
-  reconcileDuration: Histogram;
-  lastSuccess: Gauge;
-  ready: Gauge;
-  buildInfo: Gauge<'version' | 'binary'>;
-  /** Records one reconcile: counter by result, duration, and the success time. */
-  observeReconcile(ok: boolean, seconds: number, at?: Date): void;
+/** A collector that threw (or returned samples the format cannot carry) at this scrape. */
+export interface CollectFailure {
+  name: string;
+  error: unknown;
 }
 
-// A reconcile is a few sysfs reads when converged, seconds when a GPU resets, minutes at worst.
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+export interface Exposition {
+  /** Every family that collected, in registration order. */
+  text: string;
+  /** The families left out of `text`, with why. */
+  failures: CollectFailure[];
+}
 
-/** A registry of its own per binary (never the global one), with process metrics and the common gpucc series. */
-export function createMetrics(options: { binary: string; version: string }): DaemonMetrics {
-  const registry = new Registry();
-  // Event-loop lag sampled every 100 ms, not the default 10 ms: an idle agent should stay asleep.
-  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
-  const registers = [registry];
-  const reconcileTotal = new Counter({
-    name: 'gpucc_reconcile_total',
-    help: 'Reconciles run, by result (success or failure).',
-    labelNames: ['result'] as const,
-    registers,
-  });
-  // Both series exist from the start, so rate() and alerts work before the first failure.
-  reconcileTotal.inc({ result: 'success' }, 0);
-  reconcileTotal.inc({ result: 'failure' }, 0);
-  const reconcileDuration = new Histogram({
-    name: 'gpucc_reconcile_duration_seconds',
-    help: 'How long one reconcile (observe, plan, apply) took.',
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
-  const lastSuccess = new Gauge({
-    name: 'gpucc_last_reconcile_success_timestamp_seconds',
-    help: 'Unix time of the last successful reconcile (0 before the first).',
-    registers,
-  });
-  const ready = new Gauge({
-    name: READY_GAUGE,
-    help: '1 when /readyz answers 200, else 0.',
-    registers,
-  });
-  const buildInfo = new Gauge({
-    name: 'gpucc_build_info',
-    help: 'Always 1; the labels say which binary and version this is.',
-    labelNames: ['version', 'binary'] as const,
-    registers,
-  });
-  buildInfo.set({ version: options.version, binary: options.binary }, 1);
-  return {
-    registry,
-    reconcileTotal,
-    reconcileDuration,
-    lastSuccess,
-    ready,
-    buildInfo,
-    observeReconcile(ok, seconds, at = new Date()) {
-      reconcileTotal.inc({ result: ok ? 'success' : 'failure' });
-      reconcileDuration.observe(seconds);
-      if (ok) lastSuccess.set(at.getTime() / 1000);
-    },
-  };
+function checkSamples(name: string, samples: readonly Sample[]): void {
+  for (const sample of samples) {
+    if (typeof sample.value !== 'number')
+      throw invalidMetric(name, `sample value ${String(sample.value)} is not a number`);
+    for (const label of Object.keys(sample.labels ?? {})) {
+      if (!LABEL_NAME.test(label)) throw invalidMetric(name, `sample label name "${label}" is invalid`);
+    }
+  }
+}
+
+/** The families one binary serves on /metrics; each binary has its own (there is no global one). */
+export class Registry {
+  readonly contentType = CONTENT_TYPE;
+  readonly #collectors = new Map<string, Collector>();
+
+  register<C extends Collector>(collector: C): C {
+    checkName(collector.name);
+    if (this.#collectors.has(collector.name)) throw invalidMetric(collector.name, 'registered twice');
+    this.#collectors.set(collector.name, collector);
+    return collector;
+  }
+
+  get(name: string): Collector | undefined {
+    return this.#collectors.get(name);
+  }
+
+  counter<L extends string = never>(options: InstrumentOptions<L>): Counter<L> {
+    return this.register(new Counter(options));
+  }
+
+  gauge<L extends string = never>(options: InstrumentOptions<L>): Gauge<L> {
+    return this.register(new Gauge(options));
+  }
+
+  histogram<L extends string = never>(options: HistogramOptions<L>): Histogram<L> {
+    return this.register(new Histogram(options));
+  }
+
+  /** A family computed from live state at each scrape. */
+  collect(name: string, help: string, type: MetricType, collect: Collector['collect']): Collector {
+    return this.register({ name, help, type, collect });
+  }
+
+  /**
+   * Every family as the text format. A collector that fails leaves out its own family only: the
+   * scrape still answers the others, and the failure is returned for the caller to log.
+   */
+  async expose(): Promise<Exposition> {
+    const collectors = [...this.#collectors.values()];
+    const settled = await Promise.allSettled(
+      collectors.map(async (c) => {
+        const samples = await c.collect();
+        checkSamples(c.name, samples);
+        return samples;
+      }),
+    );
+    let text = '';
+    const failures: CollectFailure[] = [];
+    settled.forEach((result, i) => {
+      const { name, help, type } = collectors[i]!;
+      if (result.status === 'fulfilled') text += formatFamily({ name, help, type, samples: result.value });
+      else failures.push({ name, error: result.reason });
+    });
+    return { text, failures };
+  }
+
+  /** The text only, failures left out silently (for tests and tools; the server uses expose()). */
+  async metrics(): Promise<string> {
+    return (await this.expose()).text;
+  }
 }

@@ -104,6 +104,7 @@ export const ERROR_CODES = {
   ERR_GPUCC_DEVICE_ID_CONFLICT: 'Two devices of one resource would get the same device ID (a group and a cdev number).',
   ERR_GPUCC_INVALID_CONFIG: 'A flag or its environment variable holds a value it does not allow.',
   ERR_GPUCC_LISTEN_FAILED: 'The health and metrics server could not listen on its address.',
+  ERR_GPUCC_METRIC_INVALID: 'A metric is declared or used against the Prometheus rules (a defect in the binary).',
   ERR_GPUCC_SIM_SUITE_TIMEOUT:
     'A step of the simulated suite did not reach its state in time, or a process it needs exited.',
   ERR_GPUCC_PCI_IDS_UNREADABLE:
