@@ -94,6 +94,17 @@ describe('protobuf codecs of the device plugin API (ours, no protobufjs in the b
     expect(codec.decode(codec.encode({ ID: '9223372036854775807' }))).toEqual({ ID: '9223372036854775807' });
   });
 
+  it('reads a map key named __proto__ as an entry, not as the object’s prototype (found by the property test)', () => {
+    const codec = ours('ContainerAllocateResponse');
+    const envs = JSON.parse('{"__proto__": "x", "PGPU": "23"}') as Record<string, string>;
+    const decoded = codec.decode(codec.encode({ envs })) as { envs: Record<string, string> };
+    expect(Object.entries(decoded.envs)).toEqual([
+      ['__proto__', 'x'],
+      ['PGPU', '23'],
+    ]);
+    expect(Object.getPrototypeOf(decoded.envs)).toBe(Object.prototype);
+  });
+
   it('skips fields it does not know: a newer kubelet may add some', () => {
     const newer = protobuf.parse(
       `syntax = "proto3"; package v1beta1;

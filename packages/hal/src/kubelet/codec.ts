@@ -449,7 +449,11 @@ function decodeMessage(m: CompiledMessage, r: Reader): Record<string, unknown> {
     if (field.kind === 'map') {
       if (wireType !== LENGTH_DELIMITED) r.fail(`field ${field.name} has wire type ${wireType}`);
       const [key, value] = r.within(r.limit(), () => readEntry(r));
-      (out[field.name] as Record<string, string>)[key] = value;
+      const map = out[field.name] as Record<string, string>;
+      // A key named __proto__ would set the object's prototype instead of an entry.
+      if (key === '__proto__')
+        Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
+      else map[key] = value;
       continue;
     }
     const expected = expectedWireType(field);
