@@ -1,8 +1,10 @@
 // The package boundaries the README states, checked on every file: nothing outside the hal touches the
 // filesystem or spawns a process (the simulator and the testbed use hal's localFs too), operands never
-// import each other, production never depends on the simulator or the testbed, and tests import
-// other packages by name, never their src/ by path. The checker is a pure function over file texts,
-// so the test first proves on a small sample that each rule fails when broken.
+// import each other, production never depends on the simulator or the testbed, what the binaries
+// bundle validates with zod/mini, never zod's classic API (about 95 KB and 2 MB of memory at every
+// start, packages/daemon/README.md), and tests import other packages by name, never their src/ by
+// path. The checker is a pure function over file texts, so the test first proves on a small sample
+// that each rule fails when broken.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -12,6 +14,9 @@ const OPERANDS = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-
 const PRODUCTION = ['hal', 'daemon', ...OPERANDS];
 const NOT_IN_PRODUCTION = ['@gpucc/sim', '@gpucc/testbed'];
 const HOST_MODULES = ['fs', 'fs/promises', 'child_process'];
+/** The packages whose src/ the binaries bundle, and zod's entry points that load its classic API. */
+const BUNDLED = [...PRODUCTION, 'gpucc'];
+const CLASSIC_ZOD = ['zod', 'zod/v4', 'zod/v3'];
 
 interface SourceFile {
   /** Relative to the repository root, with `/`. */
@@ -47,6 +52,8 @@ function boundaryViolations(files: readonly SourceFile[]): string[] {
       const bare = spec.replace(/^node:/, '');
       if (inSrc && pkg !== 'hal' && HOST_MODULES.includes(bare))
         problems.push(`${file.path}: imports ${spec} (only packages/hal touches the host: use localFs or HostRoot)`);
+      if (inSrc && BUNDLED.includes(pkg) && CLASSIC_ZOD.includes(spec))
+        problems.push(`${file.path}: imports ${spec} (a binary validates with zod/mini)`);
       if (inSrc && PRODUCTION.includes(pkg)) {
         const target = /^@gpucc\/([^/]+)/.exec(spec)?.[1];
         if (target && NOT_IN_PRODUCTION.includes(`@gpucc/${target}`))
@@ -93,6 +100,7 @@ describe('package boundaries', () => {
       },
       { path: 'packages/sim/src/y.ts', text: "import { spawn } from 'child_process';" },
       { path: 'packages/daemon/src/z.ts', text: "const sim = await import('@gpucc/sim');" },
+      { path: 'packages/gpucc/src/cli.ts', text: "import * as z from 'zod';" },
       { path: 'packages/cc-manager/package.json', text: '{"dependencies":{"@gpucc/testbed":"workspace:*"}}' },
       {
         path: 'packages/kata-manager/test/t.test.ts',
@@ -103,12 +111,15 @@ describe('package boundaries', () => {
       { path: 'packages/hal/src/fs/local-fs.ts', text: "import * as fs from 'node:fs';" },
       { path: 'packages/kata-manager/test/v.test.ts', text: "import { x } from '../src/x.js';\nimport '@gpucc/sim';" },
       { path: 'packages/vfio-manager/package.json', text: '{"devDependencies":{"@gpucc/sim":"workspace:*"}}' },
+      { path: 'packages/daemon/src/config/c.ts', text: "import * as z from 'zod/mini';" },
+      { path: 'packages/sim/src/cli.ts', text: "import * as z from 'zod';" },
     ];
     expect(boundaryViolations(sample)).toEqual([
       'packages/vfio-manager/src/x.ts: imports node:fs (only packages/hal touches the host: use localFs or HostRoot)',
       'packages/vfio-manager/src/x.ts: operand vfio-manager imports operand @gpucc/kata-manager',
       'packages/sim/src/y.ts: imports child_process (only packages/hal touches the host: use localFs or HostRoot)',
       'packages/daemon/src/z.ts: production code imports @gpucc/sim',
+      'packages/gpucc/src/cli.ts: imports zod (a binary validates with zod/mini)',
       'packages/cc-manager/package.json: production package depends on @gpucc/testbed',
       'packages/kata-manager/test/t.test.ts: reaches into packages/vfio-manager/src/engine.js by path (import @gpucc/vfio-manager by name)',
       'test/u.test.ts: reaches into packages/sim/src/kernel/index.js by path (import @gpucc/sim by name)',

@@ -20,11 +20,8 @@ const cachedData = CACHES ? Buffer.from(getAsset(daemon ? 'daemon.cache' : 'cli.
 // one-byte string, where getAsset's own decoding runs a TextDecoder over it at every start.
 const source = Buffer.from(getAsset('bundle.js')).toString('latin1');
 // The same wrapper as the cache was made with (scripts/sea/make-cache.cjs): the source must match.
-const script = new vm.Script(
-  `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
-  {
-    filename: __filename,
-    ...(cachedData ? { cachedData } : {}),
-  },
-);
+const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+  filename: __filename,
+  ...(cachedData ? { cachedData } : {}),
+});
 script.runInThisContext()(module.exports, require, module, __filename, __dirname);

@@ -9,6 +9,7 @@ import {
   mirroredOption,
   openHost,
   parseBooleanWord,
+  parsedString,
   readCommonConfig,
   readOptions,
   runCli,
@@ -18,7 +19,7 @@ import {
 } from '@gpucc/daemon';
 import { CC_MODES, GpuccError, PLUGIN_SOCKET_PREFIX, parseCcMode } from '@gpucc/hal';
 import { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { BACKENDS } from './backend/backend.js';
 import { gpuAdminToolsBackend } from './backend/gpu-admin-tools.js';
 import {
@@ -40,22 +41,17 @@ import { isConverged } from './plan.js';
 export const BINARY = 'cc-manager';
 export const VERSION = '0.1.0';
 
-const booleanWord = z.string().transform((text, ctx) => {
-  const value = parseBooleanWord(text);
-  if (value !== undefined) return value;
-  ctx.addIssue({ code: 'custom', message: 'expected true or false' });
-  return z.NEVER;
-});
+const booleanWord = parsedString(parseBooleanWord, 'expected true or false');
 
 const backendSchema = {
   backend: z.enum(BACKENDS),
-  gpuAdminTools: z.string().min(1),
-  python: z.string().min(1).optional(),
-  nvidiaSmi: z.string().min(1),
-  toolTimeout: z.coerce.number().int().positive(),
-  maxParallel: z.coerce.number().int().min(1).max(256),
-  ccCapableIds: z.string().optional(),
-  ppcieCapableIds: z.string().optional(),
+  gpuAdminTools: z.string().check(z.minLength(1)),
+  python: z.optional(z.string().check(z.minLength(1))),
+  nvidiaSmi: z.string().check(z.minLength(1)),
+  toolTimeout: z.coerce.number().check(z.int(), z.positive()),
+  maxParallel: z.coerce.number().check(z.int(), z.minimum(1), z.maximum(256)),
+  ccCapableIds: z.optional(z.string()),
+  ppcieCapableIds: z.optional(z.string()),
 };
 const output = { output: z.enum(['table', 'json']) };
 
@@ -107,7 +103,7 @@ function backendOptions(command: Command): Command {
     );
 }
 
-async function contextFor(command: Command, o: z.infer<z.ZodObject<typeof backendSchema>>): Promise<Context> {
+async function contextFor(command: Command, o: z.infer<z.ZodMiniObject<typeof backendSchema>>): Promise<Context> {
   const config = readCommonConfig(command);
   const logger = stderrLogger(BINARY, config);
   const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
@@ -189,15 +185,16 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           python: backendSchema.python,
           toolTimeout: backendSchema.toolTimeout,
           maxParallel: backendSchema.maxParallel,
-          pciIds: z.string().optional(),
+          pciIds: z.optional(z.string()),
           mode: z.enum(CC_MODES),
-          nfdFeaturesFile: z
-            .string()
-            .refine((f) => f.startsWith('/') && !f.endsWith('/'), 'must be an absolute host file path')
-            .optional(),
-          ccCapableIds: z.string().optional(),
-          ppcieCapableIds: z.string().optional(),
-          force: z.boolean().default(false),
+          nfdFeaturesFile: z.optional(
+            z
+              .string()
+              .check(z.refine((f) => f.startsWith('/') && !f.endsWith('/'), 'must be an absolute host file path')),
+          ),
+          ccCapableIds: z.optional(z.string()),
+          ppcieCapableIds: z.optional(z.string()),
+          force: z._default(z.boolean(), false),
         }),
       );
       const capability = capabilityTable({ cc: o.ccCapableIds, ppcie: o.ppcieCapableIds });
@@ -249,8 +246,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...backendSchema,
           ...output,
-          device: z.union([z.string(), z.array(z.string())]).optional(),
-          dryRun: z.boolean().default(false),
+          device: z.optional(z.union([z.string(), z.array(z.string())])),
+          dryRun: z._default(z.boolean(), false),
         }),
       );
       const devices = deviceList(o.device);
@@ -368,22 +365,20 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           ...backendSchema,
           nodeName: z
             .string({ error: 'required: set NODE_NAME or --node-name' })
-            .min(1, 'required: set NODE_NAME or --node-name'),
-          kubeconfig: z.string().min(1).optional(),
+            .check(z.minLength(1, 'required: set NODE_NAME or --node-name')),
+          kubeconfig: z.optional(z.string().check(z.minLength(1))),
           // An empty DEFAULT_CC_MODE (a template that renders nothing) means the default, as absent does.
-          defaultMode: z.preprocess((v) => (v === '' ? 'on' : v), z.enum(DEFAULT_MODES)),
+          defaultMode: z.pipe(
+            z.transform((v) => (v === '' ? 'on' : v)),
+            z.enum(DEFAULT_MODES),
+          ),
           evictOperands: booleanWord,
-          operandLabels: z.string().transform((text, ctx) => {
-            const keys = parseOperandLabelKeys(text);
-            if (keys) return keys;
-            ctx.addIssue({ code: 'custom', message: 'expected comma-separated node label keys (prefix/name)' });
-            return z.NEVER;
-          }),
+          operandLabels: parsedString(parseOperandLabelKeys, 'expected comma-separated node label keys (prefix/name)'),
           operandLabelsAbsent: z.enum(ABSENT_MEANINGS),
-          operandWait: z.coerce.number().int().min(0),
-          operandSocketPrefix: z.string().min(1),
-          resyncInterval: z.coerce.number().int().positive(),
-          watchTimeout: z.coerce.number().int().positive(),
+          operandWait: z.coerce.number().check(z.int(), z.minimum(0)),
+          operandSocketPrefix: z.string().check(z.minLength(1)),
+          resyncInterval: z.coerce.number().check(z.int(), z.positive()),
+          watchTimeout: z.coerce.number().check(z.int(), z.positive()),
         }),
       );
       const { runDaemon } = await import('./daemon.js'); // the API client and the runtime load only here

@@ -1,7 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
 import { Command } from 'commander';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import {
   addCommonOptions,
   addPciIdsOption,
@@ -137,8 +137,8 @@ describe('listen addresses', () => {
 
 describe('operand-specific mirrored options', () => {
   const schema = z.object({
-    resyncMs: z.coerce.number().int().positive(),
-    dryRun: z.boolean().default(false),
+    resyncMs: z.coerce.number().check(z.int(), z.positive()),
+    dryRun: z._default(z.boolean(), false),
   });
 
   function operand(args: string[], env: Record<string, string> = {}) {
@@ -163,6 +163,16 @@ describe('operand-specific mirrored options', () => {
     const error = configError(() => operand([], { GPUCC_RESYNC_MS: '-3' }));
     expect(error.message).toContain('--resync-ms (GPUCC_RESYNC_MS)');
     expect(error.message).toContain('"-3"');
+  });
+
+  it('says in English what is wrong with a value that the schema gives no message of its own (zod/mini has none)', () => {
+    expect(configError(() => operand(['--resync-ms', '0'])).message).toMatch(/: Too small: expected number to be >0$/);
+    expect(configError(() => operand(['--resync-ms', 'soon'])).message).toMatch(
+      /: Invalid input: expected number, received NaN$/,
+    );
+    expect(configError(() => operand(['--resync-ms', '1.5'])).message).toMatch(
+      /: Invalid input: expected int, received number$/,
+    );
   });
 
   it('parses a boolean variable strictly: GPUCC_DRY_RUN=false means false', () => {

@@ -12,7 +12,7 @@ import {
   runCli,
 } from '@gpucc/daemon';
 import { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { formatStatus, renderOptionsFor } from './format.js';
 import { withHealth } from './health.js';
 import { type NodeView, type OperandName, observeNode } from './observe.js';
@@ -45,36 +45,43 @@ function processTerminal(): Terminal {
 export type StatusDocument = NodeView & { problems: Problem[] };
 
 const statusSchema = z.object({
-  hostRoot: z.string().min(1, 'must not be empty'),
+  hostRoot: z.string().check(z.minLength(1, 'must not be empty')),
   output: z.enum(['table', 'json']),
-  watch: z.boolean().default(false),
-  interval: z.coerce.number().int().min(100),
-  nodeName: z.string().optional(),
-  cdiDir: z.union([z.string(), z.array(z.string())]).transform((v) =>
-    [v]
-      .flat()
-      .flatMap((d) => d.split(','))
-      .filter((d) => d !== ''),
+  watch: z._default(z.boolean(), false),
+  interval: z.coerce.number().check(z.int(), z.minimum(100)),
+  nodeName: z.optional(z.string()),
+  cdiDir: z.pipe(
+    z.union([z.string(), z.array(z.string())]),
+    z.transform((v) =>
+      [v]
+        .flat()
+        .flatMap((d) => d.split(','))
+        .filter((d) => d !== ''),
+    ),
   ),
   logFormat: z.enum(LOG_FORMATS),
   logLevel: z.enum(LOG_LEVELS),
-  probeHealth: z.boolean().default(false),
-  healthAddress: z
-    .union([z.string(), z.array(z.string())])
-    .optional()
-    .transform((v, ctx) => {
+  probeHealth: z._default(z.boolean(), false),
+  healthAddress: z.pipe(
+    z.optional(z.union([z.string(), z.array(z.string())])),
+    z.transform((v, ctx) => {
       const entries = (v === undefined ? [] : [v].flat()).flatMap((e) => e.split(',')).filter((e) => e !== '');
       const addresses: Partial<Record<OperandName, string>> = {};
       for (const entry of entries) {
         const match = /^(cc-manager|vfio-manager|kata-manager|sandbox-device-plugin)=([^\s,=]+:\d+)$/.exec(entry);
         if (!match) {
-          ctx.addIssue({ code: 'custom', message: `expected <operand>=<host>:<port>, not ${JSON.stringify(entry)}` });
+          ctx.issues.push({
+            code: 'custom',
+            message: `expected <operand>=<host>:<port>, not ${JSON.stringify(entry)}`,
+            input: v,
+          });
           return z.NEVER;
         }
         addresses[match[1] as OperandName] = match[2]!;
       }
       return addresses;
     }),
+  ),
 });
 
 const OPERANDS: OperandName[] = ['cc-manager', 'vfio-manager', 'kata-manager', 'sandbox-device-plugin'];

@@ -30,7 +30,7 @@ import {
   type VfioDeviceModelSetting,
 } from '@gpucc/hal';
 import { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { DEFAULT_CDI_DIR, exitCodeOf, type Generated, generate, hostDir, write } from './commands.js';
 import { formatWriteResult } from './format.js';
 import { logGenerated, logWriteResult } from './log.js';
@@ -50,11 +50,11 @@ function cdiDirOption(command: Command): Command {
 }
 
 const cdiDirSchema = {
-  cdiDir: z
-    .string()
-    .refine((dir) => path.posix.isAbsolute(dir), 'must be an absolute host path, e.g. /var/run/cdi or /etc/cdi')
-    .refine((dir) => !dir.split('/').includes('..'), 'must not contain ..')
-    .refine((dir) => hostDir(dir) !== '', 'must not be the host root itself'),
+  cdiDir: z.string().check(
+    z.refine((dir) => path.posix.isAbsolute(dir), 'must be an absolute host path, e.g. /var/run/cdi or /etc/cdi'),
+    z.refine((dir) => !dir.split('/').includes('..'), 'must not contain ..'),
+    z.refine((dir) => hostDir(dir) !== '', 'must not be the host root itself'),
+  ),
 };
 
 // ---- one-shot commands ---------------------------------------------------------------------------
@@ -162,12 +162,13 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...aliasSchema,
           ...vfioDeviceModelSchema,
-          output: z.string().min(1, 'must not be empty'),
-          format: z.enum(['yaml', 'json']).optional(),
+          output: z.string().check(z.minLength(1, 'must not be empty')),
+          format: z.optional(z.enum(['yaml', 'json'])),
           kind: z
-            .string()
-            .optional()
-            .refine((k) => k === undefined || isKind(k), 'must be a CDI kind vendor/class, e.g. nvidia.com/pgpu'),
+            .optional(z.string())
+            .check(
+              z.refine((k) => k === undefined || isKind(k), 'must be a CDI kind vendor/class, e.g. nvidia.com/pgpu'),
+            ),
         }),
       );
       const naming = { aliases: aliasesOf(o), pciIds: readPciIdsSource(command), deviceModel: o.vfioDeviceModel };
@@ -189,7 +190,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           ...aliasSchema,
           ...vfioDeviceModelSchema,
           ...cdiDirSchema,
-          dryRun: z.boolean().default(false),
+          dryRun: z._default(z.boolean(), false),
           report: z.enum(['table', 'json']),
         }),
       );
@@ -226,7 +227,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           ...aliasSchema,
           ...vfioDeviceModelSchema,
           ...cdiDirSchema,
-          resyncInterval: z.coerce.number().int().positive(),
+          resyncInterval: z.coerce.number().check(z.int(), z.positive()),
         }),
       );
       const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here

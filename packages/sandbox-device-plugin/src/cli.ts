@@ -20,7 +20,7 @@ import {
 } from '@gpucc/daemon';
 import type { PciIdsSource, VfioDeviceModelSetting } from '@gpucc/hal';
 import { Command, Option } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { formatList, listReport } from './list.js';
 import type { PluginSettings } from './settings.js';
 import { TOPOLOGY_POLICIES, type TopologyPolicy } from './topology.js';
@@ -44,7 +44,7 @@ function deviceOptions(command: Command): Command {
 }
 
 const deviceSchema = {
-  nvswitches: z.boolean().default(true),
+  nvswitches: z._default(z.boolean(), true),
   ccTopology: z.enum(TOPOLOGY_POLICIES),
   ...aliasSchema,
   ...vfioDeviceModelSchema,
@@ -114,8 +114,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         command,
         z.object({
           ...deviceSchema,
-          cdiDevices: z.boolean().default(false),
-          resyncInterval: z.coerce.number().int().min(100),
+          cdiDevices: z._default(z.boolean(), false),
+          resyncInterval: z.coerce.number().check(z.int(), z.minimum(100)),
         }),
       );
       const settings = settingsOf(o, readPciIdsSource(command), o.cdiDevices);

@@ -17,7 +17,7 @@ import {
   usageError,
 } from '@gpucc/daemon';
 import { Command, Option } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import type { ApplyOptions } from './apply.js';
 import { bind, exitCodeOf, type RunResult, release, status } from './commands.js';
 import { formatPlan, formatReport, formatStatus } from './format.js';
@@ -27,16 +27,16 @@ export const VERSION = '0.1.0';
 export const BINARY = 'vfio-manager';
 
 const selectionSchema = {
-  all: z.boolean().default(false),
-  device: z.union([z.string(), z.array(z.string())]).optional(),
-  nvswitches: z.boolean().default(true),
+  all: z._default(z.boolean(), false),
+  device: z.optional(z.union([z.string(), z.array(z.string())])),
+  nvswitches: z._default(z.boolean(), true),
 };
 const applySchema = {
-  loadModules: z.boolean().default(false),
-  modprobe: z.string().min(1),
-  unbindTimeout: z.coerce.number().int().positive(),
-  deviceNodeTimeout: z.coerce.number().int().positive(),
-  lockTimeout: z.coerce.number().int().nonnegative(),
+  loadModules: z._default(z.boolean(), false),
+  modprobe: z.string().check(z.minLength(1)),
+  unbindTimeout: z.coerce.number().check(z.int(), z.positive()),
+  deviceNodeTimeout: z.coerce.number().check(z.int(), z.positive()),
+  lockTimeout: z.coerce.number().check(z.int(), z.nonnegative()),
 };
 const output = { output: z.enum(['table', 'json']) };
 /** The apply options that neither `plan` nor `unbind` uses: no module is loaded, no node awaited. */
@@ -123,7 +123,7 @@ async function context(command: Command): Promise<Context> {
 
 export function applyOptionsOf(
   ctx: Context,
-  o: z.infer<z.ZodObject<typeof applySchema>>,
+  o: z.infer<z.ZodMiniObject<typeof applySchema>>,
   signal?: AbortSignal,
 ): ApplyOptions {
   const modprobePath = o.modprobe === 'modprobe' ? (ctx.tools?.modprobe ?? o.modprobe) : o.modprobe;
@@ -166,7 +166,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
     .action(async (_o, command: Command) => {
       const o = readOptions(
         command,
-        z.object({ ...selectionSchema, ...output, allowForeignGroupMembers: z.boolean().default(false) }),
+        z.object({ ...selectionSchema, ...output, allowForeignGroupMembers: z._default(z.boolean(), false) }),
       );
       const selection = toSelection(o); // bad usage is refused before the host is opened
       const ctx = await context(command);
@@ -199,8 +199,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           ...selectionSchema,
           ...applySchema,
           ...output,
-          allowForeignGroupMembers: z.boolean().default(false),
-          dryRun: z.boolean().default(false),
+          allowForeignGroupMembers: z._default(z.boolean(), false),
+          dryRun: z._default(z.boolean(), false),
         }),
       );
       const selection = toSelection(o); // bad usage is refused before the host is opened
@@ -237,8 +237,8 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
           unbindTimeout: applySchema.unbindTimeout,
           lockTimeout: applySchema.lockTimeout,
           ...output,
-          restore: z.boolean().default(false),
-          dryRun: z.boolean().default(false),
+          restore: z._default(z.boolean(), false),
+          dryRun: z._default(z.boolean(), false),
         }),
       );
       const selection = toSelection(o); // bad usage is refused before the host is opened
@@ -267,7 +267,7 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
   }).action(async (_o, command: Command) => {
     const o = readOptions(
       command,
-      z.object({ ...output, desired: z.enum(['vfio', 'none']), nvswitches: z.boolean().default(true) }),
+      z.object({ ...output, desired: z.enum(['vfio', 'none']), nvswitches: z._default(z.boolean(), true) }),
     );
     const ctx = await context(command);
     const report = status(ctx.sysfs, o.desired, {
@@ -296,9 +296,9 @@ function program(out: (text: string) => void, exit: { code: number }): Command {
         z.object({
           ...applySchema,
           desired: z.enum(['vfio', 'none']),
-          nvswitches: z.boolean().default(true),
-          allowForeignGroupMembers: z.boolean().default(false),
-          resyncInterval: z.coerce.number().int().positive(),
+          nvswitches: z._default(z.boolean(), true),
+          allowForeignGroupMembers: z._default(z.boolean(), false),
+          resyncInterval: z.coerce.number().check(z.int(), z.positive()),
         }),
       );
       const { runDaemon } = await import('./daemon.js'); // the run mode's parts load only here

@@ -1,6 +1,6 @@
 import { DEFAULT_ALIASES, GpuccError, isGpuccError, type NameAliases, validateResourceClass } from '@gpucc/hal';
 import type { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { mirroredOption } from './options.js';
 
 /**
@@ -55,10 +55,8 @@ export function aliasesOf(o: { gpuAlias?: string | undefined; nvswitchAlias?: st
  * schema for both binaries, so a bad P_GPU_ALIAS gives the same ERR_GPUCC_INVALID_CONFIG (exit 2),
  * naming the flag and its variable, before either reads the host.
  */
-const alias = z
-  .string()
-  .optional()
-  .superRefine((value, ctx) => {
+const alias = z.optional(z.string()).check(
+  z.superRefine((value, ctx) => {
     if (value === undefined || value === '') return;
     try {
       validateResourceClass(value);
@@ -68,7 +66,8 @@ const alias = z
         message: isGpuccError(error) ? `${error.message}; ${error.hint}` : String(error),
       });
     }
-  });
+  }),
+);
 
 /** The zod fields of addAliasOptions, for readOptions. */
 export const aliasSchema = { gpuAlias: alias, nvswitchAlias: alias };

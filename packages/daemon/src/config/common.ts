@@ -1,9 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { type ListenAddress, parseListenAddress } from './listen-address.js';
 import { mirroredOption } from './options.js';
-import { readOptions } from './read-options.js';
+import { parsedString, readOptions } from './read-options.js';
 
 export const LOG_FORMATS = ['json', 'pretty', 'auto'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
@@ -55,18 +55,13 @@ export function addCommonOptions(command: Command, defaults: { metricsAddress?: 
 }
 
 export const commonSchema = z.object({
-  hostRoot: z
-    .string()
-    .min(1, 'must not be empty')
-    .transform((dir) => path.resolve(dir)),
+  hostRoot: z.pipe(
+    z.string().check(z.minLength(1, 'must not be empty')),
+    z.transform((dir: string) => path.resolve(dir)),
+  ),
   logFormat: z.enum(LOG_FORMATS),
   logLevel: z.enum(LOG_LEVELS),
-  metricsAddress: z.string().transform((text, ctx) => {
-    const address = parseListenAddress(text);
-    if (address) return address;
-    ctx.addIssue({ code: 'custom', message: 'expected host:port, [ipv6]:port or :port with a port of 0-65535' });
-    return z.NEVER;
-  }),
+  metricsAddress: parsedString(parseListenAddress, 'expected host:port, [ipv6]:port or :port with a port of 0-65535'),
 });
 
 /** The common options of a parsed command, validated (ERR_GPUCC_INVALID_CONFIG on a bad value). */

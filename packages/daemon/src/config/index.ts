@@ -15,6 +15,6 @@ export {
 export { formatListenAddress, type ListenAddress, parseListenAddress } from './listen-address.js';
 export { envVarFor, type MirroredOptionSettings, mirroredFlag, mirroredOption } from './options.js';
 export { addPciIdsOption, readPciIdsSource } from './pci-ids.js';
-export { describeOption, readOptions } from './read-options.js';
+export { describeOption, parsedString, readOptions } from './read-options.js';
 export { addVfioDeviceModelOption, vfioDeviceModelSchema } from './vfio-device-model.js';
 export { deviceList, parseBooleanWord } from './words.js';

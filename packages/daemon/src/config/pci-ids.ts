@@ -1,6 +1,6 @@
 import { checkPciIdsFile, type PciIdsSource } from '@gpucc/hal';
 import type { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { mirroredOption } from './options.js';
 import { readOptions } from './read-options.js';
 
@@ -19,7 +19,7 @@ export function addPciIdsOption(command: Command): Command {
   );
 }
 
-const pciIdsSchema = z.object({ pciIds: z.string().optional() });
+const pciIdsSchema = z.object({ pciIds: z.optional(z.string()) });
 
 /**
  * The parsed `--pci-ids` as the hal's `loadPciIds` takes it. The file is checked here, at start-up,

@@ -1,6 +1,7 @@
 import { GpuccError } from '@gpucc/hal';
 import type { Command, Option } from 'commander';
-import type * as z from 'zod';
+import { en } from 'zod/locales';
+import * as z from 'zod/mini';
 
 import { parseBooleanWord } from './words.js';
 
@@ -62,17 +63,40 @@ function strictBooleans(command: Command, values: Record<string, unknown>): Reco
 }
 
 /**
+ * zod/mini loads no locale (every issue would read "Invalid input"). Its English messages, passed to
+ * each parse here rather than set as zod's global locale, are what a user reads for a value that the
+ * schema gives no message of its own: "Too small: expected number to be >0" for `--resync-interval 0`.
+ */
+const english = en().localeError;
+
+/**
  * Validates a parsed command's options with a zod schema keyed by option attribute name
  * (`logFormat` for `--log-format`). The first problem becomes ERR_GPUCC_INVALID_CONFIG naming the
  * flag, its variable, where the value came from and, for enumerations, the allowed values.
  */
-export function readOptions<S extends z.ZodType>(command: Command, schema: S): z.output<S> {
+export function readOptions<S extends z.core.$ZodType>(command: Command, schema: S): z.output<S> {
   const values = strictBooleans(command, command.opts());
-  const result = schema.safeParse(values);
+  const result = z.safeParse(schema, values, { error: english });
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const key = String(issue.path[0] ?? '');
   const allowed = issue.code === 'invalid_value' ? issue.values : undefined;
   const problem = allowed ? `expected one of ${allowed.join(', ')}` : issue.message;
   throw invalid(command, optionFor(command, key), key, values[key], problem, allowed);
+}
+
+/**
+ * A string option turned into a value by `parse`; a string it refuses (undefined) is the issue
+ * "<expected>", so the user reads what the option takes.
+ */
+export function parsedString<T>(parse: (text: string) => T | undefined, expected: string) {
+  return z.pipe(
+    z.string(),
+    z.transform((text: string, ctx) => {
+      const value = parse(text);
+      if (value !== undefined) return value;
+      ctx.issues.push({ code: 'custom', message: expected, input: text });
+      return z.NEVER;
+    }),
+  );
 }

@@ -1,6 +1,6 @@
 import { VFIO_DEVICE_MODEL_SETTINGS, type VfioDeviceModelSetting } from '@gpucc/hal';
 import type { Command } from 'commander';
-import * as z from 'zod';
+import * as z from 'zod/mini';
 import { mirroredOption } from './options.js';
 
 /**
