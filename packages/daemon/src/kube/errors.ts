@@ -1,6 +1,6 @@
 import { GpuccError, isGpuccError, messageOf } from '@gpucc/hal';
 
-/** The HTTP status an API or watch error carries (ApiException `code`, watch `statusCode`), if any. */
+/** The HTTP status an API or watch error carries (KubeApiError `statusCode`, else a numeric `code`), if any. */
 export function statusCodeOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as { code?: unknown; statusCode?: unknown };
