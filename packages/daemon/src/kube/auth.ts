@@ -38,7 +38,7 @@ export function createAuthenticator(credentials: KubeCredentials, now: () => num
   }
 }
 
-/** A projected service-account token rotates in place: its file is read again whenever it changed. */
+/** A projected service-account token rotates in place (docs/facts/kubernetes-api-client.md#in-cluster): its file is read again whenever it changed. */
 function tokenFileAuthenticator(file: string): Authenticator {
   let stamp: string | undefined;
   let auth: RequestAuth = {};

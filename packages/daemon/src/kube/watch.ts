@@ -95,7 +95,10 @@ export async function watchNode(options: WatchNodeOptions): Promise<void> {
   logger.debug({ event: 'kube.watch.stop', node: nodeName }, 'watch stopped');
 }
 
-/** One watch request: resolves when the stream ends, on 410 Gone or on abort; rejects on an error. */
+/**
+ * One watch request (docs/facts/kubernetes-api-client.md#watch-stream): resolves when the stream
+ * ends, on 410 Gone or on abort; rejects on an error.
+ */
 function watchOnce(
   options: WatchNodeOptions,
   resourceVersion: string,
