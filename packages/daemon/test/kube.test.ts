@@ -300,6 +300,8 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
     const error = refusal(() => loadKubeConfig(path.join(dir, 'empty')));
     expect(error.code).toBe('ERR_GPUCC_KUBE_CONFIG');
     expect(error.hint).toMatch(/current-context/);
+    const proxied = kubeconfig(dir, 'https://k8s.test', '    token: t\n', '    proxy-url: http://proxy:3128\n');
+    expect(refusal(() => loadKubeConfig(proxied)).message).toMatch(/proxy-url is not supported/);
   });
 });
 
@@ -351,6 +353,25 @@ describe('requests and the watch', () => {
       reason: 'CcModeSwitched',
       source: { component: 'cc-manager', host: 'n1' },
     });
+  });
+
+  it('stopping a watch the server has not answered yet closes its connection (a SIGTERM is not held up)', async () => {
+    let asked = 0;
+    let closed = 0;
+    const server = await serve((req, res) => {
+      if (req.url?.startsWith('/api/v1/nodes/n1')) return answerNode(req, res, { method: 'GET', url: '', body: '' });
+      asked++; // never answered
+      res.once('close', () => closed++);
+    });
+    const client = clientFor(loadKubeConfig(kubeconfig(tempDir(), server.url, '    token: t\n')));
+    const stop = new AbortController();
+    const watching = client.watch({ signal: stop.signal, onNode: () => {}, delay: async () => {} });
+    const deadline = Date.now() + 5_000;
+    while (asked === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    stop.abort();
+    await watching;
+    while (closed === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect([asked, closed]).toEqual([1, 1]);
   });
 
   it('a watch stream split inside its lines is read whole; an ERROR 410 event relists and watches from the new version', async () => {

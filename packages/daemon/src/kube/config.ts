@@ -156,6 +156,13 @@ export function kubeConfigFrom(document: unknown, source: string): KubeConfig {
       );
     }
   };
+  if (text(cluster, 'proxy-url')) {
+    throw configError(
+      `kubeconfig ${source}: the cluster's proxy-url is not supported`,
+      'reach the API server directly from the node (a node agent normally does), or remove proxy-url',
+      { ...details, proxyUrl: text(cluster, 'proxy-url') },
+    );
+  }
   const user = entry(document, 'users', 'user', context.user) ?? {};
   const tlsServerName = text(cluster, 'tls-server-name');
   const ca = pem(cluster, 'certificate-authority');

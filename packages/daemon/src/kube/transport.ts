@@ -21,13 +21,15 @@ export interface KubeTransport {
   request<T>(request: KubeRequest): Promise<T>;
   /**
    * A watch: resolves once the server answered 200 with a handle that ends it, then hands over each
-   * event and calls `done` once, with null when the server ended the stream. A refusal rejects.
+   * event and calls `done` once, with null when the server ended the stream. A refusal rejects;
+   * `signal` ends a watch whose answer has not come yet.
    */
   watch(
     path: string,
     query: KubeRequest['query'],
     onEvent: WatchEventHandler,
     done: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
 }
 
@@ -137,11 +139,26 @@ export function createTransport(config: KubeConfig, auth: Authenticator): KubeTr
       return (text === '' ? undefined : JSON.parse(text)) as T;
     },
 
-    async watch(path, query, onEvent, done) {
+    async watch(path, query, onEvent, done, signal) {
       const controller = new AbortController();
-      const response = await send({ method: 'GET', path, query: { ...query, watch: true } }, controller.signal);
-      if (response.statusCode !== 200) throw await refusal(response);
+      const stop = () => controller.abort();
+      signal?.addEventListener('abort', stop, { once: true });
       const idleMs = Number(query?.timeoutSeconds ?? 0) * 1000 + WATCH_IDLE_GRACE_MS;
+      // Until the answer comes, the same limit: a server that accepts and never answers is retried.
+      const silent = setTimeout(
+        () => controller.abort(new Error(`no answer to the watch within ${idleMs} ms`)),
+        idleMs,
+      );
+      let response: IncomingMessage;
+      try {
+        response = await send({ method: 'GET', path, query: { ...query, watch: true } }, controller.signal);
+      } catch (error) {
+        throw controller.signal.reason instanceof Error ? controller.signal.reason : error;
+      } finally {
+        clearTimeout(silent);
+        signal?.removeEventListener('abort', stop);
+      }
+      if (response.statusCode !== 200) throw await refusal(response);
       response.socket.setKeepAlive(true, 30_000);
       let ended = false;
       const end = (error: unknown) => {

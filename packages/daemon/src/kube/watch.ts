@@ -167,6 +167,7 @@ function watchOnce(
         },
         onLine,
         (error: unknown) => finish(error),
+        signal,
       )
       .then(
         (c) => {
