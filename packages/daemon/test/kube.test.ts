@@ -246,6 +246,7 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
       - {name: COUNTER, value: ${counter}}
       - {name: EXPIRES, value: "2030-01-01T00:10:00Z"}
       interactiveMode: Never
+      provideClusterInfo: true
 `,
     );
     const config = loadKubeConfig(file);
@@ -253,7 +254,7 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
     expect(JSON.parse(localFs.readText(`${counter}.info`))).toMatchObject({
       apiVersion: 'client.authentication.k8s.io/v1',
       kind: 'ExecCredential',
-      spec: { interactive: false },
+      spec: { interactive: false, cluster: { server: server.url } },
     });
     // The same credential until it expires (minus a margin), then a new run.
     let now = Date.parse('2030-01-01T00:00:00Z');
@@ -279,6 +280,14 @@ printf '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential",
       .catch((e) => e);
     expect(error.code).toBe('ERR_GPUCC_KUBE_CONFIG');
     expect(error.message).toMatch(/exec credential plugin \/bin\/echo/);
+    const interactive = kubeconfig(
+      dir,
+      'http://127.0.0.1:1',
+      '    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: login\n      interactiveMode: Always\n',
+    );
+    const refused = refusal(() => loadKubeConfig(interactive));
+    expect(refused.code).toBe('ERR_GPUCC_KUBE_CONFIG');
+    expect(refused.hint).toMatch(/interactiveMode: Never/);
   });
 
   it.each([

@@ -72,7 +72,8 @@ function execAuthenticator(plugin: ExecPlugin, now: () => number): Authenticator
   let cached: { auth: RequestAuth; expiresAt: number } | undefined;
   let pending: Promise<RequestAuth> | undefined;
   const run = async (): Promise<RequestAuth> => {
-    const info = { apiVersion: plugin.apiVersion, kind: 'ExecCredential', spec: { interactive: false } };
+    const spec = { interactive: false, ...(plugin.cluster ? { cluster: plugin.cluster } : {}) };
+    const info = { apiVersion: plugin.apiVersion, kind: 'ExecCredential', spec };
     const result = await runTool({
       command: plugin.command,
       args: plugin.args,

@@ -18,6 +18,8 @@ export interface ExecPlugin {
   command: string;
   args: string[];
   env: Record<string, string>;
+  /** Passed to the plugin as `spec.cluster` when the kubeconfig sets `provideClusterInfo`. */
+  cluster?: Record<string, unknown>;
 }
 
 /** Where and how to reach the API server: plain data, read once at start. */
@@ -166,12 +168,21 @@ export function kubeConfigFrom(document: unknown, source: string): KubeConfig {
   const user = entry(document, 'users', 'user', context.user) ?? {};
   const tlsServerName = text(cluster, 'tls-server-name');
   const ca = pem(cluster, 'certificate-authority');
+  const credentials = credentialsOf(user, pem, resolve, source);
+  if (credentials.kind === 'exec' && isFields(user.exec) && user.exec.provideClusterInfo === true) {
+    credentials.exec.cluster = {
+      server,
+      ...(tlsServerName ? { 'tls-server-name': tlsServerName } : {}),
+      ...(cluster['insecure-skip-tls-verify'] === true ? { 'insecure-skip-tls-verify': true } : {}),
+      ...(ca ? { 'certificate-authority-data': ca.toString('base64') } : {}),
+    };
+  }
   return {
     server: server.replace(/\/+$/, ''),
     ...(ca ? { ca } : {}),
     insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true,
     ...(tlsServerName ? { tlsServerName } : {}),
-    credentials: credentialsOf(user, pem, resolve, source),
+    credentials,
     source,
   };
 }
@@ -216,6 +227,13 @@ function execPluginOf(exec: Fields, resolve: (file: string) => string, source: s
       `kubeconfig ${source}: the user's exec plugin needs a command and apiVersion ${EXEC_API_VERSIONS.join(' or ')}`,
       'fix users[].user.exec in the kubeconfig (client.authentication.k8s.io/v1alpha1 is not supported)',
       { kubeconfig: source, apiVersion },
+    );
+  }
+  if (exec.interactiveMode === 'Always') {
+    throw configError(
+      `kubeconfig ${source}: the user's exec plugin needs a terminal (interactiveMode: Always)`,
+      'a daemon has none: use a plugin that works without one (interactiveMode: Never or IfAvailable)',
+      { kubeconfig: source, command },
     );
   }
   const env: Record<string, string> = {};
