@@ -56,7 +56,7 @@ function collector() {
   };
 }
 
-describe('fake API server with the real @kubernetes/client-node', () => {
+describe('fake API server with the node client', () => {
   it('get, and a JSON merge patch of exactly the given labels (null removes one)', async () => {
     const { client, server } = await setup();
     const node = await client.getNode();

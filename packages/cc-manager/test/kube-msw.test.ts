@@ -1,8 +1,7 @@
-import { createNodeClient, type KubeNode, type NodeUpdate } from '@gpucc/daemon/kube';
+import { createNodeClient, type KubeNode, kubeConfigFrom, type NodeUpdate } from '@gpucc/daemon/kube';
 import { isGpuccError, type PciAddress } from '@gpucc/hal';
 import { bindAll, silentLogger } from '@gpucc/testbed/fixtures';
 import { simNode } from '@gpucc/testbed/vitest';
-import { KubeConfig } from '@kubernetes/client-node';
 import { HttpResponse, http } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -19,13 +18,15 @@ afterEach(() => server.resetHandlers());
 afterAll(() => server.close());
 
 function client() {
-  const config = new KubeConfig();
-  config.loadFromOptions({
-    clusters: [{ name: 'c', server: BASE, skipTLSVerify: true }],
-    users: [{ name: 'u', token: 't' }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
+  const config = kubeConfigFrom(
+    {
+      clusters: [{ name: 'c', cluster: { server: BASE } }],
+      users: [{ name: 'u', user: { token: 't' } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    },
+    '/test/kubeconfig',
+  );
   return createNodeClient({ nodeName: 'n1', config, logger: silentLogger(), component: 'cc-manager' });
 }
 

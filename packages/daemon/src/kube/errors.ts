@@ -1,6 +1,6 @@
 import { GpuccError, isGpuccError, messageOf } from '@gpucc/hal';
 
-/** The HTTP status an API or watch error carries (ApiException `code`, watch `statusCode`), if any. */
+/** The HTTP status an API or watch error carries (KubeApiError `statusCode`, else a numeric `code`), if any. */
 export function statusCodeOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as { code?: unknown; statusCode?: unknown };
@@ -8,7 +8,7 @@ export function statusCodeOf(error: unknown): number | undefined {
   return typeof e.code === 'number' ? e.code : undefined;
 }
 
-/** The API server's own words: the `message` of a Status body, else the body text, bounded. */
+/** The API server's own words: the `message` of a Status body (docs/facts/kubernetes-api-client.md#status-objects), else the body text, bounded. */
 export function serverMessageOf(error: unknown): string | undefined {
   const body = (error as { body?: unknown } | null)?.body;
   if (body === undefined || body === null) return undefined;

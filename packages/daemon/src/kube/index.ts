@@ -1,6 +1,15 @@
-// The Kubernetes node client, a subpath of its own (`@gpucc/daemon/kube`): @kubernetes/client-node
-// takes most of a second to load, so only binaries that talk to the API server load it, lazily.
-export { loadKubeConfig } from './config.js';
+// The Kubernetes node client, a subpath of its own (`@gpucc/daemon/kube`), loaded lazily by the
+// binaries that talk to the API server: a few REST calls and a watch on node:https.
+export { type Authenticator, createAuthenticator, type RequestAuth, readExecCredential } from './auth.js';
+export {
+  type ExecPlugin,
+  inClusterConfig,
+  type KubeConfig,
+  type KubeCredentials,
+  kubeConfigFrom,
+  loadKubeConfig,
+  SERVICE_ACCOUNT_DIR,
+} from './config.js';
 export { kubeError, serverMessageOf, statusCodeOf } from './errors.js';
 export {
   createNodeClient,
@@ -10,5 +19,12 @@ export {
   validateLabelChanges,
   type WatchOptions,
 } from './node-client.js';
+export {
+  createTransport,
+  KubeApiError,
+  type KubeRequest,
+  type KubeTransport,
+  type WatchEventHandler,
+} from './transport.js';
 export type { KubeNode, LabelChanges, NodeEvent, NodeUpdate } from './types.js';
 export { type WatchNodeOptions, watchNode } from './watch.js';

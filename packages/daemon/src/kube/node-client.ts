@@ -1,17 +1,11 @@
 import { GpuccError, isLabelValue, parseLabelKey } from '@gpucc/hal';
-import {
-  CoreV1Api,
-  type CoreV1Event,
-  type KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1Node,
-  Watch,
-} from '@kubernetes/client-node';
 import type { Logger } from '../log/index.js';
 import type { BackoffSettings } from '../loop/backoff.js';
 import type { Delay } from '../loop/delay.js';
+import { createAuthenticator } from './auth.js';
+import type { KubeConfig } from './config.js';
 import { kubeError } from './errors.js';
+import { createTransport } from './transport.js';
 import type { KubeNode, LabelChanges, NodeEvent, NodeUpdate } from './types.js';
 import { watchNode } from './watch.js';
 
@@ -52,8 +46,13 @@ export interface NodeClient {
 
 const MAX_EVENT_MESSAGE = 1024; // events.k8s.io validation limit for `note`; core/v1 readers truncate too
 
-export function toKubeNode(node: V1Node): KubeNode {
-  const meta = node.metadata ?? {};
+/** The fields of a Node object gpucc reads. */
+interface NodeObject {
+  metadata?: { name?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+export function toKubeNode(node: NodeObject): KubeNode {
+  const meta = node?.metadata ?? {};
   return {
     name: meta.name ?? '',
     uid: meta.uid ?? '',
@@ -77,19 +76,24 @@ export function validateLabelChanges(changes: LabelChanges): void {
 
 export function createNodeClient(options: NodeClientOptions): NodeClient {
   const { nodeName, config, logger, component } = options;
-  const api = config.makeApiClient(CoreV1Api);
+  const api = createTransport(config, createAuthenticator(config.credentials));
+  const nodePath = `/api/v1/nodes/${encodeURIComponent(nodeName)}`;
   const namespace = options.eventNamespace ?? 'default';
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   let lastUid: string | undefined;
   let eventSeq = 0;
 
   /** Bounds a request: a hung API server must not hang a reconcile (the request is left to finish alone). */
-  async function bounded<T>(what: string, request: () => Promise<T>): Promise<T> {
+  async function bounded<T>(what: string, request: (signal: AbortSignal) => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const abandon = new AbortController();
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => {
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+        abandon.abort(); // and the connection is closed, not left to a hung server
+      }, timeoutMs);
     });
-    const pending = request();
+    const pending = request(abandon.signal);
     try {
       return await Promise.race([pending, deadline]);
     } catch (error) {
@@ -109,17 +113,28 @@ export function createNodeClient(options: NodeClientOptions): NodeClient {
     nodeName,
 
     async getNode() {
-      return remember(toKubeNode(await bounded(`get node ${nodeName}`, () => api.readNode({ name: nodeName }))));
+      return remember(
+        toKubeNode(
+          await bounded(`get node ${nodeName}`, (signal) =>
+            api.request<NodeObject>({ method: 'GET', path: nodePath, signal }),
+          ),
+        ),
+      );
     },
 
     async patchLabels(changes) {
       if (Object.keys(changes).length === 0) return undefined;
       validateLabelChanges(changes);
-      const node = await bounded(`patch labels of node ${nodeName}`, () =>
-        api.patchNode(
-          { name: nodeName, body: { metadata: { labels: changes } }, fieldManager: component },
-          setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-        ),
+      // A JSON merge patch (docs/facts/kubernetes-api-client.md#json-merge-patch): null removes a label.
+      const node = await bounded(`patch labels of node ${nodeName}`, (signal) =>
+        api.request<NodeObject>({
+          method: 'PATCH',
+          path: nodePath,
+          query: { fieldManager: component },
+          body: { metadata: { labels: changes } },
+          contentType: 'application/merge-patch+json',
+          signal,
+        }),
       );
       logger.debug({ event: 'kube.labels.patched', node: nodeName, changes }, 'node labels patched');
       return remember(toKubeNode(node));
@@ -131,7 +146,7 @@ export function createNodeClient(options: NodeClientOptions): NodeClient {
       const stamp = (BigInt(now.getTime()) * 1_000_000n + BigInt(eventSeq++ % 1_000_000)).toString(16);
       const message =
         event.message.length > MAX_EVENT_MESSAGE ? `${event.message.slice(0, MAX_EVENT_MESSAGE - 1)}…` : event.message;
-      const body: CoreV1Event = {
+      const body = {
         metadata: { name: `${nodeName}.${stamp}`, namespace },
         // The kubelet refers to its node with uid = name; the real uid when we have read it.
         involvedObject: { apiVersion: 'v1', kind: 'Node', name: nodeName, uid: lastUid ?? nodeName },
@@ -142,12 +157,17 @@ export function createNodeClient(options: NodeClientOptions): NodeClient {
         source: { component, host: nodeName },
         reportingComponent: `gpucc/${component}`,
         reportingInstance: `${component}-${nodeName}`,
-        firstTimestamp: now,
-        lastTimestamp: now,
+        firstTimestamp: now.toISOString(),
+        lastTimestamp: now.toISOString(),
         count: 1,
       };
-      await bounded(`create event ${event.reason} for node ${nodeName}`, () =>
-        api.createNamespacedEvent({ namespace, body }),
+      await bounded(`create event ${event.reason} for node ${nodeName}`, (signal) =>
+        api.request({
+          method: 'POST',
+          path: `/api/v1/namespaces/${encodeURIComponent(namespace)}/events`,
+          body,
+          signal,
+        }),
       );
       logger.debug({ event: 'kube.event.created', reason: event.reason, type: event.type }, event.message);
     },
@@ -158,7 +178,7 @@ export function createNodeClient(options: NodeClientOptions): NodeClient {
         nodeName,
         logger,
         getNode: () => client.getNode(),
-        watcher: new Watch(config),
+        watcher: api,
         onNode: (node, update) => watchOptions.onNode(remember(node), update),
       });
     },

@@ -1,9 +1,9 @@
 import { messageOf } from '@gpucc/hal';
-import type { V1Node, Watch } from '@kubernetes/client-node';
 import type { Logger } from '../log/index.js';
 import { type BackoffSettings, backoffDelay } from '../loop/backoff.js';
 import { abortableDelay, type Delay } from '../loop/delay.js';
 import { kubeError, statusCodeOf } from './errors.js';
+import type { KubeTransport } from './transport.js';
 import type { KubeNode, NodeUpdate } from './types.js';
 
 export interface WatchNodeOptions {
@@ -11,7 +11,7 @@ export interface WatchNodeOptions {
   logger: Logger;
   /** The relist: a GET of the node, whose resourceVersion the next watch starts from. */
   getNode: () => Promise<KubeNode>;
-  watcher: Pick<Watch, 'watch'>;
+  watcher: Pick<KubeTransport, 'watch'>;
   onNode: (node: KubeNode, update: NodeUpdate) => void;
   signal: AbortSignal;
   delay?: Delay;
@@ -23,6 +23,13 @@ const DEFAULT_BACKOFF: BackoffSettings = { initialMs: 1_000, maxMs: 30_000, fact
 // A stream the server closes this soon without a single event counts as a failure, so a server that
 // accepts and hangs up at once is retried with backoff, not in a tight loop.
 const SHORT_WATCH_MS = 1_000;
+
+interface KubeObjectMeta {
+  name?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+}
 
 type WatchEnd = { end: 'closed' | 'gone' | 'aborted'; events: number };
 
@@ -88,7 +95,10 @@ export async function watchNode(options: WatchNodeOptions): Promise<void> {
   logger.debug({ event: 'kube.watch.stop', node: nodeName }, 'watch stopped');
 }
 
-/** One watch request: resolves when the stream ends, on 410 Gone or on abort; rejects on an error. */
+/**
+ * One watch request (docs/facts/kubernetes-api-client.md#watch-stream): resolves when the stream
+ * ends, on 410 Gone or on abort; rejects on an error.
+ */
 function watchOnce(
   options: WatchNodeOptions,
   resourceVersion: string,
@@ -97,7 +107,7 @@ function watchOnce(
 ): Promise<WatchEnd> {
   const { signal, nodeName, logger } = options;
   return new Promise<WatchEnd>((resolve, reject) => {
-    let controller: AbortController | undefined;
+    let controller: { abort(): void } | undefined;
     let settled = false;
     let events = 0;
     let outcome: { gone: true } | { error: unknown } | undefined;
@@ -130,8 +140,7 @@ function watchOnce(
         finish(null);
         return;
       }
-      const node = object as V1Node;
-      const meta = node?.metadata;
+      const meta = (object as { metadata?: KubeObjectMeta } | null)?.metadata;
       if (!meta?.resourceVersion) return;
       const snapshot: KubeNode = {
         name: meta.name ?? nodeName,
@@ -158,6 +167,7 @@ function watchOnce(
         },
         onLine,
         (error: unknown) => finish(error),
+        signal,
       )
       .then(
         (c) => {

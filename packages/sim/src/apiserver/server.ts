@@ -19,7 +19,7 @@ import {
 
 /**
  * A fake Kubernetes API server for one simulated node, on node:http, speaking what
- * @kubernetes/client-node sends: GET/LIST/WATCH nodes (fieldSelector metadata.name, resourceVersion,
+ * Kubernetes clients (gpucc's node client, kubectl) send: GET/LIST/WATCH nodes (fieldSelector metadata.name, resourceVersion,
  * bookmarks, timeoutSeconds, 410 Gone as a watch ERROR event once the history is compacted), PATCH
  * (merge, strategic merge as merge, JSON patch), and events (core/v1 and events.k8s.io/v1). State
  * lives in the node's store (store.ts); changes other processes make there reach the watchers.
