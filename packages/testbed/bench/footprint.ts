@@ -2,9 +2,10 @@
 // in the same run (measure.ts; the starts in pairs, one of ours then one bare), on a simulated hgx-h100-8 node (8 GPUs and 4 NVSwitches, all on
 // vfio-pci): `kata-manager run`, `vfio-manager run` and `cc-manager run` from exec to their first
 // /readyz 200 and their idle RSS; `vfio-manager plan --all`, `kata-manager generate` and
-// `cc-manager status` from exec to exit. vfio-manager and kata-manager run in their production form
-// on a plain copy of the node; cc-manager needs the simulator's CC tools and API server, so it runs
-// as the bundle under node on the simulated node itself. (sandbox-device-plugin: its own benchmark.)
+// `cc-manager status` from exec to exit. All three run in their production form on a plain copy of
+// the node (no simulator in the process); cc-manager is given the simulated node's fake gpu-admin-tools
+// (`--gpu-admin-tools`), which answers for the same devices, and the simulator's API server.
+// (sandbox-device-plugin: its own benchmark.)
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -77,9 +78,9 @@ async function daemonStart(launch: Launch, args: string[], rss?: (mb: number) =>
   }
 }
 
-const form = (operand: Operand, simulated = false) => {
-  const launch = productionForm(operand, { simulated });
-  notes.push(`${operand} runs as the ${launch.form}${simulated ? ' (on the simulated node)' : ''}.`);
+const form = (operand: Operand) => {
+  const launch = productionForm(operand);
+  notes.push(`${operand} runs as the ${launch.form}.`);
   return launch;
 };
 
@@ -101,7 +102,8 @@ try {
   const bareExits: number[] = [];
   const vfio = form('vfio-manager');
   const kata = form('kata-manager');
-  const cc = form('cc-manager', true);
+  const cc = form('cc-manager');
+  const ccTool = ['--gpu-admin-tools', path.join(simulated, GPU_TOOLS_PATH)];
   notes.push(
     'cc-manager reads the CC mode through the simulator’s fake gpu-admin-tools, each call a Node.js process: ' +
       'its start and status include those calls, as on a real node they include gpu-admin-tools’ own.',
@@ -112,7 +114,7 @@ try {
     [
       'cc-manager run',
       asDaemon(cc),
-      ['run', '--host-root', simulated, '--kubeconfig', server.kubeconfigPath, '--node-name', server.nodeName],
+      ['run', '--host-root', plain, ...ccTool, '--kubeconfig', server.kubeconfigPath, '--node-name', server.nodeName],
     ],
   ];
   try {
@@ -138,7 +140,7 @@ try {
   const oneShots: Array<[string, Launch, string[]]> = [
     ['vfio-manager plan --all', vfio, ['plan', '--all', '--host-root', plain]],
     ['kata-manager generate', kata, ['generate', '--host-root', plain, '--log-level', 'warn']],
-    ['cc-manager status', cc, ['status', '--host-root', simulated, '--log-level', 'warn']],
+    ['cc-manager status', cc, ['status', '--host-root', plain, ...ccTool, '--log-level', 'warn']],
   ];
   for (const [name, launch, args] of oneShots) {
     const wall = await paired(ONE_SHOTS, () => execToExit(launch.command, [...launch.args, ...args]), bareNode.exit);
