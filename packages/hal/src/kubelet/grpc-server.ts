@@ -163,22 +163,42 @@ function receive(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHea
       endWithStatus(stream, GRPC_STATUS.INTERNAL, `cannot decode the request: ${messageOf(error)}`);
       return;
     }
-    if (route.unary) void answer(stream, route, request);
+    if (route.unary) answer(stream, route, request);
     else route.stream!(request, new ResponseStream(stream, route.method));
   });
 }
 
-async function answer(stream: http2.ServerHttp2Stream, route: Route, request: unknown): Promise<void> {
+/** Runs a unary handler and sends its answer; a handler that answers at once costs no promise. */
+function answer(stream: http2.ServerHttp2Stream, route: Route, request: unknown): void {
+  let result: unknown;
+  try {
+    result = route.unary!(request);
+  } catch (error) {
+    fail(stream, error);
+    return;
+  }
+  if (result instanceof Promise)
+    result.then(
+      (value) => send(stream, route, value),
+      (error) => fail(stream, error),
+    );
+  else send(stream, route, result);
+}
+
+const WAIT_FOR_TRAILERS = { waitForTrailers: true };
+const OK_TRAILERS = { 'grpc-status': '0' };
+
+function send(stream: http2.ServerHttp2Stream, route: Route, response: unknown): void {
   let bytes: Buffer;
   try {
-    bytes = route.method.response.encode(await route.unary!(request));
+    bytes = route.method.response.encode(response);
   } catch (error) {
     fail(stream, error);
     return;
   }
   if (stream.headersSent || stream.closed || stream.destroyed) return;
-  stream.respond(OK_HEADERS, { waitForTrailers: true });
-  stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+  stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
+  stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
   stream.end(frame(bytes));
 }
 
@@ -201,8 +221,8 @@ class ResponseStream<Res> implements ServerStream<Res> {
     private readonly stream: http2.ServerHttp2Stream,
     private readonly method: ApiMethod<unknown, Res>,
   ) {
-    stream.respond(OK_HEADERS, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.respond(OK_HEADERS, WAIT_FOR_TRAILERS);
+    stream.once('wantTrailers', () => stream.sendTrailers(OK_TRAILERS));
   }
 
   get closed(): boolean {
