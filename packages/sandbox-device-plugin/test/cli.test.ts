@@ -6,7 +6,7 @@ import { localFs } from '@gpucc/hal';
 import { DEVICE_PLUGIN_DIR } from '@gpucc/hal/kubelet';
 import { parseExposition } from '@gpucc/testbed/fixtures';
 import { boundNode } from '@gpucc/testbed/vitest';
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.js';
 import { startKubelet } from './helpers.js';
 
@@ -34,9 +34,19 @@ async function cli(args: string[], env: Record<string, string> = {}) {
   }
 }
 
+// Binaries a test started and has not seen exit: killed after each test, so that one that failed or
+// timed out leaves no daemon behind (two device plugins were once found alive after a timeout).
+const alive = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of alive) child.kill('SIGKILL');
+  alive.clear();
+});
+
 /** A started binary whose JSON log lines are collected; resolves `waitFor` on the first matching line. */
 function daemon(command: string, args: string[]) {
   const child: ChildProcess = spawn(process.execPath, [command, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  alive.add(child);
+  child.once('exit', () => alive.delete(child));
   const lines: string[] = [];
   const waiters: Array<{ test: (line: string) => boolean; resolve: (line: string) => void }> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
