@@ -1,5 +1,5 @@
 import { GpuccError, localFs, messageOf, runTool } from '@gpucc/hal';
-import type { ExecPlugin, KubeCredentials } from './config.js';
+import { type ExecPlugin, type KubeCredentials, text } from './config.js';
 
 /** What one request carries: a bearer token header, or a client certificate for the TLS handshake. */
 export interface RequestAuth {
@@ -119,16 +119,14 @@ export function readExecCredential(stdout: string, plugin: ExecPlugin): { auth: 
     );
   }
   const status = credential.status ?? {};
-  const text = (key: string) =>
-    typeof status[key] === 'string' && status[key] !== '' ? (status[key] as string) : undefined;
-  const token = text('token');
-  const cert = text('clientCertificateData');
-  const key = text('clientKeyData');
+  const token = text(status, 'token');
+  const cert = text(status, 'clientCertificateData');
+  const key = text(status, 'clientKeyData');
   let auth: RequestAuth;
   if (token) auth = { authorization: `Bearer ${token}` };
   else if (cert && key) auth = { cert: Buffer.from(cert), key: Buffer.from(key) };
   else throw fail('its status has neither a token nor clientCertificateData with clientKeyData');
-  const expiry = text('expirationTimestamp');
+  const expiry = text(status, 'expirationTimestamp');
   const expiresAt = expiry ? Date.parse(expiry) : Number.POSITIVE_INFINITY;
   if (Number.isNaN(expiresAt)) throw fail(`its expirationTimestamp ${expiry} is not an RFC 3339 time`);
   return { auth, expiresAt };

@@ -119,7 +119,8 @@ function entry(document: Fields, list: string, field: string, name: unknown): Fi
   return isFields(found) ? found : undefined;
 }
 
-const text = (fields: Fields, key: string): string | undefined =>
+/** A field that is a non-empty string, as kubeconfig and ExecCredential fields are read. */
+export const text = (fields: Fields, key: string): string | undefined =>
   typeof fields[key] === 'string' && fields[key] !== '' ? (fields[key] as string) : undefined;
 
 /**

@@ -1,5 +1,5 @@
 import { GpuccError } from '@gpucc/hal';
-import { LABEL_NAME, type Labels, METRIC_NAME, type MetricType, type Sample } from './exposition.js';
+import { formatValue, LABEL_NAME, type Labels, METRIC_NAME, type MetricType, type Sample } from './exposition.js';
 
 /**
  * What a registry reads at each scrape: a family's name, help and type, and its samples computed
@@ -179,17 +179,15 @@ export class Histogram<L extends string = never> extends Instrument<L, Histogram
   /** docs/facts/prometheus-text-format.md#histograms: cumulative buckets, `+Inf` = count, then sum and count. */
   collect(): Sample[] {
     const samples: Sample[] = [];
+    const les = [...this.buckets, Number.POSITIVE_INFINITY].map(formatValue);
     for (const { labels, state } of this.entries()) {
       let cumulative = 0;
-      const bounds = [...this.buckets, Number.POSITIVE_INFINITY];
-      bounds.forEach((bound, i) => {
+      les.forEach((le, i) => {
         cumulative += state.counts[i]!;
-        samples.push({ suffix: '_bucket', labels: { ...labels, le: leOf(bound) }, value: cumulative });
+        samples.push({ suffix: '_bucket', labels: { ...labels, le }, value: cumulative });
       });
       samples.push({ suffix: '_sum', labels, value: state.sum }, { suffix: '_count', labels, value: state.count });
     }
     return samples;
   }
 }
-
-const leOf = (bound: number) => (bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound));
