@@ -15,10 +15,10 @@ export {
   createNodeClient,
   type NodeClient,
   type NodeClientOptions,
-  toKubeNode,
   validateLabelChanges,
   type WatchOptions,
 } from './node-client.js';
+export { type NodeObject, toKubeNode } from './node-object.js';
 export {
   createTransport,
   KubeApiError,

@@ -5,6 +5,7 @@ import type { Delay } from '../loop/delay.js';
 import { createAuthenticator } from './auth.js';
 import type { KubeConfig } from './config.js';
 import { kubeError } from './errors.js';
+import { type NodeObject, toKubeNode } from './node-object.js';
 import { createTransport } from './transport.js';
 import type { KubeNode, LabelChanges, NodeEvent, NodeUpdate } from './types.js';
 import { watchNode } from './watch.js';
@@ -45,21 +46,6 @@ export interface NodeClient {
 }
 
 const MAX_EVENT_MESSAGE = 1024; // events.k8s.io validation limit for `note`; core/v1 readers truncate too
-
-/** The fields of a Node object gpucc reads. */
-interface NodeObject {
-  metadata?: { name?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string> };
-}
-
-export function toKubeNode(node: NodeObject): KubeNode {
-  const meta = node?.metadata ?? {};
-  return {
-    name: meta.name ?? '',
-    uid: meta.uid ?? '',
-    resourceVersion: meta.resourceVersion ?? '',
-    labels: { ...(meta.labels ?? {}) },
-  };
-}
 
 /** Label keys and values checked before anything is sent: a bad one is a bug or bad input, never a request. */
 export function validateLabelChanges(changes: LabelChanges): void {

@@ -3,6 +3,7 @@ import type { Logger } from '../log/index.js';
 import { type BackoffSettings, backoffDelay } from '../loop/backoff.js';
 import { abortableDelay, type Delay } from '../loop/delay.js';
 import { kubeError, statusCodeOf } from './errors.js';
+import { type NodeObject, toKubeNode } from './node-object.js';
 import type { KubeTransport } from './transport.js';
 import type { KubeNode, NodeUpdate } from './types.js';
 
@@ -23,13 +24,6 @@ const DEFAULT_BACKOFF: BackoffSettings = { initialMs: 1_000, maxMs: 30_000, fact
 // A stream the server closes this soon without a single event counts as a failure, so a server that
 // accepts and hangs up at once is retried with backoff, not in a tight loop.
 const SHORT_WATCH_MS = 1_000;
-
-interface KubeObjectMeta {
-  name?: string;
-  uid?: string;
-  resourceVersion?: string;
-  labels?: Record<string, string>;
-}
 
 type WatchEnd = { end: 'closed' | 'gone' | 'aborted'; events: number };
 
@@ -140,14 +134,9 @@ function watchOnce(
         finish(null);
         return;
       }
-      const meta = (object as { metadata?: KubeObjectMeta } | null)?.metadata;
-      if (!meta?.resourceVersion) return;
-      const snapshot: KubeNode = {
-        name: meta.name ?? nodeName,
-        uid: meta.uid ?? '',
-        resourceVersion: meta.resourceVersion,
-        labels: { ...(meta.labels ?? {}) },
-      };
+      const snapshot = toKubeNode(object as NodeObject | null);
+      if (!snapshot.resourceVersion) return;
+      if ((object as NodeObject).metadata?.name === undefined) snapshot.name = nodeName;
       if (type === 'BOOKMARK') onEvent('bookmark', snapshot);
       else if (type === 'ADDED' || type === 'MODIFIED') onEvent(type === 'ADDED' ? 'added' : 'modified', snapshot);
       else if (type === 'DELETED') {
