@@ -21,14 +21,7 @@ export {
   type KubeletAllocation,
   type KubeletState,
 } from './kubelet/fake-kubelet.js';
-export {
-  bindUnix as bindGrpcJsUnix,
-  type ClientSettings,
-  DevicePluginClient,
-  grpcJsService,
-  RegistrationClient,
-  shutdownServer as shutdownGrpcJsServer,
-} from './kubelet/grpc-js.js';
+export { DevicePluginClient } from './kubelet/grpc-js.js';
 export { treeInconsistencies } from './node/consistency.js';
 export { type CreateNodeResult, createNode } from './node/create.js';
 export { devPath, loadDriver } from './node/effects.js';

@@ -2,13 +2,11 @@ import type {
   AllocateRequest,
   AllocateResponse,
   DevicePluginOptions,
-  Empty,
   ListAndWatchResponse,
   PreferredAllocationRequest,
   PreferredAllocationResponse,
   PreStartContainerRequest,
   PreStartContainerResponse,
-  RegisterRequest,
 } from '@gpucc/hal/kubelet';
 import { type ApiMethod, checkSocketPath, devicePluginApi, GrpcCallError } from '@gpucc/hal/kubelet';
 import * as grpc from '@grpc/grpc-js';
@@ -71,9 +69,12 @@ export interface ClientSettings {
   authority?: string;
 }
 
-/** Promise-returning unary calls with a deadline, on a grpc-js channel to a unix socket. */
-abstract class UnixClient {
-  protected readonly client: grpc.Client;
+/**
+ * The kubelet's side of a plugin socket (the fake kubelet, tests, benchmarks): promise-returning unary
+ * calls with a deadline and the ListAndWatch stream, on a grpc-js channel to a unix socket.
+ */
+export class DevicePluginClient {
+  private readonly client: grpc.Client;
 
   constructor(socketPath: string, settings: ClientSettings = {}) {
     this.client = new grpc.Client(`unix://${checkSocketPath(socketPath)}`, grpc.credentials.createInsecure(), {
@@ -84,7 +85,7 @@ abstract class UnixClient {
     });
   }
 
-  protected unary<Req, Res>(method: ApiMethod<Req, Res>, request: Req, timeoutMs: number | undefined): Promise<Res> {
+  private unary<Req, Res>(method: ApiMethod<Req, Res>, request: Req, timeoutMs: number | undefined): Promise<Res> {
     const options: grpc.CallOptions = timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(
@@ -109,17 +110,7 @@ abstract class UnixClient {
   close(): void {
     this.client.close();
   }
-}
 
-/** A plugin's side of kubelet.sock, on grpc-js (tests of the fake kubelet). */
-export class RegistrationClient extends UnixClient {
-  register(request: RegisterRequest, timeoutMs: number): Promise<Empty> {
-    return this.unary(devicePluginApi().registration.Register, request, timeoutMs);
-  }
-}
-
-/** The kubelet's side of a plugin socket (the fake kubelet, tests, benchmarks). */
-export class DevicePluginClient extends UnixClient {
   getDevicePluginOptions(timeoutMs?: number): Promise<DevicePluginOptions> {
     return this.unary(devicePluginApi().devicePlugin.GetDevicePluginOptions, {}, timeoutMs);
   }
