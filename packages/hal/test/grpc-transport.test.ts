@@ -47,6 +47,25 @@ async function serve(server: GrpcServer): Promise<string> {
   return socket;
 }
 
+const GRPC_HEADERS = {
+  ':path': api.devicePlugin.Allocate.path,
+  'content-type': 'application/grpc',
+  te: 'trailers',
+} satisfies http2.OutgoingHttpHeaders;
+
+/** A raw HTTP/2 client of the socket: one POST with these headers and body, resolving with the answer's headers. */
+function rawClient(socket: string) {
+  const session = http2.connect('http://localhost', { createConnection: () => net.connect(socket) });
+  cleanups.push(() => void session.destroy());
+  return (headers: http2.OutgoingHttpHeaders, body: Buffer) =>
+    new Promise<http2.IncomingHttpHeaders>((resolve) => {
+      const call = session.request({ ':method': 'POST', ...headers });
+      call.on('response', resolve);
+      call.on('error', () => {});
+      call.end(body);
+    });
+}
+
 function grpcJsClient(socket: string): grpc.Client {
   const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
   cleanups.push(() => client.close());
@@ -187,24 +206,28 @@ describe('hal’s gRPC server, called by grpc-js', () => {
       new GrpcServer().unary(api.devicePlugin.Allocate, () => new Promise<AllocateResponse>(() => {})),
     );
     // A raw HTTP/2 client, which enforces no deadline of its own: the server must.
-    const session = http2.connect('http://localhost', { createConnection: () => net.connect(socket) });
-    cleanups.push(() => void session.destroy());
-    const ask = (headers: http2.OutgoingHttpHeaders) =>
-      new Promise<http2.IncomingHttpHeaders>((resolve) => {
-        const call = session.request({ ':method': 'POST', ...headers });
-        call.on('response', resolve);
-        call.on('error', () => {});
-        call.end(frame(api.devicePlugin.Allocate.request.encode({ container_requests: [] })));
-      });
-    const timedOut = await ask({
-      ':path': api.devicePlugin.Allocate.path,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      'grpc-timeout': '50m',
-    });
+    const ask = rawClient(socket);
+    const body = frame(api.devicePlugin.Allocate.request.encode({ container_requests: [] }));
+    const timedOut = await ask({ ...GRPC_HEADERS, 'grpc-timeout': '50m' }, body);
     expect(timedOut).toMatchObject({ ':status': 200, 'grpc-status': String(GRPC_STATUS.DEADLINE_EXCEEDED) });
-    const notGrpc = await ask({ ':path': api.devicePlugin.Allocate.path, 'content-type': 'application/json' });
+    const notGrpc = await ask({ ':path': api.devicePlugin.Allocate.path, 'content-type': 'application/json' }, body);
     expect(notGrpc[':status']).toBe(415);
+  });
+
+  it('answers a request its codec cannot read with INTERNAL, and runs no handler', async () => {
+    let handled = 0;
+    const socket = await serve(
+      new GrpcServer().unary(api.devicePlugin.Allocate, () => {
+        handled++;
+        return ALLOCATED;
+      }),
+    );
+    // Field 1 (length-delimited) claiming 200 bytes that are not there.
+    const truncated = frame(Buffer.from([0x0a, 0xc8, 0x01, 0x01]));
+    const answer = await rawClient(socket)(GRPC_HEADERS, truncated);
+    expect(answer).toMatchObject({ ':status': 200, 'grpc-status': String(GRPC_STATUS.INTERNAL) });
+    expect(decodeGrpcMessage(String(answer['grpc-message']))).toMatch(/^cannot decode the request: /);
+    expect(handled).toBe(0);
   });
 
   it('refuses to listen on a socket path that exists, with the path in a coded error', async () => {
