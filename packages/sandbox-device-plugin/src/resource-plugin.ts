@@ -57,8 +57,12 @@ export class ResourcePlugin {
    * dial us again.
    */
   register(reason: string, options: { keepCurrent?: boolean } = {}): void {
-    const reachedCurrent = this.dialled !== undefined && this.dialled === this.options.kubeletStamp();
-    if (options.keepCurrent && reachedCurrent && (this.loop !== undefined || this.registered)) {
+    const keep =
+      options.keepCurrent === true &&
+      (this.loop !== undefined || this.registered) &&
+      this.dialled !== undefined &&
+      this.dialled === this.options.kubeletStamp();
+    if (keep) {
       this.log.debug(
         { event: 'kubelet.register-kept', reason },
         `not registering again (${reason}): this kubelet was already dialled`,
